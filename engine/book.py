@@ -1,0 +1,485 @@
+"""Per-instrument limit order book: L3 order map with FIFO queues, L2 levels derived from it.
+
+Invariants (checked by ``check_invariants`` and by the property tests against a naive book):
+- every price level's ``total`` equals ``anon`` (size known only at L2, e.g. from a snapshot or
+  from orders added before the data started) plus the sizes of its L3 orders, and is > 0;
+- a level's ``orders`` dict is its FIFO queue (insertion order = time priority);
+- ``bid_prices`` / ``ask_prices`` are the sorted occupied prices of each side.
+
+Integrity is never silent: a ``seq`` gap marks the book STALE, a crossed book at a ``LAST``
+boundary marks it CROSSED; both are counted and both clear on the next ``BookSnapshot``. Events
+with a ``seq`` at or below the last one seen are dropped and counted. Operations on unknown order
+ids are applied to the L2 level at their price (LOBSTER has orders added before 09:30) and counted.
+
+The core is synchronous and allocation-light: ``update(event)`` changes state only; ``apply(batch)``
+is the stage API and, at each ``LAST`` boundary, appends an immutable ``BookView`` (top-N arrays
+plus state bits) after the events it passes through.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+import msgspec
+
+from engine.events import (
+    BUY,
+    CLEAR,
+    DELETE,
+    LAST,
+    BookDelta,
+    BookSnapshot,
+    Clock,
+    InstrumentDef,
+    MarketState,
+    OrderAdd,
+    OrderCancel,
+    OrderDelete,
+    OrderExecute,
+    OrderModify,
+    Status,
+    Trade,
+)
+
+# ---- book state bits (BookView.state) ----------------------------------------------------------------
+STALE = 0x1  # a sequence gap was seen; waits for the next snapshot
+CROSSED = 0x2  # best bid >= best ask at a LAST boundary; waits for the next snapshot
+HALTED = 0x4  # market not OPEN (halt, quote-only, closed)
+UNUSABLE = STALE | CROSSED | HALTED
+
+
+class BookView(msgspec.Struct, frozen=True, gc=False, array_like=True, tag="view"):
+    """Immutable top-N picture of one book at a ``LAST`` boundary (best level first)."""
+
+    instrument_id: int
+    ts_event: int
+    ts_recv: int
+    seq: int
+    state: int
+    bid_px: tuple[int, ...]
+    bid_sz: tuple[int, ...]
+    ask_px: tuple[int, ...]
+    ask_sz: tuple[int, ...]
+
+
+class Level:
+    """One price level: total displayed size and the FIFO queue of its L3 orders."""
+
+    __slots__ = ("side", "price", "total", "anon", "orders")
+
+    def __init__(self, side: int, price: int) -> None:
+        self.side = side
+        self.price = price
+        self.total = 0
+        self.anon = 0
+        self.orders: dict[int, int] = {}
+
+
+class BookCounters(msgspec.Struct):
+    """Integrity counters of one book; all zero on clean data."""
+
+    gaps: int = 0
+    out_of_order: int = 0
+    crossed: int = 0
+    unknown_orders: int = 0
+    missing_levels: int = 0
+    overdrawn: int = 0
+    duplicate_orders: int = 0
+    snapshots: int = 0
+
+
+class OrderBook:
+    """L3/L2 order book of one instrument.
+
+    Args:
+        instrument_id: the instrument this book belongs to; events for others are a bug upstream.
+        view_levels: number of levels per side in each emitted ``BookView``.
+    """
+
+    __slots__ = (
+        "instrument_id",
+        "view_levels",
+        "bids",
+        "asks",
+        "bid_prices",
+        "ask_prices",
+        "bid_sizes",
+        "ask_sizes",
+        "orders",
+        "state",
+        "last_seq",
+        "ts_event",
+        "ts_recv",
+        "counters",
+        "_dispatch",
+    )
+
+    def __init__(self, instrument_id: int, view_levels: int = 10) -> None:
+        self.instrument_id = instrument_id
+        self.view_levels = view_levels
+        self.bids: dict[int, Level] = {}
+        self.asks: dict[int, Level] = {}
+        self.bid_prices: list[int] = []  # ascending; best bid is the last
+        self.ask_prices: list[int] = []  # ascending; best ask is the first
+        self.bid_sizes: list[int] = []  # level totals aligned with bid_prices (for cheap views)
+        self.ask_sizes: list[int] = []  # level totals aligned with ask_prices
+        self.orders: dict[int, Level] = {}
+        self.state = 0
+        self.last_seq = -1
+        self.ts_event = 0
+        self.ts_recv = 0
+        self.counters = BookCounters()
+        self._dispatch = {
+            OrderAdd: self._add,
+            OrderCancel: self._cancel,
+            OrderDelete: self._delete,
+            OrderExecute: self._execute,
+            OrderModify: self._modify,
+            BookDelta: self._delta,
+            BookSnapshot: self._snapshot,
+            Status: self._status,
+            Trade: _ignore,
+            Clock: _ignore,
+            InstrumentDef: _ignore,
+        }
+
+    # ---- stage API ------------------------------------------------------------------------------
+    def apply(self, batch: list) -> list:
+        """Apply a batch of events; return them with a ``BookView`` after each ``LAST`` event."""
+        out: list = []
+        append = out.append
+        dispatch = self._dispatch
+        for ev in batch:
+            seq = ev.seq
+            if seq != self.last_seq + 1 and not self._sequence_ok(ev):
+                continue
+            self.last_seq = seq
+            dispatch[type(ev)](ev)
+            append(ev)
+            if ev.flags & LAST:
+                self.ts_event = ev.ts_event
+                self.ts_recv = ev.ts_recv
+                self._check_crossed()
+                append(self.view())
+        return out
+
+    def flush(self) -> list:
+        """End of stream: nothing is buffered in the book."""
+        return []
+
+    def update(self, ev) -> None:
+        """Apply one event (no view); same integrity rules as ``apply``."""
+        if ev.seq != self.last_seq + 1 and not self._sequence_ok(ev):
+            return
+        self.last_seq = ev.seq
+        self._dispatch[type(ev)](ev)
+        if ev.flags & LAST:
+            self.ts_event = ev.ts_event
+            self.ts_recv = ev.ts_recv
+            self._check_crossed()
+
+    # ---- integrity ------------------------------------------------------------------------------
+    def _sequence_ok(self, ev) -> bool:
+        """Called only when ``seq`` is not the next one: first event, snapshot, gap or duplicate."""
+        if self.last_seq < 0 or type(ev) is BookSnapshot:
+            return True
+        if ev.seq <= self.last_seq:
+            self.counters.out_of_order += 1
+            return False
+        self.counters.gaps += 1
+        self.state |= STALE
+        return True
+
+    def _check_crossed(self) -> None:
+        bp, ap = self.bid_prices, self.ask_prices
+        if bp and ap and bp[-1] >= ap[0] and not self.state & CROSSED:
+            self.state |= CROSSED
+            self.counters.crossed += 1
+
+    # ---- views and queries ----------------------------------------------------------------------
+    def view(self) -> BookView:
+        """The immutable top-N picture of the book now."""
+        n = self.view_levels
+        return BookView(
+            self.instrument_id,
+            self.ts_event,
+            self.ts_recv,
+            self.last_seq,
+            self.state,
+            tuple(self.bid_prices[: -n - 1 : -1]),
+            tuple(self.bid_sizes[: -n - 1 : -1]),
+            tuple(self.ask_prices[:n]),
+            tuple(self.ask_sizes[:n]),
+        )
+
+    @property
+    def best_bid(self) -> int | None:
+        return self.bid_prices[-1] if self.bid_prices else None
+
+    @property
+    def best_ask(self) -> int | None:
+        return self.ask_prices[0] if self.ask_prices else None
+
+    def top(self, side: int, n: int) -> list[tuple[int, int]]:
+        """Best ``n`` levels of one side as ``(price, size)``, best first."""
+        if side == BUY:
+            return [(p, self.bids[p].total) for p in self.bid_prices[: -n - 1 : -1]]
+        return [(p, self.asks[p].total) for p in self.ask_prices[:n]]
+
+    def size_at(self, side: int, price: int) -> int:
+        level = (self.bids if side == BUY else self.asks).get(price)
+        return level.total if level is not None else 0
+
+    def depth_within(self, side: int, ticks: int) -> int:
+        """Total size within ``ticks`` of the best on one side (best included)."""
+        if side == BUY:
+            if not self.bid_prices:
+                return 0
+            lo = self.bid_prices[-1] - ticks + 1
+            i = bisect_left(self.bid_prices, lo)
+            return sum(self.bids[p].total for p in self.bid_prices[i:])
+        if not self.ask_prices:
+            return 0
+        hi = self.ask_prices[0] + ticks - 1
+        return sum(self.asks[p].total for p in self.ask_prices if p <= hi)
+
+    def mid2(self) -> int | None:
+        """Mid price in half ticks (``bid + ask``), or None when a side is empty."""
+        if not self.bid_prices or not self.ask_prices:
+            return None
+        return self.bid_prices[-1] + self.ask_prices[0]
+
+    def weighted_mid(self) -> float | None:
+        """Size-weighted mid ``b + s * qb / (qb + qa)`` in ticks."""
+        if not self.bid_prices or not self.ask_prices:
+            return None
+        b, a = self.bid_prices[-1], self.ask_prices[0]
+        qb, qa = self.bids[b].total, self.asks[a].total
+        return b + (a - b) * qb / (qb + qa)
+
+    def queue(self, side: int, price: int) -> list[tuple[int, int]]:
+        """FIFO queue ``[(order_id, size), ...]`` at one price (front first); L2-only size omitted."""
+        level = (self.bids if side == BUY else self.asks).get(price)
+        return list(level.orders.items()) if level is not None else []
+
+    def order(self, order_id: int) -> tuple[int, int, int] | None:
+        """``(side, price, size)`` of a resting order, or None."""
+        level = self.orders.get(order_id)
+        if level is None:
+            return None
+        return (level.side, level.price, level.orders[order_id])
+
+    def levels(self, side: int) -> list[tuple[int, int]]:
+        """Every level of one side as ``(price, size)``, best first."""
+        return self.top(side, len(self.bid_prices if side == BUY else self.ask_prices))
+
+    def check_invariants(self) -> list[str]:
+        """Return a description of every broken invariant (empty when the book is consistent)."""
+        problems = []
+        for side, levels, prices in ((BUY, self.bids, self.bid_prices), (-1, self.asks, self.ask_prices)):
+            if prices != sorted(levels):
+                problems.append(f"side {side}: price index {prices[:5]}... differs from levels")
+            sizes = self.bid_sizes if side == BUY else self.ask_sizes
+            if sizes != [levels[p].total for p in prices]:
+                problems.append(f"side {side}: size index differs from level totals")
+            for p, lv in levels.items():
+                known = sum(lv.orders.values())
+                if lv.total != lv.anon + known or lv.total <= 0 or lv.anon < 0:
+                    problems.append(f"side {side} price {p}: total {lv.total} anon {lv.anon} known {known}")
+                for oid in lv.orders:
+                    if self.orders.get(oid) is not lv:
+                        problems.append(f"order {oid} at {p} missing from the order map")
+        for oid, lv in self.orders.items():
+            if oid not in lv.orders:
+                problems.append(f"order {oid} maps to level {lv.price} that does not hold it")
+        return problems
+
+    # ---- L3 handlers ----------------------------------------------------------------------------
+    def _level(self, side: int, price: int) -> Level:
+        if side == BUY:
+            level = self.bids.get(price)
+            if level is None:
+                level = self.bids[price] = Level(side, price)
+                i = bisect_left(self.bid_prices, price)
+                self.bid_prices.insert(i, price)
+                self.bid_sizes.insert(i, 0)
+        else:
+            level = self.asks.get(price)
+            if level is None:
+                level = self.asks[price] = Level(side, price)
+                i = bisect_left(self.ask_prices, price)
+                self.ask_prices.insert(i, price)
+                self.ask_sizes.insert(i, 0)
+        return level
+
+    def _sync(self, level: Level) -> None:
+        """Copy a level's total into the size index (after any change of ``total``)."""
+        if level.side == BUY:
+            self.bid_sizes[bisect_left(self.bid_prices, level.price)] = level.total
+        else:
+            self.ask_sizes[bisect_left(self.ask_prices, level.price)] = level.total
+
+    def _drop_level(self, level: Level) -> None:
+        if level.side == BUY:
+            del self.bids[level.price]
+            prices, sizes = self.bid_prices, self.bid_sizes
+        else:
+            del self.asks[level.price]
+            prices, sizes = self.ask_prices, self.ask_sizes
+        i = bisect_left(prices, level.price)
+        del prices[i]
+        del sizes[i]
+
+    def _add(self, ev: OrderAdd) -> None:
+        oid = ev.order_id
+        if oid in self.orders:
+            self.counters.duplicate_orders += 1
+            self._remove_order(oid)
+        if ev.size <= 0:
+            return
+        level = self._level(ev.side, ev.price)
+        level.total += ev.size
+        level.orders[oid] = ev.size
+        self.orders[oid] = level
+        self._sync(level)
+
+    def _reduce(self, oid: int, side: int, price: int, size: int) -> None:
+        """Take ``size`` from an order (partial cancel or execution); front position is kept."""
+        level = self.orders.get(oid)
+        if level is None:
+            self.counters.unknown_orders += 1
+            self._reduce_anonymous(side, price, size)
+            return
+        current = level.orders[oid]
+        if size >= current:
+            if size > current:
+                self.counters.overdrawn += 1
+            del level.orders[oid]
+            del self.orders[oid]
+            size = current
+        else:
+            level.orders[oid] = current - size
+        level.total -= size
+        if level.total <= 0:
+            self._drop_level(level)
+        else:
+            self._sync(level)
+
+    def _cancel(self, ev: OrderCancel) -> None:
+        self._reduce(ev.order_id, ev.side, ev.price, ev.size_cancelled)
+
+    def _execute(self, ev: OrderExecute) -> None:
+        self._reduce(ev.order_id, ev.side, ev.price, ev.size)
+
+    def _delete(self, ev: OrderDelete) -> None:
+        if ev.order_id in self.orders:
+            self._remove_order(ev.order_id)
+        else:
+            self.counters.unknown_orders += 1
+            self._reduce_anonymous(ev.side, ev.price, ev.size)
+
+    def _remove_order(self, oid: int) -> None:
+        level = self.orders.pop(oid)
+        level.total -= level.orders.pop(oid)
+        if level.total <= 0:
+            self._drop_level(level)
+        else:
+            self._sync(level)
+
+    def _modify(self, ev: OrderModify) -> None:
+        oid = ev.order_id
+        level = self.orders.get(oid)
+        if level is None:
+            self.counters.unknown_orders += 1
+            self._add(OrderAdd(ev.instrument_id, ev.ts_event, ev.ts_recv, ev.seq, ev.flags, oid,
+                               ev.side, ev.price, ev.size))
+            return
+        current = level.orders[oid]
+        if ev.price == level.price and ev.side == level.side and ev.size <= current:
+            if ev.size <= 0:
+                self._remove_order(oid)
+                return
+            level.orders[oid] = ev.size  # keeps priority
+            level.total += ev.size - current
+            self._sync(level)
+            return
+        self._remove_order(oid)
+        if ev.size > 0:
+            self._add(OrderAdd(ev.instrument_id, ev.ts_event, ev.ts_recv, ev.seq, ev.flags, oid,
+                               ev.side, ev.price, ev.size))
+
+    def _reduce_anonymous(self, side: int, price: int, size: int) -> None:
+        level = (self.bids if side == BUY else self.asks).get(price)
+        if level is None:
+            self.counters.missing_levels += 1
+            return
+        take = size if size <= level.anon else level.anon
+        if take < size:
+            self.counters.overdrawn += 1
+        level.anon -= take
+        level.total -= take
+        if level.total <= 0:
+            self._drop_level(level)
+        else:
+            self._sync(level)
+
+    # ---- L2 handlers ----------------------------------------------------------------------------
+    def set_level(self, side: int, price: int, size: int) -> None:
+        """Force one level's total to ``size`` (L2 truth), trimming L3 orders from the back if needed."""
+        levels = self.bids if side == BUY else self.asks
+        level = levels.get(price)
+        if size <= 0:
+            if level is not None:
+                for oid in level.orders:
+                    del self.orders[oid]
+                self._drop_level(level)
+            return
+        if level is None:
+            level = self._level(side, price)
+        known = level.total - level.anon
+        while known > size:  # the newest orders are the least likely to still be there
+            oid, osize = level.orders.popitem()
+            del self.orders[oid]
+            known -= osize
+        level.anon = size - known
+        level.total = size
+        self._sync(level)
+
+    def _delta(self, ev: BookDelta) -> None:
+        if ev.action == CLEAR:
+            self.clear()
+        elif ev.action == DELETE:
+            self.set_level(ev.side, ev.price, 0)
+        else:
+            self.set_level(ev.side, ev.price, ev.size)
+
+    def clear(self) -> None:
+        self.bids.clear()
+        self.asks.clear()
+        self.bid_prices.clear()
+        self.ask_prices.clear()
+        self.bid_sizes.clear()
+        self.ask_sizes.clear()
+        self.orders.clear()
+
+    def _snapshot(self, ev: BookSnapshot) -> None:
+        self.clear()
+        for side, levels in ((BUY, ev.bids), (-1, ev.asks)):
+            for price, size, _count in levels:
+                if size > 0:
+                    self.set_level(side, price, size)
+        self.state &= ~(STALE | CROSSED)
+        self.counters.snapshots += 1
+
+    def _status(self, ev: Status) -> None:
+        if ev.state == MarketState.OPEN:
+            self.state &= ~HALTED
+        else:
+            self.state |= HALTED
+
+
+def _ignore(ev) -> None:
+    return None
+
+
+__all__ = ["BookView", "OrderBook", "Level", "STALE", "CROSSED", "HALTED", "UNUSABLE"]
