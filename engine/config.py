@@ -1,0 +1,166 @@
+"""Configuration: ``config.toml`` read with tomllib into one frozen msgspec tree.
+
+Every key has a default (so an empty file is a valid config) and unknown keys are errors that name
+their path (``unknown field "max_postion" at $.risk``). ``--set a.b=value`` overrides any key;
+values are parsed as TOML scalars (``--set pipeline.queue_size=1``, ``--set run.symbols=["A","B"]``).
+Each run records ``config_hash`` (SHA-256 of the effective config) with its seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from engine.errors import ConfigError
+from feeds.simulator.config import SimulatorConfig
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class RunConfig(_Section):
+    symbols: list[str] = msgspec.field(default_factory=lambda: ["AAPL", "NVDA", "TSLA"])
+    seed: int = 7
+    duration_s: float = 600.0  # simulated seconds for `run` and `demo`
+    speed: str = "max"  # "max" or a multiple of real time such as "1" or "10"
+    feed: str = "simulator"  # "simulator" or "zero_intelligence"
+
+
+class PipelineConfig(_Section):
+    queue_size: int = 64  # bounded asyncio.Queue size between stages (items are batches)
+    batch_size: int = 256  # events per batch from the feed
+    records_queue_size: int = 256  # bounded queue into the persistence task (items are row batches)
+
+
+class BookConfig(_Section):
+    view_levels: int = 10  # levels per side in each BookView
+    check_l3: bool = False  # verify L2 == aggregated L3 at every LAST (slow; tests turn it on)
+
+
+class FeatureConfig(_Section):
+    depth_ticks: list[int] = msgspec.field(default_factory=lambda: [5, 10])  # depth-imbalance windows, ticks from the best
+    trade_window_s: list[float] = msgspec.field(default_factory=lambda: [5.0, 30.0])  # trade-imbalance windows
+    spread_window_s: float = 10.0  # time-weighted mean spread window
+
+
+class StoreConfig(_Section):
+    path: str = "chimera.db"
+    batch_rows: int = 5000  # commit when this many rows are pending
+    batch_age_ms: int = 250  # ...or when the oldest pending row is this old (wall clock)
+    sample_interval_ms: int = 1000  # book/feature samples, event time
+    book_sample_levels: int = 5
+    busy_timeout_ms: int = 5000
+
+
+class RiskConfig(_Section):
+    equity: float = 1_000_000.0
+    max_position: int = 1000  # lots per instrument
+    max_order_size: int = 500
+    max_orders_per_second: int = 20
+
+
+class ExecutionConfig(_Section):
+    taker_fee_per_lot: float = 0.0030  # placeholder per SPEC section 12
+    maker_fee_per_lot: float = -0.0020
+
+
+class InstrumentSpec(_Section):
+    """One simulated instrument (also the tick size used for any symbol the engine trades)."""
+
+    profile: str = "small_tick"  # "large_tick" or "small_tick"
+    tick_size: str = "0.01"
+    start_price: float = 100.0
+    liquidity: float = 1.0  # scales limit-order rates and queue sizes
+    volatility: float = 1.0  # scales the profile's base volatility
+    beta: float = 0.5  # loading on the common factor (cross-asset correlation ~ beta_i * beta_j)
+    lot_size: int = 1
+
+
+DEFAULT_INSTRUMENTS: dict[str, InstrumentSpec] = {
+    "AAPL": InstrumentSpec(profile="small_tick", tick_size="0.01", start_price=190.0, beta=0.7),
+    "NVDA": InstrumentSpec(profile="small_tick", tick_size="0.01", start_price=450.0, volatility=1.3, beta=0.6),
+    "TSLA": InstrumentSpec(profile="large_tick", tick_size="0.25", start_price=250.0, liquidity=1.2, beta=0.5),
+    "SPY": InstrumentSpec(profile="large_tick", tick_size="0.01", start_price=450.0, liquidity=3.0, beta=0.9),
+    "ES": InstrumentSpec(profile="large_tick", tick_size="0.25", start_price=4500.0, liquidity=4.0, beta=0.95),
+    "AMZN": InstrumentSpec(profile="small_tick", tick_size="0.01", start_price=220.0, beta=0.6),
+}
+
+
+class Config(_Section):
+    run: RunConfig = RunConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    book: BookConfig = BookConfig()
+    features: FeatureConfig = FeatureConfig()
+    store: StoreConfig = StoreConfig()
+    risk: RiskConfig = RiskConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+    simulator: SimulatorConfig = SimulatorConfig()
+    instruments: dict[str, InstrumentSpec] = msgspec.field(default_factory=lambda: dict(DEFAULT_INSTRUMENTS))
+
+    def instrument(self, symbol: str) -> InstrumentSpec:
+        """The spec of ``symbol``; unknown symbols get the default spec (small-tick, $100)."""
+        return self.instruments.get(symbol, InstrumentSpec())
+
+    def hash(self) -> str:
+        """SHA-256 of the effective configuration (stable key order)."""
+        return hashlib.sha256(msgspec.json.encode(msgspec.to_builtins(self), order="sorted")).hexdigest()
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: {key!r} is not a table")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``a.b=value`` (value as a TOML scalar or array; bare words become strings)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. pipeline.queue_size=1")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {text!r}: empty key")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key, value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read ``path`` (or only defaults when None), apply ``--set`` overrides, validate.
+
+    Raises:
+        ConfigError: unreadable file, TOML syntax error, unknown key or wrong type (with its path).
+    """
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            tree = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: config file not found") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    for item in overrides:
+        key, value = parse_override(item)
+        _set_path(tree, key, value)
+    instruments = tree.get("instruments")
+    if isinstance(instruments, dict):  # file entries extend, not replace, the built-in symbols
+        tree["instruments"] = {**msgspec.to_builtins(DEFAULT_INSTRUMENTS), **instruments}
+    try:
+        return msgspec.convert(tree, Config)
+    except msgspec.ValidationError as exc:
+        where = f"{path}: " if path else ""
+        raise ConfigError(f"{where}{exc}") from exc
