@@ -61,6 +61,7 @@ class RiskConfig(_Section):
     equity: float = 1_000_000.0
     max_position: int = 1000  # lots per instrument
     max_order_size: int = 500
+    order_size: int = 100  # lots per order until volatility-targeted sizing arrives
     max_orders_per_second: int = 20
 
 

@@ -1,0 +1,319 @@
+"""Wiring: feed -> router -> per-instrument lanes -> canonical merge -> scoring -> risk -> execution,
+plus the truth channel and the records queue into the persistence task.
+
+Every stage is ``run_stage`` driving a synchronous core, inside one ``asyncio.TaskGroup``;
+queues are bounded (``[pipeline] queue_size``) and carry batches. End of stream is the ``END``
+sentinel: the feed stops (end of data, ``--duration`` reached or a stop request such as SIGINT),
+every stage drains and flushes, persistence commits its last batch. A failure in one lane is
+raised as ``LaneError`` naming the instrument and stage; the task group cancels the rest, the
+persistence task still commits what it had accepted, and the run is marked failed.
+
+``run_reference`` drives the very same cores in a plain loop without the event loop; the tested
+invariant is that both produce identical signals and identical persisted rows, for any queue and
+batch size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from engine.assembly import (
+    Lane,
+    StrategyFactory,
+    build_lane,
+    build_portfolio_stages,
+    default_strategies,
+    instrument_rows,
+)
+from engine.clock import Pacer, WallClock
+from engine.config import Config
+from engine.errors import LaneError
+from engine.events import InstrumentDef
+from engine.lane import TruthSink
+from engine.merge import WatermarkMerge
+from engine.router import Router
+from engine.stages import END, StageStats, put_records, run_stage
+from engine.store import BatchWriter
+from feeds.base import Feed, batched
+
+
+@dataclass
+class RunOptions:
+    no_ml: bool = False
+    speed: float | None = None  # None = as fast as possible
+    duration_s: float | None = None  # stop after this much event time
+    strategies: StrategyFactory = default_strategies
+    progress: Callable[[int, int], None] | None = None  # (events so far, last ts_recv)
+
+
+@dataclass
+class RunStats:
+    events: int = 0
+    batches: int = 0
+    first_ts: int | None = None
+    last_ts: int | None = None
+    stopped_by: str = "end_of_data"
+    wall_seconds: float = 0.0
+    stages: dict[str, StageStats] = field(default_factory=dict)
+    writer_rows: int = 0
+    writer_batches: int = 0
+    signals: int = 0
+    orders_accepted: int = 0
+    orders_rejected: int = 0
+    fills: int = 0
+    truth_labels: int = 0
+
+
+def _limited(events: Iterator, duration_s: float | None, stats: RunStats) -> Iterator:
+    """Pass events through, counting them, until ``duration_s`` of event time has elapsed."""
+    limit = None
+    for ev in events:
+        ts = ev.ts_recv
+        if stats.first_ts is None:
+            stats.first_ts = ts
+            if duration_s is not None:
+                limit = ts + int(duration_s * 1e9)
+        if limit is not None and ts >= limit:
+            stats.stopped_by = "duration"
+            return
+        stats.last_ts = ts
+        yield ev
+
+
+class Pipeline:
+    """One run of the engine over one feed."""
+
+    def __init__(self, feed: Feed, config: Config, db_path: str, run_id: str,
+                 options: RunOptions | None = None, clock: WallClock | None = None) -> None:
+        self.feed = feed
+        self.config = config
+        self.db_path = db_path
+        self.run_id = run_id
+        self.options = options or RunOptions()
+        self.clock = clock or WallClock()
+        self.instruments: list[InstrumentDef] = feed.instruments()
+        self.stats = RunStats()
+        self.stop_requested = asyncio.Event()
+        self.truth = TruthSink()
+        self.lanes: list[Lane] = [build_lane(d, config, self.options.strategies) for d in self.instruments]
+        self.portfolio = build_portfolio_stages(self.instruments, config, self.options.no_ml)
+
+    def request_stop(self) -> None:
+        """Ask the feed to stop at the next batch; everything accepted so far is processed and saved."""
+        self.stop_requested.set()
+
+    async def run(self) -> RunStats:
+        size = self.config.pipeline.queue_size
+        records_q: asyncio.Queue = asyncio.Queue(self.config.pipeline.records_queue_size)
+        merge_q: asyncio.Queue = asyncio.Queue(size)
+        truth_q: asyncio.Queue = asyncio.Queue(size)
+        store = self.config.store
+        writer = BatchWriter(self.db_path, self.run_id, store.batch_rows, store.batch_age_ms,
+                             store.busy_timeout_ms, self.clock.now)
+        started = time.perf_counter()
+        try:
+            async with asyncio.TaskGroup() as group:
+                store_task = group.create_task(writer.run(records_q), name="persistence")
+                await records_q.put(instrument_rows(self.instruments))
+                workers = self._start_stages(group, records_q, merge_q, truth_q)
+                await asyncio.gather(*workers)
+                await records_q.put(END)
+                await store_task
+        except BaseExceptionGroup as group_error:
+            raise _first_cause(group_error) from None
+        finally:
+            self.stats.wall_seconds = time.perf_counter() - started
+            self.stats.writer_rows = writer.stats.rows
+            self.stats.writer_batches = writer.stats.batches
+            self._collect_counts()
+        return self.stats
+
+    def _start_stages(self, group: asyncio.TaskGroup, records_q, merge_q, truth_q) -> list[asyncio.Task]:
+        size = self.config.pipeline.queue_size
+        tasks = []
+        lane_inputs: dict[int, asyncio.Queue] = {}
+        for lane in self.lanes:
+            q_in: asyncio.Queue = asyncio.Queue(size)
+            lane_inputs[lane.instrument.instrument_id] = q_in
+            for index, (name, core) in enumerate(lane.stages):
+                last = index == len(lane.stages) - 1
+                q_out = merge_q if last else asyncio.Queue(size)
+                stats = self.stats.stages.setdefault(f"{name}", StageStats(name))
+                tasks.append(group.create_task(
+                    _lane_stage(lane.symbol, name, core, q_in, q_out, records_q, stats),
+                    name=f"{lane.symbol}/{name}",
+                ))
+                q_in = q_out
+        q_in = asyncio.Queue(size)
+        merge_stats = self.stats.stages.setdefault("merge", StageStats("merge"))
+        tasks.append(group.create_task(
+            _merge_stage(WatermarkMerge(list(lane_inputs)), merge_q, q_in, len(self.lanes), merge_stats),
+            name="merge",
+        ))
+        for index, (name, core) in enumerate(self.portfolio):
+            last = index == len(self.portfolio) - 1
+            q_out = None if last else asyncio.Queue(size)
+            stats = self.stats.stages.setdefault(name, StageStats(name))
+            tasks.append(group.create_task(
+                _lane_stage("portfolio", name, core, q_in, q_out, records_q, stats), name=name
+            ))
+            q_in = q_out
+        truth_stats = self.stats.stages.setdefault("truth", StageStats("truth"))
+        tasks.append(group.create_task(run_stage(self.truth, truth_q, None, records_q, truth_stats), name="truth"))
+        tasks.append(group.create_task(self._feed_stage(lane_inputs, truth_q), name="feed"))
+        return tasks
+
+    async def _feed_stage(self, lane_inputs: dict[int, asyncio.Queue], truth_q: asyncio.Queue) -> None:
+        """Generate, pace, route. Every lane gets every watermark, so the merge never waits on a quiet lane."""
+        router = Router(list(lane_inputs))
+        pacer = Pacer(self.clock, self.options.speed)
+        events = _limited(self.feed.events(), self.options.duration_s, self.stats)
+        batch_size = self.config.pipeline.batch_size
+        source = batched(events, batch_size) if self.options.speed is None else self._paced(events, pacer)
+        progress = self.options.progress
+        for batch in source:
+            if self.options.speed is not None:
+                await self.clock.sleep(pacer.delay(batch[0].ts_recv))
+            per_lane, truth = router.split(batch)
+            watermark = batch[-1].ts_recv
+            for iid, q_lane in lane_inputs.items():
+                await q_lane.put(((watermark, iid), per_lane[iid]))
+            if truth:
+                await truth_q.put((watermark, truth))
+            self.stats.events += len(batch)
+            self.stats.batches += 1
+            if progress is not None:
+                progress(self.stats.events, watermark)
+            if self.stop_requested.is_set():
+                self.stats.stopped_by = "stop_request"
+                break
+            await asyncio.sleep(0)  # let the lanes run between batches of a synchronous feed
+        for q_lane in lane_inputs.values():
+            await q_lane.put(END)
+        await truth_q.put(END)
+
+    def _paced(self, events: Iterator, pacer: Pacer) -> Iterator[list]:
+        """Batches of events due within 10 ms (wall) of the batch's first event (paced runs only)."""
+        batch: list = []
+        size = self.config.pipeline.batch_size
+        horizon = 0.0
+        for ev in events:
+            due = pacer.due(ev.ts_recv)
+            if batch and (len(batch) >= size or due > horizon):
+                yield batch
+                batch = []
+            if not batch:
+                horizon = due + 0.010
+            batch.append(ev)
+        if batch:
+            yield batch
+
+    def _collect_counts(self) -> None:
+        for lane in self.lanes:
+            signals = dict(lane.stages)["signals"]
+            self.stats.signals += signals.signals
+        _, risk = self.portfolio[1]
+        _, execution = self.portfolio[2]
+        self.stats.orders_accepted = risk.accepted
+        self.stats.orders_rejected = risk.rejected
+        self.stats.fills = execution.fills
+        self.stats.truth_labels = self.truth.labels
+
+
+def _first_cause(group: BaseExceptionGroup) -> BaseException:
+    """The first real exception of a task group (LaneError when a lane failed)."""
+    leaves = []
+    stack = [group]
+    while stack:
+        for exc in stack.pop().exceptions:
+            (stack if isinstance(exc, BaseExceptionGroup) else leaves).append(exc)
+    lane_errors = [exc for exc in leaves if isinstance(exc, LaneError)]
+    return (lane_errors or leaves)[0]
+
+
+async def _lane_stage(symbol: str, stage: str, core, q_in, q_out, records_q, stats: StageStats) -> None:
+    try:
+        await run_stage(core, q_in, q_out, records_q, stats)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        raise LaneError(symbol, stage, exc) from exc
+
+
+async def _merge_stage(merge: WatermarkMerge, q_in: asyncio.Queue, q_out: asyncio.Queue, lanes: int,
+                       stats: StageStats) -> None:
+    """Release the lanes' signals in canonical order (see engine/merge.py)."""
+    ended = 0
+    while ended < lanes:
+        item = await q_in.get()
+        if item is END:
+            ended += 1
+            continue
+        token, batch = item
+        stats.items += 1
+        stats.events_in += len(batch)
+        lane, watermark = (None, None) if token is None else (token[1], token[0])
+        released = merge.push(lane, watermark, batch)
+        if released:
+            stats.events_out += len(released)
+            await q_out.put((None, released))
+    rest = merge.flush()
+    stats.events_out += len(rest)
+    if rest:
+        await q_out.put((None, rest))
+    await q_out.put(END)
+
+
+def run_reference(feed: Feed, config: Config, options: RunOptions | None = None) -> tuple[list, list]:
+    """The same cores in a plain loop: returns ``(signals, records)`` without touching the event loop."""
+    options = options or RunOptions()
+    instruments = feed.instruments()
+    lanes = [build_lane(d, config, options.strategies) for d in instruments]
+    portfolio = build_portfolio_stages(instruments, config, options.no_ml)
+    truth = TruthSink()
+    router = Router([d.instrument_id for d in instruments])
+    records: list = list(instrument_rows(instruments))
+    signals: list = []
+    stats = RunStats()
+    for batch in batched(_limited(feed.events(), options.duration_s, stats), config.pipeline.batch_size):
+        per_lane, labels = router.split(batch)
+        for lane in lanes:
+            signals += _drive(lane.stages, per_lane[lane.instrument.instrument_id], records)
+        truth.apply(labels)
+        records += truth.take_records()
+    for lane in lanes:
+        signals += _drain(lane.stages, records)
+    records += truth.take_records()
+    signals.sort(key=lambda s: s.sort_key())
+    _drive(portfolio, signals, records)
+    _drain(portfolio, records)
+    return signals, records
+
+
+def _drive(stages: list[tuple[str, object]], batch: list, records: list) -> list:
+    for _, core in stages:
+        batch = core.apply(batch)
+        take = getattr(core, "take_records", None)
+        if take is not None:
+            records += take()
+    return batch
+
+
+def _drain(stages: list[tuple[str, object]], records: list) -> list:
+    """End of stream, exactly as ``run_stage`` does it: each flush output goes through the rest."""
+    out: list = []
+    for index, (_, core) in enumerate(stages):
+        flushed = core.flush()
+        take = getattr(core, "take_records", None)
+        if take is not None:
+            records += take()
+        if flushed:
+            flushed = _drive(stages[index + 1:], flushed, records)
+        out += flushed
+    return out
+
+
+__all__ = ["Pipeline", "RunOptions", "RunStats", "run_reference", "put_records"]

@@ -1,0 +1,56 @@
+"""Rows for the store: the table vocabulary shared by the cores (producers) and the store (writer).
+
+A record is ``(table, row)`` where ``row`` is a tuple in the column order of ``TABLES[table]``.
+Producers never add the run id: the writer prepends it, so rows are identical across runs of the
+same input. Cores collect rows in a ``RecordBuffer`` and the stage shell moves them to the
+persistence task.
+"""
+
+from __future__ import annotations
+
+TABLES: dict[str, tuple[str, ...]] = {
+    "instruments": (
+        "instrument_id", "symbol", "venue", "tick_size", "price_scale", "lot_size", "multiplier",
+        "currency", "profile",
+    ),
+    "trades": (
+        "instrument_id", "seq", "ts_event", "ts_recv", "price", "size", "aggressor", "trade_id",
+        "match_id", "hidden",
+    ),
+    "book_samples": (
+        "instrument_id", "seq", "ts_recv", "state", "best_bid", "best_ask", "bid_px", "bid_sz",
+        "ask_px", "ask_sz",
+    ),
+    "feature_samples": ("instrument_id", "seq", "ts_recv", "state", "features"),
+    "signals": (
+        "signal_id", "instrument_id", "seq", "ts_recv", "strategy", "side", "entry_type",
+        "entry_price", "stop", "target", "time_stop_ns", "score", "probability", "score_mode",
+        "decision", "reason", "features",
+    ),
+    "orders": (
+        "client_id", "signal_id", "instrument_id", "ts_local", "side", "order_type", "price", "size",
+        "tif", "strategy", "status", "reason",
+    ),
+    "fills": (
+        "client_id", "fill_no", "instrument_id", "ts_exchange", "ts_local", "side", "price", "size",
+        "liquidity", "fee",
+    ),
+    "equity": ("instrument_id", "ts", "position", "cash", "realized", "unrealized", "equity"),
+    "truth_labels": (
+        "instrument_id", "seq", "episode_id", "kind", "side", "price_lo", "price_hi", "t_start",
+        "t_end", "params", "outcome",
+    ),
+    "integrity": ("instrument_id", "stage", "counter", "value"),
+}
+
+
+class RecordBuffer:
+    """Rows a core produced since the shell last took them."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, tuple]] = []
+
+    def take_records(self) -> list[tuple[str, tuple]]:
+        rows = self.records
+        self.records = []
+        return rows

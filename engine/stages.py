@@ -1,0 +1,88 @@
+"""The one generic coroutine that drives every synchronous core, and the end-of-stream sentinel.
+
+A *core* is any object with ``apply(batch: list) -> list`` and ``flush() -> list`` and, optionally,
+``take_records() -> list`` returning rows for the store (``(table, row_tuple)`` pairs). Items on
+the queues between stages are ``(watermark, batch)`` pairs: ``watermark`` is the largest
+``ts_recv`` the feed has released so far, carried unchanged through every stage so the merge in
+front of the portfolio stages can order the lanes' outputs canonically. Nothing stage-specific
+lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+
+class Core(Protocol):
+    def apply(self, batch: list) -> list: ...
+
+    def flush(self) -> list: ...
+
+
+class _EndOfStream:
+    """Unique end-of-stream marker (never a string); flows down every queue once."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "END_OF_STREAM"
+
+
+END = _EndOfStream()
+
+
+class StageStats:
+    """Counters of one stage, for the run summary."""
+
+    __slots__ = ("name", "items", "events_in", "events_out", "records")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.items = 0
+        self.events_in = 0
+        self.events_out = 0
+        self.records = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"items": self.items, "in": self.events_in, "out": self.events_out, "records": self.records}
+
+
+async def put_records(core: Any, records_q: asyncio.Queue | None, stats: StageStats) -> None:
+    """Move the rows a core produced into the records queue (waits when it is full)."""
+    take = getattr(core, "take_records", None)
+    if take is None or records_q is None:
+        return
+    rows = take()
+    if rows:
+        stats.records += len(rows)
+        await records_q.put(rows)
+
+
+async def run_stage(
+    core: Core,
+    q_in: asyncio.Queue,
+    q_out: asyncio.Queue | None,
+    records_q: asyncio.Queue | None,
+    stats: StageStats,
+) -> None:
+    """Drive ``core`` until the end-of-stream sentinel: get, apply, put; then flush and forward END."""
+    while True:
+        item = await q_in.get()
+        if item is END:
+            break
+        watermark, batch = item
+        stats.items += 1
+        stats.events_in += len(batch)
+        out = core.apply(batch)
+        stats.events_out += len(out)
+        await put_records(core, records_q, stats)
+        if q_out is not None:
+            await q_out.put((watermark, out))
+    out = core.flush()
+    stats.events_out += len(out)
+    await put_records(core, records_q, stats)
+    if q_out is not None:
+        if out:
+            await q_out.put((None, out))
+        await q_out.put(END)
