@@ -141,7 +141,7 @@ class Pipeline:
             for index, (name, core) in enumerate(lane.stages):
                 last = index == len(lane.stages) - 1
                 q_out = merge_q if last else asyncio.Queue(size)
-                stats = self.stats.stages.setdefault(f"{name}", StageStats(name))
+                stats = self.stats.stages.setdefault(f"{lane.symbol}/{name}", StageStats(name))
                 tasks.append(group.create_task(
                     _lane_stage(lane.symbol, name, core, q_in, q_out, records_q, stats),
                     name=f"{lane.symbol}/{name}",

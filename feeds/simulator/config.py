@@ -1,11 +1,121 @@
-"""Simulator configuration (``[simulator]`` in config.toml). Filled in by the simulator work."""
+"""Simulator configuration (``[simulator]`` in config.toml) and the two instrument profiles.
+
+``SimulatorConfig`` holds the model-wide parameters of SPEC section 9; ``LargeTickProfile`` and
+``SmallTickProfile`` hold the per-profile order-flow calibration (rates are per side and per second
+at ``liquidity = volatility = 1``; sizes are round-lot mixtures ``((size, probability), ...)``).
+Every field has a default, so ``SimulatorConfig()`` is the shipped calibration; a partial
+``[simulator.small_tick]`` table overrides single fields of that profile only.
+
+This module must not import ``engine.config`` (which imports it).
+"""
 
 from __future__ import annotations
 
 import msgspec
 
+SizeMix = tuple[tuple[int, float], ...]
+
+
+class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Order-flow calibration of one instrument profile (defaults are the small-tick values)."""
+
+    sigma0: float = 2.0  # base latent volatility, ticks per sqrt(second)
+    k0: float = 15.0  # placement profile w_k ~ k^0.5 exp(-k/k0), k = 1 is the own best
+    levels: int = 50  # K: deepest placement distance in ticks behind the own best
+    q_sat: float = 150.0  # queue size (lots) at which limit-order acceptance falls to 1/e
+    lo_rate: float = 2.2  # limit-order proposals per second per side behind the best (before thinning)
+    in_spread_rate: float = 0.06  # in-spread limit orders per second per side per tick of (spread - 1)
+    mo_rate: float = 0.22  # market-order Hawkes baseline mu_MO per side per second
+    kappa_l: float = 0.12  # limit-order pull exp(+-kappa_l (X - m)), per tick of latent-mid gap
+    kappa_mo: float = 1.5  # market-order pull exp(+-kappa_mo (X - m) / sigma1)
+    lo_sizes: SizeMix = (
+        (1, 0.03), (10, 0.04), (25, 0.04), (50, 0.08), (75, 0.04), (100, 0.48), (150, 0.03),
+        (200, 0.10), (300, 0.05), (400, 0.03), (500, 0.05), (1000, 0.03),
+    )  # AMZN-like: 48% exactly 100 shares
+    mo_sizes: SizeMix = (
+        (1, 0.05), (20, 0.06), (50, 0.10), (100, 0.42), (150, 0.05), (200, 0.14), (300, 0.08),
+        (400, 0.04), (500, 0.05), (1000, 0.01),
+    )  # median 100, p99 500
+    start_spread: int = 12  # spread (ticks) of the seeded opening book
+    stale_rate: float = 2.0  # cancel hazard (1/s) of quotes on the wrong side of the latent price
+
+
+class SmallTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """AMZN-like small-tick instrument: wide sparse book, 1-2 orders at the best."""
+
+
+class LargeTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Futures-like large-tick instrument: spread 1 tick, deep queues."""
+
+    sigma0: float = 1.0  # base latent volatility, ticks per sqrt(second)
+    k0: float = 3.0  # placement profile scale (ticks)
+    levels: int = 50  # deepest placement distance
+    q_sat: float = 14.0  # queue size (lots) at which acceptance falls to 1/e
+    lo_rate: float = 14.0  # proposals per second per side behind the best
+    in_spread_rate: float = 4.0  # in-spread orders per second per side per tick of (spread - 1)
+    mo_rate: float = 0.8  # Hawkes baseline per side per second
+    kappa_l: float = 0.8  # limit-order pull per tick
+    kappa_mo: float = 3.0  # market-order pull per sigma1
+    lo_sizes: SizeMix = (
+        (1, 0.45), (2, 0.20), (3, 0.10), (4, 0.05), (5, 0.08), (10, 0.07), (20, 0.04), (50, 0.01),
+    )  # small integer lots, median 1
+    mo_sizes: SizeMix = (
+        (1, 0.40), (2, 0.20), (3, 0.10), (5, 0.12), (10, 0.10), (20, 0.05), (50, 0.03),
+    )  # median 2
+    start_spread: int = 1  # spread of the seeded opening book
+    stale_rate: float = 2.0  # cancel hazard (1/s) of stale quotes
+
 
 class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Parameters of the market simulator (SPEC section 9); every field has a default."""
 
+    session_start_ns: int = 1_718_976_600_000_000_000  # ts of the open: 2024-06-21 09:30 New York
+    session_length_s: float = 23_400.0  # trading day length, for daily volume/volatility estimates
+    grid_ms: int = 100  # latent-price grid step
+    clock_silence_ms: int = 100  # emit a Clock after this much silence per instrument
     latency_us: float = 200.0  # mean feed latency ts_recv - ts_event, microseconds
+    latency_jitter_us: float = 50.0  # standard deviation of the lognormal feed latency
+    intraday_u_shape: bool = False  # scale order-flow rates by a U-shaped intraday profile
+    regime_dwell_scale: float = 1.0  # multiplies every mean regime dwell (tests shorten it)
+    hawkes_beta1: float = 10.0  # fast kernel decay, 1/s
+    hawkes_beta2: float = 0.2  # slow kernel decay, 1/s
+    hawkes_w1: float = 0.6  # weight of the fast kernel (slow gets 1 - w1)
+    hawkes_c_self: float = 0.8  # share of the branching ratio that excites the same side
+    hawkes_c_cross: float = 0.2  # share that excites the other side
+    mo_pull_min: float = 0.2  # clip of the market-order latent pull (lower)
+    mo_pull_max: float = 5.0  # clip of the market-order latent pull (upper)
+    theta: float = 0.2  # permanent impact per market order: theta * sign * size / mean best depth
+    fleeting_share: float = 0.3  # share of limit orders with a fleeting lifetime
+    fleeting_mean_s: float = 0.05  # mean fleeting lifetime, seconds
+    patient_mean_s: float = 10.0  # mean patient lifetime, seconds (divided by the regime cancel multiplier)
+    partial_cancel_share: float = 0.1  # share of patient cancels that are partial (OrderCancel)
+    reaction_ticks: int = 2  # queue reaction zone: ticks from the best
+    reaction_mult: float = 2.0  # patient hazard multiplier in the zone under adverse order flow
+    reaction_tau_s: float = 1.0  # time scale of the order-flow imbalance that triggers the reaction
+    meta_per_hour: float = 60.0  # metaorder arrivals per hour per instrument
+    meta_alpha: float = 1.5  # Pareto tail exponent of metaorder sizes
+    meta_min_orders: float = 8.0  # minimum metaorder size in mean market-order sizes
+    meta_cap: float = 0.05  # metaorder size cap as a fraction of daily volume
+    meta_participation: tuple[float, float] = (0.05, 0.20)  # participation range (uniform)
+    meta_impact: float = 0.7  # Y in the square-root permanent impact Y sigma_day sqrt(Q / V_day)
+    news_market_per_hour: float = 0.5  # market-wide news rate
+    news_instrument_per_hour: float = 0.25  # idiosyncratic news rate per instrument
+    news_kj: float = 4.0  # jump size J = sign |t3| k_J sigma_60s
+    vacuum_mult: float = 10.0  # cancel-rate multiplier near the best after news
+    vacuum_ticks: int = 10  # vacuum zone width from the best
+    vacuum_s: tuple[float, float] = (2.0, 10.0)  # vacuum duration range (uniform)
+    shock_mo_mult: float = 3.0  # SHOCK market-order multiplier at entry, decaying to 1
+    shock_tau_s: float = 60.0  # decay time of the SHOCK market-order multiplier
+    large_tick: LargeTickProfile = LargeTickProfile()  # large-tick calibration
+    small_tick: SmallTickProfile = SmallTickProfile()  # small-tick calibration
+
+    def profile(self, name: str) -> ProfileParams:
+        """The calibration of profile ``name`` (``large_tick`` or ``small_tick``)."""
+        if name == "large_tick":
+            return self.large_tick
+        if name == "small_tick":
+            return self.small_tick
+        raise ValueError(f"unknown simulator profile {name!r} (expected 'large_tick' or 'small_tick')")
+
+
+PROFILES: tuple[str, ...] = ("large_tick", "small_tick")

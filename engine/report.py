@@ -1,0 +1,64 @@
+"""Human-readable rendering of run summaries (rich tables) and the ``--json`` last line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+
+def console() -> Console:
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+
+
+def summary_tables(summary: dict) -> list[Table]:
+    per = Table(title=f"Run {summary['run_id']} ({summary['status']}, stopped by {summary['stopped_by']})")
+    for column in ("symbol", "events", "trades", "book samples", "feature samples", "signals", "fills"):
+        per.add_column(column, justify="right" if column != "symbol" else "left")
+    for symbol, row in summary.get("per_instrument", {}).items():
+        per.add_row(symbol, *(f"{row[k]:,}" for k in ("events", "trades", "book_samples", "feature_samples",
+                                                       "signals", "fills")))
+    totals = Table(title="Totals")
+    totals.add_column("figure")
+    totals.add_column("value", justify="right")
+    for label, value in (
+        ("events", f"{summary['events']:,}"),
+        ("event time (s)", f"{summary['event_time_seconds']:,.1f}"),
+        ("wall time (s)", f"{summary['wall_seconds']:,.2f}"),
+        ("events/s", f"{summary['events_per_s']:,.0f}"),
+        ("signals", f"{summary['signals']:,}"),
+        ("orders accepted / rejected", f"{summary['orders_accepted']:,} / {summary['orders_rejected']:,}"),
+        ("fills", f"{summary['fills']:,}"),
+        ("truth labels", f"{summary['truth_labels']:,}"),
+        ("DB rows", f"{sum(summary['db_rows'].values()):,} in {summary['db_batches']:,} batches"),
+        ("database", summary["db"]),
+    ):
+        totals.add_row(label, value)
+    tables = [per, totals]
+    integrity = summary["errors"]["integrity"]
+    if integrity:
+        problems = Table(title="Integrity counters (non-zero)")
+        problems.add_column("symbol")
+        problems.add_column("counter")
+        problems.add_column("value", justify="right")
+        for symbol, counters in integrity.items():
+            for name, value in counters.items():
+                problems.add_row(symbol, name, f"{value:,}")
+        tables.append(problems)
+    return tables
+
+
+def emit(summary: dict, *, as_json: bool, summary_path: str | None, quiet_tables: bool = False) -> None:
+    """Print the tables (unless ``quiet_tables``), write ``--summary-json``, print the JSON last line."""
+    if summary_path:
+        Path(summary_path).write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    if not quiet_tables:
+        out = console()
+        for table in summary_tables(summary):
+            out.print(table)
+    if as_json:
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+        sys.stdout.flush()

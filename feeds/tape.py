@@ -1,0 +1,437 @@
+"""Tapes: recorded event streams, one JSON header line then one ``msgspec.json`` event per line.
+
+A tape line is an ``array_like`` tagged event exactly as ``engine/events.py`` encodes it, e.g.::
+
+    ["trd",0,34200017459000000,34200017459000000,17,128,5859300,100,-1,0,0,false]
+
+Line 1 is a JSON object ``{"format": "chimera-tape", "version": 1, "instruments": [...],
+"source": ..., "created_at": ..., "meta": {...}}``; the instruments are ``InstrumentDef`` events.
+
+Invariants:
+- writing picks the compression from the suffix (``.gz`` gzip, ``.zst`` zstandard, else plain);
+  reading sniffs the magic bytes, so a renamed file still reads;
+- events are encoded and decoded only by ``msgspec.json`` with the union of every event type,
+  ``TruthLabel`` included (the truth channel is kept in the tape);
+- a bad or missing header is always an ``InputError`` naming line 1;
+- a malformed event line raises ``InputError(path, line, field, problem)`` when ``strict``, else it
+  is skipped and counted in ``stats()["malformed_lines"]`` (nothing is logged per line);
+- a tape cut mid-stream (a compressed stream without its end, a last line without newline that does
+  not parse) replays every intact event before the cut and sets ``stats()["truncated_tail"] = 1``;
+- blank lines are ignored; ``stats()["lines"]`` counts every physical line, the header included.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+from engine.errors import InputError, UsageError
+from engine.events import ALL_EVENT_TYPES, AnyEvent, Event, InstrumentDef
+from feeds.base import Feed, batched
+
+FORMAT = "chimera-tape"
+VERSION = 1
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+GZIP_LEVEL = 1
+ZSTD_LEVEL = 3
+WRITE_BATCH = 8192  # events encoded per write call
+READ_CHUNK = 1 << 20  # bytes read per call from a plain tape
+COMPRESSED_CHUNK = 1 << 16  # compressed bytes read (and decompressed) per call
+SALVAGE_STEP = 256  # compressed bytes per step when recovering the data before a corrupt spot
+
+
+class TapeHeader(msgspec.Struct, frozen=True):
+    """Line 1 of a tape: what it holds, where it came from and when it was made."""
+
+    format: str
+    version: int
+    instruments: list[InstrumentDef]
+    source: str
+    created_at: str
+    meta: dict[str, Any] = {}
+
+
+# ---- writing --------------------------------------------------------------------------------------
+def _zstandard() -> Any:
+    """Import zstandard lazily; a clear error when it is missing."""
+    try:
+        import zstandard
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise UsageError("reading or writing .zst tapes needs the 'zstandard' package") from error
+    return zstandard
+
+
+def _open_for_write(path: Path, level: int | None) -> IO[bytes]:
+    """Open ``path`` for binary writing, compressed according to its suffix."""
+    if path.suffix == ".gz":
+        return gzip.GzipFile(path, mode="wb", compresslevel=level or GZIP_LEVEL, mtime=0)
+    if path.suffix == ".zst":
+        compressor = _zstandard().ZstdCompressor(level=level or ZSTD_LEVEL)
+        return compressor.stream_writer(path.open("wb"), closefd=True)
+    return path.open("wb")
+
+
+def utc_now_iso() -> str:
+    """The current UTC time as ISO-8601 with milliseconds and a ``Z`` suffix."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class TapeWriter:
+    """Write events to a tape file; a context manager whose exit flushes and closes the file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        instruments: Iterable[InstrumentDef],
+        source: str,
+        meta: dict[str, Any] | None = None,
+        *,
+        created_at: str | None = None,
+        level: int | None = None,
+    ) -> None:
+        """Open ``path`` and write the header; ``level`` overrides the default compression level."""
+        self.path = Path(path)
+        self.header = TapeHeader(
+            format=FORMAT,
+            version=VERSION,
+            instruments=list(instruments),
+            source=source,
+            created_at=created_at or utc_now_iso(),
+            meta=dict(meta or {}),
+        )
+        self._encoder = msgspec.json.Encoder()
+        header_line = self._encoder.encode(self.header) + b"\n"
+        self._file: IO[bytes] | None = _open_for_write(self.path, level)
+        self._file.write(header_line)
+        self._pending: list[Event] = []
+        self.count = 0
+
+    def write(self, event: Event) -> None:
+        """Append one event."""
+        self._pending.append(event)
+        if len(self._pending) >= WRITE_BATCH:
+            self._drain()
+
+    def write_many(self, events: Iterable[Event]) -> int:
+        """Append every event of ``events``; returns how many were written."""
+        written = 0
+        for batch in batched(events, WRITE_BATCH):
+            self._pending.extend(batch)
+            written += len(batch)
+            if len(self._pending) >= WRITE_BATCH:
+                self._drain()
+        return written
+
+    def flush(self) -> None:
+        """Encode buffered events and flush the (compressed) stream to the operating system."""
+        self._drain()
+        self._open_file().flush()
+
+    def close(self) -> None:
+        """Flush buffered events and close the file (idempotent)."""
+        if self._file is None:
+            return
+        self._drain()
+        self._file.close()
+        self._file = None
+
+    def _drain(self) -> None:
+        if self._pending:
+            self._open_file().write(self._encoder.encode_lines(self._pending))
+            self.count += len(self._pending)
+            self._pending.clear()
+
+    def _open_file(self) -> IO[bytes]:
+        if self._file is None:
+            raise UsageError(f"{self.path}: tape writer is closed")
+        return self._file
+
+    def __enter__(self) -> TapeWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def record(
+    feed: Feed, path: str | Path, *, source: str, meta: dict[str, Any] | None = None, limit: int | None = None
+) -> int:
+    """Record ``feed`` (at most ``limit`` events) into a tape at ``path``; returns the event count."""
+    events: Iterable[Event] = feed.events()
+    if limit is not None:
+        events = islice(events, limit)
+    with TapeWriter(path, feed.instruments(), source, meta) as writer:
+        return writer.write_many(events)
+
+
+# ---- reading: bytes -------------------------------------------------------------------------------
+class _ReadState:
+    """Whether the compressed stream ended before its end marker."""
+
+    def __init__(self) -> None:
+        self.truncated = False
+
+
+def _raw_chunks(file: IO[bytes], size: int) -> Iterator[bytes]:
+    while chunk := file.read(size):
+        yield chunk
+
+
+def _inflate(
+    chunks: Iterator[bytes], new: Callable[[], Any], errors: tuple[type[Exception], ...], state: _ReadState
+) -> Iterator[bytes]:
+    """Decompress concatenated members/frames; a cut or corrupt stream stops with ``state.truncated``."""
+    decompressor, fed = new(), False
+    for chunk in chunks:
+        while chunk:
+            backup = decompressor.copy() if hasattr(decompressor, "copy") else None
+            try:
+                out = decompressor.decompress(chunk)
+            except errors:
+                state.truncated = True
+                if backup is not None:
+                    yield from _salvage(backup, chunk, errors)
+                return
+            fed = True
+            if out:
+                yield out
+            if not decompressor.eof:
+                break
+            chunk, decompressor, fed = decompressor.unused_data, new(), False
+    if fed and not decompressor.eof:
+        state.truncated = True
+
+
+def _salvage(decompressor: Any, chunk: bytes, errors: tuple[type[Exception], ...]) -> Iterator[bytes]:
+    """Re-feed a chunk that failed in small steps, yielding what decompresses before the bad bytes."""
+    for start in range(0, len(chunk), SALVAGE_STEP):
+        try:
+            out = decompressor.decompress(chunk[start : start + SALVAGE_STEP])
+        except errors:
+            return
+        if out:
+            yield out
+
+
+def _decompressed_chunks(file: IO[bytes], state: _ReadState) -> Iterator[bytes]:
+    """Chunks of the decompressed content of ``file``, compression sniffed from its magic bytes."""
+    head = file.read(4)
+    compressed = head.startswith((GZIP_MAGIC, ZSTD_MAGIC))
+    chunks = _raw_chunks(file, COMPRESSED_CHUNK if compressed else READ_CHUNK)
+    if head.startswith(GZIP_MAGIC):
+        new: Callable[[], Any] = lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)  # noqa: E731
+        yield from _inflate(_prepend(head, chunks), new, (zlib.error,), state)
+    elif head.startswith(ZSTD_MAGIC):
+        zstandard = _zstandard()
+        new = zstandard.ZstdDecompressor().decompressobj
+        yield from _inflate(_prepend(head, chunks), new, (zstandard.ZstdError,), state)
+    else:
+        yield from _prepend(head, chunks)
+
+
+def _prepend(head: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    if head:
+        yield head
+    yield from chunks
+
+
+def _line_blocks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Regroup chunks into blocks of whole lines; only the last block may lack its final newline."""
+    tail = b""
+    for chunk in chunks:
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            tail += chunk
+            continue
+        yield tail + chunk[: cut + 1]
+        tail = chunk[cut + 1 :]
+    if tail:
+        yield tail
+
+
+def _open_for_read(path: Path) -> IO[bytes]:
+    try:
+        return path.open("rb")
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read tape: {error.strerror or error}") from error
+
+
+def read_head(path: str | Path, size: int = 4096) -> bytes:
+    """The first ``size`` decompressed bytes of a file (for sniffing its format)."""
+    head, state = b"", _ReadState()
+    with _open_for_read(Path(path)) as file:
+        for chunk in _decompressed_chunks(file, state):
+            head += chunk
+            if len(head) >= size:
+                break
+    return head[:size]
+
+
+# ---- reading: header ------------------------------------------------------------------------------
+def _field_from_path(message: str) -> tuple[str, str]:
+    """Split msgspec's ``"problem - at `$.a[0]`"`` into (``"a[0]"``, ``"problem"``)."""
+    problem, sep, where = message.rpartition(" - at `")
+    if not sep:
+        return "", message
+    return where.rstrip("`").removeprefix("$").lstrip("."), problem
+
+
+def parse_header(path: str | Path, line: bytes, truncated: bool = False) -> TapeHeader:
+    """Validate and decode a tape's first line; raises ``InputError`` naming line 1."""
+    cut = " (file is cut short)" if truncated else ""
+    if not line.strip():
+        raise InputError(path, 1, "header", f"missing tape header (empty first line){cut}")
+    try:
+        raw = msgspec.json.decode(line)
+    except msgspec.DecodeError as error:
+        raise InputError(path, 1, "json", f"not a chimera tape header: {error}{cut}") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+        raise InputError(path, 1, "format", f"not a chimera tape: expected {FORMAT!r}, got {found!r}")
+    if raw.get("version") != VERSION:
+        found = raw.get("version")
+        raise InputError(path, 1, "version", f"unsupported tape version {found!r} (this reader: {VERSION})")
+    try:
+        return msgspec.json.decode(line, type=TapeHeader)
+    except msgspec.ValidationError as error:
+        field, problem = _field_from_path(str(error))
+        raise InputError(path, 1, field or "header", problem) from None
+
+
+def read_header(path: str | Path) -> TapeHeader:
+    """Read and validate only the header line of the tape at ``path``."""
+    state = _ReadState()
+    with _open_for_read(Path(path)) as file:
+        first = next(_line_blocks(_first_line_chunks(_decompressed_chunks(file, state))), b"")
+    line, newline, _ = first.partition(b"\n")
+    return parse_header(path, line, truncated=state.truncated and not newline)
+
+
+def _first_line_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Pass chunks through up to and including the one holding the first newline."""
+    for chunk in chunks:
+        yield chunk
+        if b"\n" in chunk:
+            return
+
+
+# ---- reading: events ------------------------------------------------------------------------------
+_TAGS: dict[str, tuple[str, ...]] = {
+    cls.__struct_config__.tag: cls.__struct_fields__ for cls in ALL_EVENT_TYPES
+}
+
+
+def _locate(line: bytes, error: msgspec.DecodeError) -> tuple[str, str]:
+    """Name what is wrong in an event line: ``json``, ``tag``, the tag, or ``tag.field[...]``."""
+    if not isinstance(error, msgspec.ValidationError):
+        return "json", str(error)
+    where, problem = _field_from_path(str(error))
+    raw = msgspec.json.decode(line)
+    tag = raw[0] if isinstance(raw, list) and raw else None
+    if not isinstance(tag, str) or tag not in _TAGS or where.startswith("[0]"):
+        return "tag", f"{problem} (known tags: {', '.join(_TAGS)})"
+    if not where.startswith("["):
+        return tag, problem
+    index, _, rest = where[1:].partition("]")
+    fields = _TAGS[tag]
+    position = int(index) - 1
+    name = fields[position] if 0 <= position < len(fields) else f"[{index}]"
+    return f"{tag}.{name}{rest}", problem
+
+
+class TapeFeed:
+    """Replay a tape file as a Feed; ``strict`` turns the first malformed line into an ``InputError``."""
+
+    def __init__(self, path: str | Path, *, strict: bool = False) -> None:
+        """Open the tape at ``path`` and validate its header."""
+        self.path = Path(path)
+        self.strict = strict
+        self.header = read_header(self.path)
+        self._decoder = msgspec.json.Decoder(AnyEvent)
+        self._stats = self._new_stats()
+
+    def instruments(self) -> list[InstrumentDef]:
+        """Instrument definitions from the tape header."""
+        return list(self.header.instruments)
+
+    def stats(self) -> dict[str, int]:
+        """Counters of the current (or last) pass: lines, events, malformed_lines, truncated_tail."""
+        return dict(self._stats)
+
+    def events(self) -> Iterator[Event]:
+        """Every event of the tape in file order; each call starts a new pass and resets the stats."""
+        self._stats = stats = self._new_stats()
+        state = _ReadState()
+        with _open_for_read(self.path) as file:
+            blocks = _line_blocks(_decompressed_chunks(file, state))
+            line_no = 2
+            for block in self._after_header(blocks, state):
+                if not block.endswith(b"\n"):
+                    yield from self._decode_tail(block, line_no)
+                    break
+                yield from self._decode_block(block, line_no)
+                line_no += block.count(b"\n")
+        stats["lines"] = line_no - 1 + stats["lines"]
+        if state.truncated:
+            stats["truncated_tail"] = 1
+
+    def _after_header(self, blocks: Iterator[bytes], state: _ReadState) -> Iterator[bytes]:
+        first = next(blocks, b"")
+        line, newline, rest = first.partition(b"\n")
+        parse_header(self.path, line, truncated=state.truncated and not newline)
+        if rest:
+            yield rest
+        yield from blocks
+
+    def _decode_block(self, block: bytes, line_no: int) -> Iterator[Event]:
+        try:
+            events = self._decoder.decode_lines(block)
+        except msgspec.DecodeError:
+            yield from self._decode_each(block, line_no)
+            return
+        self._stats["events"] += len(events)
+        yield from events
+
+    def _decode_each(self, block: bytes, line_no: int) -> Iterator[Event]:
+        decode = self._decoder.decode
+        for offset, line in enumerate(block.split(b"\n")[:-1]):
+            if not line.strip():
+                continue
+            try:
+                event = decode(line)
+            except msgspec.DecodeError as error:
+                self._malformed(line, line_no + offset, error)
+                continue
+            self._stats["events"] += 1
+            yield event
+
+    def _decode_tail(self, line: bytes, line_no: int) -> Iterator[Event]:
+        """The last line has no newline: an event if it parses, else a cut-off tail."""
+        self._stats["lines"] += 1
+        if not line.strip():
+            return
+        try:
+            event = self._decoder.decode(line)
+        except msgspec.DecodeError:
+            self._stats["truncated_tail"] = 1
+            return
+        self._stats["events"] += 1
+        yield event
+
+    def _malformed(self, line: bytes, line_no: int, error: msgspec.DecodeError) -> None:
+        if self.strict:
+            field, problem = _locate(line, error)
+            raise InputError(self.path, line_no, field, problem) from None
+        self._stats["malformed_lines"] += 1
+
+    @staticmethod
+    def _new_stats() -> dict[str, int]:
+        return {"lines": 0, "events": 0, "malformed_lines": 0, "truncated_tail": 0}
