@@ -206,15 +206,50 @@ class BatchWriter:
         self._count = 0
 
     async def run(self, records_q: asyncio.Queue) -> None:
-        """Consume until END; commits the last batch on END, on cancellation and on failure."""
-        async with aiosqlite.connect(self.path) as conn:
+        """Consume until END and commit the last batch.
+
+        When the run is cancelled or fails (at any point, even while connecting), every row already
+        handed over, queued or pending, is written synchronously before the task ends.
+        """
+        conn = None
+        try:
+            conn = await aiosqlite.connect(self.path)
             for pragma in _pragmas(self.busy_timeout_ms):
                 await conn.execute(pragma)
+            await self._loop(conn, records_q)
+            if self._count:
+                await self._commit(conn)
+        finally:
+            if conn is not None:
+                await asyncio.shield(conn.close())  # rolls back a batch interrupted mid-commit
+            self._drain(records_q)
+            if self._count:
+                self._commit_sync()
+
+    def _drain(self, records_q: asyncio.Queue) -> None:
+        """Take every row producers already handed over (used on cancellation and failure)."""
+        while True:
             try:
-                await self._loop(conn, records_q)
-            finally:
-                if self._count:
-                    await asyncio.shield(self._commit(conn))
+                item = records_q.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            if item is not END:
+                self._pending.append(item)
+                self._count += len(item)
+
+    def _commit_sync(self) -> None:
+        conn = connect(self.path, self.busy_timeout_ms)
+        try:
+            write_records(conn, self.run_id, (rec for batch in self._pending for rec in batch))
+        finally:
+            conn.close()
+        self._account(self._count)
+        self._pending, self._count = [], 0
+
+    def _account(self, count: int) -> None:
+        self.stats.rows += count
+        self.stats.batches += 1
+        self.stats.max_batch = max(self.stats.max_batch, count)
 
     async def _loop(self, conn: aiosqlite.Connection, records_q: asyncio.Queue) -> None:
         opened = 0.0
@@ -240,11 +275,10 @@ class BatchWriter:
             self._count += len(item)
 
     async def _commit(self, conn: aiosqlite.Connection) -> None:
-        pending, self._pending, count, self._count = self._pending, [], self._count, 0
-        grouped = group_rows(self.run_id, (rec for batch in pending for rec in batch))
+        """One transaction for everything pending; pending rows are released only once committed."""
+        grouped = group_rows(self.run_id, (rec for batch in self._pending for rec in batch))
         for table, rows in grouped.items():
             await conn.executemany(INSERTS[table], rows)
         await conn.commit()
-        self.stats.rows += count
-        self.stats.batches += 1
-        self.stats.max_batch = max(self.stats.max_batch, count)
+        self._account(self._count)
+        self._pending, self._count = [], 0
