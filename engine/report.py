@@ -38,6 +38,11 @@ def summary_tables(summary: dict) -> list[Table]:
     ):
         totals.add_row(label, value)
     tables = [per, totals]
+    feed = summary.get("feed", {})
+    if feed.get("malformed_lines"):
+        totals.add_row("[yellow]malformed input lines skipped", f"{feed['malformed_lines']:,}")
+    if feed.get("truncated_tail"):
+        totals.add_row("[yellow]warning", "input ended in a truncated compressed tail; replayed up to it")
     integrity = summary["errors"]["integrity"]
     if integrity:
         problems = Table(title="Integrity counters (non-zero)")

@@ -65,13 +65,13 @@ def execute(request: RunRequest) -> dict:
     store.start_run(conn, run_id, request.command, request.seed, request.config.hash(), request.source,
                     _now_iso())
     pipeline = Pipeline(request.feed, request.config, request.db_path, run_id, request.options)
-    log.info("run_started", run_id=run_id, command=request.command, source=request.source,
-             instruments=[d.symbol for d in pipeline.instruments], db=request.db_path)
     status = "failed"
     try:
         with _progress(request, pipeline) as options_progress:
             pipeline.options.progress = options_progress
-            _run_loop(pipeline)
+            _run_loop(pipeline, lambda: log.info(
+                "run_started", run_id=run_id, command=request.command, source=request.source,
+                instruments=[d.symbol for d in pipeline.instruments], db=request.db_path))
         status = "completed" if pipeline.stats.stopped_by != "cancelled" else "cancelled"
     finally:
         summary = build_summary(request, run_id, pipeline, conn, status)
@@ -82,7 +82,8 @@ def execute(request: RunRequest) -> dict:
     return summary
 
 
-def _run_loop(pipeline: Pipeline) -> RunStats:
+def _run_loop(pipeline: Pipeline, on_ready) -> RunStats:
+    """Run on uvloop with SIGINT/SIGTERM handlers; ``on_ready`` is called once they are installed."""
     async def main() -> RunStats:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
@@ -101,6 +102,7 @@ def _run_loop(pipeline: Pipeline) -> RunStats:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, on_signal)
+        on_ready()
         try:
             return await pipeline.run()
         finally:

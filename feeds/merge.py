@@ -1,4 +1,4 @@
-"""Merge several feeds into one, and open a feed from a file by sniffing what it holds.
+"""Merge several feeds into one, and open feeds from files by sniffing what they hold.
 
 ``MergedFeed`` is a k-way merge (``heapq.merge``) on the replay key ``(ts_recv, instrument_id,
 seq)`` taken after instrument ids are made unique.
@@ -143,8 +143,11 @@ def _checked(events: Iterator[Event], known: frozenset[int], index: int) -> Iter
         yield event
 
 
-def open_feed(path: str | Path, **kwargs: Any) -> Feed:
+def open_feed(path: str | Path, *, strict: bool = False, **options: Any) -> Feed:
     """Open ``path`` as the feed its name or content says: a LOBSTER message CSV or a tape.
+
+    ``strict`` applies to tapes (stop at the first malformed line); ``options`` go to the LOBSTER
+    feed (e.g. ``reconcile=False``).
 
     Raises:
         UsageError: the file is missing or is neither kind.
@@ -153,13 +156,21 @@ def open_feed(path: str | Path, **kwargs: Any) -> Feed:
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     if LOBSTER_MESSAGE.search(path.name):
-        # LOBSTER message file (``<TICKER>_<date>_<start>_<end>_message_<levels>.csv``); its
-        # orderbook file is found beside it by the LOBSTER feed itself.
+        # LOBSTER message file (``<TICKER>_<date>_<start>_<end>_message_<levels>.csv``); the LOBSTER
+        # feed finds its orderbook file beside it.
         from feeds.lobster import LobsterFeed
 
-        return LobsterFeed(path, **kwargs)
+        return LobsterFeed(path, **options)
     if read_head(path, 64).lstrip().startswith(b"{"):
-        return TapeFeed(path, **kwargs)  # the header check names line 1 if it is not really a tape
+        return TapeFeed(path, strict=strict, **options)  # its header check names line 1 if not a tape
     raise UsageError(
         f"{path}: not a recognised feed file (expected a chimera tape or a LOBSTER *_message_<N>.csv)"
     )
+
+
+def open_feeds(paths: Iterable[str | Path], *, strict: bool = False, **options: Any) -> Feed:
+    """Open every path with ``open_feed``; several feeds are merged into one ``MergedFeed``."""
+    feeds = [open_feed(path, strict=strict, **options) for path in paths]
+    if not feeds:
+        raise UsageError("no feed files given")
+    return feeds[0] if len(feeds) == 1 else MergedFeed(feeds)

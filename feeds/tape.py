@@ -2,7 +2,7 @@
 
 A tape line is an ``array_like`` tagged event exactly as ``engine/events.py`` encodes it, e.g.::
 
-    ["trd",0,34200017459000000,34200017459000000,17,128,5859300,100,-1,0,0,false]
+    ["trd",0,1700000000000000000,1700000000000050000,17,128,1000300,100,-1,0,0,false]
 
 Line 1 is a JSON object ``{"format": "chimera-tape", "version": 1, "instruments": [...],
 "source": ..., "created_at": ..., "meta": {...}}``; the instruments are ``InstrumentDef`` events.
@@ -17,7 +17,9 @@ Invariants:
   is skipped and counted in ``stats()["malformed_lines"]`` (nothing is logged per line);
 - a tape cut mid-stream (a compressed stream without its end, a last line without newline that does
   not parse) replays every intact event before the cut and sets ``stats()["truncated_tail"] = 1``;
-- blank lines are ignored; ``stats()["lines"]`` counts every physical line, the header included.
+- blank lines are ignored; ``stats()["lines"]`` counts every physical line, the header included;
+- ``RecordingFeed`` writes each event to its tape before handing it on, so a run stopped early
+  still leaves on tape every event it was given (flushed when iteration ends or is closed).
 """
 
 from __future__ import annotations
@@ -64,13 +66,20 @@ def _zstandard() -> Any:
     """Import zstandard lazily; a clear error when it is missing."""
     try:
         import zstandard
-    except ImportError as error:  # pragma: no cover - depends on the environment
+    except ImportError as error:
         raise UsageError("reading or writing .zst tapes needs the 'zstandard' package") from error
     return zstandard
 
 
 def _open_for_write(path: Path, level: int | None) -> IO[bytes]:
     """Open ``path`` for binary writing, compressed according to its suffix."""
+    try:
+        return _open_compressed(path, level)
+    except OSError as error:
+        raise UsageError(f"{path}: cannot write tape: {error.strerror or error}") from error
+
+
+def _open_compressed(path: Path, level: int | None) -> IO[bytes]:
     if path.suffix == ".gz":
         return gzip.GzipFile(path, mode="wb", compresslevel=level or GZIP_LEVEL, mtime=0)
     if path.suffix == ".zst":
@@ -112,11 +121,12 @@ class TapeWriter:
         self._file: IO[bytes] | None = _open_for_write(self.path, level)
         self._file.write(header_line)
         self._pending: list[Event] = []
-        self.count = 0
+        self.count = 0  # events accepted so far
 
     def write(self, event: Event) -> None:
         """Append one event."""
         self._pending.append(event)
+        self.count += 1
         if len(self._pending) >= WRITE_BATCH:
             self._drain()
 
@@ -126,6 +136,7 @@ class TapeWriter:
         for batch in batched(events, WRITE_BATCH):
             self._pending.extend(batch)
             written += len(batch)
+            self.count += len(batch)
             if len(self._pending) >= WRITE_BATCH:
                 self._drain()
         return written
@@ -146,7 +157,6 @@ class TapeWriter:
     def _drain(self) -> None:
         if self._pending:
             self._open_file().write(self._encoder.encode_lines(self._pending))
-            self.count += len(self._pending)
             self._pending.clear()
 
     def _open_file(self) -> IO[bytes]:
@@ -170,6 +180,37 @@ def record(
         events = islice(events, limit)
     with TapeWriter(path, feed.instruments(), source, meta) as writer:
         return writer.write_many(events)
+
+
+class RecordingFeed:
+    """Wrap a feed so every event it yields is also written to a tape (written before it is yielded)."""
+
+    def __init__(
+        self, feed: Feed, path: str | Path, *, source: str, meta: dict[str, Any] | None = None
+    ) -> None:
+        """Record ``feed`` to ``path`` while it is replayed; the tape is opened when ``events()`` starts."""
+        self.feed = feed
+        self.path = Path(path)
+        self.source = source
+        self.meta = meta
+        self._writer: TapeWriter | None = None
+
+    def instruments(self) -> list[InstrumentDef]:
+        """The wrapped feed's instruments."""
+        return self.feed.instruments()
+
+    def events(self) -> Iterator[Event]:
+        """The wrapped feed's events; the tape is flushed and closed when iteration ends or stops."""
+        with TapeWriter(self.path, self.feed.instruments(), self.source, self.meta) as writer:
+            self._writer = writer
+            for event in self.feed.events():
+                writer.write(event)
+                yield event
+
+    def stats(self) -> dict[str, int]:
+        """The wrapped feed's counters plus ``recorded_events``."""
+        recorded = self._writer.count if self._writer is not None else 0
+        return {**self.feed.stats(), "recorded_events": recorded}
 
 
 # ---- reading: bytes -------------------------------------------------------------------------------
@@ -371,15 +412,15 @@ class TapeFeed:
         self._stats = stats = self._new_stats()
         state = _ReadState()
         with _open_for_read(self.path) as file:
-            blocks = _line_blocks(_decompressed_chunks(file, state))
-            line_no = 2
-            for block in self._after_header(blocks, state):
-                if not block.endswith(b"\n"):
-                    yield from self._decode_tail(block, line_no)
-                    break
-                yield from self._decode_block(block, line_no)
-                line_no += block.count(b"\n")
-        stats["lines"] = line_no - 1 + stats["lines"]
+            blocks = self._after_header(_line_blocks(_decompressed_chunks(file, state)), state)
+            for block in blocks:
+                line_no = stats["lines"] + 1
+                if block.endswith(b"\n"):
+                    stats["lines"] += block.count(b"\n")
+                    yield from self._decode_block(block, line_no)
+                else:
+                    stats["lines"] += 1
+                    yield from self._decode_tail(block)
         if state.truncated:
             stats["truncated_tail"] = 1
 
@@ -387,6 +428,7 @@ class TapeFeed:
         first = next(blocks, b"")
         line, newline, rest = first.partition(b"\n")
         parse_header(self.path, line, truncated=state.truncated and not newline)
+        self._stats["lines"] = 1
         if rest:
             yield rest
         yield from blocks
@@ -413,9 +455,8 @@ class TapeFeed:
             self._stats["events"] += 1
             yield event
 
-    def _decode_tail(self, line: bytes, line_no: int) -> Iterator[Event]:
+    def _decode_tail(self, line: bytes) -> Iterator[Event]:
         """The last line has no newline: an event if it parses, else a cut-off tail."""
-        self._stats["lines"] += 1
         if not line.strip():
             return
         try:

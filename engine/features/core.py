@@ -74,38 +74,49 @@ class _TradeWindow:
 
 
 class _TimeAverage:
-    """Time-weighted mean of a step function over the last ``window_ns`` (O(1) amortised)."""
+    """Time-weighted mean of a step function over the last ``window_ns`` (O(1) amortised).
+
+    Closed segments are kept only where the value changed; the open segment of the current value
+    counts up to the query time.
+    """
 
     __slots__ = ("window_ns", "segments", "integral", "value", "since")
 
     def __init__(self, window_ns: int) -> None:
         self.window_ns = window_ns
-        self.segments: deque[tuple[int, int, int]] = deque()  # (start, end, value), closed segments
-        self.integral = 0
+        self.segments: deque[list[int]] = deque()  # [start, end, value], closed, oldest first
+        self.integral = 0  # over the closed segments still in the deque
         self.value: int | None = None
         self.since = 0
 
     def update(self, ts: int, value: int) -> None:
+        if value == self.value:
+            return
         if self.value is not None and ts > self.since:
-            self.segments.append((self.since, ts, self.value))
+            self.segments.append([self.since, ts, self.value])
             self.integral += (ts - self.since) * self.value
         self.value = value
         self.since = ts
-        cutoff = ts - self.window_ns
+
+    def mean(self, now: int) -> float:
+        """Mean over ``[now - window, now]`` (or since the first value, if later)."""
+        if self.value is None:
+            return 0.0
+        cutoff = now - self.window_ns
         segments = self.segments
         while segments and segments[0][1] <= cutoff:
             start, end, v = segments.popleft()
             self.integral -= (end - start) * v
         if segments and segments[0][0] < cutoff:  # trim the partially expired segment
-            start, end, v = segments[0]
-            self.integral -= (cutoff - start) * v
-            segments[0] = (cutoff, end, v)
-
-    def mean(self) -> float:
-        if not self.segments:
-            return float(self.value or 0)
-        span = self.since - self.segments[0][0]
-        return self.integral / span if span > 0 else float(self.value or 0)
+            head = segments[0]
+            self.integral -= (cutoff - head[0]) * head[2]
+            head[0] = cutoff
+        open_start = self.since if self.since > cutoff else cutoff
+        start = segments[0][0] if segments else open_start
+        span = now - start
+        if span <= 0:
+            return float(self.value)
+        return (self.integral + (now - open_start) * self.value) / span
 
 
 class FeatureEngine:
@@ -125,10 +136,11 @@ class FeatureEngine:
         spread_window_s: float = 10.0,
     ) -> None:
         self.instrument_id = instrument_id
-        self.depth_ticks = tuple(depth_ticks)
+        self.depth_ticks = tuple(sorted(depth_ticks))
         self.window_seconds = tuple(trade_windows_s)
         self.windows = [_TradeWindow(int(w * NS)) for w in trade_windows_s]
         self.spread_avg = _TimeAverage(int(spread_window_s * NS))
+        self._no_depth = (0.0,) * len(self.depth_ticks)
         self.volume = 0
         self.notional = 0  # sum(price * size), ticks * lots
         self.cvd = 0
@@ -180,37 +192,39 @@ class FeatureEngine:
     def _on_view(self, view: BookView) -> FeatureVector:
         ts = view.ts_recv
         bid_px, ask_px = view.bid_px, view.ask_px
-        has_bbo = bool(bid_px) and bool(ask_px)
-        if has_bbo:
+        if bid_px and ask_px:
+            has_bbo = True
             b, a = bid_px[0], ask_px[0]
             qb, qa = view.bid_sz[0], view.ask_sz[0]
             spread = a - b
             mid2 = a + b
             weighted_mid = b + spread * qb / (qb + qa)
             queue_imbalance = (qb - qa) / (qb + qa)
-            self.spread_avg.update(ts, spread)
-            spread_twa = self.spread_avg.mean()
+            average = self.spread_avg
+            average.update(ts, spread)
+            spread_twa = average.mean(ts)
+            depth = _depth_imbalances(bid_px, view.bid_sz, ask_px, view.ask_sz, self.depth_ticks)
         else:
+            has_bbo = False
             b = bid_px[0] if bid_px else 0
             a = ask_px[0] if ask_px else 0
             spread = mid2 = 0
-            weighted_mid = queue_imbalance = spread_twa = 0.0
-        depth = tuple([_depth_imbalance(view, n) for n in self.depth_ticks]) if has_bbo else (0.0,) * len(
-            self.depth_ticks
-        )
+            weighted_mid = queue_imbalance = 0.0
+            spread_twa = self.spread_avg.mean(ts)
+            depth = self._no_depth
         imbalances = []
         for window in self.windows:
             window.evict(ts)
-            imbalances.append(window.imbalance())
-        vwap = self.notional / self.volume if self.volume else 0.0
-        vwap_dev = mid2 / 2 - vwap if (has_bbo and self.volume) else 0.0
+            imbalances.append(window.signed / window.total if window.total else 0.0)
+        volume = self.volume
+        vwap = self.notional / volume if volume else 0.0
         vector = FeatureVector(
             self.instrument_id,
             ts,
             view.seq,
             view.state,
             has_bbo,
-            self.volume > 0,
+            volume > 0,
             b,
             a,
             spread,
@@ -220,7 +234,7 @@ class FeatureEngine:
             queue_imbalance,
             depth,
             vwap,
-            vwap_dev,
+            mid2 / 2 - vwap if (has_bbo and volume) else 0.0,
             tuple(imbalances),
             self.cvd,
         )
@@ -228,19 +242,30 @@ class FeatureEngine:
         return vector
 
 
-def _depth_imbalance(view: BookView, ticks: int) -> float:
-    """F3: (D_bid - D_ask) / (D_bid + D_ask) over the levels within ``ticks`` of each best."""
-    lo = view.bid_px[0] - ticks
-    d_bid = 0
-    for price, size in zip(view.bid_px, view.bid_sz, strict=True):
-        if price <= lo:
+def _depth_scan(prices: tuple[int, ...], sizes: tuple[int, ...], ticks: int) -> int:
+    """Size of the levels within ``ticks`` of the best, by scanning (sparse books)."""
+    best = prices[0]
+    depth = 0
+    for price, size in zip(prices, sizes, strict=False):
+        if not -ticks < price - best < ticks:
             break
-        d_bid += size
-    hi = view.ask_px[0] + ticks
-    d_ask = 0
-    for price, size in zip(view.ask_px, view.ask_sz, strict=True):
-        if price >= hi:
-            break
-        d_ask += size
-    total = d_bid + d_ask
-    return (d_bid - d_ask) / total if total else 0.0
+        depth += size
+    return depth
+
+
+def _depth_imbalances(bid_px, bid_sz, ask_px, ask_sz, windows: tuple[int, ...]) -> tuple[float, ...]:
+    """F3 for every window: (D_bid - D_ask) / (D_bid + D_ask), depth within ``ticks`` of each best.
+
+    At most ``ticks`` distinct prices fit in a window, so when the ``min(n, ticks)``-th level is
+    inside, every level before it is too and a slice sum suffices (the dense, large-tick case).
+    """
+    b0, a0 = bid_px[0], ask_px[0]
+    nb, na = len(bid_px), len(ask_px)
+    out = []
+    for ticks in windows:
+        k = nb if nb < ticks else ticks
+        d_bid = sum(bid_sz[:k]) if b0 - bid_px[k - 1] < ticks else _depth_scan(bid_px, bid_sz, ticks)
+        k = na if na < ticks else ticks
+        d_ask = sum(ask_sz[:k]) if ask_px[k - 1] - a0 < ticks else _depth_scan(ask_px, ask_sz, ticks)
+        out.append((d_bid - d_ask) / (d_bid + d_ask))
+    return tuple(out)

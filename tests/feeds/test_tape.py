@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import sys
 import zlib
 from datetime import datetime
 from pathlib import Path
@@ -34,14 +35,14 @@ from engine.events import (
     TruthLabel,
 )
 from feeds.base import Feed
-from feeds.tape import TapeFeed, TapeWriter, read_header, record
+from feeds.tape import RecordingFeed, TapeFeed, TapeWriter, read_header, record
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 FLOATS = st.floats(allow_nan=False, allow_infinity=False)
 LEVELS = st.lists(st.tuples(INT64, INT64, INT64), max_size=4).map(tuple)
 PARAMS = st.dictionaries(st.text(max_size=8), st.one_of(FLOATS, INT64, st.text(max_size=8)), max_size=4)
 BY_TYPE = {int: INT64, str: st.text(max_size=12), bool: st.booleans()}
-TS = 1_340_280_000_000_000_000
+TS = 1_700_000_000_000_000_000
 AMZN = InstrumentDef(0, 0, 0, 0, 0, "AMZN", "NASDAQ", "0.01", 100)
 
 
@@ -66,14 +67,14 @@ def one_of_each() -> list[Event]:
     """One hand-built event of every type, truth label with params included."""
     return [
         AMZN,
-        BookSnapshot(0, TS, TS, 1, LAST, ((5859300, 100, 1),), ((5859400, 200, 2),), 1, True),
-        BookDelta(0, TS, TS + 1, 2, LAST, BUY, 5859300, 300, 2, 3),
-        OrderAdd(0, TS, TS + 2, 3, LAST, 11, SELL, 5859500, 50),
-        OrderCancel(0, TS, TS + 3, 4, LAST, 11, SELL, 5859500, 20, 30),
-        OrderModify(0, TS, TS + 4, 5, LAST, 11, SELL, 5859600, 30),
-        OrderExecute(0, TS, TS + 5, 6, 0, 11, SELL, 5859600, 10, 7),
-        Trade(0, TS, TS + 5, 7, LAST, 5859600, 10, BUY, 7, 1, False),
-        OrderDelete(0, TS, TS + 6, 8, LAST, 11, SELL, 5859600, 20),
+        BookSnapshot(0, TS, TS, 1, LAST, ((1000000, 100, 1),), ((1000100, 200, 2),), 1, True),
+        BookDelta(0, TS, TS + 1, 2, LAST, BUY, 1000000, 300, 2, 3),
+        OrderAdd(0, TS, TS + 2, 3, LAST, 11, SELL, 1000200, 50),
+        OrderCancel(0, TS, TS + 3, 4, LAST, 11, SELL, 1000200, 20, 30),
+        OrderModify(0, TS, TS + 4, 5, LAST, 11, SELL, 1000300, 30),
+        OrderExecute(0, TS, TS + 5, 6, 0, 11, SELL, 1000300, 10, 7),
+        Trade(0, TS, TS + 5, 7, LAST, 1000300, 10, BUY, 7, 1, False),
+        OrderDelete(0, TS, TS + 6, 8, LAST, 11, SELL, 1000300, 20),
         Status(0, TS, TS + 7, 9, LAST, 2, "halt"),
         Clock(0, TS, TS + 8, 10, 0),
         TruthLabel(0, TS, TS + 9, 1, 0, 4, 2, BUY, 10, 12, TS, TS + 9, {"depth": 3, "p": 0.25, "n": "x"}, 1),
@@ -82,8 +83,10 @@ def one_of_each() -> list[Event]:
 
 def many_events(count: int) -> list[Event]:
     """A long deterministic stream of small L3 events."""
-    return [OrderAdd(0, TS + i, TS + i, i, LAST, i, BUY if i % 3 else SELL, 5859300 + i % 97, 1 + i % 500)
-            for i in range(count)]
+    return [
+        OrderAdd(0, TS + i, TS + i, i, LAST, i, BUY if i % 3 else SELL, 1000000 + i % 97, 1 + i % 500)
+        for i in range(count)
+    ]
 
 
 def write_tape(path: Path, events: list[Event], **kwargs) -> Path:
@@ -141,7 +144,7 @@ def test_event_lines_are_msgspec_arrays(tmp_path):
     path = write_tape(tmp_path / "t.jsonl", one_of_each())
     lines = path.read_bytes().splitlines()
     assert lines[1:] == [msgspec.json.encode(event) for event in one_of_each()]
-    assert lines[8] == b'["trd",0,1340280000000000000,1340280000000000005,7,128,5859600,10,1,7,1,false]'
+    assert lines[8] == b'["trd",0,1700000000000000000,1700000000000000005,7,128,1000300,10,1,7,1,false]'
 
 
 def test_header_contents(tmp_path):
@@ -200,6 +203,28 @@ def test_record_copies_a_feed_with_limit(tmp_path):
     assert feed.instruments() == [AMZN]
     assert feed.header.meta == {"k": 1}
     assert list(TapeFeed(tmp_path / "a.zst").events()) == events
+
+
+def test_recording_feed_tees_events_to_a_tape(tmp_path):
+    """RecordingFeed yields the wrapped feed's events and leaves exactly them on its tape."""
+    events = many_events(9000)
+    feed = RecordingFeed(ListFeed(events, [AMZN]), tmp_path / "run.gz", source="run", meta={"seed": 3})
+    assert isinstance(feed, Feed) and feed.instruments() == [AMZN]
+    assert list(feed.events()) == events
+    assert feed.stats() == {"recorded_events": 9000}
+    tape = TapeFeed(tmp_path / "run.gz")
+    assert list(tape.events()) == events and tape.header.meta == {"seed": 3}
+
+
+def test_recording_feed_stopped_early_keeps_what_it_yielded(tmp_path):
+    """Closing a recording pass early flushes a complete tape of every event already handed on."""
+    events = many_events(100)
+    stream = RecordingFeed(ListFeed(events, [AMZN]), tmp_path / "run.zst", source="run").events()
+    taken = [next(stream) for _ in range(40)]
+    stream.close()
+    tape = TapeFeed(tmp_path / "run.zst")
+    assert list(tape.events()) == taken == events[:40]
+    assert tape.stats()["truncated_tail"] == 0
 
 
 def test_tape_feed_is_a_feed_and_replays_twice(tmp_path):
@@ -278,10 +303,12 @@ def test_bad_header_is_an_error_on_line_1(tmp_path, content, field, problem, str
     assert str(caught.value).startswith(f"{path}:1: field '{field}': ")
 
 
-def test_missing_file_is_a_usage_error(tmp_path):
-    """A tape path that does not exist raises UsageError naming the path."""
+def test_unreadable_or_unwritable_path_is_a_usage_error(tmp_path):
+    """A missing tape, or a tape in a missing folder, raises UsageError naming the path."""
     with pytest.raises(UsageError, match="t.gz: cannot read tape"):
         TapeFeed(tmp_path / "t.gz")
+    with pytest.raises(UsageError, match="t.zst: cannot write tape"):
+        TapeWriter(tmp_path / "missing" / "t.zst", [AMZN], "test")
 
 
 def _intact_prefix(data: bytes, decompressor) -> list[bytes]:
@@ -321,16 +348,18 @@ def test_missing_gzip_trailer_keeps_every_event(tmp_path):
     assert feed.stats()["truncated_tail"] == 1
 
 
-def test_corrupt_gzip_stops_with_truncated_tail(tmp_path):
-    """Garbage inside a gzip stream ends the replay cleanly after the intact part, flagged as a cut tail."""
+def test_corrupt_gzip_replays_intact_part_and_flags_tail(tmp_path):
+    """Garbage inside a gzip stream still replays every event before it and ends flagged as a cut tail."""
     events = many_events(30_000)
     data = bytearray(write_tape(tmp_path / "t.gz", events).read_bytes())
-    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64
+    spot = len(data) // 2
+    data[spot : spot + 64] = b"\xff" * 64
     (tmp_path / "t.gz").write_bytes(bytes(data))
+    intact = len(_intact_prefix(bytes(data[:spot]), zlib.decompressobj(31))) - 1
     feed = TapeFeed(tmp_path / "t.gz")
     replayed = list(feed.events())
-    assert 0 < len(replayed) < len(events)
-    assert replayed == events[: len(replayed)]
+    assert intact > 1000
+    assert replayed[:intact] == events[:intact]
     assert feed.stats()["truncated_tail"] == 1
 
 
@@ -370,3 +399,17 @@ def test_header_cut_in_compressed_file(tmp_path):
     path.write_bytes(path.read_bytes()[:-12])
     with pytest.raises(InputError, match=r":1: field 'json': .*cut short"):
         TapeFeed(path)
+
+
+def test_blank_lines_are_ignored(tmp_path):
+    """Blank lines between events are counted as lines but are neither events nor malformed."""
+    feed = TapeFeed(write_lines(tmp_path / "t.jsonl", [GOOD, "", "  ", GOOD]))
+    assert list(feed.events()) == [Clock(0, 1, 1, 1, 0)] * 2
+    assert feed.stats() == {"lines": 5, "events": 2, "malformed_lines": 0, "truncated_tail": 0}
+
+
+def test_zst_without_zstandard_is_a_clear_error(tmp_path, monkeypatch):
+    """Writing a .zst tape without the zstandard package raises UsageError naming the package."""
+    monkeypatch.setitem(sys.modules, "zstandard", None)
+    with pytest.raises(UsageError, match="needs the 'zstandard' package"):
+        TapeWriter(tmp_path / "t.zst", [AMZN], "test")

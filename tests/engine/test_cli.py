@@ -1,0 +1,89 @@
+"""The chimera command line, run as a real process where signals or exit codes matter."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def chimera(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_every_command_has_help():
+    """--help works for every command and exits 0."""
+    for command in ("run", "replay", "record", "import-lobster", "demo", "test", "sim-check", "calibrate"):
+        with pytest.raises(SystemExit) as info:
+            main([command, "--help"])
+        assert info.value.code == 0
+
+
+def test_run_json_summary_and_summary_file(tmp_path, capsys):
+    """run --json prints one JSON object on the last line; --summary-json writes the same figures."""
+    db, summary_path = tmp_path / "r.db", tmp_path / "s.json"
+    code = main(["run", "--symbol", "AAPL,TSLA", "--duration", "20", "--feed", "zero_intelligence",
+                 "--speed", "max", "--db", str(db), "--json", "--summary-json", str(summary_path)])
+    assert code == 0
+    summary = last_json(capsys.readouterr().out)
+    assert summary == json.loads(summary_path.read_text())
+    assert summary["instruments"] == ["AAPL", "TSLA"] and summary["events"] > 1000
+    assert set(summary) >= {"events", "wall_seconds", "events_per_s", "stages", "signals", "db_rows", "errors"}
+    assert summary["db_rows"]["trades"] == sum(v["trades"] for v in summary["per_instrument"].values()) > 0
+    with sqlite3.connect(db) as conn:
+        status, stored = conn.execute("SELECT status, summary FROM runs WHERE run_id = ?",
+                                      (summary["run_id"],)).fetchone()
+    assert status == "completed" and json.loads(stored)["events"] == summary["events"]
+
+
+def test_bad_arguments_give_one_line_and_exit_2():
+    """Unknown options, bad values and unknown config keys: one line on stderr, exit code 2."""
+    for args in (["run", "--bogus"], ["run", "--speed", "fast"], ["run", "--set", "risk.max_postion=3"],
+                 ["replay", "/nonexistent/tape.jsonl.gz"], ["run", "--config", "/nonexistent.toml"]):
+        result = chimera(*args)
+        assert result.returncode == 2, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "error" in lines[0], (args, result.stderr)
+    assert "max_postion" in chimera("run", "--set", "risk.max_postion=3").stderr
+
+
+def test_sigint_stops_gracefully_with_summary_and_exit_0(tmp_path):
+    """SIGINT during a paced run: feed stops, queues drain, summary printed, exit 0."""
+    db = tmp_path / "sig.db"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "run", "--symbol", "AAPL,NVDA,TSLA", "--duration", "3600",
+         "--speed", "1", "--feed", "zero_intelligence", "--db", str(db), "--json", "--log-level", "info",
+         "--log-json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "200"},
+    )
+    for line in proc.stderr:  # wait until the run has started
+        if "run_started" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    summary = last_json(out)
+    assert summary["status"] == "completed" and summary["stopped_by"] == "stop_request"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status FROM runs").fetchone()[0] == "completed"
+
+
+def test_python_main_is_the_same_cli():
+    """python main.py prints the same usage as the chimera console script."""
+    result = chimera("--help")
+    assert result.returncode == 0 and "import-lobster" in result.stdout
