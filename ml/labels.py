@@ -15,8 +15,8 @@ Rule table, first match wins, evaluated at every bar once ``warmup_bars`` have p
    keeps going stays outside it, as in F23);
 3. TREND_UP: ``t_drift(20 min) >= 2.5`` and ``ER(20 min) >= 0.2``;
 4. TREND_DOWN: ``t_drift(20 min) <= -2.5`` and ``ER(20 min) >= 0.2``;
-5. RANGE_HIGH: ``σ_5min >= q67`` of its trailing distribution (all earlier bars, or a training
-   reference passed in);
+5. RANGE_HIGH: ``σ_5min >= q67`` of its trailing distribution (all earlier bars), or of a training
+   period's σ_5min values when a reference is passed in;
 6. RANGE_LOW otherwise.
 
 Smoothing: a label replaces the previous one only once it has been the raw label at 3 consecutive
@@ -188,9 +188,12 @@ def causal_quantile(x: np.ndarray, q: float, window: int | None, min_periods: in
     padded = np.concatenate([np.full(window, np.nan), x[:-1]])
     windows = sliding_window_view(padded, window)[: len(x)]
     count = np.isfinite(windows).sum(axis=1)
-    ok = count >= max(min_periods, 1)
-    if ok.any():
-        out[ok] = np.nanquantile(windows[ok], q, axis=1)
+    full = count == window  # the fast path; nanquantile is slow and only needed for partial windows
+    if full.any():
+        out[full] = np.quantile(windows[full], q, axis=1)
+    partial = ~full & (count >= max(min_periods, 1))
+    if partial.any():
+        out[partial] = np.nanquantile(windows[partial], q, axis=1)
     return out
 
 
@@ -219,8 +222,9 @@ def shock_condition(x: RegimeInputs, p: RuleParams) -> np.ndarray:
     base, look = p.baseline_bars, p.shock_bars
     prior_ss = _shift(_rolling_sum(x.sum_sq_r1s, base), 1)
     prior_n = _shift(_rolling_sum(x.n_r1s, base), 1)
+    prior_bars = _shift(_rolling_count(x.n_r1s, base), 1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sigma_1s = np.where(prior_n >= p.min_history_bars, np.sqrt(prior_ss / prior_n), np.nan)
+        sigma_1s = np.where((prior_bars >= p.min_history_bars) & (prior_n > 0), np.sqrt(prior_ss / prior_n), np.nan)
     jump = x.max_abs_r1s > p.shock_sigma * sigma_1s
     spread_q = causal_quantile(x.spread, p.spread_quantile, base, p.min_history_bars)
     med_b = causal_quantile(x.depth_bid, 0.5, base, p.min_history_bars)
@@ -242,13 +246,18 @@ def breakout_condition(x: RegimeInputs, p: RuleParams) -> np.ndarray:
     return (vr >= p.vr_threshold) & (va >= p.va_threshold) & outside
 
 
-def raw_rule_labels(x: RegimeInputs, p: RuleParams | None = None) -> np.ndarray:
-    """First-match rule label at every bar before smoothing (UNKNOWN during warm-up)."""
+def raw_rule_labels(x: RegimeInputs, p: RuleParams | None = None,
+                    vol_reference: np.ndarray | None = None) -> np.ndarray:
+    """First-match rule label at every bar before smoothing (UNKNOWN during warm-up).
+
+    ``vol_reference``: σ_5min values of a training period; its q67 is the RANGE_HIGH threshold.
+    Without it the threshold is the causal q67 of all earlier bars of ``x``.
+    """
     p = p or RuleParams()
     t = drift_t_stat(x.mid, p.trend_bars)
     er = efficiency_ratio(x.mid, p.trend_bars)
     sigma5 = realised_vol(x.mid, p.vol_short_bars)
-    high_vol = sigma5 >= causal_quantile(sigma5, p.range_high_quantile, None, p.min_history_bars)
+    high_vol = sigma5 >= vol_threshold(sigma5, p, vol_reference)
     conditions = [
         (shock_condition(x, p), SHOCK),
         (breakout_condition(x, p), BREAKOUT),
@@ -261,10 +270,21 @@ def raw_rule_labels(x: RegimeInputs, p: RuleParams | None = None) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def regime_rule_labels(x: RegimeInputs, params: RuleParams | None = None) -> np.ndarray:
+def regime_rule_labels(x: RegimeInputs, params: RuleParams | None = None,
+                       vol_reference: np.ndarray | None = None) -> np.ndarray:
     """SPEC section 5 rule labels at every TF2 close, with hysteresis (UNKNOWN = -1 in warm-up)."""
     p = params or RuleParams()
-    return apply_hysteresis(raw_rule_labels(x, p), p.persist, (SHOCK,))
+    return apply_hysteresis(raw_rule_labels(x, p, vol_reference), p.persist, (SHOCK,))
+
+
+def vol_threshold(sigma5: np.ndarray, p: RuleParams, reference: np.ndarray | None = None) -> np.ndarray:
+    """RANGE_HIGH threshold per bar: q67 of ``reference`` (training) or of the earlier bars."""
+    if reference is None:
+        return causal_quantile(sigma5, p.range_high_quantile, None, p.min_history_bars)
+    ref = np.asarray(reference, dtype=np.float64)
+    ref = ref[np.isfinite(ref)]
+    level = float(np.quantile(ref, p.range_high_quantile)) if len(ref) else np.nan
+    return np.full(len(sigma5), level)
 
 
 # ---- scoring ---------------------------------------------------------------------------------------
@@ -365,6 +385,7 @@ __all__ = [
     "breakout_condition",
     "raw_rule_labels",
     "regime_rule_labels",
+    "vol_threshold",
     "macro_f1",
     "step_values",
 ]

@@ -16,7 +16,9 @@ increments ``e_n`` (SPEC F5) and per-grid-interval sums. Prices stay in ticks an
 (``mid2 = b + a``); grid values are float arrays with NaN where a side of the book was empty.
 
 Invariants: an L1 record is valid when both sides are present and uncrossed; OFI increments and
-mid moves are only taken between consecutive valid records.
+mid moves are only taken between consecutive valid records. Record times are non-decreasing per
+instrument (a stream in receive order may hold ``ts_event`` inversions of a few µs; they are
+clamped), so step functions can be read with ``searchsorted``.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ class _Collector:
         ts = ev.ts_event
         if ts > self.next_grid:
             self._sample(ts)
-        self.last_ts = ts
+        if ts > self.last_ts:
+            self.last_ts = ts
         self.book.update(ev)
         if kind is Trade:
             self.trades.append((ts, ev.price, ev.size, ev.aggressor, ev.match_id, ev.hidden))
@@ -190,6 +193,7 @@ def extract_series(
 def _to_series(col: _Collector) -> MarketSeries:
     grid = _grid_arrays(col.grid, col.sample_ns)
     l1 = np.array(col.l1, dtype=np.int64).reshape(-1, 5)
+    np.maximum.accumulate(l1[:, 0], out=l1[:, 0])
     trades = _trade_arrays(col.trades)
     d = col.definition
     return MarketSeries(
@@ -223,7 +227,7 @@ def _grid_arrays(rows: list[tuple], sample_ns: int) -> dict[str, np.ndarray]:
 def _trade_arrays(rows: list[tuple]) -> dict[str, np.ndarray]:
     raw = np.array([r[:5] for r in rows], dtype=np.int64).reshape(-1, 5)
     return {
-        "trade_ts": raw[:, 0],
+        "trade_ts": np.maximum.accumulate(raw[:, 0]) if len(raw) else raw[:, 0],
         "trade_price": raw[:, 1],
         "trade_size": raw[:, 2],
         "trade_aggressor": raw[:, 3].astype(np.int8),

@@ -1,0 +1,153 @@
+"""Small statistical estimators for the stylized facts: moments, tails, ACF, fits, ranks.
+
+Pure numpy functions on 1-D arrays. Each returns NaN (never raises, never warns) when its
+statistic is undefined: too few values, zero variance, no positive points to fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def pearson_kurtosis(x: np.ndarray) -> float:
+    """``E[(x-μ)^4] / Var(x)^2`` (Normal = 3); NaN for fewer than 4 values or zero variance."""
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 4:
+        return float("nan")
+    d = x - x.mean()
+    m2 = float(np.mean(d * d))
+    return float(np.mean(d**4) / m2**2) if m2 > 0 else float("nan")
+
+
+def hill_index(x: np.ndarray, tail: float = 0.05) -> float:
+    """Hill estimator of the tail index of ``|x|`` over its top ``tail`` share (NaN if undefined)."""
+    a = np.sort(np.abs(np.asarray(x, dtype=np.float64)))[::-1]
+    k = int(tail * len(a))
+    if k < 2 or a[k] <= 0:
+        return float("nan")
+    return float(1.0 / np.mean(np.log(a[:k] / a[k])))
+
+
+def acf(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Sample autocorrelation at lags 0..max_lag (FFT; NaN where undefined)."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.full(max_lag + 1, np.nan)
+    d = x - x.mean() if len(x) else x
+    denom = float(d @ d)
+    if len(x) < 2 or denom <= 0:
+        return out
+    f = np.fft.rfft(d, 2 * len(d))
+    full = np.fft.irfft(f * np.conj(f))[: min(max_lag + 1, len(d))] / denom
+    out[: len(full)] = full
+    return out
+
+
+def pooled_acf(parts: Sequence[np.ndarray], max_lag: int) -> tuple[np.ndarray, int]:
+    """n-weighted mean of per-instrument ACFs, and the total n."""
+    rows = [(acf(x, max_lag), len(x)) for x in parts if len(x) > max_lag + 1]
+    n = sum(w for _, w in rows)
+    if not rows or n == 0:
+        return np.full(max_lag + 1, np.nan), 0
+    return sum(a * w for a, w in rows) / n, n
+
+
+def power_law_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """OLS of ``log y`` on ``log x`` over points with x, y > 0: ``(exponent, R²)``."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3:
+        return float("nan"), float("nan")
+    lx, ly = np.log(x[ok]), np.log(y[ok])
+    slope, _, r2 = ols(lx, ly)
+    return slope, r2
+
+
+def power_law_wls(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None,
+                  exponents: np.ndarray | None = None) -> tuple[float, float]:
+    """Weighted least squares of ``y ≈ Y·x^δ`` (x > 0) by grid search over δ: ``(δ, Y)``.
+
+    Unlike a log-log fit it keeps points with ``y <= 0`` (noisy impacts), so it is unbiased.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    w = np.ones(len(x)) if w is None else np.asarray(w, float)
+    grid = np.linspace(0.0, 1.5, 151) if exponents is None else np.asarray(exponents, float)
+    if len(x) < 3 or np.any(x <= 0):
+        return float("nan"), float("nan")
+    delta, _ = _wls_grid(x, y, w, grid)
+    step = float(np.min(np.diff(grid))) if len(grid) > 1 else 0.0
+    lo, hi = max(delta - step, float(grid.min())), min(delta + step, float(grid.max()))
+    return _wls_grid(x, y, w, np.linspace(lo, hi, 41))  # refine around the best
+
+
+def _wls_grid(x: np.ndarray, y: np.ndarray, w: np.ndarray, grid: np.ndarray) -> tuple[float, float]:
+    f = x[None, :] ** grid[:, None]
+    scale = (w * y * f).sum(axis=1) / (w * f * f).sum(axis=1)
+    loss = (w * (y - scale[:, None] * f) ** 2).sum(axis=1)
+    best = int(np.argmin(loss))
+    return float(grid[best]), float(scale[best])
+
+
+def ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Simple regression ``y = b·x + c``: ``(b, c, R²)`` (NaN when x or y is constant)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3:
+        return float("nan"), float("nan"), float("nan")
+    dx, dy = x - x.mean(), y - y.mean()
+    sxx, syy, sxy = float(dx @ dx), float(dy @ dy), float(dx @ dy)
+    if sxx <= 0 or syy <= 0:
+        return float("nan"), float("nan"), float("nan")
+    b = sxy / sxx
+    return b, float(y.mean() - b * x.mean()), sxy * sxy / (sxx * syy)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation (average ranks for ties; NaN when a side is constant)."""
+    return correlation(_rank(np.asarray(x, float)), _rank(np.asarray(y, float)))
+
+
+def _rank(x: np.ndarray) -> np.ndarray:
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    first = np.cumsum(counts) - counts
+    return (first + (counts - 1) / 2.0)[inverse]
+
+
+def correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation (NaN for fewer than 3 pairs or a constant side)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3:
+        return float("nan")
+    dx, dy = x - x.mean(), y - y.mean()
+    sxx, syy = float(dx @ dx), float(dy @ dy)
+    return float(dx @ dy / np.sqrt(sxx * syy)) if sxx > 0 and syy > 0 else float("nan")
+
+
+def plain(obj: Any) -> Any:
+    """``obj`` with numpy scalars and arrays made Python numbers and lists, NaN/inf made None."""
+    if isinstance(obj, Mapping):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | np.ndarray):
+        return [plain(v) for v in obj]
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
+__all__ = [
+    "pearson_kurtosis",
+    "hill_index",
+    "acf",
+    "pooled_acf",
+    "power_law_fit",
+    "power_law_wls",
+    "ols",
+    "spearman",
+    "correlation",
+    "plain",
+]
