@@ -8,7 +8,8 @@ Invariants (checked by ``check_invariants`` and by the property tests against a 
 
 Integrity is never silent: a ``seq`` gap marks the book STALE, a crossed book at a ``LAST``
 boundary marks it CROSSED; both are counted and both clear on the next ``BookSnapshot``. Events
-with a ``seq`` at or below the last one seen are dropped and counted. Operations on unknown order
+with a ``seq`` at or below the last one seen are dropped and counted; a snapshot always applies and
+resets the sequence baseline (a reconnecting feed may restart its numbering). Operations on unknown order
 ids are applied to the L2 level at their price (LOBSTER has orders added before 09:30) and counted.
 
 The core is synchronous and allocation-light: ``update(event)`` changes state only; ``apply(batch)``

@@ -43,7 +43,7 @@ class BookConfig(_Section):
 
 
 class FeatureConfig(_Section):
-    depth_ticks: list[int] = msgspec.field(default_factory=lambda: [5, 10])  # depth-imbalance windows, ticks from the best
+    depth_ticks: list[int] = msgspec.field(default_factory=lambda: [5, 10])  # depth-imbalance windows, ticks from best
     trade_window_s: list[float] = msgspec.field(default_factory=lambda: [5.0, 30.0])  # trade-imbalance windows
     spread_window_s: float = 10.0  # time-weighted mean spread window
 
@@ -147,21 +147,43 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     tree: dict[str, Any] = {}
     if path is not None:
         try:
-            tree = tomllib.loads(Path(path).read_text())
+            tree = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"{path}: config file not found") from exc
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     for item in overrides:
         key, value = parse_override(item)
         _set_path(tree, key, value)
+    where = f"{path}: " if path else ""
     instruments = tree.get("instruments")
-    if isinstance(instruments, dict):  # file entries extend, not replace, the built-in symbols
-        tree["instruments"] = {**msgspec.to_builtins(DEFAULT_INSTRUMENTS), **instruments}
+    if isinstance(instruments, dict):
+        tree["instruments"] = _merge_instruments(instruments, where)
     try:
         return msgspec.convert(tree, Config)
     except msgspec.ValidationError as exc:
-        where = f"{path}: " if path else ""
         raise ConfigError(f"{where}{exc}") from exc
+
+
+def _merge_instruments(instruments: dict[str, Any], where: str) -> dict[str, Any]:
+    """Entries extend the built-in symbols, and override a built-in symbol field by field.
+
+    Each entry is validated here because msgspec names a dict entry ``[...]``, not its symbol.
+    """
+    defaults = msgspec.to_builtins(DEFAULT_INSTRUMENTS)
+    merged = dict(defaults)
+    for symbol, entry in instruments.items():
+        if isinstance(entry, dict):
+            entry = {**defaults.get(symbol, {}), **entry}
+        try:
+            msgspec.convert(entry, InstrumentSpec)
+        except msgspec.ValidationError as exc:
+            message, at = str(exc), f"`$.instruments.{symbol}"
+            message = message.replace("`$", at, 1) if "`$" in message else f"{message} - at {at}`"
+            raise ConfigError(f"{where}{message}") from exc
+        merged[symbol] = entry
+    return merged

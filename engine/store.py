@@ -22,6 +22,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from engine.errors import ChimeraError
 from engine.records import TABLES
 from engine.stages import END
 
@@ -104,8 +105,9 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to ``SCHEMA_VERSION``; return the version found before."""
     found = conn.execute("PRAGMA user_version").fetchone()[0]
     if found > SCHEMA_VERSION:
-        raise sqlite3.DatabaseError(
-            f"database schema version {found} is newer than this Chimera ({SCHEMA_VERSION})"
+        raise ChimeraError(
+            f"database schema version {found} is newer than this Chimera ({SCHEMA_VERSION}); "
+            "use a newer Chimera or another database file"
         )
     for version in range(found + 1, SCHEMA_VERSION + 1):
         with conn:
@@ -122,9 +124,13 @@ def connect(path: str | Path, busy_timeout_ms: int = 5000, readonly: bool = Fals
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         return conn
     conn = sqlite3.connect(path)
-    for pragma in _pragmas(busy_timeout_ms):
-        conn.execute(pragma)
-    migrate(conn)
+    try:
+        for pragma in _pragmas(busy_timeout_ms):
+            conn.execute(pragma)
+        migrate(conn)
+    except ChimeraError as exc:
+        conn.close()
+        raise ChimeraError(f"{path}: {exc}") from None
     return conn
 
 
@@ -204,6 +210,7 @@ class BatchWriter:
         self.stats = WriterStats()
         self._pending: list[list[tuple[str, tuple]]] = []
         self._count = 0
+        self._committing: asyncio.Future | None = None
 
     async def run(self, records_q: asyncio.Queue) -> None:
         """Consume until END and commit the last batch.
@@ -220,6 +227,10 @@ class BatchWriter:
             if self._count:
                 await self._commit(conn)
         finally:
+            if self._committing is not None:  # cancelled while a COMMIT was on its way
+                await asyncio.wait([self._committing])
+                if not self._committing.cancelled() and self._committing.exception() is None:
+                    self._committed()
             if conn is not None:
                 await asyncio.shield(conn.close())  # rolls back a batch interrupted mid-commit
             self._drain(records_q)
@@ -261,8 +272,9 @@ class BatchWriter:
             except asyncio.QueueEmpty:
                 if self._count:
                     remaining = max(0.0, opened + self.batch_age - self.monotonic())
-                    try:
-                        item = await asyncio.wait_for(records_q.get(), remaining)
+                    try:  # not wait_for: on 3.11 it can swallow a cancellation that races a put
+                        async with asyncio.timeout(remaining):
+                            item = await records_q.get()
                     except TimeoutError:
                         continue
                 else:
@@ -279,6 +291,13 @@ class BatchWriter:
         grouped = group_rows(self.run_id, (rec for batch in self._pending for rec in batch))
         for table, rows in grouped.items():
             await conn.executemany(INSERTS[table], rows)
-        await conn.commit()
+        # A COMMIT once sent completes even if we are cancelled meanwhile; ``run`` awaits it before
+        # writing what is still pending, so a batch is never written twice.
+        self._committing = asyncio.ensure_future(conn.commit())
+        await asyncio.shield(self._committing)
+        self._committed()
+
+    def _committed(self) -> None:
+        self._committing = None
         self._account(self._count)
         self._pending, self._count = [], 0

@@ -7,7 +7,8 @@
 - the book does not move between decision and arrival (the order reaches the exchange
   ``entry_latency_ns`` later and is answered ``response_latency_ns`` after that);
 - hidden liquidity is never assumed; unfilled remainder is cancelled (IOC semantics);
-- resting limit orders are rejected ("resting orders need the queue model"), never assumed filled;
+- resting limit and stop orders are rejected ("resting orders need the queue model"), never assumed
+  filled (a stop is never triggered here);
 - taker fees per lot from config; no rebates (no passive fills).
 """
 
@@ -40,7 +41,7 @@ class BookWalkExchange:
         t_exch = order.ts_local + self.entry_latency_ns
         t_back = t_exch + self.response_latency_ns
         iid, cid = order.instrument_id, order.client_id
-        if order.order_type == OrderType.LIMIT:
+        if order.order_type in (OrderType.LIMIT, OrderType.STOP):
             return [Reject(iid, cid, "resting orders need the queue model", t_exch, t_back)]
         if view is None:
             return [Reject(iid, cid, "no book", t_exch, t_back)]

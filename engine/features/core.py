@@ -267,5 +267,6 @@ def _depth_imbalances(bid_px, bid_sz, ask_px, ask_sz, windows: tuple[int, ...]) 
         d_bid = sum(bid_sz[:k]) if b0 - bid_px[k - 1] < ticks else _depth_scan(bid_px, bid_sz, ticks)
         k = na if na < ticks else ticks
         d_ask = sum(ask_sz[:k]) if ask_px[k - 1] - a0 < ticks else _depth_scan(ask_px, ask_sz, ticks)
-        out.append((d_bid - d_ask) / (d_bid + d_ask))
+        total = d_bid + d_ask  # 0 only for a window of 0 ticks
+        out.append((d_bid - d_ask) / total if total else 0.0)
     return tuple(out)
