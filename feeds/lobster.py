@@ -12,34 +12,42 @@ id, size, price, direction) and the *orderbook* file whose row k is the top ``W`
 
 Mapping (SPEC section 1): type 1 OrderAdd, 2 OrderCancel, 3 OrderDelete, 4 OrderExecute + Trade,
 5 Trade(hidden, no book change), 7 Status (price -1 HALTED, 0 QUOTE_ONLY, 1 OPEN). Prices are
-dollars x 10000, so ticks of $0.01 are ``price // 100`` (divisibility checked). Times are seconds
+dollars x 10000, so ticks of $0.01 are ``price // 100``, divisibility checked for types 1-4; a
+hidden execution may print between ticks (a midpoint fill, 63 of them in the AMZN sample) and is
+rounded to the nearest tick, a tie toward the resting order's side, and counted. Times are seconds
 after midnight America/New_York, parsed exactly from the text into int ns since the epoch (digits
 beyond the nanosecond, a float-printing artefact on one line of the AMZN sample, are rounded to
 the nearest ns and counted).
 
 Invariants of the stream ``LobsterFeed.events()`` yields:
 - it opens with a ``BookSnapshot`` (SNAPSHOT|LAST) of orderbook row 0 at message 0's time; message
-  0's book change is inside it, its trade (if any) follows;
+  0's book change is inside it, its trade or status (if any) follows;
 - every event of one message shares its ``ts_event == ts_recv``; ``seq`` counts events from 0
   without holes; LAST marks the final event of each message's group;
 - with reconciliation on, an ``OrderBook`` applying the stream holds exactly the file's top ``W``
-  levels per side after every LAST.
+  levels per side after every LAST, and every L3 order inside that window has been in view ever
+  since it was added (none of them can have changed unseen).
 
 Reconciliation. The message file only holds messages that touch the visible window, so a rebuilt
-book is exact inside the window and blind beyond it. After each message the rebuilt window is
-compared with the file's row (directly when the message touched that side or the file's side
-changed; otherwise equality carries over from the previous row). A differing price that lay
-strictly beyond the previous row's window edge (the ``W``-th level, when the side had ``W``
-levels) is a window *entry*: its truth becomes visible only now, so the file's size is adopted
-through ``BookDelta`` events (UPDATE with the size, or DELETE for a level that vanished out of
-view) appended to that message's group. Any other difference is an *unexplained mismatch*: it is
+book is exact inside the window and blind beyond it. Every row is verified. Most rows follow from
+the previous one: when the file's row differs from the previous row only at the message's price
+(checked for all rows at once with numpy) and no level entered the window, comparing the book's
+size at that one price proves the whole window equal. Every other row is compared level by level.
+A differing price that lay strictly beyond the previous row's window edge (the W-th level, when
+the side had W levels) is a window *entry*: its truth becomes visible only now, so the file's size
+is adopted through ``BookDelta`` events (UPDATE with the size, or DELETE for a level that vanished
+out of view) appended to that message's group. An entering level that still holds L3 orders from
+before it left the window is reset (DELETE, then UPDATE as anonymous size) even when its size
+agrees: those orders may have been cancelled and replaced out of view, and later messages about the
+replacements would otherwise overdraw the level. Any other difference is an *unexplained mismatch*:
 recorded with its line, then repaired the same way so later rows stay comparable. With
-``reconcile=False`` no corrections are made and the book drifts at the window edge (levels that
-enter the window keep whatever size the book guessed, levels that vanished out of view linger).
+``reconcile=False`` no corrections are made and the book drifts at the window edge (levels entering
+the window keep whatever size the book guessed, levels that vanished out of view linger).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -47,6 +55,7 @@ import zipfile
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from functools import reduce
 from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -82,6 +91,7 @@ PRICE_SCALE = 100  # LOBSTER price units ($ x 10000) per $0.01 tick
 VENUE = "NASDAQ"
 TIMEZONE = "America/New_York"
 DUMMY_PRICE = 9_999_999_999  # asks +, bids -: an empty level in the orderbook file
+DAY_SECONDS = 86_400
 SAMPLE_SYMBOL = "AMZN"
 SAMPLE_DATE = "2012-06-21"
 REGULAR_SESSION_MS = (34_200_000, 57_600_000)  # 09:30-16:00, when the file name does not say
@@ -95,7 +105,9 @@ _NAME = re.compile(
 )
 _TIME = re.compile(r"^\d+(\.\d+)?$")
 _INT = re.compile(r"^-?\d+$")
-_ASK_SIDE, _BID_SIDE = 1, 2  # bits of the per-row "side changed" mask
+_ASK_SIDE, _BID_SIDE = 1, 2  # per-row bits: that side of the file changed since the previous row
+_ASK_ENTRY, _BID_ENTRY = 4, 8  # per-row bits: a price beyond the previous row's edge entered the window
+SLOW, QUICK, QUICK_ENTRY = 0, 1, 2  # how a row is verified (see _quick_rows)
 
 
 # ---- file names -----------------------------------------------------------------------------------
@@ -128,7 +140,8 @@ def orderbook_path_for(message_path: str | Path) -> Path:
     path = Path(message_path)
     name = parse_file_name(path)
     if name is None or name.kind != "message":
-        raise UsageError(f"{path}: not a LOBSTER message file name (TICKER_YYYY-MM-DD_start_end_message_N.csv)")
+        raise UsageError(f"{path}: not a LOBSTER message file name "
+                         "(TICKER_YYYY-MM-DD_start_end_message_N.csv)")
     return path.with_name(path.name.replace("_message_", "_orderbook_"))
 
 
@@ -239,7 +252,11 @@ class _Fallback(Exception):
 
 
 class Messages(NamedTuple):
-    """Columns of a message file (numpy int64); ``price`` is in ticks, raw for status messages."""
+    """Columns of a message file (numpy int64); ``price`` is in ticks, raw for status messages.
+
+    Hidden executions (type 5) may print between ticks (midpoint fills, e.g. $223.795): their price
+    is rounded to the nearest tick, a tie toward the resting order's side, and counted.
+    """
 
     ts: np.ndarray
     type: np.ndarray
@@ -248,53 +265,57 @@ class Messages(NamedTuple):
     price: np.ndarray
     direction: np.ndarray
     rounded: int  # timestamps with digits beyond the nanosecond (rounded)
+    subtick: int  # hidden executions between ticks, rounded to a tick
 
 
-def _read_text(path: Path, what: str) -> bytes:
-    """File bytes with LF line ends and exactly one final newline; empty files are an error."""
+def _read_bytes(path: Path, what: str) -> bytes:
+    """File bytes with LF line ends and exactly one final newline; an empty file is an error."""
     try:
         data = path.read_bytes()
     except OSError as error:
         raise UsageError(f"{path}: cannot read LOBSTER {what} file: {error.strerror}") from error
-    data = data.replace(b"\r\n", b"\n").rstrip(b"\n")
-    if not data:
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")
+    if not data.endswith(b"\n") or data.endswith(b"\n\n"):
+        data = data.rstrip(b"\n") + b"\n"
+    if data == b"\n":
         raise InputError(path, 1, "line", f"empty {what} file")
-    return data + b"\n"
+    return data
 
 
-def _loadtxt(lines: list[str], columns: int) -> np.ndarray:
-    """Strict integer table (any warning, bad token or ragged row -> ``_Fallback``)."""
+def _integer_table(source, columns: int, rows: int) -> np.ndarray:
+    """Strict integer table (any warning, bad token, ragged or skipped row -> ``_Fallback``)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            table = np.loadtxt(lines, delimiter=",", dtype=np.int64, comments=None, ndmin=2)
+            table = np.loadtxt(source, delimiter=",", dtype=np.int64, comments=None, ndmin=2)
     except (ValueError, Warning) as error:
         raise _Fallback from error
-    if table.shape != (len(lines), columns):
+    if table.shape != (rows, columns):
         raise _Fallback
     return table
 
 
-def _messages_fast(data: bytes, base_ns: int) -> tuple[np.ndarray, ...]:
-    """Vectorised parse: seconds and fraction become two integer columns, digit counts from bytes."""
+def _messages_fast(data: bytes, base_ns: int) -> tuple:
+    """Vectorised parse: seconds and fraction as two integer columns, fraction digits from bytes."""
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError as error:
         raise _Fallback from error
-    lines = text.replace(".", ",").splitlines()
-    table = _loadtxt(lines, 7)
     raw = np.frombuffer(data, np.uint8)
     ends = np.flatnonzero(raw == 10)
+    table = _integer_table(text.replace(".", ",").splitlines(), 7, len(ends))
     dots = np.flatnonzero(raw == 46)
-    if len(dots) != len(lines):
+    if len(dots) != len(ends):
         raise _Fallback
     starts = np.concatenate(([0], ends[:-1] + 1))
     if not ((dots > starts).all() and (dots < ends).all()):
         raise _Fallback
-    first_commas = np.flatnonzero(raw == 44)[::5]  # exactly 5 commas per line once each has one dot
+    first_commas = np.flatnonzero(raw == 44)[::5]  # each line has one dot, so exactly five commas
     digits = first_commas - dots - 1
     seconds, fraction = table[:, 0], table[:, 1]
-    if (digits < 1).any() or (digits > 18).any() or (seconds < 0).any() or (fraction < 0).any():
+    if (digits < 1).any() or (digits > 18).any() or (fraction < 0).any() or (
+            (seconds < 0) | (seconds >= DAY_SECONDS)).any():
         raise _Fallback
     short = digits <= 9
     ts = base_ns + seconds * 1_000_000_000 + np.where(short, fraction * 10 ** (9 - np.minimum(digits, 9)), 0)
@@ -303,25 +324,34 @@ def _messages_fast(data: bytes, base_ns: int) -> tuple[np.ndarray, ...]:
     return ts, table[:, 2], table[:, 3], table[:, 4], table[:, 5], table[:, 6], int((~short).sum())
 
 
-def _messages_slow(path: Path, data: bytes, base_ns: int) -> tuple[np.ndarray, ...]:
+def _messages_slow(path: Path, data: bytes, base_ns: int) -> tuple:
     """Line-by-line parse; raises ``InputError`` at the first malformed line."""
     columns: list[list[int]] = [[] for _ in MESSAGE_FIELDS]
     rounded = 0
     for number, line in enumerate(data.decode("ascii", errors="replace").split("\n")[:-1], start=1):
         fields = line.split(",")
         if len(fields) != len(MESSAGE_FIELDS):
-            problem = "blank line" if not line.strip() else f"expected 6 comma-separated fields, found {len(fields)}"
-            raise InputError(path, number, "line", problem)
+            found = f"expected 6 comma-separated fields, found {len(fields)}"
+            raise InputError(path, number, "line", found if line.strip() else "blank line")
         try:
-            columns[0].append(parse_time_ns(fields[0], base_ns))
+            ts = parse_time_ns(fields[0], base_ns)
         except ValueError:
-            raise InputError(path, number, "time", f"not a decimal number of seconds: {fields[0]!r}") from None
+            problem = f"not a decimal number of seconds: {fields[0]!r}"
+            raise InputError(path, number, "time", problem) from None
+        if not 0 <= ts - base_ns < DAY_SECONDS * 1_000_000_000:
+            raise InputError(path, number, "time", f"{fields[0]} s is not within a day (0 to {DAY_SECONDS})")
+        columns[0].append(ts)
         rounded += len(fields[0].partition(".")[2]) > 9
         for column, name, text in zip(columns[1:], MESSAGE_FIELDS[1:], fields[1:], strict=True):
-            if not _INT.match(text):
-                raise InputError(path, number, name, f"not an integer: {text!r}")
-            column.append(int(text))
+            column.append(_integer(path, number, name, text))
     return (*(np.array(column, dtype=np.int64) for column in columns), rounded)
+
+
+def _integer(path: Path, line: int, field: str, text: str) -> int:
+    """A signed 64-bit decimal integer, else ``InputError``."""
+    if not _INT.match(text) or not -(2**63) <= int(text) < 2**63:
+        raise InputError(path, line, field, f"not a 64-bit integer: {text!r}")
+    return int(text)
 
 
 def read_messages(path: str | Path, base_ns: int, price_scale: int = PRICE_SCALE) -> Messages:
@@ -332,7 +362,7 @@ def read_messages(path: str | Path, base_ns: int, price_scale: int = PRICE_SCALE
             bad direction, price off the tick grid, non-positive size, decreasing timestamps.
     """
     path = Path(path)
-    data = _read_text(path, "message")
+    data = _read_bytes(path, "message")
     try:
         columns = _messages_fast(data, base_ns)
     except _Fallback:
@@ -340,7 +370,12 @@ def read_messages(path: str | Path, base_ns: int, price_scale: int = PRICE_SCALE
     ts, kind, order_id, size, price, direction, rounded = columns
     _check_messages(path, ts, kind, order_id, size, price, direction, base_ns, price_scale)
     ticks = np.where(kind == 7, price, price // price_scale)
-    return Messages(ts, kind, order_id, size, ticks, direction, rounded)
+    subtick = (kind == 5) & (price % price_scale != 0)
+    if subtick.any():  # nearest tick, a tie toward the resting order's side (so the quote rule agrees)
+        ties_down = (price + price_scale // 2 - 1) // price_scale
+        ties_up = (price + price_scale // 2) // price_scale
+        ticks = np.where(subtick, np.where(direction == BUY, ties_down, ties_up), ticks)
+    return Messages(ts, kind, order_id, size, ticks, direction, rounded, int(subtick.sum()))
 
 
 def _first(mask: np.ndarray) -> int | None:
@@ -358,18 +393,19 @@ def _check_messages(path: Path, ts, kind, order_id, size, price, direction, base
         (order_id < 0, "order_id", lambda i: f"negative order id {order_id[i]}"),
         (book & (size <= 0), "size", lambda i: f"must be positive, got {size[i]}"),
         (book & (price <= 0), "price", lambda i: f"must be positive, got {price[i]}"),
-        (book & (price % scale != 0), "price",
+        ((kind <= 4) & (price % scale != 0), "price",
          lambda i: f"{price[i]} is not a multiple of {scale} (one ${TICK_SIZE} tick in $ x 10000)"),
         ((kind == 7) & ((price < -1) | (price > 1)), "price",
          lambda i: f"a status message (type 7) needs price -1, 0 or 1, got {price[i]}"),
     )
-    for mask, field, problem in checks:
-        if (i := _first(mask)) is not None:
-            raise InputError(path, i + 1, field, problem(i))
+    offences = [(i, field, problem) for mask, field, problem in checks if (i := _first(mask)) is not None]
     if (i := _first(np.diff(ts) < 0)) is not None:
         earlier, later = _seconds_text(ts[i + 1], base_ns), _seconds_text(ts[i], base_ns)
-        raise InputError(path, i + 2, "time", f"out of order: {earlier} s is earlier than {later} s on line "
-                         f"{i + 1} (timestamps must not decrease)")
+        offences.append((i + 1, "time", lambda _: f"out of order: {earlier} s is earlier than {later} s on "
+                         f"line {i + 1} (timestamps must not decrease)"))
+    if offences:
+        i, field, problem = min(offences, key=lambda offence: offence[0])
+        raise InputError(path, i + 1, field, problem(i))
 
 
 def _seconds_text(ts: int, base_ns: int) -> str:
@@ -388,9 +424,10 @@ class BookRows(NamedTuple):
     """An orderbook file in ticks: per side ``(rows, W)`` prices and sizes, bids in ascending order.
 
     ``ask_n``/``bid_n`` count real levels per row (dummies are the trailing ask slots and the
-    leading ascending-bid slots); ``ask_edge``/``bid_edge`` are the W-th price, or +/-``DUMMY_PRICE``
-    when the side holds fewer than W levels (then nothing of that side lies beyond the window);
-    ``changed`` has bit 1 (asks) / 2 (bids) set when that side differs from the previous row.
+    leading ascending-bid slots, price 0 here); ``ask_edge``/``bid_edge`` are the W-th price, or
+    +/-``DUMMY_PRICE`` when the side holds fewer than W levels (then nothing lies beyond the window);
+    ``changed`` has bit 1 (asks) / 2 (bids) set when that side differs from the previous row, and
+    bit 4 (asks) / 8 (bids) when the row shows a price beyond the previous row's edge (an entry).
     """
 
     levels: int
@@ -410,32 +447,29 @@ def read_orderbook(path: str | Path, levels: int, price_scale: int = PRICE_SCALE
 
     Raises:
         InputError: naming file, line and column (``ask_price_3``...): wrong column count, non-numeric
-            value, price off the tick grid, unsorted levels, dummy levels not at the end, sizes <= 0.
+            value, price off the tick grid, unsorted levels, dummy levels not last, bad sizes.
     """
     path = Path(path)
-    data = _read_text(path, "orderbook")
-    lines = data.decode("ascii", errors="replace").splitlines()
+    data = _read_bytes(path, "orderbook")
     try:
-        table = _loadtxt(lines, 4 * levels)
+        table = _integer_table(io.BytesIO(data), 4 * levels, data.count(b"\n"))
     except _Fallback:
-        _diagnose_orderbook(path, lines, levels)
+        _diagnose_orderbook(path, data, levels)
         raise InputError(path, 1, "line", "unreadable orderbook file") from None
-    table = table.reshape(len(lines), levels, 4)
+    table = table.reshape(len(table), levels, 4)
     _check_orderbook(path, table, price_scale)
     return _book_rows(table, price_scale)
 
 
-def _diagnose_orderbook(path: Path, lines: list[str], levels: int) -> None:
+def _diagnose_orderbook(path: Path, data: bytes, levels: int) -> None:
     """Raise ``InputError`` at the first malformed orderbook line."""
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(data.decode("ascii", errors="replace").split("\n")[:-1], start=1):
         fields = line.split(",")
         if len(fields) != 4 * levels:
-            problem = "blank line" if not line.strip() else (
-                f"expected {4 * levels} comma-separated fields ({levels} levels x 4), found {len(fields)}")
-            raise InputError(path, number, "line", problem)
+            found = f"expected {4 * levels} comma-separated fields ({levels} levels x 4), found {len(fields)}"
+            raise InputError(path, number, "line", found if line.strip() else "blank line")
         for column, text in enumerate(fields):
-            if not _INT.match(text):
-                raise InputError(path, number, _orderbook_field(column), f"not an integer: {text!r}")
+            _integer(path, number, _orderbook_field(column), text)
 
 
 def _check_orderbook(path: Path, table: np.ndarray, scale: int) -> None:
@@ -443,7 +477,7 @@ def _check_orderbook(path: Path, table: np.ndarray, scale: int) -> None:
     rows, levels, _ = table.shape
     offences = []
     for mask, column, problem in _orderbook_checks(table, scale):
-        if (hit := _first(mask.ravel())) is not None:
+        if mask.any() and (hit := _first(mask.ravel())) is not None:
             row, level = divmod(hit, levels)
             offences.append((row, 4 * level + column, problem))
     if offences:
@@ -457,7 +491,8 @@ def _orderbook_checks(table: np.ndarray, scale: int) -> Iterator[tuple[np.ndarra
     for side, column, dummy, sign in (("ask", 0, DUMMY_PRICE, 1), ("bid", 2, -DUMMY_PRICE, -1)):
         price, size = table[:, :, column], table[:, :, column + 1]
         empty = price == dummy
-        yield ~empty & ((price <= 0) | (price % scale != 0)), column, f"price not a positive multiple of {scale}"
+        off_grid = ~empty & ((price <= 0) | (price % scale != 0))
+        yield off_grid, column, f"price not a positive multiple of {scale}"
         yield empty & (size != 0), column + 1, "an empty (dummy) level must have size 0"
         yield ~empty & (size <= 0), column + 1, "an occupied level must have a positive size"
         disorder = np.zeros_like(empty)
@@ -468,21 +503,151 @@ def _orderbook_checks(table: np.ndarray, scale: int) -> Iterator[tuple[np.ndarra
 
 
 def _book_rows(table: np.ndarray, scale: int) -> BookRows:
-    levels = table.shape[1]
+    """Ticks, level counts, window edges and per-row change bits of a validated table."""
+    rows, levels, _ = table.shape
     ask_raw, bid_raw = table[:, :, 0], table[:, ::-1, 2]
     ask_real, bid_real = ask_raw != DUMMY_PRICE, bid_raw != -DUMMY_PRICE
+    ask_n, bid_n = _sum(ask_real), _sum(bid_real)
     ask_px = np.where(ask_real, ask_raw // scale, 0)
     bid_px = np.where(bid_real, bid_raw // scale, 0)
-    ask_n, bid_n = ask_real.sum(axis=1), bid_real.sum(axis=1)
-    changed = np.full(len(table), _ASK_SIDE | _BID_SIDE, dtype=np.int64)
-    changed[1:] = (np.where((table[1:, :, :2] != table[:-1, :, :2]).any(axis=(1, 2)), _ASK_SIDE, 0)
-                   | np.where((table[1:, :, 2:] != table[:-1, :, 2:]).any(axis=(1, 2)), _BID_SIDE, 0))
-    return BookRows(
-        levels, ask_px, table[:, :, 1].copy(), bid_px, table[:, ::-1, 3].copy(), ask_n, bid_n,
-        np.where(ask_n == levels, ask_px[:, -1], DUMMY_PRICE),
-        np.where(bid_n == levels, bid_px[:, 0], -DUMMY_PRICE),
-        changed,
-    )
+    ask_edge = np.where(ask_n == levels, ask_px[:, -1], DUMMY_PRICE)
+    bid_edge = np.where(bid_n == levels, bid_px[:, 0], -DUMMY_PRICE)
+    at = np.arange(rows)
+    ask_worst = np.where(ask_n > 0, ask_px[at, np.maximum(ask_n - 1, 0)], 0)
+    bid_worst = np.where(bid_n > 0, bid_px[at, np.minimum(levels - bid_n, levels - 1)], DUMMY_PRICE)
+    flat = table.reshape(rows, 4 * levels)
+    differs = flat[1:] != flat[:-1]
+    ask_changed = differs[:, [c for c in range(4 * levels) if c % 4 < 2]].any(axis=1)
+    bid_changed = differs[:, [c for c in range(4 * levels) if c % 4 >= 2]].any(axis=1)
+    changed = np.full(rows, _ASK_SIDE | _BID_SIDE, dtype=np.int64)
+    ask_entry, bid_entry = ask_worst[1:] > ask_edge[:-1], bid_worst[1:] < bid_edge[:-1]
+    changed[1:] = (ask_changed * _ASK_SIDE | bid_changed * _BID_SIDE
+                   | ask_entry * _ASK_ENTRY | bid_entry * _BID_ENTRY)
+    return BookRows(levels, ask_px, table[:, :, 1].copy(), bid_px, table[:, ::-1, 3].copy(), ask_n, bid_n,
+                    ask_edge, bid_edge, changed)
+
+
+# ---- which rows follow from one level -------------------------------------------------------------
+def _quick_rows(m: Messages, rows: BookRows) -> tuple[np.ndarray, np.ndarray]:
+    """Per message: how row k is verified (``SLOW``, ``QUICK``, ``QUICK_ENTRY``) and the size to check.
+
+    Row k follows from row k - 1 (already verified) plus the book's size at the message's price
+    (``want``; -1 when that price lies outside the previous window) when: the message's order id has
+    one consistent history, the other side of the file is unchanged, the touched side did not lose
+    its W-th level, and, apart from the message's price and within the previous window, the touched
+    side of the file is unchanged. ``QUICK_ENTRY``: the touched side also shows levels beyond the
+    previous edge, which are then adopted. Trades and status messages need both sides unchanged.
+    """
+    kind, side, price, changed = m.type, m.direction, m.price, rows.changed
+    code = np.zeros(len(kind), dtype=np.int64)
+    want = np.full(len(kind), -1, dtype=np.int64)
+    passive = kind >= 5
+    code[passive] = np.where(changed[passive] == 0, QUICK, SLOW)
+    # both sides as ascending best-first arrays: bids negated, so "better" is always "smaller"
+    sides = ((SELL, rows.ask_px, rows.ask_sz, rows.ask_n, rows.ask_edge, _BID_SIDE | _BID_ENTRY, _ASK_ENTRY),
+             (BUY, -rows.bid_px[:, ::-1], rows.bid_sz[:, ::-1], rows.bid_n, -rows.bid_edge,
+              _ASK_SIDE | _ASK_ENTRY, _BID_ENTRY))
+    for sign, px, sz, count, edge, other, entry in sides:
+        k = np.flatnonzero((kind <= 4) & (side == sign))
+        k = k[k >= 1]
+        p = price[k] * -sign  # asks: +price, bids: -price
+        ok, size_at = _one_level_change(px, sz, count, edge, k, p)
+        ok &= (changed[k] & other) == 0
+        entered = (changed[k] & entry) > 0
+        code[k] = np.where(ok, np.where(entered, QUICK_ENTRY, QUICK), SLOW)
+        want[k] = np.where(p > edge[k - 1], -1, size_at)
+    code[~_orders_consistent(m)] = SLOW
+    return code, want
+
+
+def _one_level_change(px, sz, count, edge, k, p) -> tuple[np.ndarray, np.ndarray]:
+    """For rows ``k`` of one side (ascending, best first): unchanged from row k - 1 apart from price
+    ``p`` within the narrower window (bool), and the file's size at ``p`` (0 when absent inside the
+    window, -1 when beyond it)."""
+    levels = px.shape[1]
+    slot = np.arange(levels)
+    px_a, px_b, sz_b = px[k - 1], px[k], sz[k]
+    p2 = p[:, None]
+    # most rows keep their prices: then only the size at p may differ
+    same = _all(px_a == px_b) & _all((sz[k - 1] == sz_b) | (px_a == p2))  # dummies are price 0
+    moved = np.flatnonzero(~same)
+    same[moved] = _same_apart_from(px, sz, count, edge, k[moved], p2[moved])
+    hit = (slot < count[k, None]) & (px_b == p2)
+    size_at = np.where(_any(hit), _sum(sz_b * hit), np.where(p <= edge[k], 0, -1))
+    return same, size_at
+
+
+def _same_apart_from(px, sz, count, edge, k, p2) -> np.ndarray:
+    """Rows ``k`` whose levels within the narrower window, the one at ``p2`` left out, match row k - 1."""
+    levels = px.shape[1]
+    slot = np.arange(levels)
+    limit = np.minimum(edge[k - 1], edge[k])[:, None]
+    kept, comp_px, comp_sz = [], [], []
+    for row in (k - 1, k):
+        prices, sizes = px[row], sz[row]
+        inside = (slot < count[row, None]) & (prices <= limit)  # a prefix
+        hit = inside & (prices == p2)
+        found = _any(hit)
+        shifted = slot < np.where(found, hit.argmax(axis=1), levels)[:, None]  # later levels move up
+        kept.append(_sum(inside) - found)
+        comp_px.append(np.where(shifted, prices, np.roll(prices, -1, axis=1)))
+        comp_sz.append(np.where(shifted, sizes, np.roll(sizes, -1, axis=1)))
+    equal = (comp_px[0] == comp_px[1]) & (comp_sz[0] == comp_sz[1]) | (slot >= kept[0][:, None])
+    lost_edge = (count[k - 1] == levels) & (count[k] < levels)
+    return _all(equal) & (kept[0] == kept[1]) & ~lost_edge
+
+
+def _all(mask: np.ndarray) -> np.ndarray:
+    """Row-wise ``all`` of a narrow 2-D array (column by column: faster than an axis reduction)."""
+    return reduce(np.logical_and, mask.T)
+
+
+def _any(mask: np.ndarray) -> np.ndarray:
+    """Row-wise ``any`` of a narrow 2-D array."""
+    return reduce(np.logical_or, mask.T)
+
+
+def _sum(values: np.ndarray) -> np.ndarray:
+    """Row-wise sum of a narrow 2-D array (bools count as 1)."""
+    return reduce(np.add, values.T.astype(np.int64))
+
+
+def _orders_consistent(m: Messages) -> np.ndarray:
+    """False for book messages whose order id is added twice, or whose side/price differ from its add."""
+    kind, ids = m.type, m.order_id
+    ok = np.ones(len(kind), dtype=bool)
+    adds = np.flatnonzero(kind == 1)
+    if not len(adds):
+        return ok
+    unique, first, counts = np.unique(ids[adds], return_index=True, return_counts=True)
+    reused = unique[counts > 1]
+    if len(reused):
+        ok &= ~((kind <= 4) & np.isin(ids, reused))
+    refs = np.flatnonzero((kind >= 2) & (kind <= 4))
+    at = np.minimum(np.searchsorted(unique, ids[refs]), len(unique) - 1)
+    added = adds[first[at]]
+    known = (unique[at] == ids[refs]) & (added < refs)
+    ok[refs[known & ((m.price[added] != m.price[refs]) | (m.direction[added] != m.direction[refs]))]] = False
+    return ok
+
+
+def _entering_levels(m: Messages, rows: BookRows, code: np.ndarray) -> dict[int, tuple]:
+    """For each ``QUICK_ENTRY`` row: ``(prices, sizes, previous edge, edge)`` of the entered levels."""
+    entering: dict[int, tuple] = {}
+    enter = np.flatnonzero(code == QUICK_ENTRY)
+    w = rows.levels
+    for sign, px, sz, edge in ((SELL, rows.ask_px, rows.ask_sz, rows.ask_edge),
+                               (BUY, rows.bid_px, rows.bid_sz, rows.bid_edge)):
+        ks = enter[m.direction[enter] == sign]
+        before, after = edge[ks - 1], edge[ks]  # the file shows W levels on an entry row
+        count = (px[ks] > before[:, None] if sign == SELL else px[ks] < before[:, None]).sum(axis=1)
+        for n in range(1, w + 1):  # group rows by how many levels entered, to slice them in numpy
+            rows_n = np.flatnonzero(count == n)
+            cut = slice(w - n, w) if sign == SELL else slice(0, n)
+            data = (px[ks[rows_n], cut].tolist(), sz[ks[rows_n], cut].tolist(),
+                    before[rows_n].tolist(), after[rows_n].tolist())
+            entering.update(zip(ks[rows_n].tolist(), zip(*data, strict=True), strict=True))
+    return entering
 
 
 # ---- mapping and reconciliation -------------------------------------------------------------------
@@ -500,35 +665,47 @@ class Mismatch(msgspec.Struct, frozen=True):
 class ReconcileReport(msgspec.Struct, frozen=True):
     """Outcome of rebuilding a LOBSTER day and checking it against the orderbook file every row."""
 
-    rows: int  # orderbook rows verified (= messages)
+    rows: int  # orderbook rows verified (= messages; row 0 is the seed)
     events: int  # events emitted, snapshot and adoptions included
     levels: int  # W, levels per side in the file
-    levels_checked: int  # (row, side, level) triples verified: row 0 is the seed, later rows are
-    # compared element by element or, when neither the file nor the book changed a side, carried over
-    sides_compared: int  # (row, side) pairs of rows 1.. compared element by element
-    window_entries_adopted: int  # levels set to the file's truth when they entered the window
+    levels_checked: int  # (row, side, level) triples verified, = rows * 2 * W
+    rows_compared: int  # rows compared level by level; the others follow from one level (see module)
+    window_entries: int  # prices beyond the previous row's edge found inside the new window
+    window_entries_adopted: int  # entries that needed a BookDelta (size adopted or stale orders dropped)
+    entry_levels_reset: int  # entries whose L3 orders (from before they left the window) were dropped
     unexplained_mismatches: int
     mismatches: list[Mismatch]  # the first few unexplained ones
-    timestamps_rounded: int
+    timestamps_rounded: int  # times with digits beyond the nanosecond
+    subtick_trades_rounded: int  # hidden executions between ticks, rounded to a tick
     book: BookCounters
 
 
 class _Replay:
     """One pass over a day: maps messages to events in batches and keeps the book reconciled."""
 
-    def __init__(self, messages: Messages, rows: BookRows | None, instrument_id: int, reconcile: bool) -> None:
+    def __init__(self, messages: Messages, rows: BookRows | None, instrument_id: int,
+                 reconcile: bool) -> None:
         self.messages = messages
         self.rows = rows
         self.instrument_id = instrument_id
         self.reconcile = reconcile and rows is not None
         self.levels = rows.levels if rows is not None else 10
         self.book = OrderBook(instrument_id, view_levels=self.levels)
+        if self.reconcile:
+            assert rows is not None
+            self.code, self.want = _quick_rows(messages, rows)
+        else:
+            self.code = np.full(len(messages.ts), QUICK, dtype=np.int64)
+            self.want = np.full(len(messages.ts), -1, dtype=np.int64)
         self.seq = 0
         self.events = 0
+        self.compared = 0
+        self.entries = 0
         self.adopted = 0
+        self.reset = 0
         self.unexplained = 0
         self.details: list[Mismatch] = []
-        self.window: tuple[list, list, list, list] = ([], [], [], [])
+        self.entering = _entering_levels(messages, rows, self.code) if self.reconcile else {}
 
     def batches(self) -> Iterator[list[Event]]:
         """Event lists of up to ``CHUNK`` messages each, in stream order."""
@@ -551,145 +728,198 @@ class _Replay:
 
     def _seed(self) -> list[Event]:
         """Orderbook row 0 as a snapshot at message 0's time, then message 0's trade or status."""
-        rows, m, iid = self.rows, self.messages, self.instrument_id
-        assert rows is not None
+        m, iid, w = self.messages, self.instrument_id, self.levels
+        asks_px, asks_sz, bids_px, bids_sz, _, _ = self._row(0)
+        asks = tuple((p, s, 0) for p, s in zip(asks_px, asks_sz, strict=True))
+        bids = tuple((p, s, 0) for p, s in zip(bids_px[::-1], bids_sz[::-1], strict=True))
         ts, kind = int(m.ts[0]), int(m.type[0])
-        na, nb, w = int(rows.ask_n[0]), int(rows.bid_n[0]), self.levels
-        asks = tuple((p, s, 0) for p, s in zip(rows.ask_px[0, :na].tolist(), rows.ask_sz[0, :na].tolist(),
-                                               strict=True))
-        bids = tuple((p, s, 0) for p, s in zip(rows.bid_px[0, w - nb:].tolist()[::-1],
-                                               rows.bid_sz[0, w - nb:].tolist()[::-1], strict=True))
         out: list[Event] = []
-        self._emit(out, BookSnapshot(iid, ts, ts, self.seq, SNAPSHOT | LAST, bids, asks, w, na < w and nb < w))
+        complete = len(asks) < w and len(bids) < w
+        self._emit(out, BookSnapshot(iid, ts, ts, self.seq, SNAPSHOT | LAST, bids, asks, w, complete))
         price, size, side = int(m.price[0]), int(m.size[0]), int(m.direction[0])
         if kind in (4, 5):
             hidden = kind == 5
-            self._emit(out, Trade(iid, ts, ts, self.seq, LAST | (HIDDEN if hidden else 0), price, size, -side,
-                                  0, 0, hidden))
+            flags = LAST | (HIDDEN if hidden else 0)
+            self._emit(out, Trade(iid, ts, ts, self.seq, flags, price, size, -side, 0, 0, hidden))
         elif kind == 7:
             self._emit(out, Status(iid, ts, ts, self.seq, LAST, STATUS_OF_PRICE[price]))
         return out
 
-    def _load_window(self, lo: int, hi: int) -> list[int]:
-        """File rows ``lo..hi`` as per-row lists (dummies stripped); returns the side-check masks."""
-        rows, w = self.rows, self.levels
-        assert rows is not None
-        ask_px, ask_sz = rows.ask_px[lo:hi].tolist(), rows.ask_sz[lo:hi].tolist()
-        bid_px, bid_sz = rows.bid_px[lo:hi].tolist(), rows.bid_sz[lo:hi].tolist()
-        for j in np.flatnonzero(rows.ask_n[lo:hi] < w).tolist():
-            n = int(rows.ask_n[lo + j])
-            ask_px[j], ask_sz[j] = ask_px[j][:n], ask_sz[j][:n]
-        for j in np.flatnonzero(rows.bid_n[lo:hi] < w).tolist():
-            n = int(rows.bid_n[lo + j])
-            bid_px[j], bid_sz[j] = bid_px[j][w - n:], bid_sz[j][w - n:]
-        self.window = (ask_px, ask_sz, bid_px, bid_sz)
-        return rows.changed[lo:hi].tolist()
-
     def _chunk(self, lo: int, hi: int) -> list[Event]:  # noqa: C901 - the hot loop, kept in one piece
-        """Events of messages ``lo..hi``; with reconciliation, each row checked and repaired."""
-        m, iid, book, w = self.messages, self.instrument_id, self.book, self.levels
+        """Events of messages ``lo..hi``; with reconciliation, every row verified and repaired."""
+        m, iid, book = self.messages, self.instrument_id, self.book
         ts_l, kind_l, oid_l = m.ts[lo:hi].tolist(), m.type[lo:hi].tolist(), m.order_id[lo:hi].tolist()
         size_l, price_l, side_l = m.size[lo:hi].tolist(), m.price[lo:hi].tolist(), m.direction[lo:hi].tolist()
-        reconcile = self.reconcile
-        changed = self._load_window(lo, hi) if reconcile else []
-        ask_px, ask_sz, bid_px, bid_sz = self.window
-        # OrderBook keeps these list objects for its whole life (it clears, never rebinds them)
-        book_ask_px, book_ask_sz, book_bid_px, book_bid_sz = book.ask_prices, book.ask_sizes, book.bid_prices, \
-            book.bid_sizes
-        update = book.update
+        code_l, want_l = self.code[lo:hi].tolist(), self.want[lo:hi].tolist()
+        bids, asks, update = book.bids, book.asks, book.update  # the book never rebinds these
         out: list[Event] = []
         append = out.append
         seq = self.seq
         for j in range(hi - lo):
-            kind, ts, side = kind_l[j], ts_l[j], side_l[j]
+            kind, ts, side, price = kind_l[j], ts_l[j], side_l[j], price_l[j]
             if kind == 1:
-                ev = OrderAdd(iid, ts, ts, seq, LAST, oid_l[j], side, price_l[j], size_l[j])
+                ev = OrderAdd(iid, ts, ts, seq, LAST, oid_l[j], side, price, size_l[j])
             elif kind == 3:
-                ev = OrderDelete(iid, ts, ts, seq, LAST, oid_l[j], side, price_l[j], size_l[j])
+                ev = OrderDelete(iid, ts, ts, seq, LAST, oid_l[j], side, price, size_l[j])
             elif kind == 4:
-                ex = OrderExecute(iid, ts, ts, seq, 0, oid_l[j], side, price_l[j], size_l[j], 0)
+                ex = OrderExecute(iid, ts, ts, seq, 0, oid_l[j], side, price, size_l[j], 0)
                 update(ex)
                 append(ex)
                 seq += 1
-                ev = Trade(iid, ts, ts, seq, LAST, price_l[j], size_l[j], -side)
+                ev = Trade(iid, ts, ts, seq, LAST, price, size_l[j], -side)
             elif kind == 2:
-                ev = OrderCancel(iid, ts, ts, seq, LAST, oid_l[j], side, price_l[j], size_l[j], -1)
+                ev = OrderCancel(iid, ts, ts, seq, LAST, oid_l[j], side, price, size_l[j], -1)
             elif kind == 5:
-                ev = Trade(iid, ts, ts, seq, LAST | HIDDEN, price_l[j], size_l[j], -side, 0, 0, True)
-                side = 0
+                ev = Trade(iid, ts, ts, seq, LAST | HIDDEN, price, size_l[j], -side, 0, 0, True)
             else:
-                ev = Status(iid, ts, ts, seq, LAST, STATUS_OF_PRICE[price_l[j]])
-                side = 0
+                ev = Status(iid, ts, ts, seq, LAST, STATUS_OF_PRICE[price])
             update(ev)
             append(ev)
             seq += 1
-            if not reconcile:
-                continue
-            check = changed[j] | (_BID_SIDE if side == BUY else _ASK_SIDE if side == SELL else 0)
-            if (check & _ASK_SIDE and (book_ask_px[:w] != ask_px[j] or book_ask_sz[:w] != ask_sz[j])) or (
-                    check & _BID_SIDE and (book_bid_px[-w:] != bid_px[j] or book_bid_sz[-w:] != bid_sz[j])):
-                self.seq = seq
-                self._repair(out, lo + j, j, kind, ts)
-                seq = self.seq
+            code = code_l[j]
+            if code:
+                want = want_l[j]
+                if want >= 0:
+                    level = (bids if side == BUY else asks).get(price)
+                    if (level.total if level is not None else 0) != want:
+                        code = SLOW
+                if code == QUICK:
+                    continue
+            self.seq = seq
+            if code:
+                self._enter(out, lo + j, side, ts)
+            else:
+                self._verify(out, lo + j, kind, ts)
+            seq = self.seq
         self.seq = seq
         return out
 
-    def _repair(self, out: list[Event], k: int, j: int, kind: int, ts: int) -> None:
-        """Bring both sides' windows to row ``k``'s truth with ``BookDelta`` events; classify each fix."""
-        fixes = self._fixes(SELL, k, j, kind) + self._fixes(BUY, k, j, kind)
-        if not fixes:
-            return
+    # ---- verification off the quick path ----------------------------------------------------------
+    def _enter(self, out: list[Event], k: int, side: int, ts: int) -> None:
+        """Adopt the levels that entered the touched side's window at row ``k`` (rest already proven)."""
+        file_px, file_sz, before, after = self.entering[k]
+        book = self.book
+        if side == SELL:
+            prices, sizes, levels = book.ask_prices, book.ask_sizes, book.asks
+            lo = bisect_right(prices, before)
+            hi = bisect_right(prices, after, lo)
+        else:
+            prices, sizes, levels = book.bid_prices, book.bid_sizes, book.bids
+            lo = bisect_left(prices, after)
+            hi = bisect_left(prices, before, lo)
+        ours = prices[lo:hi]
+        if ours == file_px and sizes[lo:hi] == file_sz:
+            for price in ours:
+                if levels[price].orders:
+                    break
+            else:  # the book already holds the entering levels, as anonymous size
+                self.entries += len(ours)
+                return
+        fixes = self._adopt(side, ours, sizes[lo:hi], file_px, file_sz)
+        if fixes:
+            self._emit_fixes(out, fixes, ts)
+
+    def _emit_fixes(self, out: list[Event], fixes: list, ts: int) -> None:
+        """Append ``BookDelta`` events to the message's group, moving LAST onto the final one."""
         last = out.pop()
         out.append(msgspec.structs.replace(last, flags=last.flags & ~LAST))
         for i, (side, price, size) in enumerate(fixes):
             flags = LAST if i == len(fixes) - 1 else 0
             action = UPDATE if size else DELETE
-            self._emit(out, BookDelta(self.instrument_id, ts, ts, self.seq, flags, side, price, size, action, 0))
+            delta = BookDelta(self.instrument_id, ts, ts, self.seq, flags, side, price, size, action, 0)
+            self._emit(out, delta)
 
-    def _fixes(self, side: int, k: int, j: int, kind: int) -> list[tuple[int, int, int]]:
-        """``(side, price, size)`` fixes that make one side's window equal row ``k``.
+    def _row(self, k: int) -> tuple:
+        """Row ``k`` as ``(ask_px, ask_sz, bid_px, bid_sz, ask_edge_before, bid_edge_before)``.
 
-        The window is the file's W levels, or the whole side when the file shows fewer. A price
-        strictly beyond row ``k - 1``'s W-th level is an entry (adopted); anything else is unexplained.
+        Dummies are stripped (bids ascending); the edges are those of row ``k - 1``.
         """
-        rows, book, w = self.rows, self.book, self.levels
+        rows, w = self.rows, self.levels
         assert rows is not None
-        ask_px, ask_sz, bid_px, bid_sz = self.window
+        cols = (rows.ask_px, rows.ask_sz, rows.bid_px, rows.bid_sz, rows.ask_n, rows.bid_n)
+        ask_px, ask_sz, bid_px, bid_sz, na, nb = (c[k].tolist() for c in cols)
+        before = k - 1 if k else 0
+        return (ask_px[:na], ask_sz[:na], bid_px[w - nb:], bid_sz[w - nb:],
+                int(rows.ask_edge[before]), int(rows.bid_edge[before]))
+
+    def _verify(self, out: list[Event], k: int, kind: int, ts: int) -> None:
+        """Compare row ``k`` level by level; repair both windows with ``BookDelta`` events if needed."""
+        ask_px, ask_sz, bid_px, bid_sz, ask_edge, bid_edge = self._row(k)
+        entries = int(self.rows.changed[k]) if self.rows is not None else 0
+        fixes = self._fixes(SELL, ask_px, ask_sz, ask_edge, entries & _ASK_ENTRY, k, kind)
+        fixes += self._fixes(BUY, bid_px, bid_sz, bid_edge, entries & _BID_ENTRY, k, kind)
+        self.compared += 1
+        if fixes:
+            self._emit_fixes(out, fixes, ts)
+
+    def _fixes(self, side: int, px: list, sz: list, edge: int, entry: int, k: int, kind: int) -> list:
+        """``(side, price, size)`` fixes that make one side's window equal the file's ``px``/``sz``.
+
+        The window is the file's W levels, or the whole side when the file shows fewer. Prices
+        strictly beyond the previous row's W-th level (``edge``) are entries, adopted; anything
+        else that differs is unexplained.
+        """
+        book, full = self.book, len(px) == self.levels
         if side == SELL:
-            truth = dict(zip(ask_px[j], ask_sz[j], strict=True))
             prices, sizes = book.ask_prices, book.ask_sizes
-            lo, hi = 0, bisect_right(prices, ask_px[j][-1]) if len(truth) == w else len(prices)
-            edge = int(rows.ask_edge[k - 1])
+            hi = bisect_right(prices, px[-1]) if full else len(prices)
+            if not entry and prices[:hi] == px and sizes[:hi] == sz:
+                return []
+            cut, cut_file = bisect_right(prices, edge, 0, hi), bisect_right(px, edge)
+            inside = (prices[:cut], sizes[:cut], px[:cut_file], sz[:cut_file])
+            entered = (prices[cut:hi], sizes[cut:hi], px[cut_file:], sz[cut_file:])
         else:
-            truth = dict(zip(bid_px[j], bid_sz[j], strict=True))
             prices, sizes = book.bid_prices, book.bid_sizes
-            lo, hi = bisect_left(prices, bid_px[j][0]) if len(truth) == w else 0, len(prices)
-            edge = int(rows.bid_edge[k - 1])
-        ours = dict(zip(prices[lo:hi], sizes[lo:hi], strict=True))
+            lo = bisect_left(prices, px[0]) if full else 0
+            if not entry and prices[lo:] == px and sizes[lo:] == sz:
+                return []
+            cut, cut_file = bisect_left(prices, edge, lo), bisect_left(px, edge)
+            inside = (prices[cut:], sizes[cut:], px[cut_file:], sz[cut_file:])
+            entered = (prices[lo:cut], sizes[lo:cut], px[:cut_file], sz[:cut_file])
+        agree = inside[0] == inside[2] and inside[1] == inside[3]
+        fixes = [] if agree else self._unexplained(side, *inside, k, kind)
+        if entered[0] or entered[2]:
+            fixes += self._adopt(side, *entered)
+        return fixes
+
+    def _adopt(self, side: int, prices: list, sizes: list, file_px: list, file_sz: list) -> list:
+        """Fixes for levels entering the window: the file's size, with stale L3 orders forgotten.
+
+        ``prices``/``sizes``: the book's levels in the entered range; ``file_px``/``file_sz``: the file's.
+        """
+        levels = self.book.asks if side == SELL else self.book.bids
+        fixes = []
+        for price, want in zip(file_px, file_sz, strict=True):
+            level = levels.get(price)
+            if level is not None and level.orders:  # orders from before it left the window: forget them
+                self.reset += 1
+                fixes.append((side, price, 0))
+            elif level is not None and level.total == want:
+                continue
+            fixes.append((side, price, want))
+        vanished = [price for price in prices if price not in file_px]  # gone while out of view
+        for price in vanished:
+            self.reset += bool(levels[price].orders)
+            fixes.append((side, price, 0))
+        self.entries += len(file_px) + len(vanished)
+        self.adopted += len({price for _, price, _ in fixes})
+        if len(fixes) > 1:
+            fixes.sort(key=lambda fix: fix[1])  # by price; a reset's DELETE stays before its UPDATE
+        return fixes
+
+    def _unexplained(self, side: int, prices: list, sizes: list, file_px: list, file_sz: list, k: int,
+                     kind: int) -> list:
+        """Fixes for differences inside the previous window, each recorded as unexplained."""
+        truth, ours = dict(zip(file_px, file_sz, strict=True)), dict(zip(prices, sizes, strict=True))
         fixes = []
         for price in sorted(truth.keys() | ours.keys()):
             want, have = truth.get(price, 0), ours.get(price, 0)
-            if want == have:
-                continue
-            if (price > edge) if side == SELL else (price < edge):
-                self.adopted += 1
-            else:
+            if want != have:
                 self.unexplained += 1
                 if len(self.details) < MAX_MISMATCH_DETAILS:
                     self.details.append(Mismatch(k + 1, kind, side, price, have, want))
-            fixes.append((side, price, want))
+                fixes.append((side, price, want))
         return fixes
-
-    def sides_compared(self) -> int:
-        """(row, side) pairs compared directly: the side a message touched plus every side the file changed."""
-        if not self.reconcile:
-            return 0
-        assert self.rows is not None
-        m = self.messages
-        touched = np.where((m.type <= 4) & (m.direction == BUY), _BID_SIDE,
-                           np.where((m.type <= 4) & (m.direction == SELL), _ASK_SIDE, 0))
-        check = (self.rows.changed | touched)[1:]
-        return int(((check & _ASK_SIDE) > 0).sum() + ((check & _BID_SIDE) > 0).sum())
 
     def report(self) -> ReconcileReport:
         rows = len(self.messages.ts) if self.reconcile else 0
@@ -698,11 +928,14 @@ class _Replay:
             events=self.events,
             levels=self.levels,
             levels_checked=rows * 2 * self.levels,
-            sides_compared=self.sides_compared(),
+            rows_compared=self.compared,
+            window_entries=self.entries,
             window_entries_adopted=self.adopted,
+            entry_levels_reset=self.reset,
             unexplained_mismatches=self.unexplained,
             mismatches=list(self.details),
             timestamps_rounded=self.messages.rounded,
+            subtick_trades_rounded=self.messages.subtick,
             book=msgspec.structs.replace(self.book.counters),
         )
 
@@ -738,7 +971,9 @@ class LobsterFeed:
         if not self.message_path.is_file():
             raise UsageError(f"{self.message_path}: LOBSTER message file not found")
         name = parse_file_name(self.message_path)
-        if orderbook_path is None and name is not None and name.kind == "message":
+        if name is not None and name.kind == "orderbook":
+            raise UsageError(f"{self.message_path}: this is the orderbook file; pass the message file")
+        if orderbook_path is None and name is not None:
             orderbook_path = orderbook_path_for(self.message_path)
         self.orderbook_path = Path(orderbook_path) if orderbook_path is not None else None
         if self.orderbook_path is not None and not self.orderbook_path.is_file():
@@ -786,7 +1021,8 @@ class LobsterFeed:
         rows = read_orderbook(self.orderbook_path, levels)
         if len(rows.ask_n) != count:
             raise InputError(self.orderbook_path, min(count, len(rows.ask_n)) + 1, "line",
-                             f"{len(rows.ask_n)} orderbook rows for {count} messages in {self.message_path.name}")
+                             f"{len(rows.ask_n)} orderbook rows for {count} messages in "
+                             f"{self.message_path.name}")
         return rows
 
     def stats(self) -> dict[str, int]:
@@ -795,11 +1031,15 @@ class LobsterFeed:
             return {"messages": 0, "events": 0}
         report = self._replay.report()
         counters = {f"book_{key}": value for key, value in msgspec.structs.asdict(report.book).items()}
-        return {"messages": len(self._replay.messages.ts), "events": report.events, "rows_checked": report.rows,
-                "levels_checked": report.levels_checked, "sides_compared": report.sides_compared,
+        return {"messages": len(self._replay.messages.ts), "events": report.events,
+                "rows_checked": report.rows,
+                "levels_checked": report.levels_checked, "rows_compared": report.rows_compared,
+                "window_entries": report.window_entries,
                 "window_entries_adopted": report.window_entries_adopted,
+                "entry_levels_reset": report.entry_levels_reset,
                 "unexplained_mismatches": report.unexplained_mismatches,
-                "timestamps_rounded": report.timestamps_rounded, **counters}
+                "timestamps_rounded": report.timestamps_rounded,
+                "subtick_trades_rounded": report.subtick_trades_rounded, **counters}
 
     def report(self) -> ReconcileReport:
         """The reconciliation report of the last replay (run ``events()`` or ``batches()`` first)."""
@@ -823,6 +1063,23 @@ def reconcile_file(message: str | Path, orderbook: str | Path | None = None, *,
     return feed.report()
 
 
+def import_lobster(message: str | Path, orderbook: str | Path | None, out: str | Path, *,
+                   instrument_id: int = 0) -> dict:
+    """Record a reconciled LOBSTER day into a tape at ``out``; returns the report as plain data.
+
+    The dict holds every ``ReconcileReport`` field plus ``mismatch_examples`` (one line each).
+    """
+    from feeds.tape import record
+
+    feed = LobsterFeed(message, orderbook, instrument_id=instrument_id)
+    record(feed, out, source=f"lobster:{feed.message_path.name}",
+           meta={"message": feed.message_path.name, "orderbook": getattr(feed.orderbook_path, "name", None)})
+    report = feed.report()
+    examples = [f"line {m.line} type {m.message_type} side {m.side:+d} price {m.price}: "
+                f"book {m.ours} vs file {m.file}" for m in report.mismatches]
+    return {**msgspec.to_builtins(report), "mismatch_examples": examples}
+
+
 __all__ = [
     "BookRows",
     "LobsterFeed",
@@ -830,6 +1087,7 @@ __all__ = [
     "Messages",
     "Mismatch",
     "ReconcileReport",
+    "import_lobster",
     "lobster_available",
     "locate_sample",
     "midnight_ns",
