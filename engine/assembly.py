@@ -11,7 +11,6 @@ from engine.book import OrderBook
 from engine.config import Config
 from engine.events import InstrumentDef
 from engine.execution.exchange import BookWalkExchange, ExecutionStage
-from engine.features.core import FeatureEngine
 from engine.lane import BookStage, FeatureStage
 from engine.portfolio import Portfolio
 from engine.risk import MaxOrderSize, OrderRate, PositionLimit, RiskManager, UsableBook
@@ -41,12 +40,13 @@ class Lane:
 def build_lane(instrument: InstrumentDef, config: Config, strategies: StrategyFactory) -> Lane:
     iid = instrument.instrument_id
     interval = config.store.sample_interval_ms * 1_000_000
-    book = OrderBook(iid, view_levels=config.book.view_levels)
-    features = FeatureEngine(iid, config.features.depth_ticks, config.features.trade_window_s,
-                             config.features.spread_window_s)
+    windows = tuple(sorted(config.features.depth_ticks))
+    book = OrderBook(iid, view_levels=config.book.view_levels, depth_windows=windows)
+    features = FeatureStage(iid, windows, config.features.trade_window_s, config.features.spread_window_s,
+                            interval, config.store.book_sample_levels)
     return Lane(instrument, [
-        ("book", BookStage(book, interval, config.store.book_sample_levels)),
-        ("features", FeatureStage(features, interval)),
+        ("book", BookStage(book)),
+        ("features", features),
         ("signals", SignalEngine(iid, strategies(instrument))),
     ])
 

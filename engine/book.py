@@ -19,7 +19,7 @@ plus state bits) after the events it passes through.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 
 import msgspec
 
@@ -61,6 +61,8 @@ class BookView(msgspec.Struct, frozen=True, gc=False, array_like=True, tag="view
     bid_sz: tuple[int, ...]
     ask_px: tuple[int, ...]
     ask_sz: tuple[int, ...]
+    bid_depth: tuple[int, ...] = ()  # size within each of the book's depth windows of the best bid
+    ask_depth: tuple[int, ...] = ()
 
 
 class Level:
@@ -95,11 +97,13 @@ class OrderBook:
     Args:
         instrument_id: the instrument this book belongs to; events for others are a bug upstream.
         view_levels: number of levels per side in each emitted ``BookView``.
+        depth_windows: ticks from the best; each view carries the size within each window per side.
     """
 
     __slots__ = (
         "instrument_id",
         "view_levels",
+        "depth_windows",
         "bids",
         "asks",
         "bid_prices",
@@ -115,9 +119,10 @@ class OrderBook:
         "_dispatch",
     )
 
-    def __init__(self, instrument_id: int, view_levels: int = 10) -> None:
+    def __init__(self, instrument_id: int, view_levels: int = 10, depth_windows: tuple[int, ...] = (5, 10)) -> None:
         self.instrument_id = instrument_id
         self.view_levels = view_levels
+        self.depth_windows = tuple(depth_windows)
         self.bids: dict[int, Level] = {}
         self.asks: dict[int, Level] = {}
         self.bid_prices: list[int] = []  # ascending; best bid is the last
@@ -199,18 +204,31 @@ class OrderBook:
 
     # ---- views and queries ----------------------------------------------------------------------
     def view(self) -> BookView:
-        """The immutable top-N picture of the book now."""
+        """The immutable top-N picture of the book now, with the depth within each window."""
         n = self.view_levels
+        bp, bs, ap, asz = self.bid_prices, self.bid_sizes, self.ask_prices, self.ask_sizes
+        bid_depth = []
+        ask_depth = []
+        if bp:
+            best = bp[-1]
+            for ticks in self.depth_windows:
+                bid_depth.append(sum(bs[bisect_right(bp, best - ticks):]))
+        if ap:
+            best = ap[0]
+            for ticks in self.depth_windows:
+                ask_depth.append(sum(asz[: bisect_left(ap, best + ticks)]))
         return BookView(
             self.instrument_id,
             self.ts_event,
             self.ts_recv,
             self.last_seq,
             self.state,
-            tuple(self.bid_prices[: -n - 1 : -1]),
-            tuple(self.bid_sizes[: -n - 1 : -1]),
-            tuple(self.ask_prices[:n]),
-            tuple(self.ask_sizes[:n]),
+            tuple(bp[: -n - 1 : -1]),
+            tuple(bs[: -n - 1 : -1]),
+            tuple(ap[:n]),
+            tuple(asz[:n]),
+            tuple(bid_depth),
+            tuple(ask_depth),
         )
 
     @property
@@ -232,17 +250,12 @@ class OrderBook:
         return level.total if level is not None else 0
 
     def depth_within(self, side: int, ticks: int) -> int:
-        """Total size within ``ticks`` of the best on one side (best included)."""
+        """Total size within ``ticks`` of the best on one side (best included, so ticks >= 1)."""
         if side == BUY:
-            if not self.bid_prices:
-                return 0
-            lo = self.bid_prices[-1] - ticks + 1
-            i = bisect_left(self.bid_prices, lo)
-            return sum(self.bids[p].total for p in self.bid_prices[i:])
-        if not self.ask_prices:
-            return 0
-        hi = self.ask_prices[0] + ticks - 1
-        return sum(self.asks[p].total for p in self.ask_prices if p <= hi)
+            bp = self.bid_prices
+            return sum(self.bid_sizes[bisect_right(bp, bp[-1] - ticks):]) if bp else 0
+        ap = self.ask_prices
+        return sum(self.ask_sizes[: bisect_left(ap, ap[0] + ticks)]) if ap else 0
 
     def mid2(self) -> int | None:
         """Mid price in half ticks (``bid + ask``), or None when a side is empty."""

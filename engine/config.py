@@ -28,7 +28,7 @@ class RunConfig(_Section):
     seed: int = 7
     duration_s: float = 600.0  # simulated seconds for `run` and `demo`
     speed: str = "max"  # "max" or a multiple of real time such as "1" or "10"
-    feed: str = "zero_intelligence"  # "simulator" or "zero_intelligence"
+    feed: str = "simulator"  # "simulator" (realistic, default) or "zero_intelligence"
 
 
 class PipelineConfig(_Section):

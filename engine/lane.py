@@ -1,8 +1,9 @@
 """Per-instrument lane cores that add persistence to the book and feature cores.
 
-``BookStage`` applies events to an ``OrderBook``, records every trade and a top-N book sample every
-``sample_interval`` of event time, and reports the book's integrity counters at the end of the
-stream. ``FeatureStage`` does the same for feature samples. ``TruthSink`` is the only consumer of
+``BookStage`` is the ``OrderBook`` itself plus its integrity counters at the end of the stream.
+``FeatureStage`` is the ``FeatureEngine`` that also records the market data it already walks
+through: every trade, and every ``sample_interval`` of event time a top-N book sample and a feature
+sample (one pass over the items; no second loop per event). ``TruthSink`` is the only consumer of
 the truth channel: it records labels for scorers and never forwards them.
 """
 
@@ -18,29 +19,51 @@ from engine.records import RecordBuffer
 
 
 class BookStage(RecordBuffer):
-    def __init__(self, book: OrderBook, sample_interval_ns: int, sample_levels: int) -> None:
+    def __init__(self, book: OrderBook) -> None:
         super().__init__()
         self.book = book
+        self.apply = book.apply  # no per-event work beyond the book's own
+
+    def flush(self) -> list:
+        iid = self.book.instrument_id
+        for name, value in msgspec.structs.asdict(self.book.counters).items():
+            self.records.append(("integrity", (iid, "book", name, value)))
+        return self.book.flush()
+
+
+class FeatureStage(FeatureEngine):
+    """FeatureEngine plus the rows of the trades, book_samples and feature_samples tables."""
+
+    def __init__(self, instrument_id: int, depth_ticks, trade_windows_s, spread_window_s: float,
+                 sample_interval_ns: int, sample_levels: int) -> None:
+        super().__init__(instrument_id, depth_ticks, trade_windows_s, spread_window_s)
+        self.records: list[tuple[str, tuple]] = []
         self.interval = sample_interval_ns
         self.levels = sample_levels
         self.next_sample = 0
 
-    def apply(self, batch: list) -> list:
-        out = self.book.apply(batch)
-        records = self.records
-        for item in out:
-            kind = type(item)
-            if kind is Trade:
-                records.append(("trades", (
-                    item.instrument_id, item.seq, item.ts_event, item.ts_recv, item.price, item.size,
-                    item.aggressor, item.trade_id, item.match_id, item.hidden,
-                )))
-            elif kind is BookView and item.ts_recv >= self.next_sample:
-                self.next_sample = (item.ts_recv // self.interval + 1) * self.interval
-                records.append(("book_samples", self._sample(item)))
-        return out
+    def take_records(self) -> list[tuple[str, tuple]]:
+        rows = self.records
+        self.records = []
+        return rows
 
-    def _sample(self, view: BookView) -> tuple:
+    def _on_trade(self, trade: Trade) -> None:
+        FeatureEngine._on_trade(self, trade)
+        self.records.append(("trades", (
+            trade.instrument_id, trade.seq, trade.ts_event, trade.ts_recv, trade.price, trade.size,
+            trade.aggressor, trade.trade_id, trade.match_id, trade.hidden,
+        )))
+
+    def _on_view(self, view: BookView) -> FeatureVector:
+        vector = FeatureEngine._on_view(self, view)
+        if view.ts_recv >= self.next_sample:
+            self.next_sample = (view.ts_recv // self.interval + 1) * self.interval
+            self.records.append(("book_samples", self._book_sample(view)))
+            self.records.append(("feature_samples", (vector.instrument_id, vector.seq, vector.ts_recv,
+                                                     vector.state, orjson.dumps(self.named(vector)).decode())))
+        return vector
+
+    def _book_sample(self, view: BookView) -> tuple:
         n = self.levels
         return (
             view.instrument_id, view.seq, view.ts_recv, view.state,
@@ -48,33 +71,6 @@ class BookStage(RecordBuffer):
             orjson.dumps(view.bid_px[:n]).decode(), orjson.dumps(view.bid_sz[:n]).decode(),
             orjson.dumps(view.ask_px[:n]).decode(), orjson.dumps(view.ask_sz[:n]).decode(),
         )
-
-    def flush(self) -> list:
-        iid = self.book.instrument_id
-        for name, value in msgspec.structs.asdict(self.book.counters).items():
-            self.records.append(("integrity", (iid, "book", name, value)))
-        return []
-
-
-class FeatureStage(RecordBuffer):
-    def __init__(self, engine: FeatureEngine, sample_interval_ns: int) -> None:
-        super().__init__()
-        self.engine = engine
-        self.interval = sample_interval_ns
-        self.next_sample = 0
-
-    def apply(self, batch: list) -> list:
-        out = self.engine.apply(batch)
-        for item in out:
-            if type(item) is FeatureVector and item.ts_recv >= self.next_sample:
-                self.next_sample = (item.ts_recv // self.interval + 1) * self.interval
-                values = orjson.dumps(self.engine.named(item)).decode()
-                self.records.append(("feature_samples", (item.instrument_id, item.seq, item.ts_recv,
-                                                         item.state, values)))
-        return out
-
-    def flush(self) -> list:
-        return self.engine.flush()
 
 
 class TruthSink(RecordBuffer):

@@ -123,7 +123,9 @@ class FeatureEngine:
     """Computes one ``FeatureVector`` per ``BookView`` of one instrument (the feature stage core).
 
     Args:
-        depth_ticks: windows of the depth imbalance, in ticks from the best (F3).
+        depth_ticks: windows of the depth imbalance, in ticks from the best (F3); the book stage
+            should measure the same windows (``OrderBook(depth_windows=...)``), else they are
+            measured here from the view's top-N levels.
         trade_windows_s: windows of the trade imbalance, in seconds (F8).
         spread_window_s: window of the time-weighted mean spread (F1).
     """
@@ -201,9 +203,15 @@ class FeatureEngine:
             weighted_mid = b + spread * qb / (qb + qa)
             queue_imbalance = (qb - qa) / (qb + qa)
             average = self.spread_avg
-            average.update(ts, spread)
+            if spread != average.value:
+                average.update(ts, spread)
             spread_twa = average.mean(ts)
-            depth = _depth_imbalances(bid_px, view.bid_sz, ask_px, view.ask_sz, self.depth_ticks)
+            bid_depth, ask_depth = view.bid_depth, view.ask_depth
+            if len(bid_depth) == len(ask_depth) == len(self.depth_ticks):  # the book measured them
+                depth = tuple([(d_b - d_a) / (d_b + d_a) if d_b + d_a else 0.0
+                               for d_b, d_a in zip(bid_depth, ask_depth, strict=True)])
+            else:  # a view from elsewhere: measure from its top-N levels
+                depth = _depth_imbalances(bid_px, view.bid_sz, ask_px, view.ask_sz, self.depth_ticks)
         else:
             has_bbo = False
             b = bid_px[0] if bid_px else 0
@@ -214,7 +222,9 @@ class FeatureEngine:
             depth = self._no_depth
         imbalances = []
         for window in self.windows:
-            window.evict(ts)
+            items = window.items
+            if items and items[0][0] <= ts - window.window_ns:
+                window.evict(ts)
             imbalances.append(window.signed / window.total if window.total else 0.0)
         volume = self.volume
         vwap = self.notional / volume if volume else 0.0

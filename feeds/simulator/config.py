@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import msgspec
 
+from engine.errors import ConfigError
+
 SizeMix = tuple[tuple[int, float], ...]
 
 
@@ -23,9 +25,11 @@ class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     k0: float = 15.0  # placement profile w_k ~ k^0.5 exp(-k/k0), k = 1 is the own best
     levels: int = 50  # K: deepest placement distance in ticks behind the own best
     q_sat: float = 150.0  # queue size (lots) at which limit-order acceptance falls to 1/e
-    lo_rate: float = 2.2  # limit-order proposals per second per side behind the best (before thinning)
-    in_spread_rate: float = 0.06  # in-spread limit orders per second per side per tick of (spread - 1)
-    mo_rate: float = 0.22  # market-order Hawkes baseline mu_MO per side per second
+    lo_rate: float = 2.5  # limit-order proposals per second per side behind the best (before thinning)
+    in_spread_rate: float = 0.07  # in-spread limit orders per second per side per tick of (spread - 1)
+    in_spread_mean: float = 2.7  # mean improvement (ticks) of an in-spread order over its own best (geometric)
+    in_spread_capped: bool = True  # in-spread orders never cross the latent price (bids < X, asks > X)
+    mo_rate: float = 0.08  # market-order Hawkes baseline mu_MO per side per second
     kappa_l: float = 0.12  # limit-order pull exp(+-kappa_l (X - m)), per tick of latent-mid gap
     kappa_mo: float = 1.5  # market-order pull exp(+-kappa_mo (X - m) / sigma1)
     lo_sizes: SizeMix = (
@@ -37,7 +41,7 @@ class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
         (400, 0.04), (500, 0.05), (1000, 0.01),
     )  # median 100, p99 500
     start_spread: int = 12  # spread (ticks) of the seeded opening book
-    stale_rate: float = 2.0  # cancel hazard (1/s) of quotes on the wrong side of the latent price
+    stale_rate: float = 8.0  # cancel hazard (1/s) of quotes on the wrong side of the latent price
 
 
 class SmallTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -50,10 +54,12 @@ class LargeTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, k
     sigma0: float = 1.0  # base latent volatility, ticks per sqrt(second)
     k0: float = 3.0  # placement profile scale (ticks)
     levels: int = 50  # deepest placement distance
-    q_sat: float = 14.0  # queue size (lots) at which acceptance falls to 1/e
+    q_sat: float = 20.0  # queue size (lots) at which acceptance falls to 1/e
     lo_rate: float = 14.0  # proposals per second per side behind the best
-    in_spread_rate: float = 4.0  # in-spread orders per second per side per tick of (spread - 1)
-    mo_rate: float = 0.8  # Hawkes baseline per side per second
+    in_spread_rate: float = 20.0  # in-spread orders per second per side per tick of (spread - 1)
+    in_spread_mean: float = 1.0  # mean improvement over the own best (ticks)
+    in_spread_capped: bool = False  # a one-tick gap is closed whatever the latent price
+    mo_rate: float = 0.4  # Hawkes baseline per side per second
     kappa_l: float = 0.8  # limit-order pull per tick
     kappa_mo: float = 3.0  # market-order pull per sigma1
     lo_sizes: SizeMix = (
@@ -63,7 +69,7 @@ class LargeTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, k
         (1, 0.40), (2, 0.20), (3, 0.10), (5, 0.12), (10, 0.10), (20, 0.05), (50, 0.03),
     )  # median 2
     start_spread: int = 1  # spread of the seeded opening book
-    stale_rate: float = 2.0  # cancel hazard (1/s) of stale quotes
+    stale_rate: float = 8.0  # cancel hazard (1/s) of stale quotes
 
 
 class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -73,6 +79,7 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     session_length_s: float = 23_400.0  # trading day length, for daily volume/volatility estimates
     grid_ms: int = 100  # latent-price grid step
     clock_silence_ms: int = 100  # emit a Clock after this much silence per instrument
+    flow_refresh_ms: int = 500  # refresh interval of the market-order baseline (latent pull, decays)
     latency_us: float = 200.0  # mean feed latency ts_recv - ts_event, microseconds
     latency_jitter_us: float = 50.0  # standard deviation of the lognormal feed latency
     intraday_u_shape: bool = False  # scale order-flow rates by a U-shaped intraday profile
@@ -92,12 +99,17 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     reaction_ticks: int = 2  # queue reaction zone: ticks from the best
     reaction_mult: float = 2.0  # patient hazard multiplier in the zone under adverse order flow
     reaction_tau_s: float = 1.0  # time scale of the order-flow imbalance that triggers the reaction
-    meta_per_hour: float = 60.0  # metaorder arrivals per hour per instrument
+    meta_active: float = 8.0  # mean number of metaorders being executed at once per instrument
     meta_alpha: float = 1.5  # Pareto tail exponent of metaorder sizes
     meta_min_orders: float = 8.0  # minimum metaorder size in mean market-order sizes
     meta_cap: float = 0.05  # metaorder size cap as a fraction of daily volume
     meta_participation: tuple[float, float] = (0.05, 0.20)  # participation range (uniform)
     meta_impact: float = 0.7  # Y in the square-root permanent impact Y sigma_day sqrt(Q / V_day)
+    meta_burst_mean: float = 3.5  # mean number of back-to-back market orders per metaorder child
+    vol_of_vol: float = 0.5  # s: shared volatility factor exp(s Y - s^2), Y a unit OU (E[factor^2] = 1)
+    vol_tau_s: float = 60.0  # time scale of the shared volatility factor
+    info_rate: float = 0.3  # rate (1/s) of latent information jumps (common and per instrument)
+    info_share: float = 0.85  # share of the latent diffusion variance delivered by those jumps
     news_market_per_hour: float = 0.5  # market-wide news rate
     news_instrument_per_hour: float = 0.25  # idiosyncratic news rate per instrument
     news_kj: float = 4.0  # jump size J = sign |t3| k_J sigma_60s
@@ -115,7 +127,8 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
             return self.large_tick
         if name == "small_tick":
             return self.small_tick
-        raise ValueError(f"unknown simulator profile {name!r} (expected 'large_tick' or 'small_tick')")
+        raise ConfigError(f"unknown simulator profile {name!r} at $.instruments.*.profile "
+                          "(expected 'large_tick' or 'small_tick')")
 
 
 PROFILES: tuple[str, ...] = ("large_tick", "small_tick")

@@ -93,7 +93,7 @@ class RegimeChain:
         targets = JUMP_CHAIN[self.regime]
         u = float(self.rng.random())
         acc = 0.0
-        for target, prob, rule in targets:
+        for target, prob, rule in targets:  # noqa: B007 - the loop picks them
             acc += prob
             if u < acc:
                 break

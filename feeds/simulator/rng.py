@@ -29,12 +29,27 @@ def stream(draw: Callable[[int], np.ndarray], block: int = BLOCK) -> Callable[[]
     return chain.from_iterable(blocks()).__next__
 
 
-def mixture_sampler(rng: np.random.Generator, mix: tuple[tuple[int, float], ...]) -> Callable[[], int]:
-    """Stream of integers drawn from a discrete mixture ``((value, probability), ...)``."""
+def tuple_stream(*draws: Callable[[int], np.ndarray], block: int = BLOCK) -> Callable[[], tuple]:
+    """Bound ``next`` of an endless stream of tuples, one value from each ``draws[i]`` per tuple."""
+
+    def blocks() -> Iterator[Iterator[tuple]]:
+        while True:
+            yield zip(*(draw(block).tolist() for draw in draws), strict=True)
+
+    return chain.from_iterable(blocks()).__next__
+
+
+def mixture_draw(rng: np.random.Generator, mix: tuple[tuple[int, float], ...]) -> Callable[[int], np.ndarray]:
+    """``draw(n)``: n integers from a discrete mixture ``((value, probability), ...)``."""
     values = np.array([v for v, _ in mix], dtype=np.int64)
     probs = np.array([p for _, p in mix], dtype=float)
     probs = probs / probs.sum()
-    return stream(lambda n: rng.choice(values, size=n, p=probs))
+    return lambda n: rng.choice(values, size=n, p=probs)
+
+
+def mixture_sampler(rng: np.random.Generator, mix: tuple[tuple[int, float], ...]) -> Callable[[], int]:
+    """Stream of integers drawn from a discrete mixture ``((value, probability), ...)``."""
+    return stream(mixture_draw(rng, mix))
 
 
 def children(seed_seq: np.random.SeedSequence, n: int) -> list[np.random.Generator]:

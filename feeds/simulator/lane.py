@@ -1,0 +1,427 @@
+"""One instrument's simulation: latent price, regime effects, news, metaorders and the event loop.
+
+A ``Lane`` runs its instrument one window of grid steps at a time (``run``, the hot loop lives in
+``loop``). Per grid step it applies the shared state of that step (regime, common-factor shock,
+volatility factor, market-wide news) and its own news, then advances the latent price ``X``; every
+``flow_refresh_ms`` it refreshes the market-order baselines (``refresh_mu``) and the extra cancel
+hazards (queue reaction, stale quotes). Between grid ticks the loop runs the order flow: limit-order
+proposals, Hawkes market orders, scheduled cancels, metaorder children, agent wakes, Clock events.
+
+Cancellations are scheduled, never polled: each order gets a lifetime at placement and its cancel
+time goes into a per-grid-step bucket (``buckets``), merged into the current step's heap (``ch``)
+when the step starts; extra hazards (queue reaction, stale quotes, news vacuum) add competing
+exponential clocks for the orders in their zone, which is exact for exponential hazards. A cancel of
+an order that is already gone is skipped.
+
+The lane is also the agents' ``Venue`` (``venue.VenueMixin``). The model and its deliberate
+deviations from SPEC section 9 are listed in ``simulator``.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from heapq import heappush
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine.events import BUY, LAST, SELL, SIM, InstrumentDef, MarketState, Regime, TruthKind
+from feeds.simulator.config import SimulatorConfig
+from feeds.simulator.flow import (
+    Metaorder,
+    MetaorderRecord,
+    improvement_draw,
+    latency_sampler,
+    latent_shock_draw,
+    lifetime_draw,
+    mean_size,
+    metaorder_size,
+    placement_draw,
+)
+from feeds.simulator.hawkes import Hawkes
+from feeds.simulator.loop import run_loop
+from feeds.simulator.matching import Exchange
+from feeds.simulator.news import NewsShock, draw_shock, jump_ticks, next_arrival
+from feeds.simulator.regimes import RANGES, REGIME_TABLE, SH, TD, TU, drift_of
+from feeds.simulator.rng import children, mixture_draw, mixture_sampler, stream, tuple_stream
+from feeds.simulator.venue import VenueMixin
+
+if TYPE_CHECKING:  # engine.config imports this package
+    from engine.config import InstrumentSpec
+
+INF = math.inf
+TYPICAL_N = 0.6  # branching ratio used for the daily-volume estimate
+
+
+class Lane(VenueMixin):
+    """Simulation state and event loop of one instrument."""
+
+    def __init__(self, iid: int, symbol: str, spec: InstrumentSpec, cfg: SimulatorConfig,
+                 seed: np.random.SeedSequence, dt: float) -> None:
+        prof = cfg.profile(spec.profile)
+        g = children(seed, 15)
+        self.iid, self.symbol, self.spec, self.cfg, self.prof, self.dt = iid, symbol, spec, cfg, prof, dt
+        self.E = stream(g[0].standard_exponential)
+        self.U = stream(g[1].random)
+        self.Z = stream(latent_shock_draw(g[2], cfg.info_rate, dt, cfg.info_share))
+        self.mo_size = mixture_sampler(g[5], prof.mo_sizes)
+        # one tuple per limit-order proposal: side/type uniform, acceptance uniform, placement distance,
+        # in-spread improvement, size, signed lifetime, exponential wait to the next proposal
+        self.LO = tuple_stream(g[12].random, g[13].random, placement_draw(g[3], prof.k0, prof.levels),
+                               improvement_draw(g[11], prof.in_spread_mean), mixture_draw(g[4], prof.lo_sizes),
+                               lifetime_draw(g[6], cfg.fleeting_share, cfg.fleeting_mean_s, cfg.patient_mean_s),
+                               g[0].standard_exponential)
+        self.news_rng, self.meta_rng, self.rng, self.dir_rng = g[8], g[9], g[10], g[14]
+        self.ex = Exchange(iid, cfg.session_start_ns, latency_sampler(g[7], cfg.latency_us, cfg.latency_jitter_us))
+        self.book = self.ex.book
+        self.tick = Decimal(spec.tick_size)
+        self.sigma0 = prof.sigma0 * spec.volatility
+        self.sigma1 = self.sigma0 * math.sqrt(60.0)
+        self.q_sat = prof.q_sat * spec.liquidity
+        self.lo_rate = prof.lo_rate * spec.liquidity
+        self.in_rate = prof.in_spread_rate * spec.liquidity
+        self.mo_rate = prof.mo_rate
+        self.beta = spec.beta
+        self.beta_c = math.sqrt(max(0.0, 1.0 - spec.beta**2))
+        self.mean_mo = mean_size(prof.mo_sizes)
+        self.daily_volume = 2 * self.mo_rate / (1 - TYPICAL_N) * self.mean_mo * cfg.session_length_s
+        self.sigma_day = self.sigma0 * math.sqrt(cfg.session_length_s)
+        self.hawkes = Hawkes(cfg.hawkes_beta1, cfg.hawkes_beta2, cfg.hawkes_w1, cfg.hawkes_c_self,
+                             cfg.hawkes_c_cross)
+        self.X = float(Decimal(str(spec.start_price)) / self.tick)
+        self.anchor = self.X
+        self.regime, self.direction = Regime.RANGE_LOW, 0  # this instrument's effective regime
+        self.shared_regime, self.shared_dir, self.own_dir = Regime.RANGE_LOW, 0, 0  # last shared state seen
+        self.shock_t0 = -INF
+        self.shock_until = -INF  # idiosyncratic SHOCK override
+        self.vacuum_until = -INF
+        self.imb = 0.0
+        self.imb_t = 0.0
+        self.dbar = self.q_sat
+        self.t_last = 0.0
+        self.k = 0
+        self.ch: list[tuple[float, int]] = []  # cancel heap of the current step: (time, +-order id)
+        self.buckets: dict[int, list[tuple[float, int]]] = {}  # later steps' cancels by step index
+        self.metas: list[Metaorder] = []
+        self.records: list[MetaorderRecord] = []
+        self.meta_per_hour = self._meta_arrival_rate()
+        self.t_meta_arrival = next_arrival(self.meta_rng, 0.0, self.meta_per_hour)
+        self.t_news = next_arrival(self.news_rng, 0.0, cfg.news_instrument_per_hour)
+        self.kappa_mo = prof.kappa_mo / self.sigma1
+        self.pull_lo, self.pull_hi = cfg.mo_pull_min, cfg.mo_pull_max
+        self.u_shape = cfg.intraday_u_shape
+        self.refresh_steps = max(1, round(cfg.flow_refresh_ms / cfg.grid_ms))
+        self.burst_continue = 1.0 - 1.0 / max(1.0, cfg.meta_burst_mean)  # geometric burst length
+        self.u_level = 1.0  # intraday activity level s(t), refreshed every simulated minute
+        self.mu_b = self.mu_s = 0.0
+        self._regime_constants()
+        self.n_news = 0
+        self.n_regime_changes = 0
+        self.regime_path: list[tuple[int, int]] = []
+        self._init_venue()
+
+    # ---- start ------------------------------------------------------------------------------------
+    def definition(self, duration_s: float, ts_recv: int = 0) -> InstrumentDef:
+        """The instrument's ``InstrumentDef`` (seq 0 of its market channel)."""
+        t0 = self.cfg.session_start_ns
+        return InstrumentDef(self.iid, t0, ts_recv or t0, 0, SIM | LAST, self.symbol, "SIM", self.spec.tick_size, 1,
+                             self.spec.lot_size, "1", "USD", t0, t0 + int(duration_s * 1e9), "default",
+                             self.spec.profile)
+
+    def open(self, duration_s: float, regime: Regime, direction: int) -> None:
+        """Emit the InstrumentDef, Status OPEN, the seeded opening book and the first REGIME label."""
+        ex = self.ex
+        _, recv = ex.stamp(0.0)
+        ex.out.append(self.definition(duration_s, recv))
+        ex.seq = 1
+        ex.status(0.0, MarketState.OPEN, "simulated session open")
+        self._seed_book()
+        self.regime = None  # type: ignore[assignment] - forces the first REGIME label
+        self._follow(0.0, regime, direction)
+        self._next_special(0.0)
+
+    def _seed_book(self) -> None:
+        """Place a stationary-looking opening book (one atomic event) and schedule its lifetimes."""
+        prof, LO, exp = self.prof, self.LO, math.exp
+        b0 = math.floor(self.X - prof.start_spread / 2)
+        a0 = b0 + prof.start_spread
+        per_side = max(2, int(self.lo_rate * 7.0))
+        orders: list[tuple[int, int, int]] = []
+        lives: list[float] = []
+        depth: dict[tuple[int, int], int] = {}
+        for side, best in ((BUY, b0), (SELL, a0)):
+            for i in range(per_side):
+                _, ua, k, _, size, lf, _ = LO()
+                price = best - side * (k - 1) if i else best
+                q = depth.get((side, price), 0)
+                if not i or ua < exp(-q / self.q_sat):
+                    orders.append((side, price, size))
+                    lives.append(lf)
+                    depth[(side, price)] = q + size
+        oids = self.ex.seed(0.0, orders)
+        for oid, lf in zip(oids, lives, strict=True):
+            self._schedule(0.0, oid, lf, 1.0)
+
+    # ---- scheduling helpers ----------------------------------------------------------------------
+    def _schedule(self, t: float, oid: int, life: float, inv_cancel: float) -> None:
+        """Schedule the cancellation of ``oid`` after a signed lifetime from the lifetime stream."""
+        if life > 0.0:
+            tc, key = t + life, oid
+        else:
+            tc, key = t - life * inv_cancel, -oid
+        self._push_cancel(tc, key)
+
+    def _push_cancel(self, tc: float, key: int) -> None:
+        b = int(tc / self.dt)
+        if b <= self.k:
+            heappush(self.ch, (tc, key))
+        else:
+            bucket = self.buckets.get(b)
+            if bucket is None:
+                self.buckets[b] = [(tc, key)]
+            else:
+                bucket.append((tc, key))
+
+    # ---- per-step state ----------------------------------------------------------------------------
+    def run(self, shared: list[tuple[int, Regime, int, float, float, NewsShock | None]]) -> None:
+        """Simulate the grid steps of ``shared`` (``(k, regime, direction, zc, vol, news)`` each, in order)."""
+        run_loop(self, shared)
+
+    def refresh_mu(self, t: float) -> None:
+        """Market-order baselines of both sides now: regime, SHOCK decay, latent pull, bursts."""
+        book = self.book
+        dev = self.kappa_mo * (self.X - (book.bid_prices[-1] + book.ask_prices[0]) * 0.5)
+        dev = -30.0 if dev < -30.0 else 30.0 if dev > 30.0 else dev
+        e = math.exp(dev)
+        lo, hi = self.pull_lo, self.pull_hi
+        pb = lo if e < lo else hi if e > hi else e
+        e = 1.0 / e
+        ps = lo if e < lo else hi if e > hi else e
+        base = self.mo_base
+        if self.regime is SH:
+            cfg = self.cfg
+            base = self.mo_rate * self.u_level * (
+                1.0 + (cfg.shock_mo_mult - 1.0) * math.exp(-(t - self.shock_t0) / cfg.shock_tau_s))
+        if self.boost_b_until > t:
+            pb *= self.boost_b
+        if self.boost_s_until > t:
+            ps *= self.boost_s
+        self.mu_b, self.mu_s = base * pb, base * ps
+        if self.u_shape and int(t) % 60 == 0:
+            self._intraday(t)
+
+    def grid_special(self, t: float, regime: Regime, direction: int, news: NewsShock | None) -> None:
+        """Slow path of a step: news shocks, idiosyncratic SHOCK override, regime change."""
+        dt = self.dt
+        if news is not None:
+            self._news(t, news, self.beta, "market")
+        if self.t_news < t + dt:
+            shock = draw_shock(self.news_rng, t)
+            dwell = REGIME_TABLE[SH].dwell_s * self.cfg.regime_dwell_scale
+            self.shock_until = t + float(self.news_rng.exponential(dwell))
+            self._news(t, shock, 1.0, "instrument")
+            self.t_news = next_arrival(self.news_rng, t, self.cfg.news_instrument_per_hour)
+        self._follow(t, regime, direction)
+        self._next_special(t)
+
+    def _next_special(self, t: float) -> None:
+        """First grid time needing the slow path for this lane's own reasons (news, SHOCK)."""
+        in_shock = self.regime is SH or self.shock_until > t
+        self.t_special = t + self.dt if in_shock else self.t_news - self.dt
+
+    def _follow(self, t: float, regime: Regime, direction: int) -> None:
+        """Adopt the shared regime: own trend direction, idiosyncratic SHOCK override, label on change."""
+        if (regime, direction) != (self.shared_regime, self.shared_dir):
+            self.shared_regime, self.shared_dir = regime, direction
+            own = direction
+            if direction and regime != SH and self.dir_rng.random() >= (1.0 + self.beta) / 2.0:
+                own = -direction
+            self.own_dir = own
+        regime, direction = self.shared_regime, self.own_dir
+        if regime in (TU, TD):
+            regime = TU if direction > 0 else TD
+        if self.shock_until > t:
+            regime, direction = SH, self.direction if self.regime == SH else direction
+        if regime != self.regime or direction != self.direction:
+            self._set_regime(t, regime, direction)
+
+    def _set_regime(self, t: float, regime: Regime, direction: int) -> None:
+        entering_range = regime in RANGES and self.regime not in RANGES
+        if regime == SH and self.regime != SH:
+            self.shock_t0 = t
+        self.regime, self.direction = regime, direction
+        self._regime_constants()
+        mid2 = self.book.mid2()
+        if entering_range and mid2 is not None:
+            self.anchor = mid2 / 2
+        ts = self.ex.ns(t)
+        self.regime_path.append((ts, int(regime)))
+        self.n_regime_changes += 1
+        self.ex.label(t, TruthKind.REGIME, direction, 0, 0, ts, 0,
+                      {"regime": int(regime), "regime_name": regime.name, "direction": direction})
+
+    def _regime_constants(self) -> None:
+        """Cache the current regime's latent and flow parameters (read by every step)."""
+        p = REGIME_TABLE[self.regime]
+        self.drift = drift_of(self.regime, self.direction) * self.sigma0
+        self.kappa = p.ou_kappa
+        self.sig_sqdt = p.sigma * self.sigma0 * math.sqrt(self.dt)
+        self.mo_base = self.mo_rate * p.mo_mult * self.u_level
+        self.hawkes_n = p.hawkes_n
+        self.lo_mult = p.lo_mult * self.u_level
+        self.inv_cancel = 1.0 / p.cancel_mult
+
+    def _intraday(self, t: float) -> None:
+        """Refresh the U-shaped intraday activity level ``s(t)`` (mean 1 over the session)."""
+        x = (t % self.cfg.session_length_s) / self.cfg.session_length_s
+        self.u_level = 0.6 + 1.2 * (2 * x - 1) ** 2
+        self._regime_constants()
+
+    def _news(self, t: float, shock: NewsShock, scale: float, scope: str) -> None:
+        """Apply a news shock: latent jump, SHOCK regime entry, vacuum, NEWS and VACUUM labels."""
+        cfg = self.cfg
+        jump = jump_ticks(shock, cfg.news_kj, self.sigma0, scale)
+        x0 = self.X
+        self.X += jump
+        self.n_news += 1
+        side = BUY if jump >= 0 else SELL
+        ts = self.ex.ns(t)
+        duration = float(self.news_rng.uniform(*cfg.vacuum_s))
+        self.ex.label(t, TruthKind.NEWS, side, math.floor(min(x0, self.X)), math.ceil(max(x0, self.X)), ts,
+                      ts + int(duration * 1e9), {"jump_ticks": round(jump, 3), "scope": scope})
+        if scope == "instrument":
+            self.shock_t0 = t
+            self._set_regime(t, SH, side)
+        self._vacuum(t, duration)
+
+    def _vacuum(self, t: float, duration: float) -> None:
+        """Cancel hazard x vacuum_mult within vacuum_ticks of both bests for ``duration`` seconds."""
+        cfg, book = self.cfg, self.book
+        self.vacuum_until = t + duration
+        rate = (cfg.vacuum_mult - 1.0) * REGIME_TABLE[self.regime].cancel_mult / cfg.patient_mean_s
+        b, a = book.bid_prices[-1], book.ask_prices[0]
+        ts = self.ex.ns(t)
+        for side, levels, lo, hi in ((BUY, book.bids, b - cfg.vacuum_ticks + 1, b),
+                                     (SELL, book.asks, a, a + cfg.vacuum_ticks - 1)):
+            for price in range(lo, hi + 1):
+                lv = levels.get(price)
+                if lv is None:
+                    continue
+                for oid in lv.orders:
+                    if oid in self.owner:
+                        continue
+                    wait = self.E() / rate
+                    if wait < duration:
+                        self._push_cancel(t + wait, oid)
+            self.ex.label(t, TruthKind.VACUUM, side, lo, hi, ts, ts + int(duration * 1e9),
+                          {"cause": "news", "cancel_mult": cfg.vacuum_mult})
+
+    def _reaction(self, t: float, b: int, a: int) -> None:
+        """Queue reaction: patient hazard x reaction_mult near the best of the side the flow hits."""
+        cfg = self.cfg
+        self.imb *= math.exp(-(t - self.imb_t) / cfg.reaction_tau_s)
+        self.imb_t = t
+        h = (cfg.reaction_mult - 1.0) / (cfg.patient_mean_s * self.inv_cancel)
+        if self.imb < -self.mean_mo:
+            self._zone_cancels(t, self.book.bids, b - cfg.reaction_ticks + 1, b, h)
+        elif self.imb > self.mean_mo:
+            self._zone_cancels(t, self.book.asks, a, a + cfg.reaction_ticks - 1, h)
+
+    def _stale(self, t: float, b: int, a: int) -> None:
+        """Quotes through the latent price are cancelled at ``stale_rate`` per order (this step)."""
+        x, rate = self.X, self.prof.stale_rate
+        if rate <= 0.0:
+            return
+        if a <= x - 1.0:
+            self._zone_cancels(t, self.book.asks, a, math.floor(x - 1.0), rate)
+        if b >= x + 1.0:
+            self._zone_cancels(t, self.book.bids, math.ceil(x + 1.0), b, rate)
+
+    def _zone_cancels(self, t: float, levels: dict, lo: int, hi: int, rate: float) -> None:
+        dt = self.dt * self.refresh_steps
+        p = 1.0 - math.exp(-rate * dt)
+        U, owner = self.U, self.owner
+        for price in range(lo, hi + 1):
+            lv = levels.get(price)
+            if lv is None:
+                continue
+            for oid in lv.orders:
+                if U() < p and oid not in owner:
+                    self._push_cancel(t + U() * dt, oid)
+
+    # ---- metaorders ---------------------------------------------------------------------------------
+    def _meta_arrival_rate(self) -> float:
+        """Arrivals per hour giving ``meta_active`` concurrent metaorders (Little's law, cap ignored)."""
+        cfg = self.cfg
+        lo, hi = cfg.meta_participation
+        # E[(1 - p) / p] for p uniform on [lo, hi]
+        inv_part = (math.log(hi / lo) - (hi - lo)) / (hi - lo) if hi > lo else (1 - lo) / lo
+        mean_q = cfg.meta_min_orders * self.mean_mo * cfg.meta_alpha / (cfg.meta_alpha - 1.0)
+        volume_rate = self.daily_volume / cfg.session_length_s
+        return 3600.0 * cfg.meta_active / (mean_q * inv_part / volume_rate)
+
+    def _meta_arrival(self, t: float) -> None:
+        cfg, rng = self.cfg, self.meta_rng
+        side = BUY if rng.random() < 0.5 else SELL
+        q = metaorder_size(rng, cfg.meta_min_orders * self.mean_mo, cfg.meta_alpha,
+                           cfg.meta_cap * self.daily_volume)
+        p = float(rng.uniform(*cfg.meta_participation))
+        bg_volume_rate = self.daily_volume / cfg.session_length_s
+        rate = p / (1.0 - p) * bg_volume_rate / (self.mean_mo * cfg.meta_burst_mean)
+        mo = Metaorder(side, q, t, self.book.mid2() or 0, rate, p)
+        mo.t_next = t + self.E() / rate
+        self.metas.append(mo)
+        self.t_meta_arrival = next_arrival(rng, t, self.meta_per_hour)
+
+    def _meta_child(self, t: float, mo: Metaorder) -> None:
+        """One child: a burst of back-to-back market orders (separate aggressive orders, same time)."""
+        U, burst = self.U, self.burst_continue
+        while True:
+            size = min(self.mo_size(), mo.size - mo.executed)
+            filled, _ = self.ex.market(t, mo.side, size)
+            mo.children += 1
+            if filled:
+                self.hawkes.excite(t, mo.side)
+                v = self.daily_volume
+                x0 = mo.executed
+                mo.executed = x0 + filled
+                self.X += mo.side * self.cfg.meta_impact * self.sigma_day * (math.sqrt(mo.executed / v)
+                                                                            - math.sqrt(x0 / v))
+                self._flow(t, mo.side * filled)
+            if mo.executed >= mo.size or not filled or U() >= burst:
+                break
+        if mo.executed >= mo.size:
+            self._finish_meta(t, mo)
+        else:
+            mo.t_next = t + self.E() / mo.rate
+
+    def _finish_meta(self, t: float, mo: Metaorder) -> None:
+        self.metas.remove(mo)
+        self.records.append(self._record(t, mo))
+
+    def _record(self, t: float, mo: Metaorder) -> MetaorderRecord:
+        ex = self.ex
+        return MetaorderRecord(instrument_id=self.iid, side=mo.side, size=mo.size, executed=mo.executed,
+                               t_start=ex.ns(mo.t_start), t_end=ex.ns(t), mid2_start=mo.mid2_start,
+                               mid2_end=self.book.mid2() or 0, daily_volume=self.daily_volume,
+                               participation=mo.participation, children=mo.children)
+
+    def close(self, t: float) -> None:
+        """End of the run: record the unfinished metaorders."""
+        for mo in list(self.metas):
+            self._finish_meta(t, mo)
+
+    def _flow(self, t: float, signed: float) -> None:
+        """Update the ~1 s market-order imbalance (queue reaction trigger) and the trade impact."""
+        tau = self.cfg.reaction_tau_s
+        self.imb = self.imb * math.exp(-(t - self.imb_t) / tau) + signed
+        self.imb_t = t
+
+    def _next_meta(self) -> tuple[float, Metaorder | None]:
+        best, t_best = None, INF
+        for mo in self.metas:
+            if mo.t_next < t_best:
+                best, t_best = mo, mo.t_next
+        return t_best, best
+

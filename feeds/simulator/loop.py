@@ -1,0 +1,343 @@
+"""The hot event loop of one lane over one window of grid steps (flat: every attribute is a local).
+
+Sources, earliest first (the grid tick wins ties): grid tick (kind 6: latent-price step, cancel
+bucket of the step; every ``refresh_steps`` ticks, and whenever news or a regime change happens, a
+refresh: market-order baseline, best-depth average, queue-reaction and stale-quote hazards for the
+next refresh interval), limit-order proposal (0), Hawkes
+market order (1), scheduled cancel (2), metaorder child (3), metaorder arrival / agent wake (4),
+Clock after silence (5).
+
+The limit proposal rate ``R`` depends on the best quotes (spread, in-spread rate, latent pull) and is
+recomputed, with a fresh exponential wait, whenever they change; acceptance ``exp(-q / Q_sat)`` is
+applied by thinning at the chosen level. The Hawkes proposal is exact while its baseline is
+constant; it is re-proposed after every market order and at every refresh. Anything that changes
+the lane's state behind the loop's back (refreshes, agents, stops, fills of agent orders,
+metaorder arrivals) restarts the outer loop, which re-reads all state from the lane.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from heapq import heapify, heappop, heappush
+from typing import Any
+
+from engine.events import OrderAdd, OrderDelete
+from feeds.simulator.matching import FLAG_LAST
+
+INF = math.inf
+
+
+def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop, kept in one frame for speed
+    """Run ``lane``'s grid steps ``shared`` (``(k, regime, direction, zc, vol, news)``) and their events."""
+    if not shared:
+        return
+    ex = lane.ex
+    book = ex.book
+    bid_prices, ask_prices, bids, asks, orders = book.bid_prices, book.ask_prices, book.bids, book.asks, book.orders
+    bid_sizes, ask_sizes = book.bid_sizes, book.ask_sizes
+    E, U, Z, LO, mo_size = lane.E, lane.U, lane.Z, lane.LO, lane.mo_size
+    reduce, market, clock, lat = ex.reduce, ex.market, ex.clock, ex.lat
+    append, iid, t0 = ex.out.append, ex.iid, ex.t0
+    new_level, drop_level = book._level, book._drop_level
+    hawkes = lane.hawkes
+    next_mo, excite = hawkes.next_event, hawkes.excite
+    cfg, prof = lane.cfg, lane.prof
+    kl, q_inv, theta, cap_in = prof.kappa_l, 1.0 / lane.q_sat, cfg.theta, prof.in_spread_capped
+    silence = cfg.clock_silence_ms / 1000.0
+    partial, patient_mean = cfg.partial_cancel_share, cfg.patient_mean_s
+    dt = lane.dt
+    inv_dt, buckets = 1.0 / dt, lane.buckets
+    vac_ticks, vac_inv = cfg.vacuum_ticks, 1.0 / cfg.vacuum_mult
+    exp = math.exp
+    lo_rate, in_rate = lane.lo_rate, lane.in_rate
+    beta, beta_c, mean_mo = lane.beta, lane.beta_c, lane.mean_mo
+    refresh_steps = lane.refresh_steps
+    n_steps, j = len(shared), 0
+    t = shared[0][0] * dt
+    t_win = (shared[-1][0] + 1) * dt
+    t_grid = t
+    cur = lane.k
+    shared_regime, shared_dir = lane.shared_regime, lane.shared_dir
+
+    while True:  # outer loop: (re)read everything that may have changed behind the loop
+        ch = lane.ch
+        t_last = lane.t_last
+        supp_b, supp_bk, supp_a, supp_ak = lane.supp
+        mu_b, mu_s, n_r, inv_cancel = lane.mu_b, lane.mu_s, lane.hawkes_n, lane.inv_cancel
+        drift, kappa, sig_sqdt = lane.drift, lane.kappa, lane.sig_sqdt
+        vac_until = lane.vacuum_until
+        L, Lin = lo_rate * lane.lo_mult, in_rate * lane.lo_mult
+        b, a = bid_prices[-1], ask_prices[0]
+        s = a - b
+        xl = lane.X  # a quote through the latent price is stale: place relative to the latent price
+        bref = b if b < xl + 1.0 else int(xl)
+        aref = a if a > xl - 1.0 else -int(-xl)
+        d = kl * (lane.X - (a + b) * 0.5)
+        fb = exp(-3.0 if d < -3.0 else 3.0 if d > 3.0 else d)
+        fa = 1.0 / fb
+        rb_in = Lin * (s - 1) * fb if s > 1 else 0.0
+        rb = rb_in + L * fb
+        ra_in = Lin * (s - 1) * fa if s > 1 else 0.0
+        R = rb + ra_in + L * fa
+        t_lo = t + E() / R
+        t_mo, mo_side = next_mo(t, t_win, mu_b, mu_s, n_r, E, U)
+        t_meta, meta = lane._next_meta()
+        t_misc = lane.t_meta_arrival
+        if lane.agent_heap and lane.agent_heap[0][0] < t_misc:
+            t_misc = lane.agent_heap[0][0]
+        t_oth = t_grid if t_grid <= t_meta and t_grid <= t_misc else t_meta if t_meta <= t_misc else t_misc
+        while True:
+            tn, kind = t_lo, 0
+            if t_mo < tn:
+                tn, kind = t_mo, 1
+            if ch and ch[0][0] < tn:
+                tn, kind = ch[0][0], 2
+            if t_oth <= tn:  # grid tick, metaorder child, arrival/agent (in this order on ties)
+                tn = t_oth
+                kind = 6 if t_grid == tn else 3 if t_meta == tn else 4
+            if t_last + silence < tn:
+                tn, kind = t_last + silence, 5
+            t = tn
+            if kind == 0:  # ---- limit-order proposal
+                u, ua, dist, jj, size, lf, e = LO()
+                u *= R
+                if u < rb:
+                    side = 1
+                    if u < rb_in:
+                        price = b + (jj if jj < s else s - 1)
+                        if cap_in and price > lane.X - 0.5:  # never bid through the latent price
+                            price = int(lane.X - 0.5)
+                            if price < b:
+                                price = bref
+                        dist = 0
+                    else:
+                        dist -= 1
+                        price = bref - dist
+                        lv = bids.get(price)
+                        if lv is not None and ua >= exp(-lv.total * q_inv):
+                            t_lo = t + e / R
+                            continue
+                    if supp_b > t and dist < supp_bk:
+                        t_lo = t + e / R
+                        continue
+                else:
+                    side = -1
+                    if u < rb + ra_in:
+                        price = a - (jj if jj < s else s - 1)
+                        if cap_in and price < lane.X + 0.5:  # never offer through the latent price
+                            price = -int(-(lane.X + 0.5))
+                            if price > a:
+                                price = aref
+                        dist = 0
+                    else:
+                        dist -= 1
+                        price = aref + dist
+                        lv = asks.get(price)
+                        if lv is not None and ua >= exp(-lv.total * q_inv):
+                            t_lo = t + e / R
+                            continue
+                    if supp_a > t and dist < supp_ak:
+                        t_lo = t + e / R
+                        continue
+                # inlined Exchange.add (same arithmetic): stamp, emit, apply to the book
+                ts = t0 + int(t * 1e9)
+                recv = ts + lat()
+                if recv < ex.prev_recv:
+                    recv = ex.prev_recv
+                ex.prev_recv = recv
+                oid = ex.next_oid
+                ex.next_oid = oid + 1
+                seq = ex.seq
+                ex.seq = seq + 1
+                append(OrderAdd(iid, ts, recv, seq, FLAG_LAST, oid, side, price, size))
+                if side > 0:
+                    lv = bids.get(price)
+                    if lv is None:
+                        lv = new_level(1, price)
+                    lv.total += size
+                    lv.orders[oid] = size
+                    orders[oid] = lv
+                    bid_sizes[bisect_left(bid_prices, price)] = lv.total
+                else:
+                    lv = asks.get(price)
+                    if lv is None:
+                        lv = new_level(-1, price)
+                    lv.total += size
+                    lv.orders[oid] = size
+                    orders[oid] = lv
+                    ask_sizes[bisect_left(ask_prices, price)] = lv.total
+                if lf > 0.0:
+                    tc, key = t + lf, oid
+                else:
+                    tc, key = t - lf * inv_cancel, -oid
+                if vac_until > t and dist < vac_ticks:
+                    tc = t + (tc - t) * vac_inv
+                bi = int(tc * inv_dt)
+                if bi <= cur:
+                    heappush(ch, (tc, key))
+                else:
+                    bucket = buckets.get(bi)
+                    if bucket is None:
+                        buckets[bi] = [(tc, key)]
+                    else:
+                        bucket.append((tc, key))
+                t_last = t
+                if (side > 0 and price > b) or (side < 0 and price < a):
+                    b, a = bid_prices[-1], ask_prices[0]
+                    s = a - b
+                    xl = lane.X
+                    bref = b if b < xl + 1.0 else int(xl)
+                    aref = a if a > xl - 1.0 else -int(-xl)
+                    d = kl * (lane.X - (a + b) * 0.5)
+                    fb = exp(-3.0 if d < -3.0 else 3.0 if d > 3.0 else d)
+                    fa = 1.0 / fb
+                    rb_in = Lin * (s - 1) * fb if s > 1 else 0.0
+                    rb = rb_in + L * fb
+                    ra_in = Lin * (s - 1) * fa if s > 1 else 0.0
+                    R = rb + ra_in + L * fa
+                t_lo = t + e / R
+                continue
+            if kind == 2:  # ---- scheduled cancel
+                _, key = heappop(ch)
+                oid = key if key > 0 else -key
+                lv = orders.get(oid)
+                if lv is None:
+                    continue
+                if len(lv.orders) == 1 and len(bid_prices if lv.side > 0 else ask_prices) == 1:
+                    lane._push_cancel(t + 1.0, key)  # never empty a side: try again later
+                    continue
+                if key < 0 and partial > 0.0 and U() < partial:
+                    size = lv.orders[oid]
+                    if size > 1:
+                        reduce(t, oid, 1 + int(U() * (size - 1)))
+                        t_last = t
+                        lane._push_cancel(t + E() * patient_mean * inv_cancel, key)
+                        continue
+                # inlined Exchange.delete (same arithmetic)
+                del orders[oid]
+                size = lv.orders.pop(oid)
+                ts = t0 + int(t * 1e9)
+                recv = ts + lat()
+                if recv < ex.prev_recv:
+                    recv = ex.prev_recv
+                ex.prev_recv = recv
+                seq = ex.seq
+                ex.seq = seq + 1
+                price = lv.price
+                if lv.side > 0:
+                    append(OrderDelete(iid, ts, recv, seq, FLAG_LAST, oid, 1, price, size))
+                    lv.total -= size
+                    if lv.total <= 0:
+                        drop_level(lv)
+                    else:
+                        bid_sizes[bisect_left(bid_prices, price)] = lv.total
+                else:
+                    append(OrderDelete(iid, ts, recv, seq, FLAG_LAST, oid, -1, price, size))
+                    lv.total -= size
+                    if lv.total <= 0:
+                        drop_level(lv)
+                    else:
+                        ask_sizes[bisect_left(ask_prices, price)] = lv.total
+                ex.n_deletes += 1
+                t_last = t
+            elif kind == 1:  # ---- Hawkes market order
+                filled, _ = market(t, mo_side, mo_size())
+                if filled:
+                    excite(t, mo_side)
+                    lane.X += theta * mo_side * filled / lane.dbar
+                    lane._flow(t, mo_side * filled)
+                    t_last = t
+                    if ex.tagged_fills or lane.stops:
+                        lane.t_last = t_last
+                        lane._after_trade(t)
+                        break
+                t_mo, mo_side = next_mo(t, t_win, mu_b, mu_s, n_r, E, U)
+            elif kind == 6:  # ---- grid tick: latent step, cancels of the step, extra hazards
+                if j == n_steps:
+                    lane.t_last = t_last
+                    return
+                k, regime, direction, zc, vol, news = shared[j]
+                j += 1
+                t = t_grid = k * dt
+                lane.k = cur = k
+                new = buckets.pop(k, None)
+                if new:
+                    if ch:
+                        ch.extend(new)
+                        heapify(ch)
+                    else:
+                        new.sort()
+                        ch = lane.ch = new
+                special = news is not None or t >= lane.t_special or regime is not shared_regime \
+                    or direction != shared_dir
+                if special:
+                    lane.t_last = t_last
+                    lane.grid_special(t, regime, direction, news)
+                    shared_regime, shared_dir = regime, direction
+                    drift, kappa, sig_sqdt = lane.drift, lane.kappa, lane.sig_sqdt
+                x = lane.X
+                x += (drift - kappa * (x - lane.anchor)) * dt + sig_sqdt * vol * (beta * zc + beta_c * Z())
+                lane.X = x
+                t_grid = (k + 1) * dt if j < n_steps else t_win
+                t_oth = t_grid if t_grid <= t_meta and t_grid <= t_misc else t_meta if t_meta <= t_misc else t_misc
+                if special or k % refresh_steps == 0:
+                    lane.dbar += 0.02 * ((bid_sizes[-1] + ask_sizes[0]) * 0.5 - lane.dbar)
+                    imb = lane.imb
+                    if imb > mean_mo or imb < -mean_mo:
+                        lane._reaction(t, b, a)
+                    if a <= x - 1.0 or b >= x + 1.0:
+                        lane._stale(t, b, a)
+                    lane.refresh_mu(t)
+                    if special:
+                        lane.t_last = t_last
+                        break
+                    # routine refresh: new market-order baseline and latent pull, no full restart
+                    mu_b, mu_s = lane.mu_b, lane.mu_s
+                    t_mo, mo_side = next_mo(t, t_win, mu_b, mu_s, n_r, E, U)
+                    bref = b if b < x + 1.0 else int(x)
+                    aref = a if a > x - 1.0 else -int(-x)
+                    d = kl * (x - (a + b) * 0.5)
+                    fb = exp(-3.0 if d < -3.0 else 3.0 if d > 3.0 else d)
+                    fa = 1.0 / fb
+                    rb_in = Lin * (s - 1) * fb if s > 1 else 0.0
+                    rb = rb_in + L * fb
+                    ra_in = Lin * (s - 1) * fa if s > 1 else 0.0
+                    r_old, R = R, rb + ra_in + L * fa
+                    t_lo = t + (t_lo - t) * r_old / R  # memoryless: rescale the pending wait
+                continue
+            elif kind == 3:  # ---- metaorder child
+                lane._meta_child(t, meta)
+                t_last = t
+                if ex.tagged_fills or lane.stops:
+                    lane.t_last = t_last
+                    lane._after_trade(t)
+                    break
+                t_mo, mo_side = next_mo(t, t_win, mu_b, mu_s, n_r, E, U)
+                t_meta, meta = lane._next_meta()
+                t_oth = t_grid if t_grid <= t_meta and t_grid <= t_misc else t_meta if t_meta <= t_misc else t_misc
+            elif kind == 4:  # ---- metaorder arrival or agent wake
+                if lane.t_meta_arrival <= t:
+                    lane._meta_arrival(t)
+                lane.t_last = t_last
+                if lane.agent_heap and lane.agent_heap[0][0] <= t:
+                    lane._wake_agents(t)
+                break
+            else:  # ---- clock
+                clock(t)
+                t_last = t
+                continue
+            if bid_prices[-1] != b or ask_prices[0] != a:  # best quotes moved: new proposal rate
+                b, a = bid_prices[-1], ask_prices[0]
+                s = a - b
+                xl = lane.X
+                bref = b if b < xl + 1.0 else int(xl)
+                aref = a if a > xl - 1.0 else -int(-xl)
+                d = kl * (lane.X - (a + b) * 0.5)
+                fb = exp(-3.0 if d < -3.0 else 3.0 if d > 3.0 else d)
+                fa = 1.0 / fb
+                rb_in = Lin * (s - 1) * fb if s > 1 else 0.0
+                rb = rb_in + L * fb
+                ra_in = Lin * (s - 1) * fa if s > 1 else 0.0
+                R = rb + ra_in + L * fa
+                t_lo = t + E() / R

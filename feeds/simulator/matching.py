@@ -1,0 +1,261 @@
+"""Order entry and FIFO matching for one simulated instrument, emitting the L3 event stream.
+
+The ``Exchange`` owns an ``engine.book.OrderBook`` as its matching state. Every operation builds the
+section-1 events of one atomic exchange event, applies exactly those events to the book (through
+the same arithmetic as ``OrderBook``'s own handlers, inlined because this is the hot path) and
+appends them to ``out``. Hence the invariant tested by the suite: replaying the emitted market events
+into a fresh ``OrderBook`` reproduces this book level by level and order by order, with every
+integrity counter at zero.
+
+Stamping: ``ts_event = session_start_ns + round-down(t * 1e9)``; all records of one atomic event
+share ``ts_event`` and ``ts_recv``, and the last one carries ``LAST``; every record carries ``SIM``.
+``ts_recv = max(previous ts_recv, ts_event + latency)`` keeps the receive times of one instrument
+monotone, so replay order ``(ts_recv, seq)`` equals emission order. Market events take consecutive
+``seq`` numbers; truth labels have their own counter.
+
+A market order walks the opposite side level by level, front of the queue first (FIFO), and
+emits ``OrderExecute`` (resting order, its side) + ``Trade`` (aggressor sign, ``trade_id`` per fill,
+``match_id`` per aggressive order) per fill. It never takes the last resting order of a side, so
+both sides stay populated (the unfilled rest is dropped, IOC-style). Order tags (agent orders) stay
+inside the simulator.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable
+
+from engine.book import OrderBook
+from engine.events import (
+    LAST,
+    SIM,
+    Clock,
+    OrderAdd,
+    OrderCancel,
+    OrderDelete,
+    OrderExecute,
+    Status,
+    Trade,
+    TruthLabel,
+)
+
+FLAG_LAST = SIM | LAST
+
+
+class Exchange:
+    """Matching state and event emission of one instrument."""
+
+    __slots__ = ("iid", "book", "out", "t0", "lat", "prev_recv", "seq", "truth_seq", "next_oid",
+                 "next_trade", "next_match", "tags", "tagged_fills", "last_trade", "episode",
+                 "n_trades", "n_market", "n_partial", "n_deletes", "n_clocks")
+
+    def __init__(self, iid: int, t0_ns: int, latency_ns: Callable[[], int], view_levels: int = 10) -> None:
+        self.iid = iid
+        self.book = OrderBook(iid, view_levels)
+        self.out: list = []
+        self.t0 = t0_ns
+        self.lat = latency_ns
+        self.prev_recv = 0
+        self.seq = 0
+        self.truth_seq = 0
+        self.next_oid = 1
+        self.next_trade = 1
+        self.next_match = 1
+        self.tags: dict[int, str] = {}
+        self.tagged_fills: list[tuple[int, str, int, int]] = []  # (order_id, tag, price, size)
+        self.last_trade = 0
+        self.episode = 0
+        self.n_trades = self.n_market = self.n_partial = self.n_deletes = self.n_clocks = 0
+
+    @property
+    def n_adds(self) -> int:
+        """Orders added so far (ids are consecutive from 1)."""
+        return self.next_oid - 1
+
+    # ---- stamping ---------------------------------------------------------------------------------
+    def stamp(self, t: float) -> tuple[int, int]:
+        """``(ts_event, ts_recv)`` of an atomic event at simulation time ``t`` seconds."""
+        ts = self.t0 + int(t * 1e9)
+        recv = ts + self.lat()
+        if recv < self.prev_recv:
+            recv = self.prev_recv
+        self.prev_recv = recv
+        return ts, recv
+
+    def _seq(self) -> int:
+        seq = self.seq
+        self.seq = seq + 1
+        return seq
+
+    # ---- order entry ------------------------------------------------------------------------------
+    def add(self, t: float, side: int, price: int, size: int, tag: str | None = None) -> int:
+        """Rest a limit order at the back of its level; returns its order id."""
+        ts = self.t0 + int(t * 1e9)
+        recv = ts + self.lat()
+        if recv < self.prev_recv:
+            recv = self.prev_recv
+        self.prev_recv = recv
+        oid = self.next_oid
+        self.next_oid = oid + 1
+        seq = self.seq
+        self.seq = seq + 1
+        self.out.append(OrderAdd(self.iid, ts, recv, seq, FLAG_LAST, oid, side, price, size))
+        book = self.book
+        levels = book.bids if side > 0 else book.asks
+        lv = levels.get(price)
+        if lv is None:
+            lv = book._level(side, price)
+        lv.total += size
+        lv.orders[oid] = size
+        book.orders[oid] = lv
+        if side > 0:
+            book.bid_sizes[bisect_left(book.bid_prices, price)] = lv.total
+        else:
+            book.ask_sizes[bisect_left(book.ask_prices, price)] = lv.total
+        if tag is not None:
+            self.tags[oid] = tag
+        return oid
+
+    def delete(self, t: float, oid: int) -> bool:
+        """Fully cancel a resting order; False when it is no longer in the book."""
+        book = self.book
+        lv = book.orders.pop(oid, None)
+        if lv is None:
+            return False
+        size = lv.orders.pop(oid)
+        ts = self.t0 + int(t * 1e9)
+        recv = ts + self.lat()
+        if recv < self.prev_recv:
+            recv = self.prev_recv
+        self.prev_recv = recv
+        seq = self.seq
+        self.seq = seq + 1
+        self.out.append(OrderDelete(self.iid, ts, recv, seq, FLAG_LAST, oid, lv.side, lv.price, size))
+        lv.total -= size
+        if lv.total <= 0:
+            book._drop_level(lv)
+        elif lv.side > 0:
+            book.bid_sizes[bisect_left(book.bid_prices, lv.price)] = lv.total
+        else:
+            book.ask_sizes[bisect_left(book.ask_prices, lv.price)] = lv.total
+        if self.tags:
+            self.tags.pop(oid, None)
+        self.n_deletes += 1
+        return True
+
+    def reduce(self, t: float, oid: int, size: int) -> bool:
+        """Partially cancel ``size`` lots (keeps priority); a reduction to zero is a delete."""
+        book = self.book
+        lv = book.orders.get(oid)
+        if lv is None:
+            return False
+        current = lv.orders[oid]
+        if size >= current:
+            return self.delete(t, oid)
+        ts, recv = self.stamp(t)
+        self.out.append(OrderCancel(self.iid, ts, recv, self._seq(), FLAG_LAST, oid, lv.side, lv.price,
+                                    size, current - size))
+        lv.orders[oid] = current - size
+        lv.total -= size
+        book._sync(lv)
+        self.n_partial += 1
+        return True
+
+    def seed(self, t: float, orders: list[tuple[int, int, int]]) -> list[int]:
+        """Rest ``(side, price, size)`` orders as ONE atomic event (the opening book); returns their ids."""
+        ts, recv = self.stamp(t)
+        out, iid, oids = self.out, self.iid, []
+        book = self.book
+        for i, (side, price, size) in enumerate(orders):
+            oid = self.next_oid
+            self.next_oid = oid + 1
+            ev = OrderAdd(iid, ts, recv, self._seq(), FLAG_LAST if i == len(orders) - 1 else SIM, oid, side,
+                          price, size)
+            out.append(ev)
+            book._add(ev)
+            oids.append(oid)
+        return oids
+
+    def market(self, t: float, side: int, size: int, limit: int | None = None) -> tuple[int, int]:
+        """Execute a market order of ``side`` (up to ``limit`` if given); returns ``(filled, last price)``."""
+        book = self.book
+        if side > 0:
+            levels, prices, sizes, best = book.asks, book.ask_prices, book.ask_sizes, 0
+        else:
+            levels, prices, sizes, best = book.bids, book.bid_prices, book.bid_sizes, -1
+        if not prices:
+            return 0, 0
+        ts, recv = self.stamp(t)
+        iid, out, orders, tags = self.iid, self.out, book.orders, self.tags
+        match = self.next_match
+        seq = seq0 = self.seq
+        trade = self.next_trade
+        rem = size
+        blocked = False
+        while rem > 0 and not blocked:
+            price = prices[best]
+            if limit is not None and (price - limit) * side > 0:
+                break
+            lv = levels[price]
+            for oid, osize in list(lv.orders.items()):
+                if len(prices) == 1 and len(lv.orders) == 1:
+                    blocked = True  # never empty a side
+                    break
+                take = rem if rem < osize else osize
+                out.append(OrderExecute(iid, ts, recv, seq, SIM, oid, -side, price, take, trade))
+                out.append(Trade(iid, ts, recv, seq + 1, SIM, price, take, side, trade, match))
+                seq += 2
+                trade += 1
+                if take == osize:
+                    del lv.orders[oid]
+                    del orders[oid]
+                else:
+                    lv.orders[oid] = osize - take
+                lv.total -= take
+                if tags and oid in tags:
+                    self.tagged_fills.append((oid, tags[oid] if take < osize else tags.pop(oid), price, take))
+                rem -= take
+                if rem == 0:
+                    break
+            if lv.total <= 0:
+                book._drop_level(lv)
+            else:
+                sizes[best] = lv.total
+        if seq == seq0:
+            return 0, 0
+        last = out[-1]
+        out[-1] = Trade(iid, ts, recv, last.seq, FLAG_LAST, last.price, last.size, side, last.trade_id, match)
+        self.n_trades += (seq - seq0) >> 1
+        self.seq, self.next_trade, self.next_match = seq, trade, match + 1
+        self.last_trade = last.price
+        self.n_market += 1
+        return size - rem, last.price
+
+    # ---- other records ----------------------------------------------------------------------------
+    def clock(self, t: float) -> None:
+        """Emit a ``Clock`` (silence marker)."""
+        ts, recv = self.stamp(t)
+        self.out.append(Clock(self.iid, ts, recv, self._seq(), FLAG_LAST))
+        self.n_clocks += 1
+
+    def status(self, t: float, state: int, reason: str = "") -> None:
+        """Emit a ``Status`` change."""
+        ts, recv = self.stamp(t)
+        self.out.append(Status(self.iid, ts, recv, self._seq(), FLAG_LAST, state, reason))
+
+    def label(self, t: float, kind: int, side: int, price_lo: int, price_hi: int, t_start: int, t_end: int,
+              params: dict, outcome: int = 0, episode: int = 0) -> int:
+        """Emit a ``TruthLabel`` stamped at ``t`` (``ts_recv = ts_event``); returns its episode id."""
+        if episode == 0:
+            self.episode += 1
+            episode = self.episode
+        ts = self.t0 + int(t * 1e9)
+        seq = self.truth_seq
+        self.truth_seq = seq + 1
+        self.out.append(TruthLabel(self.iid, ts, ts, seq, FLAG_LAST, episode, kind, side, price_lo, price_hi,
+                                   t_start, t_end, params, outcome))
+        return episode
+
+    def ns(self, t: float) -> int:
+        """Absolute ns time of simulation time ``t``."""
+        return self.t0 + int(t * 1e9)

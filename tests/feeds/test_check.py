@@ -1,0 +1,79 @@
+"""Tests of feeds.simulator.check: synthetic-profile config, sim-check wiring, calibration and rendering."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from engine.config import Config
+from feeds.simulator.check import (
+    CALIBRATION_STATISTICS,
+    CalibrationRow,
+    calibrate,
+    profile_config,
+    render_calibration,
+    render_table,
+    results_to_json,
+    run_sim_check,
+)
+from feeds.simulator.facts import FactResult
+
+NAMES = ["1", "2", "3", "4", "5", "6", "7", "8a", "8b", "9"]
+
+
+def test_profile_config_adds_three_synthetic_instruments():
+    """A profile run trades SIM1..3 of that profile with betas 0.8, 0.6, 0.4; other symbols stay."""
+    cfg = profile_config(Config(), "large_tick")
+    assert cfg.run.symbols == ["SIM1", "SIM2", "SIM3"]
+    assert [cfg.instrument(s).beta for s in cfg.run.symbols] == [0.8, 0.6, 0.4]
+    assert {cfg.instrument(s).profile for s in cfg.run.symbols} == {"large_tick"}
+    assert "AAPL" in cfg.instruments
+
+
+def test_short_sim_check_returns_every_fact_with_simulator_truth():
+    """A 3-minute session yields the ten checks, uses its metaorders and betas, and serialises."""
+    results = run_sim_check(Config(), minutes=3, profile="small_tick", seed=3)
+    assert [r.name.split()[0] for r in results] == NAMES
+    by_name = {r.name.split()[0]: r for r in results}
+    assert by_name["8b"].detail["pairs"]["SIM1/SIM2"]["beta_product"] == pytest.approx(0.48)
+    assert by_name["8b"].passed is None  # 3 min hold fewer than 10 disjoint 5-min windows
+    assert by_name["9"].passed is None and by_name["9"].detail["reason"] == "no bar past the warm-up"
+    orjson.dumps(results_to_json(results))
+
+
+def test_sim_check_is_deterministic_for_a_seed():
+    """Two runs with the same seed give identical values."""
+    first = run_sim_check(Config(), minutes=2, profile="large_tick", seed=5)
+    second = run_sim_check(Config(), minutes=2, profile="large_tick", seed=5)
+    assert results_to_json(first) == results_to_json(second)
+
+
+def test_render_table_and_json_of_fact_results():
+    """Fact results render one table row each and convert to name/value/target/pass dicts."""
+    results = [FactResult("1 heavy tails", 12.5, "kurt > 10", True, {"n": 10}),
+               FactResult("5 concave impact", None, "δ in [0.3, 0.8]", None, {"n": 0, "reason": "no metaorders"})]
+    table = render_table(results)
+    assert table.row_count == 2 and [c.header for c in table.columns][:4] == ["check", "value", "target", "pass"]
+    rows = results_to_json(results)
+    assert rows[0] == {"name": "1 heavy tails", "value": 12.5, "target": "kurt > 10", "pass": True,
+                       "detail": {"n": 10}}
+    assert rows[1]["pass"] is None
+
+
+def test_render_table_and_json_of_calibration_rows():
+    """Calibration rows render real and simulated values side by side."""
+    rows = [CalibrationRow("kurtosis 1 s returns", 35.0, None, "> 10")]
+    assert render_table(rows).row_count == 1 and render_calibration(rows).row_count == 1
+    assert results_to_json(rows) == [{"name": "kurtosis 1 s returns", "real": 35.0, "sim": None, "target": "> 10"}]
+
+
+def test_calibrate_computes_real_and_simulated_statistics():
+    """Calibration gives every statistic for the AMZN day (computed now) and a simulator session."""
+    lobster = pytest.importorskip("feeds.lobster")
+    if not lobster.lobster_available(5):
+        pytest.skip("LOBSTER AMZN level-5 sample not found (set $CHIMERA_DATA to the data directory)")
+    rows = calibrate(5, Config(), seed=2, minutes=3)
+    assert [r.name for r in rows] == [name for name, _, _ in CALIBRATION_STATISTICS]
+    real = {r.name: r.real_value for r in rows}
+    assert real["kurtosis 1 s returns"] > 10 and real["metaorder impact exponent δ"] is None
+    assert all(r.sim_value is not None for r in rows if r.name.startswith("mean spread"))
