@@ -117,6 +117,10 @@ class OrderBook:
         "ts_recv",
         "counters",
         "_dispatch",
+        "_bid_part",
+        "_ask_part",
+        "_bid_floor",
+        "_ask_ceiling",
     )
 
     def __init__(self, instrument_id: int, view_levels: int = 10, depth_windows: tuple[int, ...] = (5, 10)) -> None:
@@ -135,6 +139,13 @@ class OrderBook:
         self.ts_event = 0
         self.ts_recv = 0
         self.counters = BookCounters()
+        # Cached (prices, sizes, depths) of each side's view; dropped when a level at or inside
+        # the floor/ceiling (the N-th level or the deepest depth window, whichever is farther)
+        # changes, so untouched deep levels do not cost a rebuild.
+        self._bid_part: tuple | None = None
+        self._ask_part: tuple | None = None
+        self._bid_floor = 0
+        self._ask_ceiling = 0
         self._dispatch = {
             OrderAdd: self._add,
             OrderCancel: self._cancel,
@@ -205,31 +216,44 @@ class OrderBook:
     # ---- views and queries ----------------------------------------------------------------------
     def view(self) -> BookView:
         """The immutable top-N picture of the book now, with the depth within each window."""
+        bid = self._bid_part
+        if bid is None:
+            bid = self._bid_part = self._bid_view()
+        ask = self._ask_part
+        if ask is None:
+            ask = self._ask_part = self._ask_view()
+        return BookView(self.instrument_id, self.ts_event, self.ts_recv, self.last_seq, self.state,
+                        bid[0], bid[1], ask[0], ask[1], bid[2], ask[2])
+
+    def _bid_view(self) -> tuple:
         n = self.view_levels
-        bp, bs, ap, asz = self.bid_prices, self.bid_sizes, self.ask_prices, self.ask_sizes
-        bid_depth = []
-        ask_depth = []
-        if bp:
-            best = bp[-1]
-            for ticks in self.depth_windows:
-                bid_depth.append(sum(bs[bisect_right(bp, best - ticks):]))
-        if ap:
-            best = ap[0]
-            for ticks in self.depth_windows:
-                ask_depth.append(sum(asz[: bisect_left(ap, best + ticks)]))
-        return BookView(
-            self.instrument_id,
-            self.ts_event,
-            self.ts_recv,
-            self.last_seq,
-            self.state,
-            tuple(bp[: -n - 1 : -1]),
-            tuple(bs[: -n - 1 : -1]),
-            tuple(ap[:n]),
-            tuple(asz[:n]),
-            tuple(bid_depth),
-            tuple(ask_depth),
-        )
+        prices, sizes = self.bid_prices, self.bid_sizes
+        if not prices:
+            self._bid_floor = -(1 << 62)
+            return ((), (), ())
+        best = prices[-1]
+        depth = []
+        for ticks in self.depth_windows:
+            depth.append(sum(sizes[bisect_right(prices, best - ticks):]))
+        floor = prices[-n] if len(prices) >= n else -(1 << 62)
+        deepest = best - max(self.depth_windows, default=0) + 1
+        self._bid_floor = floor if floor < deepest else deepest
+        return (tuple(prices[: -n - 1 : -1]), tuple(sizes[: -n - 1 : -1]), tuple(depth))
+
+    def _ask_view(self) -> tuple:
+        n = self.view_levels
+        prices, sizes = self.ask_prices, self.ask_sizes
+        if not prices:
+            self._ask_ceiling = 1 << 62
+            return ((), (), ())
+        best = prices[0]
+        depth = []
+        for ticks in self.depth_windows:
+            depth.append(sum(sizes[: bisect_left(prices, best + ticks)]))
+        ceiling = prices[n - 1] if len(prices) >= n else 1 << 62
+        deepest = best + max(self.depth_windows, default=0) - 1
+        self._ask_ceiling = ceiling if ceiling > deepest else deepest
+        return (tuple(prices[:n]), tuple(sizes[:n]), tuple(depth))
 
     @property
     def best_bid(self) -> int | None:
@@ -328,19 +352,29 @@ class OrderBook:
 
     def _sync(self, level: Level) -> None:
         """Copy a level's total into the size index (after any change of ``total``)."""
+        price = level.price
         if level.side == BUY:
-            self.bid_sizes[bisect_left(self.bid_prices, level.price)] = level.total
+            self.bid_sizes[bisect_left(self.bid_prices, price)] = level.total
+            if price >= self._bid_floor:
+                self._bid_part = None
         else:
-            self.ask_sizes[bisect_left(self.ask_prices, level.price)] = level.total
+            self.ask_sizes[bisect_left(self.ask_prices, price)] = level.total
+            if price <= self._ask_ceiling:
+                self._ask_part = None
 
     def _drop_level(self, level: Level) -> None:
+        price = level.price
         if level.side == BUY:
-            del self.bids[level.price]
+            del self.bids[price]
             prices, sizes = self.bid_prices, self.bid_sizes
+            if price >= self._bid_floor:
+                self._bid_part = None
         else:
-            del self.asks[level.price]
+            del self.asks[price]
             prices, sizes = self.ask_prices, self.ask_sizes
-        i = bisect_left(prices, level.price)
+            if price <= self._ask_ceiling:
+                self._ask_part = None
+        i = bisect_left(prices, price)
         del prices[i]
         del sizes[i]
 
@@ -474,6 +508,7 @@ class OrderBook:
         self.ask_prices.clear()
         self.bid_sizes.clear()
         self.ask_sizes.clear()
+        self._bid_part = self._ask_part = None
         self.orders.clear()
 
     def _snapshot(self, ev: BookSnapshot) -> None:

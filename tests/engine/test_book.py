@@ -369,8 +369,8 @@ def test_book_matches_naive_reference_after_every_event(ops):
 @settings(max_examples=100, deadline=None)
 @given(operations())
 def test_apply_views_equal_top_n_of_the_reference(ops):
-    """Each BookView emitted by apply() equals the reference's top-N at that LAST boundary."""
-    book, naive = OrderBook(0, view_levels=3), NaiveBook()
+    """Each BookView emitted by apply() equals the reference's top-N and depth windows at that LAST boundary."""
+    book, naive = OrderBook(0, view_levels=3, depth_windows=(2, 5)), NaiveBook()
     events = _events(ops)
     out = book.apply(events)
     views = iter(x for x in out if type(x) is BookView)
@@ -381,4 +381,8 @@ def test_apply_views_equal_top_n_of_the_reference(ops):
             view = next(views)
             assert list(zip(view.bid_px, view.bid_sz, strict=True)) == naive.top(BUY, 3)
             assert list(zip(view.ask_px, view.ask_sz, strict=True)) == naive.top(SELL, 3)
+            for side, depth in ((BUY, view.bid_depth), (SELL, view.ask_depth)):
+                levels = naive.top(side, 100)
+                expected = [sum(q for p, q in levels if abs(p - levels[0][0]) < w) for w in (2, 5)] if levels else []
+                assert list(depth) == expected
     assert next(views, None) is None
