@@ -180,7 +180,8 @@ def cmd_run(args, config: Config) -> int:
         from feeds.tape import RecordingFeed
 
         feed = RecordingFeed(feed, args.record, source=f"chimera run ({type(feed).__name__})",
-                             meta={"seed": seed, "config_hash": config.hash()})
+                             meta={"seed": seed, "config_hash": config.hash(), "symbols": symbols},
+                             created_at=_session_start(feed))
     return _pipeline_command(args, config, feed, type(feed).__name__, seed, args.db or config.store.path,
                              speed, None, duration)
 
@@ -203,6 +204,14 @@ def cmd_replay(args, config: Config) -> int:
     return _pipeline_command(args, config, feed, ",".join(args.files), None, db, args.speed, args.duration, None)
 
 
+def _session_start(feed) -> str:
+    """A simulated session's start as ISO-8601 UTC: the tape header stamp that keeps seeded tapes identical."""
+    from datetime import UTC, datetime
+
+    start_ns = min(d.session_open for d in feed.instruments())
+    return datetime.fromtimestamp(start_ns / 1e9, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def cmd_record(args, config: Config) -> int:
     from feeds.tape import record
 
@@ -211,7 +220,8 @@ def cmd_record(args, config: Config) -> int:
     duration = args.duration or config.run.duration_s
     feed = _live_feed(config, symbols, seed, duration, args.feed or config.run.feed)
     count = record(feed, args.out, source=f"chimera record ({type(feed).__name__})",
-                   meta={"seed": seed, "config_hash": config.hash(), "symbols": symbols})
+                   meta={"seed": seed, "config_hash": config.hash(), "symbols": symbols},
+                   created_at=_session_start(feed))
     summary = {"command": "record", "out": args.out, "events": count, "symbols": symbols, "seed": seed,
                "duration_s": duration}
     _report_simple(args, summary, f"recorded {count:,} events of {', '.join(symbols)} to {args.out}")

@@ -80,12 +80,26 @@ def _open_for_write(path: Path, level: int | None) -> IO[bytes]:
 
 
 def _open_compressed(path: Path, level: int | None) -> IO[bytes]:
-    if path.suffix == ".gz":
-        return gzip.GzipFile(path, mode="wb", compresslevel=level or GZIP_LEVEL, mtime=0)
+    if path.suffix == ".gz":  # no name and no mtime in the gzip header: same events, same bytes
+        return _OwningGzip(path.open("wb"), level or GZIP_LEVEL)
     if path.suffix == ".zst":
         compressor = _zstandard().ZstdCompressor(level=level or ZSTD_LEVEL)
         return compressor.stream_writer(path.open("wb"), closefd=True)
     return path.open("wb")
+
+
+class _OwningGzip(gzip.GzipFile):
+    """A GzipFile over a file object it owns (closed with it), writing no file name into the header."""
+
+    def __init__(self, raw: IO[bytes], level: int) -> None:
+        super().__init__(filename="", mode="wb", compresslevel=level, fileobj=raw, mtime=0)
+        self._raw = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
 
 
 def utc_now_iso() -> str:
@@ -172,13 +186,18 @@ class TapeWriter:
 
 
 def record(
-    feed: Feed, path: str | Path, *, source: str, meta: dict[str, Any] | None = None, limit: int | None = None
+    feed: Feed, path: str | Path, *, source: str, meta: dict[str, Any] | None = None, limit: int | None = None,
+    created_at: str | None = None,
 ) -> int:
-    """Record ``feed`` (at most ``limit`` events) into a tape at ``path``; returns the event count."""
+    """Record ``feed`` (at most ``limit`` events) into a tape at ``path``; returns the event count.
+
+    ``created_at`` overrides the header's wall-clock stamp (simulated sessions pass their simulated
+    start, so one seed reproduces the tape byte for byte).
+    """
     events: Iterable[Event] = feed.events()
     if limit is not None:
         events = islice(events, limit)
-    with TapeWriter(path, feed.instruments(), source, meta) as writer:
+    with TapeWriter(path, feed.instruments(), source, meta, created_at=created_at) as writer:
         return writer.write_many(events)
 
 
@@ -186,13 +205,15 @@ class RecordingFeed:
     """Wrap a feed so every event it yields is also written to a tape (written before it is yielded)."""
 
     def __init__(
-        self, feed: Feed, path: str | Path, *, source: str, meta: dict[str, Any] | None = None
+        self, feed: Feed, path: str | Path, *, source: str, meta: dict[str, Any] | None = None,
+        created_at: str | None = None,
     ) -> None:
         """Record ``feed`` to ``path`` while it is replayed; the tape is opened when ``events()`` starts."""
         self.feed = feed
         self.path = Path(path)
         self.source = source
         self.meta = meta
+        self.created_at = created_at
         self._writer: TapeWriter | None = None
 
     def instruments(self) -> list[InstrumentDef]:
@@ -201,7 +222,8 @@ class RecordingFeed:
 
     def events(self) -> Iterator[Event]:
         """The wrapped feed's events; the tape is flushed and closed when iteration ends or stops."""
-        with TapeWriter(self.path, self.feed.instruments(), self.source, self.meta) as writer:
+        with TapeWriter(self.path, self.feed.instruments(), self.source, self.meta,
+                        created_at=self.created_at) as writer:
             self._writer = writer
             for event in self.feed.events():
                 writer.write(event)
