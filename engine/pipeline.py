@@ -33,6 +33,7 @@ from engine.config import Config
 from engine.errors import LaneError
 from engine.events import InstrumentDef
 from engine.lane import TruthSink
+from engine.logs import get_logger
 from engine.merge import WatermarkMerge
 from engine.router import Router
 from engine.stages import END, StageStats, put_records, run_stage
@@ -240,6 +241,7 @@ async def _lane_stage(symbol: str, stage: str, core, q_in, q_out, records_q, sta
     except asyncio.CancelledError:
         raise
     except Exception as exc:
+        get_logger().error("lane_failed", instrument=symbol, stage=stage, error=f"{type(exc).__name__}: {exc}")
         raise LaneError(symbol, stage, exc) from exc
 
 
