@@ -6,9 +6,7 @@ Events are parsed once into memory; only ``OrderBook.update`` (state only) and `
 
 from __future__ import annotations
 
-import sys
-
-from benchmarks.common import best_of, emit, result
+from benchmarks.common import best_of, main, result
 from engine.book import OrderBook
 from feeds.lobster import LobsterFeed, locate_sample
 
@@ -40,9 +38,4 @@ def run() -> list[dict]:
 
 
 if __name__ == "__main__":
-    out = run()
-    if "--json" in sys.argv:
-        emit(out)
-    else:
-        for row in out:
-            print(row)
+    main(run)

@@ -8,12 +8,11 @@ SQLite writer (WAL, batched), exactly as ``chimera replay`` runs it.
 from __future__ import annotations
 
 import asyncio
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import emit, peak_rss_mb, result
+from benchmarks.common import main, peak_rss_mb, result
 from engine import store
 from engine.config import load_config
 from engine.pipeline import Pipeline
@@ -40,9 +39,4 @@ def run() -> list[dict]:
 
 
 if __name__ == "__main__":
-    out = run()
-    if "--json" in sys.argv:
-        emit(out)
-    else:
-        for row in out:
-            print(row)
+    main(run)

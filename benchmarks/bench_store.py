@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import emit, result
+from benchmarks.common import main, result
 from engine import store
 from engine.stages import END
 
@@ -93,9 +92,4 @@ def run() -> list[dict]:
 
 
 if __name__ == "__main__":
-    out = run()
-    if "--json" in sys.argv:
-        emit(out)
-    else:
-        for row in out:
-            print(row)
+    main(run)

@@ -72,3 +72,13 @@ def result(name: str, value: float, unit: str, target: float | None, higher_is_b
 def emit(results: list[dict]) -> None:
     """Print results as one JSON line (the runner reads it)."""
     sys.stdout.write(orjson.dumps(results).decode() + "\n")
+
+
+def main(run: Callable[[], list[dict]]) -> None:
+    """Entry point of one benchmark script: ``--json`` prints the runner's line, else readable rows."""
+    out = run()
+    if "--json" in sys.argv:
+        emit(out)
+    else:
+        for row in out:
+            print(f"{row['name']}: {row['value']:,} {row['unit']} (target {row['target']}) {row['note']}")
