@@ -1,42 +1,63 @@
 """Full replay of the AMZN level-5 LOBSTER day through the asyncio pipeline with persistence.
 
-Measured in a fresh process so the peak RSS is the replay's own. The figure includes reading and
-reconciling the LOBSTER files, the book, features, signals, scoring, risk, execution and the
-SQLite writer (WAL, batched), exactly as ``chimera replay`` runs it.
+Two sources, each measured in a fresh process so the peak RSS is the replay's own:
+- the tape written by ``chimera import-lobster`` (import once, replay many times: the target), and
+- the LOBSTER CSV files directly (parsing and reconciliation against the orderbook file included).
+The figure covers the book, features, signals, scoring, risk, execution and the SQLite writer (WAL,
+batched), exactly as ``chimera replay`` runs them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import main, peak_rss_mb, result
+from benchmarks.common import emit, peak_rss_mb, result, run_isolated
 from engine import store
 from engine.config import load_config
 from engine.pipeline import Pipeline
-from feeds.lobster import LobsterFeed, locate_sample
+from feeds.lobster import LobsterFeed, import_lobster, locate_sample
+from feeds.tape import TapeFeed
 
 
-def run() -> list[dict]:
-    message, _ = locate_sample(5)
+def replay(source: str) -> list[dict]:
+    """Replay the day in this process from a tape path, or from the CSV files when ``source`` is "csv"."""
     with tempfile.TemporaryDirectory() as tmp:
+        feed = LobsterFeed(locate_sample(5)[0]) if source == "csv" else TapeFeed(source)
         db = str(Path(tmp) / "bench.db")
         store.connect(db).close()
-        pipeline = Pipeline(LobsterFeed(message), load_config(), db, "bench")
+        pipeline = Pipeline(feed, load_config(), db, "bench")
         start = time.perf_counter()
         stats = asyncio.run(pipeline.run())
         wall = time.perf_counter() - start
         conn = store.connect(db)
         rows = sum(store.table_counts(conn, "bench").values())
         conn.close()
+    label = "LOBSTER CSV" if source == "csv" else "imported tape"
     return [
-        result("pipeline replay with persistence (AMZN L5 day)", round(stats.events / wall), "events/s", 150_000,
+        result(f"pipeline replay with persistence, {label} (AMZN L5 day)", round(stats.events / wall),
+               "events/s", None if source == "csv" else 150_000,
                note=f"{stats.events:,} events in {wall:.2f} s, {rows:,} DB rows"),
-        result("pipeline replay peak RSS", round(peak_rss_mb(), 1), "MiB", None, higher_is_better=False),
+        result(f"pipeline replay peak RSS, {label}", round(peak_rss_mb(), 1), "MiB", None, higher_is_better=False),
     ]
 
 
+def run() -> list[dict]:
+    """Import the day to a tape here, then replay the tape and the CSV files in fresh processes."""
+    message, orderbook = locate_sample(5)
+    with tempfile.TemporaryDirectory() as tmp:
+        tape = Path(tmp) / "amzn5.jsonl.gz"
+        import_lobster(message, orderbook, tape)
+        from_tape = run_isolated("benchmarks.bench_pipeline", "--source", str(tape))
+    return from_tape + run_isolated("benchmarks.bench_pipeline", "--source", "csv")
+
+
 if __name__ == "__main__":
-    main(run)
+    if "--source" in sys.argv:
+        emit(replay(sys.argv[sys.argv.index("--source") + 1]))
+    else:
+        for row in run():
+            print(f"{row['name']}: {row['value']:,} {row['unit']} {row['note']}")
