@@ -88,6 +88,9 @@ def _live_options(parser: argparse.ArgumentParser, duration_default: float | Non
                         help="seconds of market time to simulate (default: [run] duration_s)")
     parser.add_argument("--seed", type=int, help="master seed (default: [run] seed)")
     parser.add_argument("--feed", choices=["simulator", "zero_intelligence"], help="live feed (default: [run] feed)")
+    parser.add_argument("--scenario", metavar="NAME|PATH",
+                        help="plant a scenario: a preset name (e.g. vacuum, iceberg_defense) or a scenario TOML file; "
+                             "its symbols and duration apply unless --symbol/--duration are given")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,14 +149,40 @@ def _add_simulator_commands(sub, common, reporting) -> None:
 
 
 # ---- commands -------------------------------------------------------------------------------------------
-def _live_feed(config: Config, symbols: list[str], seed: int, duration: float, feed_name: str):
+def _scenario(name: str | None):
+    """A scenario preset by name, or a scenario file by path (None when not asked for)."""
+    if not name:
+        return None
+    from feeds.simulator.scenarios import list_presets, load_preset, load_scenario
+
+    if name in list_presets():
+        return load_preset(name)
+    if not Path(name).is_file():
+        raise UsageError(f"--scenario {name}: neither a preset ({', '.join(list_presets())}) nor a file")
+    return load_scenario(name)
+
+
+def _live_setup(args, config: Config) -> tuple[list[str], int, float, object]:
+    """Symbols, seed, duration and feed of ``run``/``record`` (a scenario supplies defaults)."""
+    scenario = _scenario(getattr(args, "scenario", None))
+    symbols = args.symbol or (list(scenario.spec.symbols) if scenario and scenario.spec.symbols else None) \
+        or config.run.symbols
+    duration = args.duration or (scenario.spec.duration_s if scenario else None) or config.run.duration_s
+    seed = config.run.seed if args.seed is None else args.seed
+    feed_name = args.feed or config.run.feed
+    if scenario is not None and feed_name != "simulator":
+        raise UsageError("--scenario needs the simulator feed")
+    return symbols, seed, duration, _live_feed(config, symbols, seed, duration, feed_name, scenario)
+
+
+def _live_feed(config: Config, symbols: list[str], seed: int, duration: float, feed_name: str, scenario=None):
     if feed_name == "zero_intelligence":
         from feeds.zero_intelligence import ZeroIntelligenceFeed
 
         return ZeroIntelligenceFeed(symbols, config.instruments, seed, duration, config.simulator.latency_us)
     from feeds.simulator import MarketSimulator
 
-    return MarketSimulator(symbols, config, seed, duration)
+    return MarketSimulator(symbols, config, seed, duration, scenario=scenario)
 
 
 def _pipeline_command(args, config: Config, feed, source: str, seed: int | None, db: str,
@@ -171,11 +200,8 @@ def _pipeline_command(args, config: Config, feed, source: str, seed: int | None,
 
 
 def cmd_run(args, config: Config) -> int:
-    symbols = args.symbol or config.run.symbols
-    seed = config.run.seed if args.seed is None else args.seed
-    duration = args.duration or config.run.duration_s
+    symbols, seed, duration, feed = _live_setup(args, config)
     speed = args.speed if hasattr(args, "speed") else _speed(config.run.speed)
-    feed = _live_feed(config, symbols, seed, duration, args.feed or config.run.feed)
     if args.record:
         from feeds.tape import RecordingFeed
 
@@ -215,10 +241,7 @@ def _session_start(feed) -> str:
 def cmd_record(args, config: Config) -> int:
     from feeds.tape import record
 
-    symbols = args.symbol or config.run.symbols
-    seed = config.run.seed if args.seed is None else args.seed
-    duration = args.duration or config.run.duration_s
-    feed = _live_feed(config, symbols, seed, duration, args.feed or config.run.feed)
+    symbols, seed, duration, feed = _live_setup(args, config)
     count = record(feed, args.out, source=f"chimera record ({type(feed).__name__})",
                    meta={"seed": seed, "config_hash": config.hash(), "symbols": symbols},
                    created_at=_session_start(feed))

@@ -70,6 +70,7 @@ class TruthKind(IntEnum):
     SWEEP = 5
     VACUUM = 6
     SPOOF = 7
+    BURST = 8  # a transient burst of aggressive flow (simulator scenarios, e.g. range overextension)
 
 
 class Outcome(IntEnum):

@@ -27,9 +27,14 @@ def configure(json_logs: bool = False, level: str = "info") -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+
+
+def _stderr_logger(*_args) -> structlog.PrintLogger:
+    """A logger on the *current* ``sys.stderr`` (looked up at each use, so redirections are honoured)."""
+    return structlog.PrintLogger(sys.stderr)
 
 
 def get_logger(name: str = "chimera"):

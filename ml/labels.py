@@ -48,13 +48,15 @@ class RuleParams(msgspec.Struct, frozen=True, kw_only=True):
     er_threshold: float = 0.2
     shock_sigma: float = 6.0  # |r_1s| above this many σ_1s
     shock_bars: int = 6  # 60 s look-back of the SHOCK conditions
-    baseline_bars: int = 180  # 30 min: spread q99, depth median, σ_1s, prior range
+    baseline_bars: int = 180  # 30 min: spread q99, depth median, prior range
+    shock_vol_bars: int = 0  # σ_1s window of the SHOCK jump test (0: all earlier bars)
     min_history_bars: int = 30  # a baseline needs this many earlier bars
     spread_quantile: float = 0.99
     depth_ratio: float = 0.3
     vr_threshold: float = 1.5
     va_threshold: float = 1.5
     vol_short_bars: int = 30  # 5 min
+    breakout_vol_bars: int = 6  # numerator window of the BREAKOUT volatility ratio (1 min)
     vol_long_bars: int = 360  # 60 min (fewer while the session is younger, at least 2 x short)
     va_short_bars: int = 3  # 30 s
     va_long_bars: int = 30  # 300 s
@@ -220,9 +222,10 @@ def apply_hysteresis(raw: np.ndarray, persist: int = 3, immediate: tuple[int, ..
 def shock_condition(x: RegimeInputs, p: RuleParams) -> np.ndarray:
     """Rule 1 (SHOCK) at every bar."""
     base, look = p.baseline_bars, p.shock_bars
-    prior_ss = _shift(_rolling_sum(x.sum_sq_r1s, base), 1)
-    prior_n = _shift(_rolling_sum(x.n_r1s, base), 1)
-    prior_bars = _shift(_rolling_count(x.n_r1s, base), 1)
+    vol_bars = p.shock_vol_bars or len(x.n_r1s)
+    prior_ss = _shift(_rolling_sum(x.sum_sq_r1s, vol_bars), 1)
+    prior_n = _shift(_rolling_sum(x.n_r1s, vol_bars), 1)
+    prior_bars = _shift(_rolling_count(x.n_r1s, vol_bars), 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         sigma_1s = np.where((prior_bars >= p.min_history_bars) & (prior_n > 0), np.sqrt(prior_ss / prior_n), np.nan)
     jump = x.max_abs_r1s > p.shock_sigma * sigma_1s
@@ -237,7 +240,7 @@ def shock_condition(x: RegimeInputs, p: RuleParams) -> np.ndarray:
 
 def breakout_condition(x: RegimeInputs, p: RuleParams) -> np.ndarray:
     """Rule 2 (BREAKOUT) at every bar."""
-    vr = volatility_ratio(x.mid, p.vol_short_bars, p.vol_long_bars)
+    vr = volatility_ratio(x.mid, p.breakout_vol_bars, p.vol_long_bars, min_long=2 * p.vol_short_bars)
     va = volume_acceleration(x.volume, p.va_short_bars, p.va_long_bars)
     lag = p.range_gap_bars + 1
     hi = _shift(_rolling_extreme(x.mid, p.baseline_bars, np.max, p.min_history_bars), lag)
@@ -254,20 +257,45 @@ def raw_rule_labels(x: RegimeInputs, p: RuleParams | None = None,
     Without it the threshold is the causal q67 of all earlier bars of ``x``.
     """
     p = p or RuleParams()
+    sigma5 = realised_vol(x.mid, p.vol_short_bars)
+    conditions = _event_conditions(x, p) + [(sigma5 >= vol_threshold(sigma5, p, vol_reference), RANGE_HIGH)]
+    labels = np.select([c for c, _ in conditions], [lab for _, lab in conditions], default=RANGE_LOW)
+    labels[: p.warmup_bars] = UNKNOWN
+    return labels.astype(np.int64)
+
+
+def _event_conditions(x: RegimeInputs, p: RuleParams, centred: bool = False) -> list[tuple[np.ndarray, int]]:
+    """Rules 1-4 (SHOCK, BREAKOUT, TREND_UP, TREND_DOWN) as ``(condition, label)`` in rule order.
+
+    ``centred``: the forward-looking variant of SPEC section 5 (training targets only): t_drift and
+    ER over the window centred on the bar instead of ending at it.
+    """
     t = drift_t_stat(x.mid, p.trend_bars)
     er = efficiency_ratio(x.mid, p.trend_bars)
-    sigma5 = realised_vol(x.mid, p.vol_short_bars)
-    high_vol = sigma5 >= vol_threshold(sigma5, p, vol_reference)
-    conditions = [
+    if centred:
+        t, er = _lead(t, p.trend_bars // 2), _lead(er, p.trend_bars // 2)
+    return [
         (shock_condition(x, p), SHOCK),
         (breakout_condition(x, p), BREAKOUT),
         ((t >= p.drift_threshold) & (er >= p.er_threshold), TREND_UP),
         ((t <= -p.drift_threshold) & (er >= p.er_threshold), TREND_DOWN),
-        (high_vol, RANGE_HIGH),
     ]
-    labels = np.select([c for c, _ in conditions], [lab for _, lab in conditions], default=RANGE_LOW)
-    labels[: p.warmup_bars] = UNKNOWN
-    return labels.astype(np.int64)
+
+
+def range_reference(x: RegimeInputs, p: RuleParams | None = None, centred: bool = True) -> np.ndarray:
+    """σ_5min of a training period at the bars no event rule (1-4) claims: the ranging bars.
+
+    Passed as ``vol_reference``, its q67 splits ranging bars into RANGE_LOW and RANGE_HIGH. By
+    default the trend rules use the forward-looking (centred) windows, as training targets may.
+    """
+    p = p or RuleParams()
+    sigma5 = realised_vol(x.mid, p.vol_short_bars)
+    claimed = np.zeros(len(sigma5), dtype=bool)
+    for condition, _ in _event_conditions(x, p, centred):
+        claimed |= condition
+    ranging = ~claimed & np.isfinite(sigma5)
+    ranging[: p.warmup_bars] = False
+    return sigma5[ranging]
 
 
 def regime_rule_labels(x: RegimeInputs, params: RuleParams | None = None,
@@ -348,6 +376,14 @@ def _shift(x: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _lead(x: np.ndarray, k: int) -> np.ndarray:
+    """``x`` advanced by ``k`` bars: the value ``k`` bars later (NaN-padded at the end)."""
+    out = np.full(len(x), np.nan)
+    if k < len(x):
+        out[: len(x) - k] = x[k:]
+    return out
+
+
 def _any_recent(flag: np.ndarray, window: int) -> np.ndarray:
     """True where ``flag`` held at any of the last ``window`` bars (current included)."""
     return _rolling_sum(flag.astype(np.float64), window) > 0
@@ -384,6 +420,7 @@ __all__ = [
     "shock_condition",
     "breakout_condition",
     "raw_rule_labels",
+    "range_reference",
     "regime_rule_labels",
     "vol_threshold",
     "macro_f1",

@@ -42,6 +42,7 @@ class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     )  # median 100, p99 500
     start_spread: int = 12  # spread (ticks) of the seeded opening book
     stale_rate: float = 8.0  # cancel hazard (1/s) of quotes on the wrong side of the latent price
+    theta_scale: float = 1.0  # multiplies the permanent impact per market order theta
 
 
 class SmallTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -70,6 +71,7 @@ class LargeTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, k
     )  # median 2
     start_spread: int = 1  # spread of the seeded opening book
     stale_rate: float = 8.0  # cancel hazard (1/s) of stale quotes
+    theta_scale: float = 0.25  # 4 market orders/s against ~11 lots at the best: theta 0.05, not 0.2
 
 
 class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -118,6 +120,7 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     vacuum_s: tuple[float, float] = (2.0, 10.0)  # vacuum duration range (uniform)
     shock_mo_mult: float = 3.0  # SHOCK market-order multiplier at entry, decaying to 1
     shock_tau_s: float = 60.0  # decay time of the SHOCK market-order multiplier
+    episodes_per_hour: float = 3.0  # random labelled background episodes per hour per instrument (0: none)
     large_tick: LargeTickProfile = LargeTickProfile()  # large-tick calibration
     small_tick: SmallTickProfile = SmallTickProfile()  # small-tick calibration
 

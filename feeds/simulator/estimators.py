@@ -54,6 +54,48 @@ def pooled_acf(parts: Sequence[np.ndarray], max_lag: int) -> tuple[np.ndarray, i
     return sum(a * w for a, w in rows) / n, n
 
 
+def newey_west_bandwidth(n: int) -> int:
+    """Newey-West (1994) rule-of-thumb lag truncation ``floor(4 (n/100)^(2/9))`` for ``n`` observations."""
+    return int(4 * (max(n, 1) / 100.0) ** (2.0 / 9.0))
+
+
+def long_run_variance(x: np.ndarray, bandwidth: int) -> float:
+    """Newey-West (Bartlett kernel) long-run variance of a series: ``γ0 + 2 Σ_l (1 - l/(L+1)) γ_l``."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    if n < 2:
+        return float("nan")
+    d = x - x.mean()
+    total = float(d @ d) / n
+    for lag in range(1, min(bandwidth, n - 1) + 1):
+        total += 2.0 * (1.0 - lag / (bandwidth + 1.0)) * float(d[lag:] @ d[:-lag]) / n
+    return max(total, 0.0)
+
+
+def acf_hac_se(parts: Sequence[np.ndarray], max_lag: int, bandwidth: int | None = None) -> np.ndarray:
+    """HAC standard errors of the pooled sample ACF at lags 0..max_lag (NaN at lag 0).
+
+    ``parts`` are equally long, time-aligned series (one per instrument). The lag-k estimate is a
+    mean of standardised products ``z_t z_{t-k}``; its variance is the Newey-West long-run variance
+    of the cross-instrument mean of those products over the number of time points, so volatility
+    clustering (heteroskedastic products), their serial dependence and the correlation between
+    instruments all widen it. Under i.i.d. data it reduces to ``1/sqrt(n)``.
+    """
+    rows = [np.asarray(x, dtype=np.float64) for x in parts if len(x) > max_lag + 1]
+    out = np.full(max_lag + 1, np.nan)
+    if not rows or len({len(x) for x in rows}) != 1:
+        return out
+    z = [(x - x.mean()) / x.std() for x in rows if x.std() > 0]
+    if not z:
+        return out
+    n = len(z[0])
+    L = newey_west_bandwidth(n) if bandwidth is None else bandwidth
+    for lag in range(1, max_lag + 1):
+        products = np.mean([x[lag:] * x[:-lag] for x in z], axis=0)
+        out[lag] = np.sqrt(long_run_variance(products, L) / len(products) * len(z) / len(z))
+    return out
+
+
 def power_law_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """OLS of ``log y`` on ``log x`` over points with x, y > 0: ``(exponent, R²)``."""
     x, y = np.asarray(x, float), np.asarray(y, float)
@@ -144,6 +186,9 @@ __all__ = [
     "hill_index",
     "acf",
     "pooled_acf",
+    "newey_west_bandwidth",
+    "long_run_variance",
+    "acf_hac_se",
     "power_law_fit",
     "power_law_wls",
     "ols",

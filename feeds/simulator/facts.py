@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from engine.events import Regime
 from feeds.simulator.estimators import (
     correlation,
     hill_index,
@@ -42,7 +43,7 @@ from feeds.simulator.series import (
     ofi_increments,
     regime_path,
 )
-from ml.labels import UNKNOWN, RuleParams, macro_f1, realised_vol, regime_rule_labels, step_values, tf2_inputs
+from ml.labels import UNKNOWN, macro_f1, range_reference, regime_rule_labels, step_values, tf2_inputs
 
 NS = 1_000_000_000
 
@@ -450,7 +451,7 @@ def regime_identifiability(items: Sequence[MarketSeries], regime_truth: Any = No
         x, close_ts = regime_inputs(s)
         if x is None:
             continue
-        pred = regime_rule_labels(x, vol_reference=realised_vol(x.mid, RuleParams().vol_short_bars))
+        pred = regime_rule_labels(x, vol_reference=range_reference(x))
         rules[s.symbol] = np.bincount(pred[pred >= 0], minlength=6).tolist()
         path = _truth_for(s, regime_truth)
         if path is None:
@@ -469,7 +470,9 @@ def regime_identifiability(items: Sequence[MarketSeries], regime_truth: Any = No
     f1 = macro_f1(pred, truth)
     confusion = np.zeros((6, 6), dtype=int)
     np.add.at(confusion, (truth[scored], pred[scored]), 1)
-    detail = {"n": int(scored.sum()), "classes": sorted({int(v) for v in truth[scored]}),
+    per_class = {Regime(c).name: 2.0 * confusion[c, c] / (confusion[c].sum() + confusion[:, c].sum())
+                 for c in range(6) if confusion[c].sum()}
+    detail = {"n": int(scored.sum()), "classes": sorted({int(v) for v in truth[scored]}), "f1_per_class": per_class,
               "f1_causal_threshold": macro_f1(np.concatenate(causal), truth),
               "confusion_truth_by_rule": confusion.tolist(), "rule_label_counts": rules}
     return FactResult(name, f1, target, bool(f1 >= 0.6), detail)

@@ -82,11 +82,12 @@ class Lane(VenueMixin):
         self.lo_rate = prof.lo_rate * spec.liquidity
         self.in_rate = prof.in_spread_rate * spec.liquidity
         self.mo_rate = prof.mo_rate
+        self.theta = cfg.theta * prof.theta_scale  # permanent impact per market order (per lot / mean best depth)
         self.beta = spec.beta
-        self.beta_c = math.sqrt(max(0.0, 1.0 - spec.beta**2))
         self.mean_mo = mean_size(prof.mo_sizes)
         self.daily_volume = 2 * self.mo_rate / (1 - TYPICAL_N) * self.mean_mo * cfg.session_length_s
-        self.sigma_day = self.sigma0 * math.sqrt(cfg.session_length_s)
+        self.day_steps = math.sqrt(cfg.session_length_s / dt)  # sigma_day = sigma per grid step x this
+        self.vol = 1.0  # shared volatility factor of the current grid step
         self.hawkes = Hawkes(cfg.hawkes_beta1, cfg.hawkes_beta2, cfg.hawkes_w1, cfg.hawkes_c_self,
                              cfg.hawkes_c_cross)
         self.X = float(Decimal(str(spec.start_price)) / self.tick)
@@ -106,6 +107,9 @@ class Lane(VenueMixin):
         self.metas: list[Metaorder] = []
         self.records: list[MetaorderRecord] = []
         self.meta_per_hour = self._meta_arrival_rate()
+        # trade impacts are idiosyncratic variance: they take their share out of the idiosyncratic diffusion
+        self.impact_share = self._impact_share()
+        self.beta_c = math.sqrt(max(0.0, 1.0 - spec.beta**2 - self.impact_share))
         self.t_meta_arrival = next_arrival(self.meta_rng, 0.0, self.meta_per_hour)
         self.t_news = next_arrival(self.news_rng, 0.0, cfg.news_instrument_per_hour)
         self.kappa_mo = prof.kappa_mo / self.sigma1
@@ -361,6 +365,16 @@ class Lane(VenueMixin):
         volume_rate = self.daily_volume / cfg.session_length_s
         return 3600.0 * cfg.meta_active / (mean_q * inv_part / volume_rate)
 
+    def _impact_share(self) -> float:
+        """Expected share of the latent variance delivered by metaorder impacts (``Y^2 Q / V`` per order)."""
+        cfg = self.cfg
+        q_min = cfg.meta_min_orders * self.mean_mo
+        cap = cfg.meta_cap * self.daily_volume
+        a, c = cfg.meta_alpha, max(0.0, cap / q_min - 1.0)
+        excess = math.log1p(c) if a == 1.0 else ((1.0 + c) ** (1.0 - a) - 1.0) / (1.0 - a)  # E[min(Lomax, c)]
+        mean_q = min(cap, q_min * (1.0 + excess))
+        return cfg.meta_impact**2 * cfg.session_length_s * self.meta_per_hour / 3600.0 * mean_q / self.daily_volume
+
     def _meta_arrival(self, t: float) -> None:
         cfg, rng = self.cfg, self.meta_rng
         side = BUY if rng.random() < 0.5 else SELL
@@ -386,8 +400,9 @@ class Lane(VenueMixin):
                 v = self.daily_volume
                 x0 = mo.executed
                 mo.executed = x0 + filled
-                self.X += mo.side * self.cfg.meta_impact * self.sigma_day * (math.sqrt(mo.executed / v)
-                                                                            - math.sqrt(x0 / v))
+                sigma_day = self.sig_sqdt * self.vol * self.day_steps  # at the current local volatility
+                d = mo.side * self.cfg.meta_impact * sigma_day * (math.sqrt(mo.executed / v) - math.sqrt(x0 / v))
+                self.X += d
                 self._flow(t, mo.side * filled)
             if mo.executed >= mo.size or not filled or U() >= burst:
                 break

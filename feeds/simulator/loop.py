@@ -43,7 +43,7 @@ def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop
     hawkes = lane.hawkes
     next_mo, excite = hawkes.next_event, hawkes.excite
     cfg, prof = lane.cfg, lane.prof
-    kl, q_inv, theta, cap_in = prof.kappa_l, 1.0 / lane.q_sat, cfg.theta, prof.in_spread_capped
+    kl, q_inv, theta, cap_in = prof.kappa_l, 1.0 / lane.q_sat, lane.theta, prof.in_spread_capped
     silence = cfg.clock_silence_ms / 1000.0
     partial, patient_mean = cfg.partial_cancel_share, cfg.patient_mean_s
     dt = lane.dt
@@ -277,6 +277,7 @@ def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop
                     shared_regime, shared_dir = regime, direction
                     drift, kappa, sig_sqdt = lane.drift, lane.kappa, lane.sig_sqdt
                 x = lane.X
+                lane.vol = vol
                 x += (drift - kappa * (x - lane.anchor)) * dt + sig_sqdt * vol * (beta * zc + beta_c * Z())
                 lane.X = x
                 t_grid = (k + 1) * dt if j < n_steps else t_win

@@ -81,6 +81,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.events import Event, InstrumentDef, Regime
+from feeds.simulator.agents import BackgroundEpisodes
 from feeds.simulator.flow import MetaorderRecord, latent_shock_draw
 from feeds.simulator.lane import Lane
 from feeds.simulator.news import NewsShock, draw_shock, next_arrival
@@ -105,18 +106,21 @@ class MarketSimulator:
         self.duration_s = float(duration_s)
         self.dt = self.cfg.grid_ms / 1000.0
         global_seq, lanes_seq = np.random.SeedSequence(seed).spawn(2)
-        self._chain_rng, factor_rng, self._news_rng, scenario_rng, vol_rng = children(global_seq, 5)
+        self._chain_rng, factor_rng, self._news_rng, scenario_rng, vol_rng, background_rng = children(global_seq, 6)
         self._factor = stream(latent_shock_draw(factor_rng, self.cfg.info_rate, self.dt, self.cfg.info_share))
         self._vol_noise = stream(vol_rng.standard_normal)
-        self.chain = RegimeChain(self._chain_rng, self.cfg.regime_dwell_scale)
+        forced_chain = getattr(scenario, "regime_chain", None)  # hooks.RegimeForcing
+        self.chain = (forced_chain or RegimeChain)(self._chain_rng, self.cfg.regime_dwell_scale)
         self.lanes = [Lane(i, sym, config.instrument(sym), self.cfg, s, self.dt)
                       for i, (sym, s) in enumerate(zip(self.symbols, lanes_seq.spawn(len(self.symbols)), strict=True))]
         self._defs = [lane.definition(self.duration_s) for lane in self.lanes]
         self._emitted = 0
         self._started = False
-        if scenario is not None:
-            for iid, t_first, agent in scenario.agents(self.instruments(), self.duration_s, scenario_rng):
-                self.lanes[iid].wake_at(agent, t_first)
+        background = BackgroundEpisodes(self.cfg.episodes_per_hour) if getattr(scenario, "background", True) else None
+        for source, rng in ((scenario, scenario_rng), (background, background_rng)):
+            if source is not None:
+                for iid, t_first, agent in source.agents(self.instruments(), self.duration_s, rng):
+                    self.lanes[iid].wake_at(agent, t_first)
 
     def instruments(self) -> list[InstrumentDef]:
         """Definitions of every instrument (ids 0..n-1 in symbol order)."""

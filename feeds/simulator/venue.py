@@ -51,6 +51,10 @@ class VenueMixin:
     def latent_price(self: Any) -> float:
         return self.X
 
+    @property
+    def mean_order_size(self: Any) -> float:
+        return self.mean_mo
+
     # ---- scheduling ------------------------------------------------------------------------------
     def wake_at(self: Any, agent: Any, t: float) -> None:
         """Schedule a wake of ``agent`` at ``t`` seconds since the open."""
@@ -83,26 +87,30 @@ class VenueMixin:
                 if ex.next_trade > armed and (last - trigger) * side >= 0:
                     del self.stops[sid]
                     self.current_agent = agent
-                    self._market(t, side, size)
+                    filled, price = self._market(t, side, size)
                     fired = True
+                    on_stop = getattr(agent, "on_stop", None)
+                    if on_stop is not None:
+                        on_stop(self, sid, filled, price)
         self.current_agent = None
         while ex.tagged_fills:
             fills, ex.tagged_fills = ex.tagged_fills, []
             for oid, _tag, price, size in fills:
                 agent = self.owner.get(oid)
-                if oid not in self.book.orders:
-                    self.owner.pop(oid, None)
                 if agent is not None:
                     self.current_agent = agent
                     agent.on_fill(self, oid, price, size)
                     self.current_agent = None
+            for oid, _tag, _price, _size in fills:  # after all of them: one order may fill several times
+                if oid not in self.book.orders:
+                    self.owner.pop(oid, None)
 
     # ---- order entry -----------------------------------------------------------------------------
     def _market(self: Any, t: float, side: int, size: int, limit: int | None = None) -> tuple[int, int]:
         filled, price = self.ex.market(t, side, size, limit)
         if filled:
             self.hawkes.excite(t, side)
-            self.X += self.cfg.theta * side * filled / self.dbar
+            self.X += self.theta * side * filled / self.dbar
             self._flow(t, side * filled)
             self.t_last = t
         return filled, price
@@ -182,9 +190,11 @@ class VenueMixin:
         """Disarm a stop; False when it already fired."""
         return self.stops.pop(stop_id, None) is not None
 
-    def shift_latent(self: Any, delta_ticks: float) -> None:
-        """Move the latent fair price by ``delta_ticks``."""
+    def shift_latent(self: Any, delta_ticks: float, anchor: bool = False) -> None:
+        """Move the latent fair price by ``delta_ticks`` (with ``anchor``, the ranging regimes' anchor too)."""
         self.X += delta_ticks
+        if anchor:
+            self.anchor += delta_ticks
 
     def label(self: Any, kind: int, side: int, price_lo: int, price_hi: int, t_start_ns: int, t_end_ns: int,
               params: dict | None = None, outcome: int = 0, episode: int = 0) -> int:

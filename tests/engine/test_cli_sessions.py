@@ -91,3 +91,15 @@ def test_replay_of_the_amzn_level5_message_file_counts_every_message(tmp_path, c
     assert "book.crossed" not in integrity and "book.gaps" not in integrity
     with sqlite3.connect(tmp_path / "amzn.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM trades").fetchone()[0] > 10_000
+
+
+def test_run_plants_a_scenario_preset(tmp_path, capsys):
+    """--scenario iceberg_defense runs the preset's symbol and stores its ICEBERG truth label."""
+    db = tmp_path / "scenario.db"
+    assert main(["run", "--scenario", "iceberg_defense", "--db", str(db), "--json"]) == 0
+    summary = last_json(capsys)
+    assert summary["instruments"] == ["TSLA"]
+    with sqlite3.connect(db) as conn:
+        kinds = {row[0] for row in conn.execute("SELECT kind FROM truth_labels WHERE run_id = ?",
+                                                  (summary["run_id"],))}
+    assert 2 in kinds  # TruthKind.ICEBERG
