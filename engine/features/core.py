@@ -84,7 +84,7 @@ class _TimeAverage:
 
     def __init__(self, window_ns: int) -> None:
         self.window_ns = window_ns
-        self.segments: deque[list[int]] = deque()  # [start, end, value], closed, oldest first
+        self.segments: deque[tuple[int, int, int]] = deque()  # (start, end, value), closed, oldest first
         self.integral = 0  # over the closed segments still in the deque
         self.value: int | None = None
         self.since = 0
@@ -93,30 +93,30 @@ class _TimeAverage:
         if value == self.value:
             return
         if self.value is not None and ts > self.since:
-            self.segments.append([self.since, ts, self.value])
+            self.segments.append((self.since, ts, self.value))
             self.integral += (ts - self.since) * self.value
         self.value = value
         self.since = ts
 
     def mean(self, now: int) -> float:
         """Mean over ``[now - window, now]`` (or since the first value, if later)."""
-        if self.value is None:
+        value = self.value
+        if value is None:
             return 0.0
         cutoff = now - self.window_ns
         segments = self.segments
         while segments and segments[0][1] <= cutoff:
             start, end, v = segments.popleft()
             self.integral -= (end - start) * v
-        if segments and segments[0][0] < cutoff:  # trim the partially expired segment
-            head = segments[0]
-            self.integral -= (cutoff - head[0]) * head[2]
-            head[0] = cutoff
-        open_start = self.since if self.since > cutoff else cutoff
-        start = segments[0][0] if segments else open_start
-        span = now - start
-        if span <= 0:
-            return float(self.value)
-        return (self.integral + (now - open_start) * self.value) / span
+        since = self.since
+        if not segments:
+            return float(value)
+        start, _, head_value = segments[0]
+        integral = self.integral + (now - since) * value
+        if start < cutoff:  # the head segment is partly expired
+            integral -= (cutoff - start) * head_value
+            start = cutoff
+        return integral / (now - start)
 
 
 class FeatureEngine:
@@ -208,8 +208,7 @@ class FeatureEngine:
             spread_twa = average.mean(ts)
             bid_depth, ask_depth = view.bid_depth, view.ask_depth
             if len(bid_depth) == len(ask_depth) == len(self.depth_ticks):  # the book measured them
-                depth = tuple([(d_b - d_a) / (d_b + d_a) if d_b + d_a else 0.0
-                               for d_b, d_a in zip(bid_depth, ask_depth, strict=True)])
+                depth = tuple(map(_imbalance, bid_depth, ask_depth))
             else:  # a view from elsewhere: measure from its top-N levels
                 depth = _depth_imbalances(bid_px, view.bid_sz, ask_px, view.ask_sz, self.depth_ticks)
         else:
@@ -250,6 +249,12 @@ class FeatureEngine:
         )
         self.last = vector
         return vector
+
+
+def _imbalance(bid: int, ask: int) -> float:
+    """(bid - ask) / (bid + ask), 0 when both are 0."""
+    total = bid + ask
+    return (bid - ask) / total if total else 0.0
 
 
 def _depth_scan(prices: tuple[int, ...], sizes: tuple[int, ...], ticks: int) -> int:
