@@ -177,7 +177,8 @@ def test_iceberg_refills_with_new_ids_at_the_back_of_the_queue():
     """After each full execution of its peak the iceberg shows a new peak-size order 0.5-5 ms later, last in queue."""
     ice = IcebergAgent(BUY, "bid", total=60, peak=6, outcome=Outcome.REVERSAL, start_s=10.0, max_s=40.0)
     burst = BurstAgent(SELL, factor=6.0, duration_s=30.0)
-    sim, market, labels = run(Planted((0, 10.0, ice), (0, 10.0, burst)))
+    pinned = LatentAgent(LatentPlan(pin_s=30.0), ice)  # the latent price stays at the iceberg while it is hit
+    sim, market, labels = run(Planted((0, 10.0, ice), (0, 10.0, pinned), (0, 10.0, burst)))
     book = OrderBook(0)
     ids = set(ice.by_oid)
     adds = {}

@@ -266,7 +266,7 @@ def test_iceberg_defense_refills_at_its_price_and_the_price_lifts():
     assert (ice.side, ice.price_hi, ice.outcome, ice.t_start) == (BUY, P, Outcome.REVERSAL, tp.sec(60.0))
     assert ice.params["refills"] >= 5 and ice.params["executed"] >= 5 * peak
     delays = refill_chains(tp, BUY, P, ice.t_start, ice.t_end)
-    assert len(delays) >= 5 and max(delays) <= 5_000_000  # 0.5-5 ms after the depletion
+    assert sum(500_000 <= d <= 5_000_000 for d in delays) >= 5  # 0.5-5 ms after the depletion (background adds aside)
     assert executed_at(tp, BUY, P, ice.t_start, ice.t_end) >= 5 * peak
     assert tp.mid(tp.sec(105.0)) >= P + 3  # the sellers tired, the latent price lifted
 
