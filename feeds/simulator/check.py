@@ -18,10 +18,14 @@ import numpy as np
 from rich.table import Table
 
 from engine.config import Config, InstrumentSpec
-from feeds.simulator.facts import FactResult, compute_facts, returns
+from engine.events import Regime
+from feeds.simulator.facts import FactResult, compute_facts, regime_inputs, returns
 from feeds.simulator.series import MarketSeries, extract_series, market_orders
+from ml.labels import RuleReference, fit_reference
 
 SYNTHETIC_BETAS = (0.8, 0.6, 0.4)
+REFERENCE_MINUTES = 720.0  # length of the reference (training) session of the regime rules
+REFERENCE_SEED = 0  # seed of the reference session: one fixed training period per instrument class
 
 
 class CalibrationRow(msgspec.Struct, frozen=True):
@@ -46,6 +50,15 @@ def profile_config(config: Config, profile: str) -> Config:
     return msgspec.structs.replace(config, run=run, instruments={**config.instruments, **specs})
 
 
+def background_market(config: Config) -> Config:
+    """``config`` without planted background episodes: the stylized facts are the background market's.
+
+    Planted episodes (iceberg, sweep, vacuum... with their latent jumps) are fact 10's subject and
+    carry their own labels; the regime rules would read their latent jumps as SHOCKs.
+    """
+    return msgspec.structs.replace(config, simulator=msgspec.structs.replace(config.simulator, episodes_per_hour=0.0))
+
+
 def simulate_series(config: Config, *, minutes: float, seed: int):
     """Run the simulator over ``config.run.symbols``; return (series, simulator, definitions)."""
     from feeds.simulator import MarketSimulator  # the simulator package exports its session class
@@ -55,12 +68,45 @@ def simulate_series(config: Config, *, minutes: float, seed: int):
     return extract_series(sim.events(), definitions), sim, definitions
 
 
+def rule_references(config: Config, *, minutes: float, seed: int) -> dict[int, RuleReference]:
+    """Regime-rule thresholds fitted on a separate session (the training period), per instrument id.
+
+    Instruments with the same profile, volatility and liquidity (their betas may differ) share one
+    fit: the thresholds are properties of the instrument class. Its training session simulates one
+    instrument of the class for ``minutes``: the regime chain is shared by all instruments, so
+    more instruments would not add regime episodes, a longer session does (both ranging regimes
+    must be in it for the RANGE_HIGH split).
+    """
+    groups: dict[tuple, list[int]] = {}
+    symbols = list(config.run.symbols)
+    for iid, sym in enumerate(symbols):
+        spec = config.instrument(sym)
+        groups.setdefault((spec.profile, spec.volatility, spec.liquidity), []).append(iid)
+    references: dict[int, RuleReference] = {}
+    for members in groups.values():
+        single = msgspec.structs.replace(config, run=msgspec.structs.replace(config.run, symbols=[symbols[members[0]]]))
+        series, _, _ = simulate_series(single, minutes=minutes, seed=seed)
+        inputs = [x for x in (regime_inputs(s)[0] for s in series.values()) if x is not None]
+        if inputs:
+            references.update(dict.fromkeys(members, fit_reference(inputs)))
+    return references
+
+
 def run_sim_check(config: Config, *, minutes: float, profile: str | None, seed: int,
-                  spread_band: tuple[float, float] = (10, 16)) -> list[FactResult]:
-    """Simulate ``minutes`` and check every SPEC section 9 stylized fact on the session."""
+                  spread_band: tuple[float, float] = (10, 16),
+                  reference_minutes: float = REFERENCE_MINUTES) -> list[FactResult]:
+    """Simulate ``minutes`` and check every SPEC section 9 stylized fact on the session.
+
+    The regime rules (check 9) use thresholds fitted on a reference session of the same instrument
+    classes (``reference_minutes`` long, seed ``REFERENCE_SEED``, the same for every session): SPEC
+    section 5 takes its quantiles "from the training period", and a session is too short to hold
+    its own.
+    """
     if profile is not None:
         config = profile_config(config, profile)
+    config = background_market(config)
     series, sim, definitions = simulate_series(config, minutes=minutes, seed=seed)
+    references = rule_references(config, minutes=reference_minutes, seed=REFERENCE_SEED)
     symbols = {d.instrument_id: d.symbol for d in definitions}
     return compute_facts(
         series,
@@ -69,6 +115,7 @@ def run_sim_check(config: Config, *, minutes: float, profile: str | None, seed: 
         metaorders=getattr(sim, "metaorders", None),
         regime_truth=None,  # the REGIME truth labels of the stream itself
         spread_band=spread_band,
+        rule_reference=references,
     )
 
 
@@ -86,7 +133,7 @@ def calibrate(level: int = 5, config: Config | None = None, seed: int = 7,
     config = config or Config()
     real = real_series(level)
     real_facts = compute_facts(real, profile="small_tick", betas=None)
-    sim_config = profile_config(config, "small_tick")
+    sim_config = background_market(profile_config(config, "small_tick"))
     sim, simulator, _ = simulate_series(sim_config, minutes=minutes, seed=seed)
     sim_facts = compute_facts(sim, profile="small_tick", betas=None,
                               metaorders=getattr(simulator, "metaorders", None))
@@ -132,6 +179,23 @@ def _std_60s(s: MarketSeries) -> float:
     return float(r.std()) if len(r) > 1 else math.nan
 
 
+def _noise_ratio(s: MarketSeries) -> float:
+    """Volatility per sqrt(second) at 1 s over that at 60 s: 1 for a martingale mid, > 1 with bounce."""
+    r1, r60 = returns(s, 1)[1], returns(s, 60)[1]
+    if len(r1) < 2 or len(r60) < 2 or r60.std() <= 0:
+        return math.nan
+    return float(r1.std() / (r60.std() / math.sqrt(60.0)))
+
+
+def _rule_share(label: str) -> Callable:
+    def pick(facts: Sequence[FactResult], _series: dict[int, MarketSeries]) -> Any:
+        counts = next(f for f in facts if f.name.startswith("9 ")).detail.get("rule_label_counts", {})
+        total = sum(sum(c) for c in counts.values())
+        return sum(c[int(Regime[label])] for c in counts.values()) / total if total else None
+
+    return pick
+
+
 def _orders_per_minute(s: MarketSeries) -> float:
     span = (s.grid_ts[-1] - s.grid_ts[0]) / 60e9 if len(s.grid_ts) > 1 else 0.0
     return len(market_orders(s).ts) / span if span > 0 else math.nan
@@ -157,6 +221,7 @@ CALIBRATION_STATISTICS: tuple[tuple[str, str, Callable], ...] = (
     ("ACF r 10 s lag 2", "|.| < 0.05", _fact("2 ", "acf_ret", 1)),
     ("mean spread (ticks)", "[10, 16]", _fact("3 ")),
     ("std of 60 s mid change (ticks)", "orientation", _per_series(_std_60s)),
+    ("volatility 1 s / 60 s (per sqrt s)", "orientation", _per_series(_noise_ratio)),
     ("median best-queue size (lots)", "orientation", _per_series(_median_best_queue)),
     ("market orders per minute", "orientation", _per_series(_orders_per_minute)),
     ("median market-order size (lots)", "orientation", _per_series(_median_order_size)),
@@ -170,7 +235,15 @@ CALIBRATION_STATISTICS: tuple[tuple[str, str, Callable], ...] = (
     ("OFI R² 60 s", "orientation", _fact("6 ", "r2_60s")),
     ("P(up | I < 0.2)", "< 0.5", _qi(0)),
     ("P(up | I >= 0.8)", "> 0.5", _qi(-1)),
+    ("rule labels: SHOCK share", "orientation", _rule_share("SHOCK")),
+    ("rule labels: TREND share", "orientation",
+     lambda f, s: _sum_or_none(_rule_share("TREND_UP")(f, s), _rule_share("TREND_DOWN")(f, s))),
+    ("rule labels: RANGE_HIGH share", "orientation", _rule_share("RANGE_HIGH")),
 )
+
+
+def _sum_or_none(*values: float | None) -> float | None:
+    return None if any(v is None for v in values) else float(sum(values))
 
 
 # ---- rendering -------------------------------------------------------------------------------------
@@ -223,8 +296,10 @@ __all__ = [
     "CalibrationRow",
     "CALIBRATION_STATISTICS",
     "profile_config",
+    "background_market",
     "simulate_series",
     "run_sim_check",
+    "rule_references",
     "real_series",
     "calibrate",
     "render_table",

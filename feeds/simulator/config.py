@@ -26,11 +26,11 @@ class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     levels: int = 50  # K: deepest placement distance in ticks behind the own best
     q_sat: float = 150.0  # queue size (lots) at which limit-order acceptance falls to 1/e
     lo_rate: float = 2.5  # limit-order proposals per second per side behind the best (before thinning)
-    in_spread_rate: float = 0.07  # in-spread limit orders per second per side per tick of (spread - 1)
-    in_spread_mean: float = 2.7  # mean improvement (ticks) of an in-spread order over its own best (geometric)
+    in_spread_rate: float = 0.04  # in-spread limit orders per second per side per tick of (spread - 1)
+    in_spread_mean: float = 2.0  # mean improvement (ticks) of an in-spread order over its own best (geometric)
     in_spread_capped: bool = True  # in-spread orders never cross the latent price (bids < X, asks > X)
-    mo_rate: float = 0.08  # market-order Hawkes baseline mu_MO per side per second
-    kappa_l: float = 0.12  # limit-order pull exp(+-kappa_l (X - m)), per tick of latent-mid gap
+    mo_rate: float = 0.04  # market-order Hawkes baseline mu_MO per side per second
+    kappa_l: float = 0.3  # limit-order pull exp(+-kappa_l (X - m)), per tick of latent-mid gap
     kappa_mo: float = 1.5  # market-order pull exp(+-kappa_mo (X - m) / sigma1)
     lo_sizes: SizeMix = (
         (1, 0.03), (10, 0.04), (25, 0.04), (50, 0.08), (75, 0.04), (100, 0.48), (150, 0.03),
@@ -43,6 +43,7 @@ class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     start_spread: int = 12  # spread (ticks) of the seeded opening book
     stale_rate: float = 8.0  # cancel hazard (1/s) of quotes on the wrong side of the latent price
     theta_scale: float = 1.0  # multiplies the permanent impact per market order theta
+    meta_burst_mean: float = 2.5  # mean number of back-to-back market orders per metaorder child (geometric)
 
 
 class SmallTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -72,6 +73,7 @@ class LargeTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, k
     start_spread: int = 1  # spread of the seeded opening book
     stale_rate: float = 8.0  # cancel hazard (1/s) of stale quotes
     theta_scale: float = 0.25  # 4 market orders/s against ~11 lots at the best: theta 0.05, not 0.2
+    meta_burst_mean: float = 3.5  # mean number of back-to-back market orders per metaorder child
 
 
 class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -94,7 +96,7 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     mo_pull_min: float = 0.2  # clip of the market-order latent pull (lower)
     mo_pull_max: float = 5.0  # clip of the market-order latent pull (upper)
     theta: float = 0.2  # permanent impact per market order: theta * sign * size / mean best depth
-    fleeting_share: float = 0.3  # share of limit orders with a fleeting lifetime
+    fleeting_share: float = 0.15  # share of limit orders with a fleeting lifetime
     fleeting_mean_s: float = 0.05  # mean fleeting lifetime, seconds
     patient_mean_s: float = 10.0  # mean patient lifetime, seconds (divided by the regime cancel multiplier)
     partial_cancel_share: float = 0.1  # share of patient cancels that are partial (OrderCancel)
@@ -103,13 +105,13 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     reaction_tau_s: float = 1.0  # time scale of the order-flow imbalance that triggers the reaction
     meta_active: float = 8.0  # mean number of metaorders being executed at once per instrument
     meta_alpha: float = 1.5  # Pareto tail exponent of metaorder sizes
-    meta_min_orders: float = 8.0  # minimum metaorder size in mean market-order sizes
-    meta_cap: float = 0.05  # metaorder size cap as a fraction of daily volume
+    meta_min_orders: float = 12.0  # minimum metaorder size in mean market-order sizes
+    meta_cap: float = 0.1  # metaorder size cap as a fraction of the background daily volume (~5% of all)
     meta_participation: tuple[float, float] = (0.05, 0.20)  # participation range (uniform)
-    meta_impact: float = 0.7  # Y in the square-root permanent impact Y sigma_day sqrt(Q / V_day)
-    meta_burst_mean: float = 3.5  # mean number of back-to-back market orders per metaorder child
-    vol_of_vol: float = 0.5  # s: shared volatility factor exp(s Y - s^2), Y a unit OU (E[factor^2] = 1)
+    meta_impact: float = 0.42  # Y in the square-root permanent impact Y sigma_day sqrt(Q / V_day)
+    vol_of_vol: float = 0.3  # s: shared volatility factor exp(s Y - s^2), Y a unit OU (E[factor^2] = 1)
     vol_tau_s: float = 60.0  # time scale of the shared volatility factor
+    common_lag_ms: int = 2000  # each instrument receives the common factor after a lag uniform in [0, this]
     info_rate: float = 0.3  # rate (1/s) of latent information jumps (common and per instrument)
     info_share: float = 0.85  # share of the latent diffusion variance delivered by those jumps
     news_market_per_hour: float = 0.5  # market-wide news rate

@@ -92,7 +92,7 @@ def acf_hac_se(parts: Sequence[np.ndarray], max_lag: int, bandwidth: int | None 
     L = newey_west_bandwidth(n) if bandwidth is None else bandwidth
     for lag in range(1, max_lag + 1):
         products = np.mean([x[lag:] * x[:-lag] for x in z], axis=0)
-        out[lag] = np.sqrt(long_run_variance(products, L) / len(products) * len(z) / len(z))
+        out[lag] = np.sqrt(long_run_variance(products, L) / len(products))
     return out
 
 
@@ -105,6 +105,28 @@ def power_law_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     lx, ly = np.log(x[ok]), np.log(y[ok])
     slope, _, r2 = ols(lx, ly)
     return slope, r2
+
+
+def cumulative_power_law_exponent(acf_values: np.ndarray, exponents: np.ndarray | None = None) -> float:
+    """γ of ``ACF(k) = A k^-γ`` fitted on the running sum ``S(K) = Σ_{j<=K} ACF(j)`` (NaN if undefined).
+
+    ``acf_values[k - 1]`` is the ACF at lag k. For each γ on a grid, ``log S(K)`` is matched to
+    ``log A + log H(K, γ)`` with ``H(K, γ) = Σ_{j<=K} j^-γ`` (A by least squares) over the lags where
+    ``S > 0``; γ minimises the squared error. The running sum averages the noise of the single lags;
+    matching the exact partial sums (not ``K^(1-γ)``) keeps it unbiased for a pure power law.
+    """
+    a = np.asarray(acf_values, dtype=np.float64)
+    running = np.cumsum(np.where(np.isfinite(a), a, 0.0))
+    ok = running > 0
+    if ok.sum() < 3:
+        return float("nan")
+    lags = np.arange(1, len(a) + 1, dtype=np.float64)
+    grid = np.linspace(0.0, 1.5, 151) if exponents is None else np.asarray(exponents, float)
+    log_s = np.log(running[ok])
+    log_h = np.log(np.cumsum(lags[None, :] ** -grid[:, None], axis=1)[:, ok])
+    resid = log_s[None, :] - log_h
+    resid -= resid.mean(axis=1, keepdims=True)
+    return float(grid[int(np.argmin((resid**2).sum(axis=1)))])
 
 
 def power_law_wls(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None,
@@ -166,6 +188,35 @@ def correlation(x: np.ndarray, y: np.ndarray) -> float:
     return float(dx @ dy / np.sqrt(sxx * syy)) if sxx > 0 and syy > 0 else float("nan")
 
 
+def kendall_tau(x: np.ndarray, y: np.ndarray, chunk: int = 512) -> float:
+    """Kendall's tau-b (ties allowed) by chunked pairwise signs: O(n^2) work, O(chunk n) memory."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    n = len(x)
+    if n < 3:
+        return float("nan")
+    concordance, ties_free_x, ties_free_y = 0.0, 0.0, 0.0
+    for i in range(0, n, chunk):
+        dx = np.sign(x[i:i + chunk, None] - x[None, :])
+        dy = np.sign(y[i:i + chunk, None] - y[None, :])
+        concordance += float(np.sum(dx * dy))
+        ties_free_x += float(np.count_nonzero(dx))
+        ties_free_y += float(np.count_nonzero(dy))
+    if ties_free_x == 0 or ties_free_y == 0:
+        return float("nan")
+    return concordance / np.sqrt(ties_free_x * ties_free_y)
+
+
+def kendall_correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Correlation from Kendall's tau, ``sin(π τ / 2)``: consistent for elliptical laws, robust to scale mixing.
+
+    For returns whose volatility switches between regimes (a Gaussian scale mixture) Pearson's
+    estimate is carried by the few most volatile windows; this one weights every pair of windows
+    alike (Lindskog, McNeil & Schmock 2003).
+    """
+    tau = kendall_tau(x, y)
+    return float(np.sin(np.pi * tau / 2.0)) if np.isfinite(tau) else float("nan")
+
+
 def plain(obj: Any) -> Any:
     """``obj`` with numpy scalars and arrays made Python numbers and lists, NaN/inf made None."""
     if isinstance(obj, Mapping):
@@ -190,9 +241,12 @@ __all__ = [
     "long_run_variance",
     "acf_hac_se",
     "power_law_fit",
+    "cumulative_power_law_exponent",
     "power_law_wls",
     "ols",
     "spearman",
     "correlation",
+    "kendall_tau",
+    "kendall_correlation",
     "plain",
 ]

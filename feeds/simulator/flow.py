@@ -10,7 +10,8 @@
   daily volume, executed as child market orders (sizes from the market-order mixture) arriving as a
   Poisson stream whose volume rate is ``p / (1 - p)`` of the background market-order volume, with a
   participation ``p`` uniform in the configured range. ``MetaorderRecord`` keeps the diagnostics of the
-  impact fact inside the simulator (never on the event stream).
+  impact fact inside the simulator (never on the event stream), with the latent move during the
+  metaorder that it did not cause (``exogenous``, zero-mean given its side: a control variate).
 """
 
 from __future__ import annotations
@@ -108,13 +109,14 @@ class MetaorderRecord(msgspec.Struct, frozen=True, kw_only=True):
     daily_volume: float  # the simulator's daily market-order volume estimate (lots)
     participation: float  # target participation rate
     children: int  # child market orders sent
+    exogenous: float = 0.0  # latent move during the metaorder not caused by it (ticks): a control variate
 
 
 class Metaorder:
     """A metaorder being executed: remaining size and the time of its next child."""
 
     __slots__ = ("side", "size", "executed", "t_start", "mid2_start", "rate", "t_next", "participation",
-                 "children")
+                 "children", "x_start", "own")
 
     def __init__(self, side: int, size: int, t_start: float, mid2_start: int, rate: float,
                  participation: float) -> None:
@@ -127,6 +129,8 @@ class Metaorder:
         self.t_next = t_start
         self.participation = participation
         self.children = 0
+        self.x_start = 0.0  # latent price at the start
+        self.own = 0.0  # latent impact of this metaorder so far
 
 
 def metaorder_size(rng: np.random.Generator, q_min: float, alpha: float, cap: float) -> int:

@@ -20,6 +20,7 @@ deviations from SPEC section 9 are listed in ``simulator``.
 from __future__ import annotations
 
 import math
+from collections import deque
 from decimal import Decimal
 from heapq import heappush
 from typing import TYPE_CHECKING
@@ -43,7 +44,7 @@ from feeds.simulator.hawkes import Hawkes
 from feeds.simulator.loop import run_loop
 from feeds.simulator.matching import Exchange
 from feeds.simulator.news import NewsShock, draw_shock, jump_ticks, next_arrival
-from feeds.simulator.regimes import RANGES, REGIME_TABLE, SH, TD, TU, drift_of
+from feeds.simulator.regimes import DIRECTIONAL, RANGES, REGIME_TABLE, SH, draw_dwell, drift_of
 from feeds.simulator.rng import children, mixture_draw, mixture_sampler, stream, tuple_stream
 from feeds.simulator.venue import VenueMixin
 
@@ -52,6 +53,8 @@ if TYPE_CHECKING:  # engine.config imports this package
 
 INF = math.inf
 TYPICAL_N = 0.6  # branching ratio used for the daily-volume estimate
+META_SETTLE_S = 5.0  # a metaorder's end mid is read this long after its last child
+NEWS_REPRICE_RATE = 20.0  # cancel hazard (1/s) of the quotes a news jump leaves through the latent price
 
 
 class Lane(VenueMixin):
@@ -93,7 +96,9 @@ class Lane(VenueMixin):
         self.X = float(Decimal(str(spec.start_price)) / self.tick)
         self.anchor = self.X
         self.regime, self.direction = Regime.RANGE_LOW, 0  # this instrument's effective regime
-        self.shared_regime, self.shared_dir, self.own_dir = Regime.RANGE_LOW, 0, 0  # last shared state seen
+        self.shared_regime, self.shared_dir = Regime.RANGE_LOW, 0  # last shared state seen
+        self.joins = True  # taking part in the current directional run of the shared chain
+        self.last_range = Regime.RANGE_LOW  # ranging regime kept while sitting a run out
         self.shock_t0 = -INF
         self.shock_until = -INF  # idiosyncratic SHOCK override
         self.vacuum_until = -INF
@@ -106,19 +111,22 @@ class Lane(VenueMixin):
         self.buckets: dict[int, list[tuple[float, int]]] = {}  # later steps' cancels by step index
         self.metas: list[Metaorder] = []
         self.records: list[MetaorderRecord] = []
+        self.settling: list[tuple[float, Metaorder]] = []  # finished metaorders waiting to be recorded
         self.meta_per_hour = self._meta_arrival_rate()
-        # trade impacts are idiosyncratic variance: they take their share out of the idiosyncratic diffusion
-        self.impact_share = self._impact_share()
-        self.beta_c = math.sqrt(max(0.0, 1.0 - spec.beta**2 - self.impact_share))
+        self.beta_c = math.sqrt(max(0.0, 1.0 - spec.beta**2))
+        # the common factor reaches this instrument after its own lag (a few 100 ms grid steps)
+        lag_steps = int(self.dir_rng.integers(0, cfg.common_lag_ms // cfg.grid_ms + 1)) if cfg.common_lag_ms > 0 else 0
+        self.common_lag = deque([0.0] * lag_steps) if lag_steps else None
         self.t_meta_arrival = next_arrival(self.meta_rng, 0.0, self.meta_per_hour)
         self.t_news = next_arrival(self.news_rng, 0.0, cfg.news_instrument_per_hour)
         self.kappa_mo = prof.kappa_mo / self.sigma1
         self.pull_lo, self.pull_hi = cfg.mo_pull_min, cfg.mo_pull_max
         self.u_shape = cfg.intraday_u_shape
         self.refresh_steps = max(1, round(cfg.flow_refresh_ms / cfg.grid_ms))
-        self.burst_continue = 1.0 - 1.0 / max(1.0, cfg.meta_burst_mean)  # geometric burst length
+        self.burst_continue = 1.0 - 1.0 / max(1.0, prof.meta_burst_mean)  # geometric burst length
         self.u_level = 1.0  # intraday activity level s(t), refreshed every simulated minute
         self.mu_b = self.mu_s = 0.0
+        self.meta_mult = 1.0
         self._regime_constants()
         self.n_news = 0
         self.n_regime_changes = 0
@@ -194,6 +202,8 @@ class Lane(VenueMixin):
 
     def refresh_mu(self, t: float) -> None:
         """Market-order baselines of both sides now: regime, SHOCK decay, latent pull, bursts."""
+        if self.settling:
+            self._settle(t)
         book = self.book
         dev = self.kappa_mo * (self.X - (book.bid_prices[-1] + book.ask_prices[0]) * 0.5)
         dev = -30.0 if dev < -30.0 else 30.0 if dev > 30.0 else dev
@@ -212,6 +222,7 @@ class Lane(VenueMixin):
         if self.boost_s_until > t:
             ps *= self.boost_s
         self.mu_b, self.mu_s = base * pb, base * ps
+        self.meta_mult = base / self.mo_rate  # metaorder children keep their share of the current activity
         if self.u_shape and int(t) % 60 == 0:
             self._intraday(t)
 
@@ -222,8 +233,7 @@ class Lane(VenueMixin):
             self._news(t, news, self.beta, "market")
         if self.t_news < t + dt:
             shock = draw_shock(self.news_rng, t)
-            dwell = REGIME_TABLE[SH].dwell_s * self.cfg.regime_dwell_scale
-            self.shock_until = t + float(self.news_rng.exponential(dwell))
+            self.shock_until = t + draw_dwell(self.news_rng, SH, self.cfg.regime_dwell_scale)
             self._news(t, shock, 1.0, "instrument")
             self.t_news = next_arrival(self.news_rng, t, self.cfg.news_instrument_per_hour)
         self._follow(t, regime, direction)
@@ -235,16 +245,21 @@ class Lane(VenueMixin):
         self.t_special = t + self.dt if in_shock else self.t_news - self.dt
 
     def _follow(self, t: float, regime: Regime, direction: int) -> None:
-        """Adopt the shared regime: own trend direction, idiosyncratic SHOCK override, label on change."""
+        """Adopt the shared regime: trend participation, idiosyncratic SHOCK override, label on change.
+
+        A directional run of the shared chain (TREND/BREAKOUT states of one direction) is joined
+        with probability ``beta^2``; an instrument that sits it out keeps its last ranging regime.
+        Drift products then average ``beta_i^2 beta_j^2`` against drift variances ``beta_i^2``: the
+        drift, like the diffusion, has correlation ``beta_i beta_j``.
+        """
         if (regime, direction) != (self.shared_regime, self.shared_dir):
+            run = regime in DIRECTIONAL and self.shared_regime in DIRECTIONAL and direction == self.shared_dir
             self.shared_regime, self.shared_dir = regime, direction
-            own = direction
-            if direction and regime != SH and self.dir_rng.random() >= (1.0 + self.beta) / 2.0:
-                own = -direction
-            self.own_dir = own
-        regime, direction = self.shared_regime, self.own_dir
-        if regime in (TU, TD):
-            regime = TU if direction > 0 else TD
+            if regime in DIRECTIONAL and not run:
+                self.joins = self.dir_rng.random() < self.beta * self.beta
+        regime, direction = self.shared_regime, self.shared_dir
+        if regime in DIRECTIONAL and not self.joins:
+            regime, direction = self.last_range, 0
         if self.shock_until > t:
             regime, direction = SH, self.direction if self.regime == SH else direction
         if regime != self.regime or direction != self.direction:
@@ -252,6 +267,8 @@ class Lane(VenueMixin):
 
     def _set_regime(self, t: float, regime: Regime, direction: int) -> None:
         entering_range = regime in RANGES and self.regime not in RANGES
+        if regime in RANGES:
+            self.last_range = regime
         if regime == SH and self.regime != SH:
             self.shock_t0 = t
         self.regime, self.direction = regime, direction
@@ -274,6 +291,9 @@ class Lane(VenueMixin):
         self.mo_base = self.mo_rate * p.mo_mult * self.u_level
         self.hawkes_n = p.hawkes_n
         self.lo_mult = p.lo_mult * self.u_level
+        # in-spread quoting: slower in low volatility (the spread stays ~flat across regimes); in SHOCK
+        # liquidity providers step back (the spread stays wide while the shock lasts)
+        self.in_mult = self.lo_mult * (1.0 / p.cancel_mult if self.regime is SH else min(1.0, p.sigma))
         self.inv_cancel = 1.0 / p.cancel_mult
 
     def _intraday(self, t: float) -> None:
@@ -286,6 +306,9 @@ class Lane(VenueMixin):
         """Apply a news shock: latent jump, SHOCK regime entry, vacuum, NEWS and VACUUM labels."""
         cfg = self.cfg
         jump = jump_ticks(shock, cfg.news_kj, self.sigma0, scale)
+        if scope == "market":  # factor structure of the jump: beta_i J_common + sqrt(1 - beta_i^2) J_own
+            own = draw_shock(self.news_rng, t)
+            jump += jump_ticks(own, cfg.news_kj, self.sigma0, math.sqrt(max(0.0, 1.0 - scale * scale)))
         x0 = self.X
         self.X += jump
         self.n_news += 1
@@ -298,6 +321,8 @@ class Lane(VenueMixin):
             self.shock_t0 = t
             self._set_regime(t, SH, side)
         self._vacuum(t, duration)
+        book = self.book
+        self._stale(t, book.bid_prices[-1], book.ask_prices[0], NEWS_REPRICE_RATE)  # quotes the news made stale go
 
     def _vacuum(self, t: float, duration: float) -> None:
         """Cancel hazard x vacuum_mult within vacuum_ticks of both bests for ``duration`` seconds."""
@@ -332,9 +357,9 @@ class Lane(VenueMixin):
         elif self.imb > self.mean_mo:
             self._zone_cancels(t, self.book.asks, a, a + cfg.reaction_ticks - 1, h)
 
-    def _stale(self, t: float, b: int, a: int) -> None:
+    def _stale(self, t: float, b: int, a: int, rate: float | None = None) -> None:
         """Quotes through the latent price are cancelled at ``stale_rate`` per order (this step)."""
-        x, rate = self.X, self.prof.stale_rate
+        x, rate = self.X, self.prof.stale_rate if rate is None else rate
         if rate <= 0.0:
             return
         if a <= x - 1.0:
@@ -365,16 +390,6 @@ class Lane(VenueMixin):
         volume_rate = self.daily_volume / cfg.session_length_s
         return 3600.0 * cfg.meta_active / (mean_q * inv_part / volume_rate)
 
-    def _impact_share(self) -> float:
-        """Expected share of the latent variance delivered by metaorder impacts (``Y^2 Q / V`` per order)."""
-        cfg = self.cfg
-        q_min = cfg.meta_min_orders * self.mean_mo
-        cap = cfg.meta_cap * self.daily_volume
-        a, c = cfg.meta_alpha, max(0.0, cap / q_min - 1.0)
-        excess = math.log1p(c) if a == 1.0 else ((1.0 + c) ** (1.0 - a) - 1.0) / (1.0 - a)  # E[min(Lomax, c)]
-        mean_q = min(cap, q_min * (1.0 + excess))
-        return cfg.meta_impact**2 * cfg.session_length_s * self.meta_per_hour / 3600.0 * mean_q / self.daily_volume
-
     def _meta_arrival(self, t: float) -> None:
         cfg, rng = self.cfg, self.meta_rng
         side = BUY if rng.random() < 0.5 else SELL
@@ -382,15 +397,16 @@ class Lane(VenueMixin):
                            cfg.meta_cap * self.daily_volume)
         p = float(rng.uniform(*cfg.meta_participation))
         bg_volume_rate = self.daily_volume / cfg.session_length_s
-        rate = p / (1.0 - p) * bg_volume_rate / (self.mean_mo * cfg.meta_burst_mean)
+        rate = p / (1.0 - p) * bg_volume_rate / (self.mean_mo * self.prof.meta_burst_mean)
         mo = Metaorder(side, q, t, self.book.mid2() or 0, rate, p)
-        mo.t_next = t + self.E() / rate
+        mo.x_start = self.X
+        mo.t_next = t + self.E() / (rate * self.meta_mult)
         self.metas.append(mo)
         self.t_meta_arrival = next_arrival(rng, t, self.meta_per_hour)
 
     def _meta_child(self, t: float, mo: Metaorder) -> None:
         """One child: a burst of back-to-back market orders (separate aggressive orders, same time)."""
-        U, burst = self.U, self.burst_continue
+        U = self.U
         while True:
             size = min(self.mo_size(), mo.size - mo.executed)
             filled, _ = self.ex.market(t, mo.side, size)
@@ -403,29 +419,42 @@ class Lane(VenueMixin):
                 sigma_day = self.sig_sqdt * self.vol * self.day_steps  # at the current local volatility
                 d = mo.side * self.cfg.meta_impact * sigma_day * (math.sqrt(mo.executed / v) - math.sqrt(x0 / v))
                 self.X += d
+                mo.own += d
                 self._flow(t, mo.side * filled)
-            if mo.executed >= mo.size or not filled or U() >= burst:
+            if mo.executed >= mo.size or not filled or U() >= self.burst_continue:
                 break
         if mo.executed >= mo.size:
             self._finish_meta(t, mo)
         else:
-            mo.t_next = t + self.E() / mo.rate
+            mo.t_next = t + self.E() / (mo.rate * self.meta_mult)
 
     def _finish_meta(self, t: float, mo: Metaorder) -> None:
+        """Execution done: the impact is read ``META_SETTLE_S`` later, once the last child's bounce is gone."""
         self.metas.remove(mo)
-        self.records.append(self._record(t, mo))
+        mo.t_next = t  # execution end
+        self.settling.append((t + META_SETTLE_S, mo))
 
-    def _record(self, t: float, mo: Metaorder) -> MetaorderRecord:
+    def _settle(self, t: float) -> None:
+        """Record the metaorders whose settling time has come (called at every flow refresh)."""
+        while self.settling and self.settling[0][0] <= t:
+            _, mo = self.settling.pop(0)
+            self.records.append(self._record(mo))
+
+    def _record(self, mo: Metaorder) -> MetaorderRecord:
         ex = self.ex
         return MetaorderRecord(instrument_id=self.iid, side=mo.side, size=mo.size, executed=mo.executed,
-                               t_start=ex.ns(mo.t_start), t_end=ex.ns(t), mid2_start=mo.mid2_start,
+                               t_start=ex.ns(mo.t_start), t_end=ex.ns(mo.t_next), mid2_start=mo.mid2_start,
                                mid2_end=self.book.mid2() or 0, daily_volume=self.daily_volume,
-                               participation=mo.participation, children=mo.children)
+                               participation=mo.participation, children=mo.children,
+                               exogenous=self.X - mo.x_start - mo.own)
 
     def close(self, t: float) -> None:
-        """End of the run: record the unfinished metaorders."""
+        """End of the run: record the settling and the unfinished metaorders."""
         for mo in list(self.metas):
-            self._finish_meta(t, mo)
+            self.metas.remove(mo)
+            mo.t_next = t
+            self.settling.append((t, mo))
+        self._settle(math.inf)
 
     def _flow(self, t: float, signed: float) -> None:
         """Update the ~1 s market-order imbalance (queue reaction trigger) and the trade impact."""

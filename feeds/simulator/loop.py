@@ -53,6 +53,7 @@ def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop
     lo_rate, in_rate = lane.lo_rate, lane.in_rate
     beta, beta_c, mean_mo = lane.beta, lane.beta_c, lane.mean_mo
     refresh_steps = lane.refresh_steps
+    lag_buffer = lane.common_lag
     n_steps, j = len(shared), 0
     t = shared[0][0] * dt
     t_win = (shared[-1][0] + 1) * dt
@@ -67,7 +68,7 @@ def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop
         mu_b, mu_s, n_r, inv_cancel = lane.mu_b, lane.mu_s, lane.hawkes_n, lane.inv_cancel
         drift, kappa, sig_sqdt = lane.drift, lane.kappa, lane.sig_sqdt
         vac_until = lane.vacuum_until
-        L, Lin = lo_rate * lane.lo_mult, in_rate * lane.lo_mult
+        L, Lin = lo_rate * lane.lo_mult, in_rate * lane.in_mult
         b, a = bid_prices[-1], ask_prices[0]
         s = a - b
         xl = lane.X  # a quote through the latent price is stale: place relative to the latent price
@@ -258,6 +259,9 @@ def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop
                     lane.t_last = t_last
                     return
                 k, regime, direction, zc, vol, news = shared[j]
+                if lag_buffer is not None:  # the common factor reaches this instrument late (Epps)
+                    lag_buffer.append(zc)
+                    zc = lag_buffer.popleft()
                 j += 1
                 t = t_grid = k * dt
                 lane.k = cur = k

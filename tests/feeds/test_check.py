@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import msgspec
 import orjson
 import pytest
 
-from engine.config import Config
+from engine.config import Config, InstrumentSpec
 from feeds.simulator.check import (
     CALIBRATION_STATISTICS,
     CalibrationRow,
+    background_market,
     calibrate,
     profile_config,
     render_calibration,
     render_table,
     results_to_json,
+    rule_references,
     run_sim_check,
 )
 from feeds.simulator.facts import FactResult
@@ -32,7 +35,7 @@ def test_profile_config_adds_three_synthetic_instruments():
 
 def test_short_sim_check_returns_every_fact_with_simulator_truth():
     """A 3-minute session yields the ten checks, uses its metaorders and betas, and serialises."""
-    results = run_sim_check(Config(), minutes=3, profile="small_tick", seed=3)
+    results = run_sim_check(Config(), minutes=3, profile="small_tick", seed=3, reference_minutes=30)
     assert [r.name.split()[0] for r in results] == NAMES
     by_name = {r.name.split()[0]: r for r in results}
     assert by_name["8b"].detail["pairs"]["SIM1/SIM2"]["beta_product"] == pytest.approx(0.48)
@@ -43,9 +46,28 @@ def test_short_sim_check_returns_every_fact_with_simulator_truth():
 
 def test_sim_check_is_deterministic_for_a_seed():
     """Two runs with the same seed give identical values."""
-    first = run_sim_check(Config(), minutes=2, profile="large_tick", seed=5)
-    second = run_sim_check(Config(), minutes=2, profile="large_tick", seed=5)
+    first = run_sim_check(Config(), minutes=2, profile="large_tick", seed=5, reference_minutes=25)
+    second = run_sim_check(Config(), minutes=2, profile="large_tick", seed=5, reference_minutes=25)
     assert results_to_json(first) == results_to_json(second)
+
+
+def test_rule_references_are_shared_by_instruments_of_one_class():
+    """The three synthetic instruments share one training fit; a different profile gets its own."""
+    config = profile_config(Config(), "small_tick")
+    specs = {**config.instruments, "BIG": InstrumentSpec(profile="large_tick")}
+    config = msgspec.structs.replace(config, instruments=specs,
+                                     run=msgspec.structs.replace(config.run, symbols=["SIM1", "SIM2", "BIG", "SIM3"]))
+    refs = rule_references(config, minutes=25, seed=1)
+    assert set(refs) == {0, 1, 2, 3}
+    assert refs[0] is refs[1] is refs[3] and refs[2] is not refs[0]
+    assert refs[2].spread_high < refs[0].spread_high  # a one-tick book against a wide one
+
+
+def test_sim_check_measures_the_background_market_without_planted_episodes():
+    """sim-check switches the planted background episodes off; everything else is unchanged."""
+    config = background_market(Config())
+    assert config.simulator.episodes_per_hour == 0.0
+    assert config.simulator.news_market_per_hour == Config().simulator.news_market_per_hour
 
 
 def test_render_table_and_json_of_fact_results():

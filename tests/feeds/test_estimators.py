@@ -12,8 +12,14 @@ from scipy import stats
 
 from feeds.simulator.estimators import (
     acf,
+    acf_hac_se,
     correlation,
+    cumulative_power_law_exponent,
     hill_index,
+    kendall_correlation,
+    kendall_tau,
+    long_run_variance,
+    newey_west_bandwidth,
     ols,
     pearson_kurtosis,
     plain,
@@ -124,3 +130,59 @@ def test_power_law_wls_recovers_exponent_and_scale_with_negative_points():
     assert delta == pytest.approx(0.6, abs=0.03) and scale == pytest.approx(20, rel=0.2)
     x = np.arange(1.0, 20.0)
     assert power_law_wls(x, 3 * x**0.437) == pytest.approx((0.437, 3.0), abs=1e-3)
+
+
+def test_newey_west_long_run_variance_of_an_ar1():
+    """The Bartlett long-run variance of an AR(1) with φ = 0.5 and unit shocks approaches 1/(1-φ)² = 4."""
+    rng = np.random.default_rng(30)
+    e = rng.normal(size=200_000)
+    x = np.empty_like(e)
+    x[0] = e[0]
+    for i in range(1, len(e)):
+        x[i] = 0.5 * x[i - 1] + e[i]
+    assert long_run_variance(x, 60) == pytest.approx(4.0, rel=0.08)
+    assert long_run_variance(x, 0) == pytest.approx(x.var())
+    assert newey_west_bandwidth(720) == 6 and newey_west_bandwidth(100) == 4
+
+
+def test_acf_hac_se_is_iid_for_white_noise_and_wider_under_volatility_clustering():
+    """For i.i.d. returns the HAC SE of the pooled ACF is 1/sqrt(mn); clustered volatility widens it."""
+    rng = np.random.default_rng(31)
+    iid = [rng.normal(size=4000) for _ in range(3)]
+    assert acf_hac_se(iid, 3)[1:] == pytest.approx(1 / np.sqrt(12_000), rel=0.15)
+    vol = np.exp(np.convolve(rng.normal(size=4050), np.ones(50) / 7, mode="valid")[:4000])
+    clustered = [vol * rng.normal(size=4000) for _ in range(3)]
+    assert (acf_hac_se(clustered, 3)[1:] > 1.3 / np.sqrt(12_000)).all()
+    assert np.isnan(acf_hac_se([np.ones(3)], 3)).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(-5, 5), st.integers(-5, 5)), min_size=3, max_size=60))
+def test_kendall_tau_equals_scipy_tau_b(pairs):
+    """Kendall's tau-b with ties equals scipy's, chunked or not."""
+    x, y = (np.array(v, dtype=float) for v in zip(*pairs, strict=True))
+    expected = stats.kendalltau(x, y).statistic
+    got = kendall_tau(x, y, chunk=7)
+    if np.isnan(expected):
+        assert np.isnan(got)
+    else:
+        assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_kendall_correlation_recovers_rho_under_scale_mixing():
+    """sin(πτ/2) recovers ρ = 0.5 of a Gaussian scale mixture where Pearson's estimate is noisier."""
+    rng = np.random.default_rng(32)
+    n = 3000
+    z = rng.multivariate_normal([0, 0], [[1, 0.5], [0.5, 1]], size=n)
+    scale = np.where(rng.random(n) < 0.02, 25.0, 1.0)[:, None]
+    x, y = (z * scale).T
+    assert kendall_correlation(x, y) == pytest.approx(0.5, abs=0.05)
+    assert np.isnan(kendall_correlation(np.ones(5), np.arange(5.0)))
+
+
+@pytest.mark.parametrize("gamma", [0.2, 0.5, 0.9, 1.2])
+def test_cumulative_power_law_exponent_is_exact_for_power_laws(gamma):
+    """The running-sum fit returns γ for an exact ACF(k) = A k^-γ, and NaN without positive sums."""
+    k = np.arange(1, 101, dtype=float)
+    assert cumulative_power_law_exponent(0.4 * k**-gamma) == pytest.approx(gamma, abs=0.011)
+    assert np.isnan(cumulative_power_law_exponent(-np.ones(10)))

@@ -10,6 +10,7 @@ from engine.events import BUY, LAST, SELL, InstrumentDef, OrderAdd, Regime, Trad
 from feeds.simulator.facts import (
     compute_facts,
     concave_impact,
+    drift_adjusted_mid,
     epps_effect,
     factor_correlation,
     heavy_tails,
@@ -164,6 +165,21 @@ def test_square_root_impact_is_recovered():
     assert concave_impact([s], metaorders(1.0)).value == pytest.approx(1.0, abs=0.05)
 
 
+def test_control_variate_removes_the_exogenous_noise_of_metaorder_impact():
+    """Square-root impacts buried in latent noise 20× their size are recovered with the exogenous term."""
+    rng = np.random.default_rng(10)
+    records = metaorders(0.5, n=300)
+    noisy = []
+    for r in records:
+        noise = float(rng.normal(0, 20))
+        noisy.append({**r, "mid2_end": r["mid2_end"] + 2 * noise, "exogenous": noise})
+    res = concave_impact([unit_vol_series()], noisy)
+    assert res.detail["control_variate"] is True and res.value == pytest.approx(0.5, abs=0.06)
+    assert res.detail["se"] < 0.02
+    blind = concave_impact([unit_vol_series()], [{k: v for k, v in r.items() if k != "exogenous"} for r in noisy])
+    assert blind.detail["control_variate"] is False and abs(blind.value - 0.5) > 0.2
+
+
 def test_impact_sign_errors_fail():
     """Metaorders that move the price against their side (Y < 0) fail check 5."""
     flipped = [{**m, "side": -m["side"]} for m in metaorders(0.5)]
@@ -240,7 +256,7 @@ def test_epps_effect_from_microstructure_noise():
     res = epps_effect(factor_mids((0.8, 0.6), 20_000, 13, noise=3.0))
     assert res.passed is True
     pair = res.detail["pairs"]["S1/S2"]
-    assert pair["corr_1s"] < 0.2 < 0.4 < pair["corr_60s"]
+    assert pair["corr_1s"] < 0.2 < 0.3 < pair["corr_60s"]
 
 
 def test_epps_fails_for_a_short_lived_common_component():
@@ -251,10 +267,22 @@ def test_epps_fails_for_a_short_lived_common_component():
     assert epps_effect(items).passed is False
 
 
+def test_drift_adjusted_mid_removes_a_slow_drift_and_keeps_correlations():
+    """A steady drift leaves the adjusted mid flat; correlated walks keep their 60 s correlation."""
+    trend = make_series(np.arange(7200) * 0.5)
+    adjusted = drift_adjusted_mid(trend)
+    assert np.nanmax(np.abs(np.diff(adjusted))) < 1e-9
+    a, b = factor_mids((0.8, 0.6), 14_400, 21)
+    raw, adj = returns(a, 60)[1], returns(a, 60, mid=drift_adjusted_mid(a))[1]
+    assert len(raw) == len(adj)
+    rb = returns(b, 60, mid=drift_adjusted_mid(b))[1]
+    assert np.corrcoef(adj, rb)[0, 1] == pytest.approx(0.48, abs=0.08)
+
+
 def test_factor_correlation_matches_beta_products():
     """Three instruments on a common factor with betas 0.8/0.6/0.4 match β_iβ_j at 5 min."""
     betas = (0.8, 0.6, 0.4)
-    items = factor_mids(betas, 144_000, 15)
+    items = factor_mids(betas, 43_200, 15)
     res = factor_correlation(items, {1: 0.8, 2: 0.6, 3: 0.4})
     assert res.passed is True and abs(res.value) < 0.1
     assert res.detail["pairs"]["S1/S2"]["corr_5min"] == pytest.approx(0.48, abs=0.1)
@@ -290,6 +318,31 @@ def test_planted_regimes_pass_check_9():
     assert res.detail["classes"] == [0, 1, 2, 3]
     path = [(T0 + i * seg * S, r) for i, r in enumerate(order)]
     assert regime_identifiability([make_series(s.mid2 / 2)], path).value == pytest.approx(res.value)
+
+
+def test_check_9_averages_classes_with_a_rule_window_of_support():
+    """A trend present for 5 minutes (under its 20-min window) is reported but not averaged."""
+    rng = np.random.default_rng(16)
+    seg = [(0, 5400), (1, 3000), (2, 300)]
+    level, mids = 10_000.0, []
+    for reg, n in seg:
+        m = level + np.cumsum(rng.normal({2: 0.3}.get(reg, 0.0), 1.6 if reg == 1 else 1.0, n))
+        level = m[-1]
+        mids.append(m)
+    truth = np.concatenate([np.full(n, reg) for reg, n in seg])
+    res = regime_identifiability([make_series(np.concatenate(mids), truth=regime_labels(truth, 1))])
+    assert res.detail["classes"] == [0, 1] and res.detail["support"]["TREND_UP"] == 30
+    assert "TREND_UP" in res.detail["f1_per_class"] and res.value > res.detail["f1_all_present_classes"]
+
+
+def test_one_jump_does_not_hide_volatility_clustering():
+    """One 200σ jump in clustered returns cuts the plain ACF(|r|) fourfold, not the winsorized one."""
+    r = sv_returns(5, 2000, phi=0.99, eta=0.2)
+    clean = volatility_clustering([make_series(np.cumsum(np.repeat(r / 10, 10)))]).detail["acf_abs"][0]
+    r[1000] = 200 * r.std()
+    res = volatility_clustering([make_series(np.cumsum(np.repeat(r / 10, 10)))])
+    assert res.detail["acf_abs"][0] == pytest.approx(clean, abs=0.02)
+    assert res.detail["acf_abs_raw"][0] < clean / 3
 
 
 def test_regimes_without_truth_are_not_applicable():

@@ -1,4 +1,10 @@
-"""Acceptance: two simulated hours of each profile reproduce the stylized facts of SPEC section 9."""
+"""Acceptance: two simulated hours of each profile reproduce the stylized facts of SPEC section 9.
+
+One seeded session per profile (three synthetic instruments with betas 0.8/0.6/0.4, the background
+market without planted episodes) and the 12-hour reference session that trains the regime rules are
+generated once per profile (module fixture); every check must pass, none may be "not applicable".
+The seed is the sim-check default; how many other seeds pass is measured in docs/simulator.md.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +12,24 @@ import pytest
 
 from engine.config import Config
 from feeds.simulator.check import run_sim_check
+from feeds.simulator.config import PROFILES
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skip(reason="simulator calibration in progress: remove this mark once `sim-check` passes"),
-]
+pytestmark = pytest.mark.slow
 
+SEED = 7
+MINUTES = 120.0
 CHECKS = ["1", "2", "3", "4", "5", "6", "7", "8a", "8b", "9"]
 
 
-@pytest.fixture(scope="module", params=["small_tick", "large_tick"])
+@pytest.fixture(scope="module", params=PROFILES)
 def facts(request):
-    results = run_sim_check(Config(), minutes=120, profile=request.param, seed=7)
+    results = run_sim_check(Config(), minutes=MINUTES, profile=request.param, seed=SEED)
     return {r.name.split()[0]: r for r in results}
 
 
 @pytest.mark.parametrize("check", CHECKS)
 def test_stylized_fact_holds(facts, check):
-    """Each stylized-fact check passes (or does not apply) on a 2-hour session of three instruments."""
+    """Each stylized-fact check passes on a 2-hour session of three instruments of the profile."""
     result = facts[check]
     shown = {k: v for k, v in result.detail.items() if not isinstance(v, dict | list)}
-    assert result.passed is not False, f"{result.name}: value {result.value}, target {result.target}, {shown}"
+    assert result.passed is True, f"{result.name}: value {result.value}, target {result.target}, {shown}"

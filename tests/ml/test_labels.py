@@ -13,11 +13,14 @@ from ml.labels import (
     UNKNOWN,
     RegimeInputs,
     RuleParams,
+    RuleReference,
     apply_hysteresis,
     breakout_condition,
     causal_quantile,
     drift_t_stat,
     efficiency_ratio,
+    fit_reference,
+    jump_scale,
     macro_f1,
     raw_rule_labels,
     realised_vol,
@@ -25,6 +28,7 @@ from ml.labels import (
     shock_condition,
     step_values,
     tf2_inputs,
+    two_means_split,
     volatility_ratio,
     volume_acceleration,
 )
@@ -152,7 +156,7 @@ def spike(n: int, at: int, base: float, value: float) -> np.ndarray:
 
 def test_shock_rules_fire_on_halt_spread_depth_and_jump():
     """Each SHOCK condition alone triggers it: a halt or a 6σ jump (for 60 s), a spread spike, a thin book."""
-    p, n = RuleParams(), 300
+    p, n = RuleParams(jump_scale="rms", spread_history_bars=180), 300
     halted = spike(n, 200, 1, 0).astype(bool)
     assert shock_condition(inputs(n, is_open=halted), p).nonzero()[0].tolist() == list(range(200, 206))
     assert shock_condition(inputs(n, jump=spike(n, 270, 2.0, 6.5)), p).nonzero()[0].tolist() == list(range(270, 276))
@@ -220,3 +224,65 @@ def test_causal_vol_threshold_still_separates_the_ranges():
     """Without a training reference, the causal q67 still gives macro-F1 >= 0.8 on the planted path."""
     x, truth = planted_path(12)
     assert macro_f1(regime_rule_labels(x), truth) >= 0.8
+
+
+def test_q99_jump_scale_is_gaussian_consistent_and_resists_heavy_tails():
+    """The tail σ_1s equals the RMS for Gaussian 1 s changes and is twice it for Student-t(3) ones."""
+    rng = np.random.default_rng(21)
+    n = 8000
+    for draws, gaussian in ((rng.normal(0, 2.0, (n, 10)), True), (rng.standard_t(3, (n, 10)), False)):
+        x = inputs(n, jump=np.abs(draws).max(axis=1))
+        x = RegimeInputs(**{**{k: getattr(x, k) for k in x.__slots__}, "sum_sq_r1s": (draws**2).sum(axis=1)})
+        tail = jump_scale(x, RuleParams())[-1]  # q99.9 of |r_1s| / 3.29
+        rms = jump_scale(x, RuleParams(jump_scale="rms"))[-1]
+        if gaussian:
+            assert tail == pytest.approx(rms, rel=0.06) and rms == pytest.approx(2.0, rel=0.03)
+        else:
+            assert tail > 2.0 * rms  # a 6σ_rms move is ordinary under t(3); 6σ_tail is not
+
+
+def test_reference_thresholds_replace_the_in_session_histories():
+    """With a training reference, the jump, spread and RANGE_HIGH rules use its fixed thresholds."""
+    n = 300
+    ref = RuleReference(jump_sigma=1.0, spread_high=5.0, range_high=1.5)
+    p = RuleParams()
+    assert shock_condition(inputs(n, jump=spike(n, 200, 2.0, 6.5)), p, ref)[200:206].all()
+    assert not shock_condition(inputs(n, jump=spike(n, 200, 2.0, 5.5)), p, ref).any()
+    assert shock_condition(inputs(n, spread=spike(n, 250, 3.0, 5.5)), p, ref).nonzero()[0].tolist() == [250]
+    mid = np.cumsum(np.random.default_rng(8).normal(0, 1.0, n))  # σ per bar 1 < range_high: RANGE_LOW
+    labels = raw_rule_labels(inputs(n, mid=mid), p, reference=ref)
+    assert set(labels[p.warmup_bars:].tolist()) <= {RL, SH}
+    low = raw_rule_labels(inputs(n, mid=mid), p, reference=RuleReference(jump_sigma=1.0, spread_high=5.0,
+                                                                          range_high=0.5))
+    assert np.mean(low[p.warmup_bars:] == RH) > 0.9
+
+
+def test_fit_reference_splits_two_planted_volatility_levels():
+    """Training bars from a σ 1 and a σ 3 range give a RANGE_HIGH threshold between them."""
+    rng = np.random.default_rng(9)
+    mid = np.cumsum(np.r_[rng.normal(0, 1.0, 3000), rng.normal(0, 3.0, 1500), rng.normal(0, 1.0, 3000)])
+    n = len(mid)
+    x = tf2_inputs(mid, np.full(n, 2.0), np.full(n, 500.0), np.full(n, 500.0), np.full(n, 10.0),
+                   np.ones(n, bool), per_bar=10)
+    ref = fit_reference(x)
+    sigma_per_bar = np.sqrt(10.0)
+    assert 1.2 * sigma_per_bar < ref.range_high < 2.5 * sigma_per_bar
+    assert ref.spread_high == 2.0 and ref.jump_sigma > 0
+
+
+def test_two_means_split_lies_between_two_clusters():
+    """Lloyd's 2-means threshold of two separated clusters is their midpoint region; one value gives NaN."""
+    rng = np.random.default_rng(4)
+    values = np.r_[rng.normal(0, 0.2, 700), rng.normal(3, 0.2, 300)]
+    assert 1.2 < two_means_split(values) < 1.8
+    assert np.isnan(two_means_split(np.ones(5)))
+
+
+def test_overlay_lets_a_shock_end_at_once_and_keeps_the_underlying_smoothing():
+    """With overlay a SHOCK blip lasts its raw bars only, and the range label underneath stays."""
+    raw = np.array([RL] * 5 + [SH] + [RL, RH, RL, RH, RL] + [RH] * 4)
+    plain_smoothing = apply_hysteresis(raw, 3, (SH,))
+    overlaid = apply_hysteresis(raw, 3, (SH,), overlay=True)
+    assert plain_smoothing[6:11].tolist() == [SH] * 5  # flicker keeps the SHOCK for minutes
+    assert overlaid[5] == SH and overlaid[6:11].tolist() == [RL] * 5
+    assert overlaid[-2:].tolist() == [RH, RH]
