@@ -87,3 +87,11 @@ def test_python_main_is_the_same_cli():
     """python main.py prints the same usage as the chimera console script."""
     result = chimera("--help")
     assert result.returncode == 0 and "import-lobster" in result.stdout
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "chimera").exists(), reason="start.sh runs the CLI of .venv")
+def test_start_sh_runs_the_cli():
+    """./start.sh passes its arguments to the CLI of .venv (and runs the demo without any)."""
+    result = subprocess.run(["bash", str(ROOT / "start.sh"), "replay", "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "usage: chimera replay" in result.stdout
