@@ -18,7 +18,8 @@ from pathlib import Path
 from benchmarks.common import emit, peak_rss_mb, result, run_isolated
 from engine import store
 from engine.config import load_config
-from engine.pipeline import Pipeline
+from engine.pipeline import Pipeline, run_reference
+from engine.runner import LOOP_FACTORY
 from feeds.lobster import LobsterFeed, import_lobster, locate_sample
 from feeds.tape import TapeFeed
 
@@ -30,9 +31,10 @@ def replay(source: str) -> list[dict]:
         db = str(Path(tmp) / "bench.db")
         store.connect(db).close()
         pipeline = Pipeline(feed, load_config(), db, "bench")
-        start = time.perf_counter()
-        stats = asyncio.run(pipeline.run())
-        wall = time.perf_counter() - start
+        with asyncio.Runner(loop_factory=LOOP_FACTORY) as runner:  # the loop `chimera replay` uses
+            start = time.perf_counter()
+            stats = runner.run(pipeline.run())
+            wall = time.perf_counter() - start
         conn = store.connect(db)
         rows = sum(store.table_counts(conn, "bench").values())
         conn.close()
@@ -45,6 +47,16 @@ def replay(source: str) -> list[dict]:
     ]
 
 
+def reference(tape: str) -> list[dict]:
+    """The same cores in a plain loop (``run_reference``): no event loop, no queues, no SQLite."""
+    events = sum(1 for _ in TapeFeed(tape).events())
+    start = time.perf_counter()
+    _, records = run_reference(TapeFeed(tape), load_config())
+    wall = time.perf_counter() - start
+    return [result("cores alone (run_reference: no event loop, no SQLite), imported tape", round(events / wall),
+                   "events/s", None, note=f"{events:,} events in {wall:.2f} s, {len(records):,} rows not written")]
+
+
 def run() -> list[dict]:
     """Import the day to a tape here, then replay the tape and the CSV files in fresh processes."""
     message, orderbook = locate_sample(5)
@@ -52,11 +64,14 @@ def run() -> list[dict]:
         tape = Path(tmp) / "amzn5.jsonl.gz"
         import_lobster(message, orderbook, tape)
         from_tape = run_isolated("benchmarks.bench_pipeline", "--source", str(tape))
-    return from_tape + run_isolated("benchmarks.bench_pipeline", "--source", "csv")
+        cores = run_isolated("benchmarks.bench_pipeline", "--reference", str(tape))
+    return from_tape + cores + run_isolated("benchmarks.bench_pipeline", "--source", "csv")
 
 
 if __name__ == "__main__":
-    if "--source" in sys.argv:
+    if "--reference" in sys.argv:
+        emit(reference(sys.argv[sys.argv.index("--reference") + 1]))
+    elif "--source" in sys.argv:
         emit(replay(sys.argv[sys.argv.index("--source") + 1]))
     else:
         for row in run():

@@ -29,9 +29,9 @@ from feeds.base import Feed
 try:  # uvloop when installed (Linux/macOS); the standard loop otherwise
     import uvloop
 
-    _LOOP_FACTORY = uvloop.new_event_loop
+    LOOP_FACTORY = uvloop.new_event_loop
 except ImportError:  # pragma: no cover - exercised only where uvloop is absent
-    _LOOP_FACTORY = None
+    LOOP_FACTORY = None
 
 
 @dataclass
@@ -110,7 +110,7 @@ def _run_loop(pipeline: Pipeline, on_ready) -> RunStats:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
 
-    with asyncio.Runner(loop_factory=_LOOP_FACTORY) as runner:
+    with asyncio.Runner(loop_factory=LOOP_FACTORY) as runner:
         try:
             return runner.run(main())
         except asyncio.CancelledError:
