@@ -32,26 +32,22 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _speed(text: str) -> float | None:
-    if text == "max":
-        return None
+def _positive_number(text: str, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--speed must be 'max' or a positive number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{what}, got {text!r}") from None
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"--speed must be positive, got {text!r}")
+        raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
     return value
+
+
+def _speed(text: str) -> float | None:
+    return None if text == "max" else _positive_number(text, "--speed must be 'max' or a positive number")
 
 
 def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return _positive_number(text, "expected a positive number")
 
 
 def _symbols(text: str) -> list[str]:
