@@ -62,19 +62,20 @@ def test_bad_arguments_give_one_line_and_exit_2():
     assert "max_postion" in chimera("run", "--set", "risk.max_postion=3").stderr
 
 
-def test_sigint_stops_gracefully_with_summary_and_exit_0(tmp_path):
-    """SIGINT during a paced run: feed stops, queues drain, summary printed, exit 0."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_gracefully_with_summary_and_exit_0(tmp_path, sig):
+    """SIGINT or SIGTERM during a paced simulator run: feed stops, queues drain, summary printed, exit 0."""
     db = tmp_path / "sig.db"
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "run", "--symbol", "AAPL,NVDA,TSLA", "--duration", "3600",
-         "--speed", "1", "--feed", "zero_intelligence", "--db", str(db), "--json", "--log-level", "info",
+         "--speed", "1", "--db", str(db), "--json", "--log-level", "info",
          "--log-json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "200"},
     )
     for line in proc.stderr:  # wait until the run has started
         if "run_started" in line:
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     summary = last_json(out)
