@@ -121,15 +121,17 @@ class OrderBook:
         "_ask_part",
         "_bid_floor",
         "_ask_ceiling",
+        "_reach",
     )
 
     def __init__(self, instrument_id: int, view_levels: int = 10, depth_windows: tuple[int, ...] = (5, 10)) -> None:
         self.instrument_id = instrument_id
         self.view_levels = view_levels
         self.depth_windows = tuple(depth_windows)
+        self._reach = max(self.depth_windows, default=1) - 1  # ticks behind the best a depth window covers
         self.bids: dict[int, Level] = {}
         self.asks: dict[int, Level] = {}
-        self.bid_prices: list[int] = []  # ascending; best bid is the last
+        self.bid_prices: list[int] = []  # ascending; best bid is the last (lists are never rebound)
         self.ask_prices: list[int] = []  # ascending; best ask is the first
         self.bid_sizes: list[int] = []  # level totals aligned with bid_prices (for cheap views)
         self.ask_sizes: list[int] = []  # level totals aligned with ask_prices
@@ -166,6 +168,8 @@ class OrderBook:
         out: list = []
         append = out.append
         dispatch = self._dispatch
+        view = self.view
+        bid_prices, ask_prices = self.bid_prices, self.ask_prices  # mutated in place, never rebound
         for ev in batch:
             seq = ev.seq
             if seq != self.last_seq + 1 and not self._sequence_ok(ev):
@@ -176,8 +180,9 @@ class OrderBook:
             if ev.flags & LAST:
                 self.ts_event = ev.ts_event
                 self.ts_recv = ev.ts_recv
-                self._check_crossed()
-                append(self.view())
+                if bid_prices and ask_prices and bid_prices[-1] >= ask_prices[0]:
+                    self._check_crossed()
+                append(view())
         return out
 
     def flush(self) -> list:
@@ -226,34 +231,34 @@ class OrderBook:
                         bid[0], bid[1], ask[0], ask[1], bid[2], ask[2])
 
     def _bid_view(self) -> tuple:
-        n = self.view_levels
-        prices, sizes = self.bid_prices, self.bid_sizes
+        prices = self.bid_prices
         if not prices:
             self._bid_floor = -(1 << 62)
             return ((), (), ())
+        n, sizes = self.view_levels, self.bid_sizes
         best = prices[-1]
-        depth = []
-        for ticks in self.depth_windows:
-            depth.append(sum(sizes[bisect_right(prices, best - ticks):]))
-        floor = prices[-n] if len(prices) >= n else -(1 << 62)
-        deepest = best - max(self.depth_windows, default=0) + 1
-        self._bid_floor = floor if floor < deepest else deepest
-        return (tuple(prices[: -n - 1 : -1]), tuple(sizes[: -n - 1 : -1]), tuple(depth))
+        depth = tuple([sum(sizes[bisect_right(prices, best - ticks):]) for ticks in self.depth_windows])
+        if len(prices) < n:  # every level is in the view
+            self._bid_floor = -(1 << 62)
+        else:
+            floor = best - self._reach
+            self._bid_floor = prices[-n] if prices[-n] < floor else floor
+        return (tuple(prices[: -n - 1 : -1]), tuple(sizes[: -n - 1 : -1]), depth)
 
     def _ask_view(self) -> tuple:
-        n = self.view_levels
-        prices, sizes = self.ask_prices, self.ask_sizes
+        prices = self.ask_prices
         if not prices:
             self._ask_ceiling = 1 << 62
             return ((), (), ())
+        n, sizes = self.view_levels, self.ask_sizes
         best = prices[0]
-        depth = []
-        for ticks in self.depth_windows:
-            depth.append(sum(sizes[: bisect_left(prices, best + ticks)]))
-        ceiling = prices[n - 1] if len(prices) >= n else 1 << 62
-        deepest = best + max(self.depth_windows, default=0) - 1
-        self._ask_ceiling = ceiling if ceiling > deepest else deepest
-        return (tuple(prices[:n]), tuple(sizes[:n]), tuple(depth))
+        depth = tuple([sum(sizes[: bisect_left(prices, best + ticks)]) for ticks in self.depth_windows])
+        if len(prices) < n:
+            self._ask_ceiling = 1 << 62
+        else:
+            ceiling = best + self._reach
+            self._ask_ceiling = prices[n - 1] if prices[n - 1] > ceiling else ceiling
+        return (tuple(prices[:n]), tuple(sizes[:n]), depth)
 
     @property
     def best_bid(self) -> int | None:

@@ -54,14 +54,11 @@ class FeatureStage(FeatureEngine):
             trade.aggressor, trade.trade_id, trade.match_id, trade.hidden,
         )))
 
-    def _on_view(self, view: BookView) -> FeatureVector:
-        vector = FeatureEngine._on_view(self, view)
-        if view.ts_recv >= self.next_sample:
-            self.next_sample = (view.ts_recv // self.interval + 1) * self.interval
-            self.records.append(("book_samples", self._book_sample(view)))
-            self.records.append(("feature_samples", (vector.instrument_id, vector.seq, vector.ts_recv,
-                                                     vector.state, orjson.dumps(self.named(vector)).decode())))
-        return vector
+    def _sample(self, view: BookView, vector: FeatureVector) -> None:
+        self.next_sample = (view.ts_recv // self.interval + 1) * self.interval
+        self.records.append(("book_samples", self._book_sample(view)))
+        self.records.append(("feature_samples", (vector.instrument_id, vector.seq, vector.ts_recv,
+                                                 vector.state, orjson.dumps(self.named(vector)).decode())))
 
     def _book_sample(self, view: BookView) -> tuple:
         n = self.levels

@@ -147,6 +147,7 @@ class FeatureEngine:
         self.notional = 0  # sum(price * size), ticks * lots
         self.cvd = 0
         self.last: FeatureVector | None = None
+        self.next_sample = 1 << 63  # event time of the next ``_sample`` call (never, unless a subclass sets it)
 
     def apply(self, batch: list) -> list:
         """Consume events and book views; return the events plus one FeatureVector per view."""
@@ -248,7 +249,12 @@ class FeatureEngine:
             self.cvd,
         )
         self.last = vector
+        if ts >= self.next_sample:
+            self._sample(view, vector)
         return vector
+
+    def _sample(self, view: BookView, vector: FeatureVector) -> None:
+        """Hook for subclasses that record samples; called when a view reaches ``next_sample``."""
 
 
 def _imbalance(bid: int, ask: int) -> float:
