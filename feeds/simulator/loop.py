@@ -28,6 +28,24 @@ from feeds.simulator.matching import FLAG_LAST
 INF = math.inf
 
 
+
+def limit_rates(b: int, a: int, x: float, kl: float, L: float, Lin: float) -> tuple:
+    """Limit-order placement references and proposal rates for best quotes ``b``/``a`` and latent ``x``.
+
+    Returns ``(bref, aref, rb_in, rb, ra_in, R)``: the prices each side places relative to (a quote
+    through the latent price is stale, so the latent price replaces it), the bid in-spread rate,
+    the bid total rate, the ask in-spread rate and the total rate ``R`` of both sides. The latent
+    pull ``exp(+-kl (x - mid))`` is clipped at ``e^3``.
+    """
+    s = a - b
+    d = kl * (x - (a + b) * 0.5)
+    fb = math.exp(-3.0 if d < -3.0 else 3.0 if d > 3.0 else d)
+    fa = 1.0 / fb
+    rb_in = Lin * (s - 1) * fb if s > 1 else 0.0
+    ra_in = Lin * (s - 1) * fa if s > 1 else 0.0
+    rb = rb_in + L * fb
+    return (b if b < x + 1.0 else int(x), a if a > x - 1.0 else -int(-x), rb_in, rb, ra_in, rb + ra_in + L * fa)
+
 def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop, kept in one frame for speed
     """Run ``lane``'s grid steps ``shared`` (``(k, regime, direction, zc, vol, news)``) and their events."""
     if not shared:
@@ -71,16 +89,7 @@ def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop
         L, Lin = lo_rate * lane.lo_mult, in_rate * lane.in_mult
         b, a = bid_prices[-1], ask_prices[0]
         s = a - b
-        xl = lane.X  # a quote through the latent price is stale: place relative to the latent price
-        bref = b if b < xl + 1.0 else int(xl)
-        aref = a if a > xl - 1.0 else -int(-xl)
-        d = kl * (lane.X - (a + b) * 0.5)
-        fb = exp(-3.0 if d < -3.0 else 3.0 if d > 3.0 else d)
-        fa = 1.0 / fb
-        rb_in = Lin * (s - 1) * fb if s > 1 else 0.0
-        rb = rb_in + L * fb
-        ra_in = Lin * (s - 1) * fa if s > 1 else 0.0
-        R = rb + ra_in + L * fa
+        bref, aref, rb_in, rb, ra_in, R = limit_rates(b, a, lane.X, kl, L, Lin)
         t_lo = t + E() / R
         t_mo, mo_side = next_mo(t, t_win, mu_b, mu_s, n_r, E, U)
         t_meta, meta = lane._next_meta()
@@ -187,16 +196,7 @@ def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop
                 if (side > 0 and price > b) or (side < 0 and price < a):
                     b, a = bid_prices[-1], ask_prices[0]
                     s = a - b
-                    xl = lane.X
-                    bref = b if b < xl + 1.0 else int(xl)
-                    aref = a if a > xl - 1.0 else -int(-xl)
-                    d = kl * (lane.X - (a + b) * 0.5)
-                    fb = exp(-3.0 if d < -3.0 else 3.0 if d > 3.0 else d)
-                    fa = 1.0 / fb
-                    rb_in = Lin * (s - 1) * fb if s > 1 else 0.0
-                    rb = rb_in + L * fb
-                    ra_in = Lin * (s - 1) * fa if s > 1 else 0.0
-                    R = rb + ra_in + L * fa
+                    bref, aref, rb_in, rb, ra_in, R = limit_rates(b, a, lane.X, kl, L, Lin)
                 t_lo = t + e / R
                 continue
             if kind == 2:  # ---- scheduled cancel
@@ -300,15 +300,8 @@ def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop
                     # routine refresh: new market-order baseline and latent pull, no full restart
                     mu_b, mu_s = lane.mu_b, lane.mu_s
                     t_mo, mo_side = next_mo(t, t_win, mu_b, mu_s, n_r, E, U)
-                    bref = b if b < x + 1.0 else int(x)
-                    aref = a if a > x - 1.0 else -int(-x)
-                    d = kl * (x - (a + b) * 0.5)
-                    fb = exp(-3.0 if d < -3.0 else 3.0 if d > 3.0 else d)
-                    fa = 1.0 / fb
-                    rb_in = Lin * (s - 1) * fb if s > 1 else 0.0
-                    rb = rb_in + L * fb
-                    ra_in = Lin * (s - 1) * fa if s > 1 else 0.0
-                    r_old, R = R, rb + ra_in + L * fa
+                    r_old = R
+                    bref, aref, rb_in, rb, ra_in, R = limit_rates(b, a, x, kl, L, Lin)
                     t_lo = t + (t_lo - t) * r_old / R  # memoryless: rescale the pending wait
                 continue
             elif kind == 3:  # ---- metaorder child
@@ -335,14 +328,5 @@ def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop
             if bid_prices[-1] != b or ask_prices[0] != a:  # best quotes moved: new proposal rate
                 b, a = bid_prices[-1], ask_prices[0]
                 s = a - b
-                xl = lane.X
-                bref = b if b < xl + 1.0 else int(xl)
-                aref = a if a > xl - 1.0 else -int(-xl)
-                d = kl * (lane.X - (a + b) * 0.5)
-                fb = exp(-3.0 if d < -3.0 else 3.0 if d > 3.0 else d)
-                fa = 1.0 / fb
-                rb_in = Lin * (s - 1) * fb if s > 1 else 0.0
-                rb = rb_in + L * fb
-                ra_in = Lin * (s - 1) * fa if s > 1 else 0.0
-                R = rb + ra_in + L * fa
+                bref, aref, rb_in, rb, ra_in, R = limit_rates(b, a, lane.X, kl, L, Lin)
                 t_lo = t + E() / R
