@@ -17,9 +17,9 @@ from pathlib import Path
 
 from benchmarks.common import emit, peak_rss_mb, result, run_isolated
 from engine import store
+from engine.app.runner import LOOP_FACTORY
 from engine.config import load_config
 from engine.pipeline import Pipeline, run_reference
-from engine.runner import LOOP_FACTORY
 from feeds.lobster import LobsterFeed, import_lobster, locate_sample
 from feeds.tape import TapeFeed
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from benchmarks.common import main, result
 from engine import store
-from engine.stages import END
+from engine.records import END
 
 ROWS = 500_000
 PER_ITEM = 256  # rows per records-queue item, as a stage hands them over

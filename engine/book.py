@@ -20,6 +20,7 @@ plus state bits) after the events it passes through.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 
 import msgspec
 
@@ -148,7 +149,7 @@ class OrderBook:
         self._ask_part: tuple | None = None
         self._bid_floor = 0
         self._ask_ceiling = 0
-        self._dispatch = {
+        self._dispatch: dict[type, Callable[..., None]] = {
             OrderAdd: self._add,
             OrderCancel: self._cancel,
             OrderDelete: self._delete,

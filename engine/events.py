@@ -121,7 +121,7 @@ class Event(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=True):
     channel: ClassVar[str] = "market"
 
 
-class InstrumentDef(Event, tag="def"):
+class InstrumentDef(Event, frozen=True, tag="def"):
     """Static description of one instrument; ``tick_value = tick_size * multiplier``."""
 
     symbol: str
@@ -137,7 +137,7 @@ class InstrumentDef(Event, tag="def"):
     profile: str = ""  # simulator profile name, empty for real data
 
 
-class BookSnapshot(Event, tag="snap"):
+class BookSnapshot(Event, frozen=True, tag="snap"):
     """Replaces one side-complete view of the book; levels are ``(price, size, count)`` best first."""
 
     bids: tuple[tuple[int, int, int], ...]
@@ -146,7 +146,7 @@ class BookSnapshot(Event, tag="snap"):
     complete: bool
 
 
-class BookDelta(Event, tag="delta"):
+class BookDelta(Event, frozen=True, tag="delta"):
     """L2 update: ``size`` is the absolute new level size (0 removes the level)."""
 
     side: int
@@ -156,7 +156,7 @@ class BookDelta(Event, tag="delta"):
     count: int = 0
 
 
-class OrderAdd(Event, tag="add"):
+class OrderAdd(Event, frozen=True, tag="add"):
     """L3: a new resting order joins the back of its price level's queue."""
 
     order_id: int
@@ -165,7 +165,7 @@ class OrderAdd(Event, tag="add"):
     size: int
 
 
-class OrderCancel(Event, tag="cxl"):
+class OrderCancel(Event, frozen=True, tag="cxl"):
     """L3: partial cancel; the order keeps its queue priority.
 
     ``side`` and ``price`` are carried so that orders unknown to the book (added before the data
@@ -180,7 +180,7 @@ class OrderCancel(Event, tag="cxl"):
     size_remaining: int = -1
 
 
-class OrderDelete(Event, tag="del"):
+class OrderDelete(Event, frozen=True, tag="del"):
     """L3: full removal of a resting order (``size`` = size removed, 0 if unknown)."""
 
     order_id: int
@@ -189,7 +189,7 @@ class OrderDelete(Event, tag="del"):
     size: int = 0
 
 
-class OrderModify(Event, tag="mod"):
+class OrderModify(Event, frozen=True, tag="mod"):
     """L3: new price/size; the order loses priority if the price changes or the size increases."""
 
     order_id: int
@@ -198,7 +198,7 @@ class OrderModify(Event, tag="mod"):
     size: int
 
 
-class OrderExecute(Event, tag="exe"):
+class OrderExecute(Event, frozen=True, tag="exe"):
     """L3: a resting order of ``side`` executed ``size`` lots; the aggressor is ``-side``."""
 
     order_id: int
@@ -208,7 +208,7 @@ class OrderExecute(Event, tag="exe"):
     trade_id: int = 0
 
 
-class Trade(Event, tag="trd"):
+class Trade(Event, frozen=True, tag="trd"):
     """A print; ``aggressor`` is BUY/SELL/NO_SIDE, ``match_id`` groups one aggressive order's fills."""
 
     price: int
@@ -219,18 +219,18 @@ class Trade(Event, tag="trd"):
     hidden: bool = False
 
 
-class Status(Event, tag="status"):
+class Status(Event, frozen=True, tag="status"):
     """Market state change; halts pause strategies."""
 
     state: int
     reason: str = ""
 
 
-class Clock(Event, tag="clk"):
+class Clock(Event, frozen=True, tag="clk"):
     """Emitted after 100 ms of silence so quiet markets still close bars and fire timeouts."""
 
 
-class TruthLabel(Event, tag="truth"):
+class TruthLabel(Event, frozen=True, tag="truth"):
     """Simulator ground truth; travels on its own channel, only to scorers and tests."""
 
     episode_id: int

@@ -4,6 +4,9 @@ A record is ``(table, row)`` where ``row`` is a tuple in the column order of ``T
 Producers never add the run id: the writer prepends it, so rows are identical across runs of the
 same input. Cores collect rows in a ``RecordBuffer`` and the stage shell moves them to the
 persistence task.
+
+``END`` is the unique end-of-stream marker that flows down every queue of the pipeline, the records
+queue into the store included.
 """
 
 from __future__ import annotations
@@ -54,3 +57,15 @@ class RecordBuffer:
         rows = self.records
         self.records = []
         return rows
+
+
+class _EndOfStream:
+    """Unique end-of-stream marker (never a string); flows down every queue once."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "END_OF_STREAM"
+
+
+END = _EndOfStream()

@@ -278,6 +278,8 @@ def apply_hysteresis(raw: np.ndarray, persist: int = 3, immediate: tuple[int, ..
 def shock_condition(x: RegimeInputs, p: RuleParams, reference: RuleReference | None = None) -> np.ndarray:
     """Rule 1 (SHOCK) at every bar (thresholds from ``reference`` when given, else from earlier bars)."""
     base, look = p.baseline_bars, p.shock_bars
+    sigma_1s: np.ndarray | float
+    spread_q: np.ndarray | float
     if reference is None:
         sigma_1s = jump_scale(x, p)
         spread_q = causal_quantile(x.spread, p.spread_quantile, p.spread_history_bars or None, p.min_history_bars)

@@ -28,11 +28,12 @@ class SignalEngine(RecordBuffer):
         for item in batch:
             kind = type(item)
             if kind is FeatureVector:
-                if item.state & UNUSABLE:
+                view = self.view
+                if item.state & UNUSABLE or view is None:
                     self.paused += 1
                     continue
                 for strategy in self.strategies:
-                    signal = strategy.on_features(item, self.view)
+                    signal = strategy.on_features(item, view)
                     if signal is not None:
                         out.append(signal)
             elif kind is BookView:

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.config.simulator import SimulatorConfig
 from engine.events import BUY, LAST, SELL, SIM, InstrumentDef, MarketState, Regime, TruthKind
-from feeds.simulator.config import SimulatorConfig
 from feeds.simulator.flow import (
     Metaorder,
     MetaorderRecord,

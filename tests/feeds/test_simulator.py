@@ -11,6 +11,7 @@ import pytest
 
 from engine.book import OrderBook
 from engine.config import Config, InstrumentSpec
+from engine.config.simulator import SimulatorConfig
 from engine.errors import ConfigError
 from engine.events import (
     LAST,
@@ -27,7 +28,6 @@ from engine.events import (
 )
 from feeds.base import Feed
 from feeds.simulator import MarketSimulator, MetaorderRecord
-from feeds.simulator.config import SimulatorConfig
 from feeds.simulator.hawkes import Hawkes
 from feeds.simulator.hooks import Agent, Scenario, Venue
 from feeds.simulator.regimes import JUMP_CHAIN, REGIME_TABLE, RegimeChain, draw_dwell, expected_t_drift

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from engine.config import Config
+from engine.config.simulator import PROFILES
 from feeds.simulator.check import run_sim_check
-from feeds.simulator.config import PROFILES
 
 pytestmark = pytest.mark.slow
 

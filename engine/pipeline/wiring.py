@@ -11,7 +11,7 @@ from engine.book import OrderBook
 from engine.config import Config
 from engine.events import InstrumentDef
 from engine.execution.exchange import BookWalkExchange, ExecutionStage
-from engine.lane import BookStage, FeatureStage
+from engine.pipeline.lanes import BookStage, FeatureStage
 from engine.portfolio import Portfolio
 from engine.risk import MaxOrderSize, OrderRate, PositionLimit, RiskManager, UsableBook
 from ml.scoring import DisabledScorer, ScoringStage, UntrainedScorer

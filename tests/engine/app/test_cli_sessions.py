@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from engine import store
-from engine.cli import main
+from engine.app.cli import main
 from engine.records import TABLES
 from feeds.lobster import lobster_available, locate_sample
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
+from engine.app.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def chimera(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -28,10 +28,17 @@ def last_json(stdout: str) -> dict:
 
 def test_every_command_has_help():
     """--help works for every command and exits 0."""
-    for command in ("run", "replay", "record", "import-lobster", "demo", "test", "sim-check", "calibrate"):
+    for command in ("run", "replay", "record", "import-lobster", "demo", "sim-check", "calibrate"):
         with pytest.raises(SystemExit) as info:
             main([command, "--help"])
         assert info.value.code == 0
+
+
+def test_test_command_passes_arguments_to_pytest(capfd):
+    """`chimera test -k NAME --collect-only` hands both flags to pytest (the README's `chimera test -k book`)."""
+    assert main(["test", "-k", "test_l3_adds_build_levels_and_fifo_queues", "--collect-only", "-q"]) == 0
+    out = capfd.readouterr().out
+    assert "tests/engine/test_book.py" in out and "tests/feeds" not in out
 
 
 def test_run_json_summary_and_summary_file(tmp_path, capsys):

@@ -15,15 +15,15 @@ from typing import Any
 
 import msgspec
 
+from engine.config.simulator import SimulatorConfig
 from engine.errors import ConfigError
-from feeds.simulator.config import SimulatorConfig
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
-class RunConfig(_Section):
+class RunConfig(_Section, frozen=True):
     symbols: list[str] = msgspec.field(default_factory=lambda: ["AAPL", "NVDA", "TSLA"])
     seed: int = 7
     duration_s: float = 600.0  # simulated seconds for `run` and `demo`
@@ -31,24 +31,24 @@ class RunConfig(_Section):
     feed: str = "simulator"  # "simulator" (realistic, default) or "zero_intelligence"
 
 
-class PipelineConfig(_Section):
+class PipelineConfig(_Section, frozen=True):
     queue_size: int = 64  # bounded asyncio.Queue size between stages (items are batches)
     batch_size: int = 256  # events per batch from the feed
     records_queue_size: int = 256  # bounded queue into the persistence task (items are row batches)
 
 
-class BookConfig(_Section):
+class BookConfig(_Section, frozen=True):
     view_levels: int = 10  # levels per side in each BookView
     check_l3: bool = False  # verify L2 == aggregated L3 at every LAST (slow; tests turn it on)
 
 
-class FeatureConfig(_Section):
+class FeatureConfig(_Section, frozen=True):
     depth_ticks: list[int] = msgspec.field(default_factory=lambda: [5, 10])  # depth-imbalance windows, ticks from best
     trade_window_s: list[float] = msgspec.field(default_factory=lambda: [5.0, 30.0])  # trade-imbalance windows
     spread_window_s: float = 10.0  # time-weighted mean spread window
 
 
-class StoreConfig(_Section):
+class StoreConfig(_Section, frozen=True):
     path: str = "chimera.db"
     batch_rows: int = 5000  # commit when this many rows are pending
     batch_age_ms: int = 250  # ...or when the oldest pending row is this old (wall clock)
@@ -57,7 +57,7 @@ class StoreConfig(_Section):
     busy_timeout_ms: int = 5000
 
 
-class RiskConfig(_Section):
+class RiskConfig(_Section, frozen=True):
     equity: float = 1_000_000.0
     max_position: int = 1000  # lots per instrument
     max_order_size: int = 500
@@ -65,12 +65,12 @@ class RiskConfig(_Section):
     max_orders_per_second: int = 20
 
 
-class ExecutionConfig(_Section):
+class ExecutionConfig(_Section, frozen=True):
     taker_fee_per_lot: float = 0.0030  # placeholder per SPEC section 12
     maker_fee_per_lot: float = -0.0020
 
 
-class InstrumentSpec(_Section):
+class InstrumentSpec(_Section, frozen=True):
     """One simulated instrument (also the tick size used for any symbol the engine trades)."""
 
     profile: str = "small_tick"  # "large_tick" or "small_tick"
@@ -92,7 +92,7 @@ DEFAULT_INSTRUMENTS: dict[str, InstrumentSpec] = {
 }
 
 
-class Config(_Section):
+class Config(_Section, frozen=True):
     run: RunConfig = RunConfig()
     pipeline: PipelineConfig = PipelineConfig()
     book: BookConfig = BookConfig()

@@ -6,7 +6,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.merge import WatermarkMerge
+from engine.pipeline.merge import WatermarkMerge
 
 
 class Item(msgspec.Struct, frozen=True):

@@ -6,7 +6,7 @@ at ``liquidity = volatility = 1``; sizes are round-lot mixtures ``((size, probab
 Every field has a default, so ``SimulatorConfig()`` is the shipped calibration; a partial
 ``[simulator.small_tick]`` table overrides single fields of that profile only.
 
-This module must not import ``engine.config`` (which imports it).
+It lives beside the rest of the configuration tree so that the config, a core, imports no feed.
 """
 
 from __future__ import annotations

@@ -12,8 +12,7 @@ import pytest
 
 from engine import store
 from engine.errors import ChimeraError
-from engine.records import TABLES
-from engine.stages import END
+from engine.records import END, TABLES
 
 
 def trade_row(iid: int, seq: int, ts: int | None = None) -> tuple:

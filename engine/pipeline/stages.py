@@ -1,4 +1,5 @@
-"""The one generic coroutine that drives every synchronous core, and the end-of-stream sentinel.
+"""The one generic coroutine that drives every synchronous core (the end-of-stream sentinel ``END``
+lives in ``engine.records`` so that the store needs nothing from the shell).
 
 A *core* is any object with ``apply(batch: list) -> list`` and ``flush() -> list`` and, optionally,
 ``take_records() -> list`` returning rows for the store (``(table, row_tuple)`` pairs). Items on
@@ -13,6 +14,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
+from engine.records import END
+
 
 class Core(Protocol):
     def apply(self, batch: list) -> list: ...
@@ -20,16 +23,6 @@ class Core(Protocol):
     def flush(self) -> list: ...
 
 
-class _EndOfStream:
-    """Unique end-of-stream marker (never a string); flows down every queue once."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "END_OF_STREAM"
-
-
-END = _EndOfStream()
 
 
 class StageStats:

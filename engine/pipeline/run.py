@@ -20,7 +20,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from engine.assembly import (
+from engine.clock import Pacer, WallClock
+from engine.config import Config
+from engine.errors import LaneError
+from engine.events import InstrumentDef
+from engine.logs import get_logger
+from engine.pipeline.lanes import TruthSink
+from engine.pipeline.merge import WatermarkMerge
+from engine.pipeline.router import Router
+from engine.pipeline.stages import StageStats, run_stage
+from engine.pipeline.wiring import (
     Lane,
     StrategyFactory,
     build_lane,
@@ -28,15 +37,7 @@ from engine.assembly import (
     default_strategies,
     instrument_rows,
 )
-from engine.clock import Pacer, WallClock
-from engine.config import Config
-from engine.errors import LaneError
-from engine.events import InstrumentDef
-from engine.lane import TruthSink
-from engine.logs import get_logger
-from engine.merge import WatermarkMerge
-from engine.router import Router
-from engine.stages import END, StageStats, put_records, run_stage
+from engine.records import END
 from engine.store import BatchWriter
 from feeds.base import Feed, batched
 
@@ -247,7 +248,7 @@ async def _lane_stage(symbol: str, stage: str, core, q_in, q_out, records_q, sta
 
 async def _merge_stage(merge: WatermarkMerge, q_in: asyncio.Queue, q_out: asyncio.Queue, lanes: int,
                        stats: StageStats) -> None:
-    """Release the lanes' signals in canonical order (see engine/merge.py)."""
+    """Release the lanes' signals in canonical order (see engine/pipeline/merge.py)."""
     ended = 0
     while ended < lanes:
         item = await q_in.get()
@@ -318,4 +319,4 @@ def _drain(stages: list[tuple[str, object]], records: list) -> list:
     return out
 
 
-__all__ = ["Pipeline", "RunOptions", "RunStats", "run_reference", "put_records"]
+__all__ = ["Pipeline", "RunOptions", "RunStats", "run_reference"]

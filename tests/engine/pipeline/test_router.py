@@ -6,7 +6,7 @@ import pytest
 
 from engine.errors import ChimeraError
 from engine.events import BUY, LAST, Clock, OrderAdd, Trade, TruthKind, TruthLabel
-from engine.router import Router
+from engine.pipeline.router import Router
 
 
 def add(iid: int, seq: int) -> OrderAdd:
