@@ -50,6 +50,12 @@ class LaneError(ChimeraError):
         super().__init__(f"lane {instrument} failed in stage {stage}: {type(cause).__name__}: {cause}")
 
 
+class StoreError(ChimeraError):
+    """SQLite refused a read or a write (locked longer than ``busy_timeout``, disk full, I/O error)."""
+
+    exit_code = 1
+
+
 class ReconciliationError(ChimeraError):
     """Unexplained mismatches between a rebuilt book and the source's own book file."""
 

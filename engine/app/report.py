@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -15,11 +16,11 @@ def console() -> Console:
 
 
 def summary_tables(summary: dict) -> list[Table]:
-    per = Table(title=f"Run {summary['run_id']} ({summary['status']}, stopped by {summary['stopped_by']})")
+    per = Table(title=f"Run {escape(summary['run_id'])} ({summary['status']}: {escape(summary['stop_reason'])})")
     for column in ("symbol", "events", "trades", "book samples", "feature samples", "signals", "fills"):
         per.add_column(column, justify="right" if column != "symbol" else "left")
     for symbol, row in summary.get("per_instrument", {}).items():
-        per.add_row(symbol, *(f"{row[k]:,}" for k in ("events", "trades", "book_samples", "feature_samples",
+        per.add_row(escape(symbol), *(f"{row[k]:,}" for k in ("events", "trades", "book_samples", "feature_samples",
                                                        "signals", "fills")))
     totals = Table(title="Totals")
     totals.add_column("figure")
@@ -34,10 +35,10 @@ def summary_tables(summary: dict) -> list[Table]:
         ("fills", f"{summary['fills']:,}"),
         ("truth labels", f"{summary['truth_labels']:,}"),
         ("DB rows", f"{sum(summary['db_rows'].values()):,} in {summary['db_batches']:,} batches"),
-        ("database", summary["db"]),
+        ("database", escape(summary["db"])),
     ):
         totals.add_row(label, value)
-    tables = [per, totals]
+    tables = [per, totals, _stage_table(summary["stages"])]
     feed = summary.get("feed", {})
     if feed.get("malformed_lines"):
         totals.add_row("[yellow]malformed input lines skipped", f"{feed['malformed_lines']:,}")
@@ -51,9 +52,21 @@ def summary_tables(summary: dict) -> list[Table]:
         problems.add_column("value", justify="right")
         for symbol, counters in integrity.items():
             for name, value in counters.items():
-                problems.add_row(symbol, name, f"{value:,}")
+                problems.add_row(escape(symbol), escape(name), f"{value:,}")
         tables.append(problems)
     return tables
+
+
+def _stage_table(stages: dict) -> Table:
+    """Per stage: events in and out, rows for the store, the deepest input queue, the p99 lag."""
+    table = Table(title="Stages (lane stages summed over instruments)")
+    for column in ("stage", "events in", "events out", "rows", "max queue", "lag p99 (ms)"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for name, row in stages.items():
+        lag = "" if row.get("lag_ms_p99") is None else f"{row['lag_ms_p99']:,.1f}"
+        table.add_row(escape(name), f"{row['in']:,}", f"{row['out']:,}", f"{row['records']:,}",
+                      f"{row['queue_depth_max']:,}", lag)
+    return table
 
 
 def emit(summary: dict, *, as_json: bool, summary_path: str | None, quiet_tables: bool = False) -> None:

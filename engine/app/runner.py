@@ -1,27 +1,34 @@
-"""Executes one pipeline run for a CLI command: run record, event loop (uvloop when installed),
-signal handling, progress, and the run summary.
+"""Executes one pipeline run for a CLI command: the database check, the run record, the event loop
+(uvloop when installed, else the standard loop), signal handling, progress, recovery of the store
+after a failure, and the run summary.
 
-SIGINT/SIGTERM request a graceful stop: the feed stops, queues drain, persistence commits, the
-summary prints and the exit code is 0. A second signal cancels the run (persistence still commits
-what it had accepted).
+Statuses (engine/store/runs.py): ``completed`` at the end of data or ``--duration`` (exit 0);
+``stopped`` after SIGINT/SIGTERM, which stop the feed, drain every queue and commit (exit 0);
+``cancelled`` after a second signal (persistence still commits what it had accepted; exit 130);
+``failed`` on an error (exit 1, or the error's own code: 2 for damaged input). When SQLite refuses a
+write mid-run, the run waits up to ``RECOVERY_TIMEOUT_S`` for the database to accept writes again,
+then writes every row it had accepted and marks the run ``failed`` with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import signal
+import sqlite3
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
+import numpy as np
 import orjson
 
 from engine import store
 from engine.config import Config
-from engine.errors import ChimeraError
+from engine.errors import ChimeraError, StoreError, UsageError
 from engine.logs import get_logger
 from engine.pipeline import Pipeline, RunOptions, RunStats
 from feeds.base import Feed
@@ -29,9 +36,13 @@ from feeds.base import Feed
 try:  # uvloop when installed (Linux/macOS); the standard loop otherwise
     import uvloop
 
-    LOOP_FACTORY = uvloop.new_event_loop
+    LOOP_FACTORY: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
 except ImportError:  # pragma: no cover - exercised only where uvloop is absent
     LOOP_FACTORY = None
+
+RECOVERY_TIMEOUT_S = 60.0  # how long a failed run waits for the database to accept its last writes
+EXIT_CODES = {"completed": 0, "stopped": 0, "cancelled": 130, "failed": 1}
+T = TypeVar("T")
 
 
 @dataclass
@@ -45,6 +56,9 @@ class RunRequest:
     options: RunOptions
     show_progress: bool = False
     expected_duration_s: float | None = None
+    params: dict = field(default_factory=dict)  # what a resumed run must repeat exactly (files, options)
+    resume: str | None = None  # the id of an earlier run to continue
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = LOOP_FACTORY
 
 
 def new_run_id(command: str) -> str:
@@ -56,52 +70,124 @@ def _now_iso() -> str:
 
 
 def execute(request: RunRequest) -> dict:
-    """Run the pipeline to completion and return the summary dict (also stored in ``runs``)."""
+    """Run the pipeline to completion and return the summary dict (also stored in ``runs``).
+
+    Raises:
+        UsageError: a ``--db`` that is not a Chimera database, or a run that cannot be resumed
+            (before anything runs).
+        ChimeraError: the run failed; it is marked ``failed`` with this error as its reason.
+    """
     log = get_logger()
-    run_id = new_run_id(request.command)
-    db_dir = os.path.dirname(os.path.abspath(request.db_path))
-    os.makedirs(db_dir, exist_ok=True)
+    store.check_database(request.db_path)
     conn = store.connect(request.db_path, request.config.store.busy_timeout_ms)
-    store.start_run(conn, run_id, request.command, request.seed, request.config.hash(), request.source,
-                    _now_iso())
-    pipeline = Pipeline(request.feed, request.config, request.db_path, run_id, request.options)
-    status = "failed"
     try:
-        with _progress(request, pipeline) as options_progress:
-            pipeline.options.progress = options_progress
-            _run_loop(pipeline, lambda: log.info(
-                "run_started", run_id=run_id, command=request.command, source=request.source,
-                instruments=[d.symbol for d in pipeline.instruments], db=request.db_path))
-        status = "completed" if pipeline.stats.stopped_by != "cancelled" else "cancelled"
-    finally:
-        summary = build_summary(request, run_id, pipeline, conn, status)
-        store.finish_run(conn, run_id, status, _now_iso(), orjson.dumps(summary).decode())
-        conn.close()
+        interrupted = store.mark_interrupted(conn)
+        if interrupted:
+            log.info("runs_interrupted", runs=interrupted)
+        run_id, skip = _claim_run(conn, request)
+        pipeline = Pipeline(request.feed, request.config, request.db_path, run_id, request.options, skip=skip)
+        error: BaseException | None = None
+        try:
+            with _progress(request, pipeline) as options_progress:
+                pipeline.options.progress = options_progress
+                _run_loop(pipeline, request.loop_factory, lambda: log.info(
+                    "run_started", run_id=run_id, command=request.command, source=request.source,
+                    instruments=[d.symbol for d in pipeline.instruments], db=request.db_path,
+                    resumed_rows_skipped=skip.total if skip else 0))
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded in the run row, then re-raised
+            error = exc
+        status, reason = _outcome(pipeline.stats, error)
+        _until_writable(pipeline.writer.flush_pending, request, "pending_rows")
+        summary = build_summary(request, run_id, pipeline, conn, status, reason)
+        _until_writable(lambda: store.finish_run(conn, run_id, status, _now_iso(), orjson.dumps(summary).decode(),
+                                                 reason, pipeline.stats.events), request, "run_row")
         log.info("run_finished", run_id=run_id, status=status, events=summary["events"],
                  events_per_s=summary["events_per_s"], stopped_by=summary["stopped_by"])
+    finally:
+        conn.close()
+    if error is not None:
+        raise error
     return summary
 
 
-def _run_loop(pipeline: Pipeline, on_ready) -> RunStats:
-    """Run on uvloop with SIGINT/SIGTERM handlers; ``on_ready`` is called once they are installed."""
+def _claim_run(conn, request: RunRequest) -> tuple[str, store.CommittedPrefix | None]:
+    """A new run row, or (``--resume``) the earlier run taken over, with what it had committed."""
+    params = orjson.dumps(request.params, option=orjson.OPT_SORT_KEYS).decode()
+    if request.resume is None:
+        run_id = new_run_id(request.command)
+        store.start_run(conn, run_id, request.command, request.seed, request.config.hash(), request.source,
+                        _now_iso(), params)
+        return run_id, None
+    row = store.get_run(conn, request.resume)
+    if row is None:
+        raise UsageError(f"--resume {request.resume}: no such run in {request.db_path} (see `chimera runs`)")
+    if row.status not in store.RESUMABLE_STATUSES:
+        what = "still running in another process" if row.status == "running" else row.status
+        raise UsageError(f"--resume {row.run_id}: the run is {what}; only {', '.join(store.RESUMABLE_STATUSES)} "
+                         "runs can be resumed")
+    if row.command != request.command or row.params != params:
+        raise UsageError(f"--resume {row.run_id}: give the same files and options as the original run "
+                         f"(recorded: {row.command} {row.params})")
+    if row.config_hash != request.config.hash():
+        raise UsageError(f"--resume {row.run_id}: the effective configuration differs from the original run's; "
+                         "use the same -c and --set")
+    skip = store.CommittedPrefix.of_run(conn, row.run_id)
+    store.reclaim_run(conn, row.run_id)
+    return row.run_id, skip
+
+
+def _outcome(stats: RunStats, error: BaseException | None) -> tuple[str, str]:
+    """The run's status and the reason it stopped."""
+    if error is not None:
+        return "failed", str(error) if isinstance(error, ChimeraError) else f"{type(error).__name__}: {error}"
+    if stats.stopped_by == "cancelled":
+        return "cancelled", "a second stop signal cancelled the run"
+    if stats.stopped_by == "stop_request":
+        return "stopped", f"{stats.stop_signal or 'stop request'}: stopped, drained and committed"
+    if stats.stopped_by == "duration":
+        return "completed", "--duration reached"
+    return "completed", "end of data"
+
+
+def _until_writable(action: Callable[[], T], request: RunRequest, what: str) -> T:
+    """Run ``action`` until SQLite accepts it (it already waits ``busy_timeout`` per attempt), for at
+    most ``RECOVERY_TIMEOUT_S``; the last refusal is raised."""
+    deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+    pause = 0.05
+    while True:
+        try:
+            return action()
+        except (StoreError, sqlite3.Error) as exc:
+            if time.monotonic() >= deadline:
+                raise StoreError(f"{request.db_path}: still refusing writes after {RECOVERY_TIMEOUT_S:g} s "
+                                 f"({exc}); the run row stays 'running' until `chimera runs` marks it "
+                                 "interrupted") from None
+            get_logger().info("store_waiting", what=what, error=str(exc), db=request.db_path)
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+def _run_loop(pipeline: Pipeline, loop_factory, on_ready) -> RunStats:
+    """Run on ``loop_factory``'s loop with SIGINT/SIGTERM handlers; ``on_ready`` is called once they are
+    installed."""
     async def main() -> RunStats:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         signals_seen = 0
 
-        def on_signal() -> None:
+        def on_signal(name: str) -> None:
             nonlocal signals_seen
             signals_seen += 1
             if signals_seen == 1:
-                get_logger().warning("stop_requested", hint="press Ctrl-C again to cancel")
-                pipeline.request_stop()
+                get_logger().warning("stop_requested", signal=name, hint="press Ctrl-C again to cancel")
+                pipeline.request_stop(name)
             elif task is not None:
                 pipeline.stats.stopped_by = "cancelled"
                 task.cancel()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, on_signal)
+                loop.add_signal_handler(sig, on_signal, sig.name)
         on_ready()
         try:
             return await pipeline.run()
@@ -110,7 +196,7 @@ def _run_loop(pipeline: Pipeline, on_ready) -> RunStats:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
 
-    with asyncio.Runner(loop_factory=LOOP_FACTORY) as runner:
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
         try:
             return runner.run(main())
         except asyncio.CancelledError:
@@ -143,7 +229,7 @@ def _progress(request: RunRequest, pipeline: Pipeline):
         yield update
 
 
-def build_summary(request: RunRequest, run_id: str, pipeline: Pipeline, conn, status: str) -> dict:
+def build_summary(request: RunRequest, run_id: str, pipeline: Pipeline, conn, status: str, reason: str) -> dict:
     """Events, wall time, throughput, per-stage counts, signals, DB rows per table, errors."""
     stats = pipeline.stats
     wall = stats.wall_seconds
@@ -171,6 +257,8 @@ def build_summary(request: RunRequest, run_id: str, pipeline: Pipeline, conn, st
         "events_per_s": round(stats.events / wall, 1) if wall > 0 else 0.0,
         "event_time_seconds": round(((stats.last_ts or 0) - (stats.first_ts or 0)) / 1e9, 3),
         "stopped_by": stats.stopped_by,
+        "stop_reason": reason,
+        "resumed": request.resume is not None,
         "stages": _stage_totals(stats),
         "per_instrument": _per_instrument(stats, conn, run_id, pipeline),
         "signals": stats.signals,
@@ -185,14 +273,21 @@ def build_summary(request: RunRequest, run_id: str, pipeline: Pipeline, conn, st
     }
 
 
-def _stage_totals(stats: RunStats) -> dict[str, dict[str, int]]:
-    """Per-stage counts summed over the lanes (lane stages are keyed ``SYMBOL/stage``)."""
-    totals: dict[str, dict[str, int]] = {}
+def _stage_totals(stats: RunStats) -> dict[str, dict[str, float]]:
+    """Per-stage figures over the lanes (lane stages are keyed ``SYMBOL/stage``): counts summed, the
+    deepest input queue seen, and the p99 of the stage's lag behind the feed in event-time ms."""
+    totals: dict[str, dict[str, float]] = {}
+    lags: dict[str, list[int]] = {}
     for key, stage in stats.stages.items():
         name = key.split("/")[-1]
-        acc = totals.setdefault(name, dict.fromkeys(stage.as_dict(), 0))
-        for field, value in stage.as_dict().items():
-            acc[field] += value
+        acc = totals.setdefault(name, {**dict.fromkeys(stage.as_dict(), 0), "queue_depth_max": 0})
+        for figure, value in stage.as_dict().items():
+            acc[figure] += value
+        acc["queue_depth_max"] = max(acc["queue_depth_max"], stage.max_depth)
+        lags.setdefault(name, []).extend(stage.lags)
+    for name, acc in totals.items():
+        samples = lags[name]
+        acc["lag_ms_p99"] = round(float(np.percentile(samples, 99)) / 1e6, 3) if samples else None
     return totals
 
 
@@ -207,8 +302,3 @@ def _per_instrument(stats: RunStats, conn, run_id: str, pipeline: Pipeline) -> d
             ).fetchone()[0]
         out[d.symbol] = row
     return out
-
-
-def raise_for_failed(summary: dict) -> None:
-    if summary["status"] != "completed":
-        raise ChimeraError(f"run {summary['run_id']} {summary['status']}")

@@ -28,12 +28,17 @@ class WatermarkMerge:
             heapq.heappush(self.heap, (item.sort_key(), next(self._tiebreak), item))
         if watermark is not None and lane is not None:
             self.marks[lane] = watermark
-        low = min(self.marks.values())
+        low = self.low
         released = []
         heap = self.heap
         while heap and heap[0][0][0] < low:  # strictly below: equal timestamps may still arrive
             released.append(heapq.heappop(heap)[2])
         return released
+
+    @property
+    def low(self) -> int:
+        """The lowest lane watermark: every item below it has been released."""
+        return min(self.marks.values())
 
     def flush(self) -> list:
         """End of stream: everything left, in order."""

@@ -28,7 +28,7 @@ from engine.logs import get_logger
 from engine.pipeline.lanes import TruthSink
 from engine.pipeline.merge import WatermarkMerge
 from engine.pipeline.router import Router
-from engine.pipeline.stages import StageStats, run_stage
+from engine.pipeline.stages import FeedMark, StageStats, run_stage
 from engine.pipeline.wiring import (
     Lane,
     StrategyFactory,
@@ -38,7 +38,7 @@ from engine.pipeline.wiring import (
     instrument_rows,
 )
 from engine.records import END
-from engine.store import BatchWriter
+from engine.store import BatchWriter, CommittedPrefix
 from feeds.base import Feed, batched
 
 
@@ -57,7 +57,8 @@ class RunStats:
     batches: int = 0
     first_ts: int | None = None
     last_ts: int | None = None
-    stopped_by: str = "end_of_data"
+    stopped_by: str = "end_of_data"  # end_of_data | duration | stop_request | cancelled
+    stop_signal: str | None = None  # the signal behind a stop request (SIGINT, SIGTERM)
     wall_seconds: float = 0.0
     stages: dict[str, StageStats] = field(default_factory=dict)
     writer_rows: int = 0
@@ -89,7 +90,9 @@ class Pipeline:
     """One run of the engine over one feed."""
 
     def __init__(self, feed: Feed, config: Config, db_path: str, run_id: str,
-                 options: RunOptions | None = None, clock: WallClock | None = None) -> None:
+                 options: RunOptions | None = None, clock: WallClock | None = None,
+                 skip: CommittedPrefix | None = None) -> None:
+        """``skip``: the rows an interrupted run already committed (``--resume``), not written again."""
         self.feed = feed
         self.config = config
         self.db_path = db_path
@@ -102,9 +105,14 @@ class Pipeline:
         self.truth = TruthSink()
         self.lanes: list[Lane] = [build_lane(d, config, self.options.strategies) for d in self.instruments]
         self.portfolio = build_portfolio_stages(self.instruments, config, self.options.no_ml)
+        self.feed_mark = FeedMark()
+        store = config.store
+        self.writer = BatchWriter(db_path, run_id, store.batch_rows, store.batch_age_ms, store.busy_timeout_ms,
+                                  self.clock.now, progress=lambda: self.stats.events, skip=skip)
 
-    def request_stop(self) -> None:
+    def request_stop(self, reason: str | None = None) -> None:
         """Ask the feed to stop at the next batch; everything accepted so far is processed and saved."""
+        self.stats.stop_signal = reason
         self.stop_requested.set()
 
     async def run(self) -> RunStats:
@@ -112,9 +120,7 @@ class Pipeline:
         records_q: asyncio.Queue = asyncio.Queue(self.config.pipeline.records_queue_size)
         merge_q: asyncio.Queue = asyncio.Queue(size)
         truth_q: asyncio.Queue = asyncio.Queue(size)
-        store = self.config.store
-        writer = BatchWriter(self.db_path, self.run_id, store.batch_rows, store.batch_age_ms,
-                             store.busy_timeout_ms, self.clock.now)
+        writer = self.writer
         started = time.perf_counter()
         try:
             async with asyncio.TaskGroup() as group:
@@ -145,7 +151,7 @@ class Pipeline:
                 q_out = merge_q if last else asyncio.Queue(size)
                 stats = self.stats.stages.setdefault(f"{lane.symbol}/{name}", StageStats(name))
                 tasks.append(group.create_task(
-                    _lane_stage(lane.symbol, name, core, q_in, q_out, records_q, stats),
+                    _lane_stage(lane.symbol, name, core, q_in, q_out, records_q, stats, self.feed_mark),
                     name=f"{lane.symbol}/{name}",
                 ))
                 q_in = q_out
@@ -160,7 +166,7 @@ class Pipeline:
             q_out = None if last else asyncio.Queue(size)
             stats = self.stats.stages.setdefault(name, StageStats(name))
             tasks.append(group.create_task(
-                _lane_stage("portfolio", name, core, q_in, q_out, records_q, stats), name=name
+                _lane_stage("portfolio", name, core, q_in, q_out, records_q, stats, self.feed_mark), name=name
             ))
             q_in = q_out
         truth_stats = self.stats.stages.setdefault("truth", StageStats("truth"))
@@ -181,6 +187,7 @@ class Pipeline:
                 await self.clock.sleep(pacer.delay(batch[0].ts_recv))
             per_lane, truth = router.split(batch)
             watermark = batch[-1].ts_recv
+            self.feed_mark.ts = watermark
             for iid, q_lane in lane_inputs.items():
                 await q_lane.put(((watermark, iid), per_lane[iid]))
             if truth:
@@ -236,9 +243,10 @@ def _first_cause(group: BaseExceptionGroup) -> BaseException:
     return (lane_errors or leaves)[0]
 
 
-async def _lane_stage(symbol: str, stage: str, core, q_in, q_out, records_q, stats: StageStats) -> None:
+async def _lane_stage(symbol: str, stage: str, core, q_in, q_out, records_q, stats: StageStats,
+                      feed: FeedMark) -> None:
     try:
-        await run_stage(core, q_in, q_out, records_q, stats)
+        await run_stage(core, q_in, q_out, records_q, stats, feed)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -251,18 +259,20 @@ async def _merge_stage(merge: WatermarkMerge, q_in: asyncio.Queue, q_out: asynci
     """Release the lanes' signals in canonical order (see engine/pipeline/merge.py)."""
     ended = 0
     while ended < lanes:
+        depth = q_in.qsize()
         item = await q_in.get()
         if item is END:
             ended += 1
             continue
         token, batch = item
+        stats.observe(depth, None)
         stats.items += 1
         stats.events_in += len(batch)
         lane, watermark = (None, None) if token is None else (token[1], token[0])
         released = merge.push(lane, watermark, batch)
         if released:
             stats.events_out += len(released)
-            await q_out.put((None, released))
+            await q_out.put(((merge.low, None), released))
     rest = merge.flush()
     stats.events_out += len(rest)
     if rest:

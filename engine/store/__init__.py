@@ -4,12 +4,34 @@ and the read helpers for the CLI, reports and tests.
 One writer (the persistence task) per run; readers open their own connections.
 """
 
-from engine.store.queries import fetch_rows, group_rows, table_counts, write_records
-from engine.store.runs import finish_run, start_run
-from engine.store.schema import INSERTS, NATURAL_ORDER, SCHEMA_VERSION, connect, migrate, pragmas
+from engine.store.queries import CommittedPrefix, fetch_rows, group_rows, table_counts, write_records
+from engine.store.runs import (
+    FINAL_STATUSES,
+    RESUMABLE_STATUSES,
+    RunOwner,
+    RunRow,
+    finish_run,
+    get_run,
+    list_runs,
+    mark_interrupted,
+    reclaim_run,
+    start_run,
+)
+from engine.store.schema import (
+    APPLICATION_ID,
+    INSERTS,
+    NATURAL_ORDER,
+    SCHEMA_VERSION,
+    check_database,
+    connect,
+    migrate,
+    pragmas,
+)
 from engine.store.writer import BatchWriter, WriterStats
 
 __all__ = [
-    "INSERTS", "NATURAL_ORDER", "SCHEMA_VERSION", "BatchWriter", "WriterStats", "connect", "fetch_rows",
-    "finish_run", "group_rows", "migrate", "pragmas", "start_run", "table_counts", "write_records",
+    "APPLICATION_ID", "FINAL_STATUSES", "INSERTS", "NATURAL_ORDER", "RESUMABLE_STATUSES", "SCHEMA_VERSION",
+    "BatchWriter", "CommittedPrefix", "RunOwner", "RunRow", "WriterStats", "check_database", "connect", "fetch_rows",
+    "finish_run", "get_run", "group_rows", "list_runs", "mark_interrupted", "migrate", "pragmas", "reclaim_run",
+    "start_run", "table_counts", "write_records",
 ]

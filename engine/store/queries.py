@@ -20,6 +20,50 @@ def group_rows(run_id: str, records: Iterable[tuple[str, tuple]]) -> dict[str, l
     return grouped
 
 
+class CommittedPrefix:
+    """What an interrupted run committed: rows per ``(table, instrument_id)``, skipped when produced again.
+
+    Valid because each ``(table, instrument)`` sequence comes from one producer in a deterministic
+    order and a committed batch holds a prefix of every sequence it touches (engine/records.py).
+    """
+
+    def __init__(self, committed: dict[tuple[str, int], int]) -> None:
+        self.remaining = {key: n for key, n in committed.items() if n > 0}
+        self.columns = {table: cols.index("instrument_id") for table, cols in TABLES.items()}
+
+    @classmethod
+    def of_run(cls, conn: sqlite3.Connection, run_id: str) -> CommittedPrefix:
+        committed = {}
+        for table in TABLES:
+            sql = f"SELECT instrument_id, COUNT(*) FROM {table} WHERE run_id = ? GROUP BY instrument_id"
+            for iid, count in conn.execute(sql, (run_id,)):
+                committed[(table, iid)] = count
+        return cls(committed)
+
+    @property
+    def total(self) -> int:
+        return sum(self.remaining.values())
+
+    def drop_committed(self, records: list[tuple[str, tuple]]) -> list[tuple[str, tuple]]:
+        """``records`` without the rows the interrupted run already committed."""
+        remaining = self.remaining
+        if not remaining:
+            return records
+        kept = []
+        for record in records:
+            table, row = record
+            key = (table, row[self.columns[table]])
+            left = remaining.get(key)
+            if left:
+                if left == 1:
+                    del remaining[key]
+                else:
+                    remaining[key] = left - 1
+                continue
+            kept.append(record)
+        return kept
+
+
 def write_records(conn: sqlite3.Connection, run_id: str, records: Iterable[tuple[str, tuple]]) -> int:
     """Synchronous batch write (reference path, importers): one transaction, executemany per table."""
     grouped = group_rows(run_id, records)

@@ -2,18 +2,28 @@
 
 Invariants: WAL mode and ``busy_timeout`` on every writing connection; parameterised SQL only;
 table and column names come from the fixed vocabulary (engine/records.py), never from input.
+
+A Chimera database is recognised by ``PRAGMA application_id`` (``APPLICATION_ID``, set from schema
+version 2) or, for files written before it, by the schema marker of version 1 (a ``runs`` table with
+Chimera's columns). ``check_database`` refuses any other file before a connection changes it: no
+journal-mode switch and no migration ever touch a file that is not ours.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import ChimeraError
+from engine.errors import StoreError, UsageError
 from engine.records import TABLES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+APPLICATION_ID = 0x43484D52  # "CHMR"
+SQLITE_HEADER = b"SQLite format 3\x00"
+RUN_COLUMNS_V1 = ("run_id", "command", "started_at", "finished_at", "seed", "config_hash", "source", "status",
+                  "summary")
 
 _COLUMN_TYPES = {
     "symbol": "TEXT", "venue": "TEXT", "tick_size": "TEXT", "multiplier": "TEXT", "currency": "TEXT",
@@ -71,7 +81,16 @@ def _migration_1() -> list[str]:
     return statements
 
 
-MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1]
+def _migration_2() -> list[str]:
+    """Run liveness and status details: stop reason, events, the owning process, heartbeat, parameters."""
+    columns = {"stop_reason": "TEXT", "events": "INTEGER", "pid": "INTEGER", "host": "TEXT",
+               "process_started": "REAL", "heartbeat_at": "TEXT", "params": "TEXT"}
+    return [f"ALTER TABLE runs ADD COLUMN {name} {kind}" for name, kind in columns.items()] + [
+        f"PRAGMA application_id={APPLICATION_ID}",
+    ]
+
+
+MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2]
 
 INSERTS = {
     table: f"INSERT INTO {table} (run_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"
@@ -89,33 +108,112 @@ def pragmas(busy_timeout_ms: int) -> list[str]:
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema to ``SCHEMA_VERSION``; return the version found before."""
+    """Bring the schema to ``SCHEMA_VERSION``, each version in one transaction; return the version found."""
     found = conn.execute("PRAGMA user_version").fetchone()[0]
     if found > SCHEMA_VERSION:
-        raise ChimeraError(
+        raise UsageError(
             f"database schema version {found} is newer than this Chimera ({SCHEMA_VERSION}); "
             "use a newer Chimera or another database file"
         )
     for version in range(found + 1, SCHEMA_VERSION + 1):
-        with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             for statement in MIGRATIONS[version - 1]():
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version={version}")
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
     return found
 
 
 def connect(path: str | Path, busy_timeout_ms: int = 5000, readonly: bool = False) -> sqlite3.Connection:
-    """Open a synchronous connection (WAL, busy timeout); writers also migrate the schema."""
-    if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        return conn
-    conn = sqlite3.connect(path)
+    """Open a synchronous connection (WAL, busy timeout); writers also migrate the schema.
+
+    Raises:
+        UsageError: a schema newer than this Chimera.
+        StoreError: SQLite could not open, configure or migrate the file (locked, disk, permissions).
+    """
+    try:
+        if readonly:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            return conn
+        conn = sqlite3.connect(path)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot open the database: {exc}") from None
     try:
         for pragma in pragmas(busy_timeout_ms):
             conn.execute(pragma)
         migrate(conn)
-    except ChimeraError as exc:
+    except UsageError as exc:
         conn.close()
-        raise ChimeraError(f"{path}: {exc}") from None
+        raise UsageError(f"{path}: {exc}") from None
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"{path}: {exc}") from None
     return conn
+
+
+def check_database(path: str | Path) -> None:
+    """Refuse a ``--db`` that is not, and cannot become, a Chimera database, without changing it.
+
+    Accepted: a missing file in a writable directory (created when missing), an empty file, an empty SQLite database, a
+    Chimera database of this or an older schema. Everything else raises ``UsageError`` (exit 2)
+    naming the file and what to do; the file is only read.
+    """
+    file = Path(path)
+    if file.is_dir():
+        raise UsageError(f"--db {path}: is a directory; give a database file path")
+    _check_writable_directory(file)
+    if not file.exists() or file.stat().st_size == 0:
+        return
+    try:
+        with file.open("rb") as handle:
+            header = handle.read(100)
+    except OSError as exc:
+        raise UsageError(f"--db {path}: cannot read: {exc.strerror}") from None
+    if not header.startswith(SQLITE_HEADER):
+        raise UsageError(f"--db {path}: not an SQLite database; give a new file or a Chimera database")
+    _check_ours(path)
+
+
+def _check_writable_directory(file: Path) -> None:
+    directory = file.resolve().parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--db {file}: cannot create directory {directory} ({exc.strerror})") from None
+    try:
+        with tempfile.TemporaryFile(dir=directory):  # creating a file is the only test that holds for root too
+            pass
+    except OSError as exc:
+        raise UsageError(f"--db {file}: directory {directory} is not writable ({exc.strerror}); "
+                         "SQLite needs to create its journal files there") from None
+
+
+def _check_ours(path: str | Path) -> None:
+    """Read-only look at an SQLite file: ours by application id or by the version-1 schema marker."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise UsageError(f"--db {path}: cannot open: {exc}") from None
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        runs = [r[1] for r in conn.execute("PRAGMA table_info(runs)")] if "runs" in tables else []
+    except sqlite3.DatabaseError as exc:
+        raise UsageError(f"--db {path}: not a usable SQLite database ({exc}); give a new file") from None
+    finally:
+        conn.close()
+    if app_id == APPLICATION_ID:
+        return
+    if app_id == 0 and not tables:
+        return
+    if app_id == 0 and version == 1 and tuple(runs) == RUN_COLUMNS_V1 and set(TABLES) <= set(tables):
+        return
+    owner = f"application_id {app_id:#x}" if app_id else f"tables: {', '.join(tables[:6])}"
+    raise UsageError(f"--db {path}: an SQLite database that is not Chimera's ({owner}); "
+                     "give a new file or a Chimera database")

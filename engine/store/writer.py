@@ -3,22 +3,33 @@
 Invariants:
 - rows arrive as ``(table, row)`` records without the run id (engine/records.py); the writer
   prepends it; a batch is closed by size or by age and written in ONE transaction with one
-  ``executemany`` per table;
+  ``executemany`` per table, together with the run's heartbeat;
 - nothing is dropped: the records queue is bounded, so a slow disk slows the producers; the last
-  batch is committed at end of stream, and also when the run is cancelled or fails.
+  batch is committed at end of stream, and also when the run is cancelled or fails;
+- when SQLite refuses a write (locked longer than ``busy_timeout``, disk full, I/O error) the writer
+  raises ``StoreError`` and keeps every row it had accepted: ``flush_pending`` writes them once the
+  database accepts writes again;
+- on ``--resume`` the writer skips, per ``(table, instrument)``, the rows the interrupted run had
+  already committed (``CommittedPrefix``): the cores are deterministic, so what they produce again
+  is the same sequence, and a committed batch is always a prefix of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import aiosqlite
 
+from engine.errors import StoreError
+from engine.logs import get_logger
 from engine.records import END
-from engine.store.queries import group_rows, write_records
+from engine.store.queries import CommittedPrefix, group_rows, write_records
+from engine.store.runs import HEARTBEAT_SQL, now_iso
 from engine.store.schema import INSERTS, connect, pragmas
 
 
@@ -35,7 +46,11 @@ class BatchWriter:
     """The persistence task: drains the records queue into SQLite in size- or age-closed batches."""
 
     def __init__(self, path: str | Path, run_id: str, batch_rows: int, batch_age_ms: int,
-                 busy_timeout_ms: int = 5000, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 busy_timeout_ms: int = 5000, monotonic: Callable[[], float] = time.monotonic,
+                 progress: Callable[[], int] | None = None, heartbeat_s: float = 5.0,
+                 skip: CommittedPrefix | None = None) -> None:
+        """``progress`` (events so far) turns on the run heartbeat, also written every ``heartbeat_s``
+        when idle; ``skip`` holds what an interrupted run already committed."""
         self.path = str(path)
         self.run_id = run_id
         self.batch_rows = batch_rows
@@ -46,31 +61,94 @@ class BatchWriter:
         self._pending: list[list[tuple[str, tuple]]] = []
         self._count = 0
         self._committing: asyncio.Future | None = None
+        self.progress = progress
+        self.heartbeat_s = heartbeat_s
+        self.skip = skip
+        self.error: StoreError | None = None
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows accepted but not committed (non-zero only after a store failure)."""
+        return self._count
 
     async def run(self, records_q: asyncio.Queue) -> None:
         """Consume until END and commit the last batch.
 
         When the run is cancelled or fails (at any point, even while connecting), every row already
-        handed over, queued or pending, is written synchronously before the task ends.
+        handed over, queued or pending, is written synchronously before the task ends; if SQLite
+        refuses that too, the rows stay pending for ``flush_pending``.
+
+        Raises:
+            StoreError: SQLite refused a write; the message names the file and SQLite's reason.
         """
         conn = None
         try:
-            conn = await aiosqlite.connect(self.path)
-            for pragma in pragmas(self.busy_timeout_ms):
-                await conn.execute(pragma)
+            conn = await self._open()
             await self._loop(conn, records_q)
             if self._count:
                 await self._commit(conn)
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
         finally:
             if self._committing is not None:  # cancelled while a COMMIT was on its way
                 await asyncio.wait([self._committing])
                 if not self._committing.cancelled() and self._committing.exception() is None:
                     self._committed()
             if conn is not None:
-                await asyncio.shield(conn.close())  # rolls back a batch interrupted mid-commit
+                with contextlib.suppress(sqlite3.Error):
+                    await asyncio.shield(conn.close())  # rolls back a batch interrupted mid-commit
             self._drain(records_q)
-            if self._count:
-                self._commit_sync()
+            if self._count and self.error is None:
+                with contextlib.suppress(StoreError):
+                    self.flush_pending()
+
+    async def _open(self) -> aiosqlite.Connection:
+        """Connect and configure; a cancellation waits for the connection thread and closes it, so the
+        thread never reports to a closed event loop."""
+        opening = asyncio.ensure_future(self._connect())
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                conn = await opening
+                await conn.close()
+            raise
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path)
+        try:
+            for pragma in pragmas(self.busy_timeout_ms):
+                await conn.execute(pragma)
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    def _failed(self, exc: sqlite3.Error) -> StoreError:
+        hint = f" (another process held a write lock longer than busy_timeout {self.busy_timeout_ms} ms)" \
+            if "locked" in str(exc) else ""
+        self.error = StoreError(f"{self.path}: {exc}{hint}")
+        return self.error
+
+    def flush_pending(self) -> int:
+        """Write every accepted, uncommitted row in one transaction; return how many.
+
+        Raises:
+            StoreError: SQLite still refuses the write (the rows stay pending).
+        """
+        if not self._count:
+            return 0
+        count = self._count
+        conn = connect(self.path, self.busy_timeout_ms)
+        try:
+            write_records(conn, self.run_id, (rec for batch in self._pending for rec in batch))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+        finally:
+            conn.close()
+        self._account(count)
+        self._pending, self._count = [], 0
+        return count
 
     def _drain(self, records_q: asyncio.Queue) -> None:
         """Take every row producers already handed over (used on cancellation and failure)."""
@@ -80,17 +158,13 @@ class BatchWriter:
             except asyncio.QueueEmpty:
                 return
             if item is not END:
-                self._pending.append(item)
-                self._count += len(item)
+                self._accept(item)
 
-    def _commit_sync(self) -> None:
-        conn = connect(self.path, self.busy_timeout_ms)
-        try:
-            write_records(conn, self.run_id, (rec for batch in self._pending for rec in batch))
-        finally:
-            conn.close()
-        self._account(self._count)
-        self._pending, self._count = [], 0
+    def _accept(self, item: list) -> None:
+        if self.skip is not None:
+            item = self.skip.drop_committed(item)
+        self._pending.append(item)
+        self._count += len(item)
 
     def _account(self, count: int) -> None:
         self.stats.rows += count
@@ -113,19 +187,32 @@ class BatchWriter:
                     except TimeoutError:
                         continue
                 else:
-                    item = await records_q.get()
+                    item = await self._idle_get(conn, records_q)
             if item is END:
                 return
             if not self._count:
                 opened = self.monotonic()
-            self._pending.append(item)
-            self._count += len(item)
+            self._accept(item)
+
+    async def _idle_get(self, conn: aiosqlite.Connection, records_q: asyncio.Queue):
+        """Wait for rows; with a heartbeat, record it every ``heartbeat_s`` while nothing arrives."""
+        if self.progress is None:
+            return await records_q.get()
+        while True:
+            try:
+                async with asyncio.timeout(self.heartbeat_s):
+                    return await records_q.get()
+            except TimeoutError:
+                await conn.execute(HEARTBEAT_SQL, (now_iso(), self.progress(), self.run_id))
+                await conn.commit()
 
     async def _commit(self, conn: aiosqlite.Connection) -> None:
         """One transaction for everything pending; pending rows are released only once committed."""
         grouped = group_rows(self.run_id, (rec for batch in self._pending for rec in batch))
         for table, rows in grouped.items():
             await conn.executemany(INSERTS[table], rows)
+        if self.progress is not None:
+            await conn.execute(HEARTBEAT_SQL, (now_iso(), self.progress(), self.run_id))
         # A COMMIT once sent completes even if we are cancelled meanwhile; ``run`` awaits it before
         # writing what is still pending, so a batch is never written twice.
         self._committing = asyncio.ensure_future(conn.commit())
@@ -135,4 +222,5 @@ class BatchWriter:
     def _committed(self) -> None:
         self._committing = None
         self._account(self._count)
+        get_logger().debug("batch_committed", batch=self.stats.batches, rows=self._count)
         self._pending, self._count = [], 0

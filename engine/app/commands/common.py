@@ -11,18 +11,36 @@ from engine.config import Config
 
 
 def pipeline_command(args, config: Config, feed, source: str, seed: int | None, db: str,
-                     speed: float | None, duration: float | None, expected: float | None) -> int:
-    """Run ``feed`` through the pipeline into ``db``, print the summary; exit 0 unless the run failed."""
+                     speed: float | None, duration: float | None, expected: float | None,
+                     params: dict | None = None, resume: str | None = None) -> int:
+    """Run ``feed`` through the pipeline into ``db`` and print the summary; the exit code follows the
+    run's status (0 completed or stopped, 130 cancelled; a failure raises its error)."""
     from engine.app.report import emit
-    from engine.app.runner import RunRequest, execute
+    from engine.app.runner import EXIT_CODES, RunRequest, execute
     from engine.pipeline import RunOptions
 
     options = RunOptions(no_ml=getattr(args, "no_ml", False), speed=speed, duration_s=duration)
     show = sys.stdout.isatty() and not args.json and not getattr(args, "no_progress", False)
-    request = RunRequest(args.command, feed, config, db, source, seed, options, show, expected)
+    request = RunRequest(args.command, feed, config, db, source, seed, options, show, expected,
+                         params=params or {}, resume=resume)
     summary = execute(request)
     emit(summary, as_json=args.json, summary_path=args.summary_json)
-    return 0 if summary["status"] == "completed" else 1
+    return EXIT_CODES[summary["status"]]
+
+
+# Flags that change neither the events nor the rows of a run (a resumed run may change them).
+PRESENTATION_FLAGS = frozenset({
+    "command", "config", "overrides", "log_json", "log_level", "debug", "json", "summary_json", "no_progress",
+    "speed", "db", "resume",
+})
+
+
+def run_parameters(args, files: list[str]) -> dict:
+    """What a resumed run must repeat exactly: the input files (absolute path and size) and every flag
+    that shapes the output (the configuration is compared by its hash)."""
+    flags = {k: v for k, v in sorted(vars(args).items()) if k not in PRESENTATION_FLAGS and k != "files"}
+    inputs = [{"path": str(Path(f).resolve()), "bytes": Path(f).stat().st_size} for f in files]
+    return {"files": inputs, **flags}
 
 
 def report_simple(args, summary: dict, text: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.app.arguments import positive, speed
-from engine.app.commands.common import pipeline_command, report_simple
+from engine.app.commands.common import pipeline_command, report_simple, run_parameters
 from engine.config import Config
 from engine.errors import UsageError
 
@@ -18,6 +18,9 @@ def register(sub, common, reporting) -> dict:
     replay.add_argument("--no-ml", action="store_true")
     replay.add_argument("--strict", action="store_true", help="stop at the first malformed tape line")
     replay.add_argument("--db", metavar="PATH")
+    replay.add_argument("--resume", metavar="RUN_ID",
+                        help="continue an interrupted, failed or stopped replay of the same files into the same "
+                             "--db: rows it committed are not written again (see `chimera runs`)")
 
     lobster = sub.add_parser("import-lobster", parents=[common, reporting],
                              help="import a LOBSTER day into a tape, reconciling every message")
@@ -35,7 +38,8 @@ def cmd_replay(args, config: Config) -> int:
             raise UsageError(f"{path}: no such file")
     feed = open_feeds(args.files, strict=args.strict)
     db = args.db or config.store.path
-    return pipeline_command(args, config, feed, ",".join(args.files), None, db, args.speed, args.duration, None)
+    return pipeline_command(args, config, feed, ",".join(args.files), None, db, args.speed, args.duration, None,
+                            params=run_parameters(args, args.files), resume=args.resume)
 
 
 def cmd_import_lobster(args, config: Config) -> int:

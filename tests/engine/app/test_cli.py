@@ -71,7 +71,8 @@ def test_bad_arguments_give_one_line_and_exit_2():
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_gracefully_with_summary_and_exit_0(tmp_path, sig):
-    """SIGINT or SIGTERM during a paced simulator run: feed stops, queues drain, summary printed, exit 0."""
+    """SIGINT or SIGTERM during a paced simulator run: feed stops, queues drain, summary printed, exit 0,
+    and the run is stored as `stopped` with the signal named."""
     db = tmp_path / "sig.db"
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "run", "--symbol", "AAPL,NVDA,TSLA", "--duration", "3600",
@@ -86,9 +87,10 @@ def test_a_signal_stops_gracefully_with_summary_and_exit_0(tmp_path, sig):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     summary = last_json(out)
-    assert summary["status"] == "completed" and summary["stopped_by"] == "stop_request"
+    assert summary["status"] == "stopped" and summary["stopped_by"] == "stop_request"
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT status FROM runs").fetchone()[0] == "completed"
+        status, reason = conn.execute("SELECT status, stop_reason FROM runs").fetchone()
+    assert status == "stopped" and reason.startswith(sig.name)
 
 
 def test_python_main_is_the_same_cli():
@@ -103,3 +105,13 @@ def test_start_sh_runs_the_cli():
     result = subprocess.run(["bash", str(ROOT / "start.sh"), "replay", "--help"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0 and "usage: chimera replay" in result.stdout
+
+
+def test_no_command_runs_the_demo(tmp_path, monkeypatch, capsys):
+    """`python main.py` with no command runs the demo, as ./start.sh does, into chimera-demo.db."""
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0
+    assert "Run demo-" in capsys.readouterr().out
+    with sqlite3.connect(tmp_path / "chimera-demo.db") as conn:
+        assert conn.execute("SELECT command, status FROM runs").fetchall() == [("demo", "completed")]
+    conn.close()

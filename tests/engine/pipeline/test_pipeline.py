@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from engine import store
+from engine.clock import VirtualClock
 from engine.config import load_config
 from engine.errors import LaneError
 from engine.events import BUY, SELL, OrderAdd, TruthKind, TruthLabel
@@ -153,3 +154,18 @@ def test_stop_request_drains_and_commits(tmp_path):
     book_in = sum(s.events_in for k, s in stats.stages.items() if k.endswith("/book"))
     assert book_in == stats.events
     assert len(rows["trades"]) > 0
+
+
+def test_paced_replay_waits_on_the_injected_clock_and_changes_no_row(tmp_path, reference_rows):
+    """At --speed 10 the pipeline sleeps one tenth of the event span on its clock (virtual here, so no wall
+    time passes) and persists exactly the rows of an unpaced run."""
+    _, expected = reference_rows
+    feed, clock = zi_feed(), VirtualClock()
+    store.connect(tmp_path / "paced.db").close()
+    pipeline = Pipeline(feed, config_with(64, 256), str(tmp_path / "paced.db"), "run",
+                        RunOptions(strategies=busy_strategies, speed=10.0), clock=clock)
+    stats = asyncio.run(pipeline.run())
+    span_s = (stats.last_ts - stats.first_ts) / 1e9
+    assert span_s > 30
+    assert span_s / 10 - 0.011 <= clock.slept <= span_s / 10  # paced batches gather events due within 10 ms
+    assert all_rows(tmp_path / "paced.db", "run") == expected
