@@ -67,7 +67,6 @@ class RiskConfig(_Section, frozen=True):
 
 class ExecutionConfig(_Section, frozen=True):
     taker_fee_per_lot: float = 0.0030  # placeholder per SPEC section 12
-    maker_fee_per_lot: float = -0.0020
 
 
 class InstrumentSpec(_Section, frozen=True):

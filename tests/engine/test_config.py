@@ -228,3 +228,9 @@ def test_config_hash_is_stable_and_changes_with_any_value():
                   'instruments.NEW.profile="small_tick"', 'run.symbols=["NVDA", "AAPL", "TSLA"]')
     }
     assert base not in changed and len(changed) == 5
+
+
+def test_maker_fee_is_no_longer_a_key():
+    """execution.maker_fee_per_lot was read by nothing and is gone: setting it is an unknown-key error."""
+    message = error_of(overrides=["execution.maker_fee_per_lot=-0.002"])
+    assert "unknown field `maker_fee_per_lot`" in message and "`$.execution`" in message
