@@ -6,32 +6,59 @@ at ``liquidity = volatility = 1``; sizes are round-lot mixtures ``((size, probab
 Every field has a default, so ``SimulatorConfig()`` is the shipped calibration; a partial
 ``[simulator.small_tick]`` table overrides single fields of that profile only.
 
+Every numeric field declares its range in its type (``engine.config.ranges``); the pairs
+(``meta_participation``, ``vacuum_s``), the size mixtures and the pairs of related keys are checked
+in ``__post_init__``.
+
 It lives beside the rest of the configuration tree so that the config, a core, imports no feed.
 """
 
 from __future__ import annotations
 
+from typing import Annotated, get_args
+
 import msgspec
 
+from engine.config.ranges import (
+    SESSION_START_RANGE_NS,
+    AtLeastOne,
+    Count,
+    FieldError,
+    NonNegative,
+    OpenShare,
+    Positive,
+    Profile,
+    Seconds,
+    Share,
+    SizeMix,
+    check_mixture,
+    check_ordered,
+)
 from engine.errors import ConfigError
 
-SizeMix = tuple[tuple[int, float], ...]
+Levels = Annotated[int, msgspec.Meta(ge=1, le=10_000)]  # placement distances are drawn from an array this long
+GridMs = Annotated[int, msgspec.Meta(ge=1, le=1_000)]  # the latent grid: at most one step a second
+LagMs = Annotated[int, msgspec.Meta(ge=0, le=3_600_000)]  # one buffered value per grid step of lag
+SessionLength = Annotated[float, msgspec.Meta(gt=0, le=86_400)]  # at most a calendar day
+SessionStart = Annotated[int, msgspec.Meta(ge=SESSION_START_RANGE_NS[0], le=SESSION_START_RANGE_NS[1])]
+Alpha = Annotated[float, msgspec.Meta(gt=1)]  # a Pareto tail with a finite mean
+MetaCap = Annotated[float, msgspec.Meta(gt=0, le=1)]
 
 
 class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Order-flow calibration of one instrument profile (defaults are the small-tick values)."""
 
-    sigma0: float = 2.0  # base latent volatility, ticks per sqrt(second)
-    k0: float = 15.0  # placement profile w_k ~ k^0.5 exp(-k/k0), k = 1 is the own best
-    levels: int = 50  # K: deepest placement distance in ticks behind the own best
-    q_sat: float = 150.0  # queue size (lots) at which limit-order acceptance falls to 1/e
-    lo_rate: float = 2.5  # limit-order proposals per second per side behind the best (before thinning)
-    in_spread_rate: float = 0.04  # in-spread limit orders per second per side per tick of (spread - 1)
-    in_spread_mean: float = 2.0  # mean improvement (ticks) of an in-spread order over its own best (geometric)
+    sigma0: Positive = 2.0  # base latent volatility, ticks per sqrt(second)
+    k0: Positive = 15.0  # placement profile w_k ~ k^0.5 exp(-k/k0), k = 1 is the own best
+    levels: Levels = 50  # K: deepest placement distance in ticks behind the own best
+    q_sat: Positive = 150.0  # queue size (lots) at which limit-order acceptance falls to 1/e
+    lo_rate: Positive = 2.5  # limit-order proposals per second per side behind the best (before thinning)
+    in_spread_rate: NonNegative = 0.04  # in-spread limit orders per second per side per tick of (spread - 1)
+    in_spread_mean: AtLeastOne = 2.0  # mean improvement (ticks) of an in-spread order over its own best (geometric)
     in_spread_capped: bool = True  # in-spread orders never cross the latent price (bids < X, asks > X)
-    mo_rate: float = 0.04  # market-order Hawkes baseline mu_MO per side per second
-    kappa_l: float = 0.3  # limit-order pull exp(+-kappa_l (X - m)), per tick of latent-mid gap
-    kappa_mo: float = 1.5  # market-order pull exp(+-kappa_mo (X - m) / sigma1)
+    mo_rate: Positive = 0.04  # market-order Hawkes baseline mu_MO per side per second
+    kappa_l: NonNegative = 0.3  # limit-order pull exp(+-kappa_l (X - m)), per tick of latent-mid gap
+    kappa_mo: NonNegative = 1.5  # market-order pull exp(+-kappa_mo (X - m) / sigma1)
     lo_sizes: SizeMix = (
         (1, 0.03), (10, 0.04), (25, 0.04), (50, 0.08), (75, 0.04), (100, 0.48), (150, 0.03),
         (200, 0.10), (300, 0.05), (400, 0.03), (500, 0.05), (1000, 0.03),
@@ -40,10 +67,14 @@ class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
         (1, 0.05), (20, 0.06), (50, 0.10), (100, 0.42), (150, 0.05), (200, 0.14), (300, 0.08),
         (400, 0.04), (500, 0.05), (1000, 0.01),
     )  # median 100, p99 500
-    start_spread: int = 12  # spread (ticks) of the seeded opening book
-    stale_rate: float = 8.0  # cancel hazard (1/s) of quotes on the wrong side of the latent price
-    theta_scale: float = 1.0  # multiplies the permanent impact per market order theta
-    meta_burst_mean: float = 2.5  # mean number of back-to-back market orders per metaorder child (geometric)
+    start_spread: Count = 12  # spread (ticks) of the seeded opening book
+    stale_rate: NonNegative = 8.0  # cancel hazard (1/s) of quotes on the wrong side of the latent price
+    theta_scale: NonNegative = 1.0  # multiplies the permanent impact per market order theta
+    meta_burst_mean: AtLeastOne = 2.5  # mean number of back-to-back market orders per metaorder child (geometric)
+
+    def __post_init__(self) -> None:
+        check_mixture("lo_sizes", self.lo_sizes)
+        check_mixture("mo_sizes", self.mo_sizes)
 
 
 class SmallTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -53,78 +84,88 @@ class SmallTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, k
 class LargeTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Futures-like large-tick instrument: spread 1 tick, deep queues."""
 
-    sigma0: float = 1.0  # base latent volatility, ticks per sqrt(second)
-    k0: float = 3.0  # placement profile scale (ticks)
-    levels: int = 50  # deepest placement distance
-    q_sat: float = 20.0  # queue size (lots) at which acceptance falls to 1/e
-    lo_rate: float = 14.0  # proposals per second per side behind the best
-    in_spread_rate: float = 20.0  # in-spread orders per second per side per tick of (spread - 1)
-    in_spread_mean: float = 1.0  # mean improvement over the own best (ticks)
+    sigma0: Positive = 1.0  # base latent volatility, ticks per sqrt(second)
+    k0: Positive = 3.0  # placement profile scale (ticks)
+    levels: Levels = 50  # deepest placement distance
+    q_sat: Positive = 20.0  # queue size (lots) at which acceptance falls to 1/e
+    lo_rate: Positive = 14.0  # proposals per second per side behind the best
+    in_spread_rate: NonNegative = 20.0  # in-spread orders per second per side per tick of (spread - 1)
+    in_spread_mean: AtLeastOne = 1.0  # mean improvement over the own best (ticks)
     in_spread_capped: bool = False  # a one-tick gap is closed whatever the latent price
-    mo_rate: float = 0.4  # Hawkes baseline per side per second
-    kappa_l: float = 0.8  # limit-order pull per tick
-    kappa_mo: float = 3.0  # market-order pull per sigma1
+    mo_rate: Positive = 0.4  # Hawkes baseline per side per second
+    kappa_l: NonNegative = 0.8  # limit-order pull per tick
+    kappa_mo: NonNegative = 3.0  # market-order pull per sigma1
     lo_sizes: SizeMix = (
         (1, 0.45), (2, 0.20), (3, 0.10), (4, 0.05), (5, 0.08), (10, 0.07), (20, 0.04), (50, 0.01),
     )  # small integer lots, median 1
     mo_sizes: SizeMix = (
         (1, 0.40), (2, 0.20), (3, 0.10), (5, 0.12), (10, 0.10), (20, 0.05), (50, 0.03),
     )  # median 2
-    start_spread: int = 1  # spread of the seeded opening book
-    stale_rate: float = 8.0  # cancel hazard (1/s) of stale quotes
-    theta_scale: float = 0.25  # 4 market orders/s against ~11 lots at the best: theta 0.05, not 0.2
-    meta_burst_mean: float = 3.5  # mean number of back-to-back market orders per metaorder child
+    start_spread: Count = 1  # spread of the seeded opening book
+    stale_rate: NonNegative = 8.0  # cancel hazard (1/s) of stale quotes
+    theta_scale: NonNegative = 0.25  # 4 market orders/s against ~11 lots at the best: theta 0.05, not 0.2
+    meta_burst_mean: AtLeastOne = 3.5  # mean number of back-to-back market orders per metaorder child
 
 
 class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Parameters of the market simulator (SPEC section 9); every field has a default."""
 
-    session_start_ns: int = 1_718_976_600_000_000_000  # ts of the open: 2024-06-21 09:30 New York
-    session_length_s: float = 23_400.0  # trading day length, for daily volume/volatility estimates
-    grid_ms: int = 100  # latent-price grid step
-    clock_silence_ms: int = 100  # emit a Clock after this much silence per instrument
-    flow_refresh_ms: int = 500  # refresh interval of the market-order baseline (latent pull, decays)
-    latency_us: float = 200.0  # mean feed latency ts_recv - ts_event, microseconds
-    latency_jitter_us: float = 50.0  # standard deviation of the lognormal feed latency
+    session_start_ns: SessionStart = 1_718_976_600_000_000_000  # ts of the open: 2024-06-21 09:30 New York
+    session_length_s: SessionLength = 23_400.0  # trading day length, for daily volume/volatility estimates
+    grid_ms: GridMs = 100  # latent-price grid step
+    clock_silence_ms: Count = 100  # emit a Clock after this much silence per instrument
+    flow_refresh_ms: Count = 500  # refresh interval of the market-order baseline (latent pull, decays)
+    latency_us: Positive = 200.0  # mean feed latency ts_recv - ts_event, microseconds
+    latency_jitter_us: NonNegative = 50.0  # standard deviation of the lognormal feed latency
     intraday_u_shape: bool = False  # scale order-flow rates by a U-shaped intraday profile
-    regime_dwell_scale: float = 1.0  # multiplies every mean regime dwell (tests shorten it)
-    hawkes_beta1: float = 10.0  # fast kernel decay, 1/s
-    hawkes_beta2: float = 0.2  # slow kernel decay, 1/s
-    hawkes_w1: float = 0.6  # weight of the fast kernel (slow gets 1 - w1)
-    hawkes_c_self: float = 0.8  # share of the branching ratio that excites the same side
-    hawkes_c_cross: float = 0.2  # share that excites the other side
-    mo_pull_min: float = 0.2  # clip of the market-order latent pull (lower)
-    mo_pull_max: float = 5.0  # clip of the market-order latent pull (upper)
-    theta: float = 0.2  # permanent impact per market order: theta * sign * size / mean best depth
-    fleeting_share: float = 0.15  # share of limit orders with a fleeting lifetime
-    fleeting_mean_s: float = 0.05  # mean fleeting lifetime, seconds
-    patient_mean_s: float = 10.0  # mean patient lifetime, seconds (divided by the regime cancel multiplier)
-    partial_cancel_share: float = 0.1  # share of patient cancels that are partial (OrderCancel)
-    reaction_ticks: int = 2  # queue reaction zone: ticks from the best
-    reaction_mult: float = 2.0  # patient hazard multiplier in the zone under adverse order flow
-    reaction_tau_s: float = 1.0  # time scale of the order-flow imbalance that triggers the reaction
-    meta_active: float = 8.0  # mean number of metaorders being executed at once per instrument
-    meta_alpha: float = 1.5  # Pareto tail exponent of metaorder sizes
-    meta_min_orders: float = 12.0  # minimum metaorder size in mean market-order sizes
-    meta_cap: float = 0.1  # metaorder size cap as a fraction of the background daily volume (~5% of all)
-    meta_participation: tuple[float, float] = (0.05, 0.20)  # participation range (uniform)
-    meta_impact: float = 0.42  # Y in the square-root permanent impact Y sigma_day sqrt(Q / V_day)
-    vol_of_vol: float = 0.3  # s: shared volatility factor exp(s Y - s^2), Y a unit OU (E[factor^2] = 1)
-    vol_tau_s: float = 60.0  # time scale of the shared volatility factor
-    common_lag_ms: int = 2000  # each instrument receives the common factor after a lag uniform in [0, this]
-    info_rate: float = 0.3  # rate (1/s) of latent information jumps (common and per instrument)
-    info_share: float = 0.85  # share of the latent diffusion variance delivered by those jumps
-    news_market_per_hour: float = 0.5  # market-wide news rate
-    news_instrument_per_hour: float = 0.25  # idiosyncratic news rate per instrument
-    news_kj: float = 4.0  # jump size J = sign |t3| k_J sigma_60s
-    vacuum_mult: float = 10.0  # cancel-rate multiplier near the best after news
-    vacuum_ticks: int = 10  # vacuum zone width from the best
-    vacuum_s: tuple[float, float] = (2.0, 10.0)  # vacuum duration range (uniform)
-    shock_mo_mult: float = 3.0  # SHOCK market-order multiplier at entry, decaying to 1
-    shock_tau_s: float = 60.0  # decay time of the SHOCK market-order multiplier
-    episodes_per_hour: float = 3.0  # random labelled background episodes per hour per instrument (0: none)
+    regime_dwell_scale: Positive = 1.0  # multiplies every mean regime dwell (tests shorten it)
+    hawkes_beta1: Positive = 10.0  # fast kernel decay, 1/s
+    hawkes_beta2: Positive = 0.2  # slow kernel decay, 1/s
+    hawkes_w1: Share = 0.6  # weight of the fast kernel (slow gets 1 - w1)
+    hawkes_c_self: Share = 0.8  # share of the branching ratio that excites the same side
+    hawkes_c_cross: Share = 0.2  # share that excites the other side
+    mo_pull_min: Positive = 0.2  # clip of the market-order latent pull (lower)
+    mo_pull_max: Positive = 5.0  # clip of the market-order latent pull (upper)
+    theta: NonNegative = 0.2  # permanent impact per market order: theta * sign * size / mean best depth
+    fleeting_share: Share = 0.15  # share of limit orders with a fleeting lifetime
+    fleeting_mean_s: Seconds = 0.05  # mean fleeting lifetime, seconds
+    patient_mean_s: Seconds = 10.0  # mean patient lifetime, seconds (divided by the regime cancel multiplier)
+    partial_cancel_share: Share = 0.1  # share of patient cancels that are partial (OrderCancel)
+    reaction_ticks: Count = 2  # queue reaction zone: ticks from the best
+    reaction_mult: AtLeastOne = 2.0  # patient hazard multiplier in the zone under adverse order flow
+    reaction_tau_s: Seconds = 1.0  # time scale of the order-flow imbalance that triggers the reaction
+    meta_active: NonNegative = 8.0  # mean number of metaorders being executed at once per instrument
+    meta_alpha: Alpha = 1.5  # Pareto tail exponent of metaorder sizes
+    meta_min_orders: Positive = 12.0  # minimum metaorder size in mean market-order sizes
+    meta_cap: MetaCap = 0.1  # metaorder size cap as a fraction of the background daily volume (~5% of all)
+    meta_participation: tuple[OpenShare, OpenShare] = (0.05, 0.20)  # participation range (uniform)
+    meta_impact: NonNegative = 0.42  # Y in the square-root permanent impact Y sigma_day sqrt(Q / V_day)
+    vol_of_vol: NonNegative = 0.3  # s: shared volatility factor exp(s Y - s^2), Y a unit OU (E[factor^2] = 1)
+    vol_tau_s: Seconds = 60.0  # time scale of the shared volatility factor
+    common_lag_ms: LagMs = 2000  # each instrument receives the common factor after a lag uniform in [0, this]
+    info_rate: NonNegative = 0.3  # rate (1/s) of latent information jumps (common and per instrument)
+    info_share: Share = 0.85  # share of the latent diffusion variance delivered by those jumps
+    news_market_per_hour: NonNegative = 0.5  # market-wide news rate
+    news_instrument_per_hour: NonNegative = 0.25  # idiosyncratic news rate per instrument
+    news_kj: NonNegative = 4.0  # jump size J = sign |t3| k_J sigma_60s
+    vacuum_mult: AtLeastOne = 10.0  # cancel-rate multiplier near the best after news
+    vacuum_ticks: Count = 10  # vacuum zone width from the best
+    vacuum_s: tuple[Seconds, Seconds] = (2.0, 10.0)  # vacuum duration range (uniform)
+    shock_mo_mult: AtLeastOne = 3.0  # SHOCK market-order multiplier at entry, decaying to 1
+    shock_tau_s: Seconds = 60.0  # decay time of the SHOCK market-order multiplier
+    episodes_per_hour: NonNegative = 3.0  # random labelled background episodes per hour per instrument (0: none)
     large_tick: LargeTickProfile = LargeTickProfile()  # large-tick calibration
     small_tick: SmallTickProfile = SmallTickProfile()  # small-tick calibration
+
+    def __post_init__(self) -> None:
+        check_ordered("meta_participation", self.meta_participation)
+        check_ordered("vacuum_s", self.vacuum_s)
+        if self.mo_pull_min > self.mo_pull_max:
+            raise FieldError(f"Expected mo_pull_min <= mo_pull_max, got {self.mo_pull_min} > {self.mo_pull_max}",
+                             "mo_pull_min", "mo_pull_max")
+        if self.hawkes_c_self + self.hawkes_c_cross > 1.0 + 1e-9:
+            raise FieldError("Expected hawkes_c_self + hawkes_c_cross <= 1 (shares of the branching ratio), got "
+                             f"{self.hawkes_c_self} + {self.hawkes_c_cross}", "hawkes_c_self", "hawkes_c_cross")
 
     def profile(self, name: str) -> ProfileParams:
         """The calibration of profile ``name`` (``large_tick`` or ``small_tick``)."""
@@ -136,4 +177,4 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
                           "(expected 'large_tick' or 'small_tick')")
 
 
-PROFILES: tuple[str, ...] = ("large_tick", "small_tick")
+PROFILES: tuple[str, ...] = get_args(Profile)

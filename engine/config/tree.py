@@ -1,21 +1,45 @@
 """Configuration: ``config.toml`` read with tomllib into one frozen msgspec tree.
 
 Every key has a default (so an empty file is a valid config) and unknown keys are errors that name
-their path (``unknown field "max_postion" at $.risk``). ``--set a.b=value`` overrides any key;
+their path (``unknown field "max_postion" at $.risk``). Every numeric key has a range and every
+enumerated string is a Literal (``engine.config.ranges``); a value outside it is an error naming
+the key, the range and where the value came from (``--set pipeline.queue_size=0: Expected `int` >=
+1 - at `$.pipeline.queue_size```, or the file's name). ``--set a.b=value`` overrides any key;
 values are parsed as TOML scalars (``--set pipeline.queue_size=1``, ``--set run.symbols=["A","B"]``).
 Each run records ``config_hash`` (SHA-256 of the effective config) with its seed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 
+from engine.config.ranges import (
+    BusyTimeout,
+    Count,
+    Feed,
+    FieldError,
+    FilePath,
+    NonNegative,
+    NonNegativeInt,
+    Positive,
+    Profile,
+    Seconds,
+    Seed,
+    Share,
+    Speed,
+    Symbol,
+    TickSize,
+    check_distinct,
+)
 from engine.config.simulator import SimulatorConfig
+from engine.config.validation import Problem, config_error, non_finite, problem_of
 from engine.errors import ConfigError
 
 
@@ -24,62 +48,78 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 
 
 class RunConfig(_Section, frozen=True):
-    symbols: list[str] = msgspec.field(default_factory=lambda: ["AAPL", "NVDA", "TSLA"])
-    seed: int = 7
-    duration_s: float = 600.0  # simulated seconds for `run` and `demo`
-    speed: str = "max"  # "max" or a multiple of real time such as "1" or "10"
-    feed: str = "simulator"  # "simulator" (realistic, default) or "zero_intelligence"
+    symbols: Annotated[list[Symbol], Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: ["AAPL", "NVDA", "TSLA"])  # distinct
+    seed: Seed = 7
+    duration_s: Seconds = 600.0  # simulated seconds for `run` and `demo`
+    speed: Speed = "max"  # "max" or a multiple of real time such as 1 or 10 (a numeric string is read as its number)
+    feed: Feed = "simulator"  # "simulator" (realistic, default) or "zero_intelligence"
+
+    def __post_init__(self) -> None:
+        check_distinct("symbols", self.symbols)
 
 
 class PipelineConfig(_Section, frozen=True):
-    queue_size: int = 64  # bounded asyncio.Queue size between stages (items are batches)
-    batch_size: int = 256  # events per batch from the feed
-    records_queue_size: int = 256  # bounded queue into the persistence task (items are row batches)
+    queue_size: Count = 64  # bounded asyncio.Queue size between stages (items are batches)
+    batch_size: Count = 256  # events per batch from the feed
+    records_queue_size: Count = 256  # bounded queue into the persistence task (items are row batches)
 
 
 class BookConfig(_Section, frozen=True):
-    view_levels: int = 10  # levels per side in each BookView
+    view_levels: Count = 10  # levels per side in each BookView
     check_l3: bool = False  # verify L2 == aggregated L3 at every LAST (slow; tests turn it on)
 
 
 class FeatureConfig(_Section, frozen=True):
-    depth_ticks: list[int] = msgspec.field(default_factory=lambda: [5, 10])  # depth-imbalance windows, ticks from best
-    trade_window_s: list[float] = msgspec.field(default_factory=lambda: [5.0, 30.0])  # trade-imbalance windows
-    spread_window_s: float = 10.0  # time-weighted mean spread window
+    depth_ticks: Annotated[list[Count], Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: [5, 10])  # depth-imbalance windows, ticks from best (distinct)
+    trade_window_s: Annotated[list[Seconds], Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: [5.0, 30.0])  # trade-imbalance windows (distinct)
+    spread_window_s: Seconds = 10.0  # time-weighted mean spread window
+
+    def __post_init__(self) -> None:
+        check_distinct("depth_ticks", self.depth_ticks)
+        check_distinct("trade_window_s", self.trade_window_s)
 
 
 class StoreConfig(_Section, frozen=True):
-    path: str = "chimera.db"
-    batch_rows: int = 5000  # commit when this many rows are pending
-    batch_age_ms: int = 250  # ...or when the oldest pending row is this old (wall clock)
-    sample_interval_ms: int = 1000  # book/feature samples, event time
-    book_sample_levels: int = 5
-    busy_timeout_ms: int = 5000
+    path: FilePath = "chimera.db"
+    batch_rows: Count = 5000  # commit when this many rows are pending
+    batch_age_ms: NonNegativeInt = 250  # ...or when the oldest pending row is this old (wall clock; 0: at once)
+    sample_interval_ms: Count = 1000  # book/feature samples, event time
+    book_sample_levels: Count = 5  # at most [book] view_levels: samples are cut from the views
+    busy_timeout_ms: BusyTimeout = 5000
 
 
 class RiskConfig(_Section, frozen=True):
-    equity: float = 1_000_000.0
-    max_position: int = 1000  # lots per instrument
-    max_order_size: int = 500
-    order_size: int = 100  # lots per order until volatility-targeted sizing arrives
-    max_orders_per_second: int = 20
+    equity: Positive = 1_000_000.0
+    max_position: Count = 1000  # lots per instrument
+    max_order_size: Count = 500
+    order_size: Count = 100  # lots per order until volatility-targeted sizing arrives
+    max_orders_per_second: Count = 20
+
+    def __post_init__(self) -> None:
+        limit = min(self.max_order_size, self.max_position)
+        if self.order_size > limit:
+            raise FieldError(f"Expected order_size <= max_order_size and max_position (every order would be "
+                             f"rejected), got {self.order_size} > {limit}", "order_size", "max_order_size",
+                             "max_position")
 
 
 class ExecutionConfig(_Section, frozen=True):
-    taker_fee_per_lot: float = 0.0030  # placeholder per SPEC section 12
-    maker_fee_per_lot: float = -0.0020
+    taker_fee_per_lot: NonNegative = 0.0030  # placeholder per SPEC section 12; no rebates for takers
 
 
 class InstrumentSpec(_Section, frozen=True):
     """One simulated instrument (also the tick size used for any symbol the engine trades)."""
 
-    profile: str = "small_tick"  # "large_tick" or "small_tick"
-    tick_size: str = "0.01"
-    start_price: float = 100.0
-    liquidity: float = 1.0  # scales limit-order rates and queue sizes
-    volatility: float = 1.0  # scales the profile's base volatility
-    beta: float = 0.5  # loading on the common factor (cross-asset correlation ~ beta_i * beta_j)
-    lot_size: int = 1
+    profile: Profile = "small_tick"  # "large_tick" or "small_tick"
+    tick_size: TickSize = "0.01"  # a positive decimal string
+    start_price: Positive = 100.0
+    liquidity: Positive = 1.0  # scales limit-order rates and queue sizes
+    volatility: Positive = 1.0  # scales the profile's base volatility
+    beta: Share = 0.5  # loading on the common factor (cross-asset correlation ~ beta_i * beta_j)
+    lot_size: Count = 1
 
 
 DEFAULT_INSTRUMENTS: dict[str, InstrumentSpec] = {
@@ -102,6 +142,12 @@ class Config(_Section, frozen=True):
     execution: ExecutionConfig = ExecutionConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     instruments: dict[str, InstrumentSpec] = msgspec.field(default_factory=lambda: dict(DEFAULT_INSTRUMENTS))
+
+    def __post_init__(self) -> None:
+        if self.store.book_sample_levels > self.book.view_levels:
+            raise FieldError("Expected store.book_sample_levels <= book.view_levels (samples are cut from the "
+                             f"book views), got {self.store.book_sample_levels} > {self.book.view_levels}",
+                             "store.book_sample_levels", "book.view_levels")
 
     def instrument(self, symbol: str) -> InstrumentSpec:
         """The spec of ``symbol``; unknown symbols get the default spec (small-tick, $100)."""
@@ -142,7 +188,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     """Read ``path`` (or only defaults when None), apply ``--set`` overrides, validate.
 
     Raises:
-        ConfigError: unreadable file, TOML syntax error, unknown key or wrong type (with its path).
+        ConfigError: unreadable file, TOML syntax error, unknown key, wrong type or a value out of its
+            range (with its key path, and the ``--set`` or the file it came from).
     """
     tree: dict[str, Any] = {}
     if path is not None:
@@ -156,20 +203,41 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise ConfigError(f"{path}: {exc}") from exc
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    origins: list[tuple[str, str]] = []
     for item in overrides:
         key, value = parse_override(item)
         _set_path(tree, key, value)
-    where = f"{path}: " if path else ""
-    instruments = tree.get("instruments")
-    if isinstance(instruments, dict):
-        tree["instruments"] = _merge_instruments(instruments, where)
+        origins.append((key, item.strip()))
+    _speed_from_text(tree)
     try:
-        return msgspec.convert(tree, Config)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"{where}{exc}") from exc
+        problem = non_finite(tree)
+        if problem is not None:
+            raise _Invalid(problem)
+        instruments = tree.get("instruments")
+        if isinstance(instruments, dict):
+            tree["instruments"] = _merge_instruments(instruments)
+        try:
+            return msgspec.convert(tree, Config)
+        except msgspec.ValidationError as exc:
+            raise _Invalid(problem_of(exc, Config)) from exc
+    except _Invalid as invalid:
+        raise config_error(invalid.problem, path or None, origins) from invalid.__cause__
 
 
-def _merge_instruments(instruments: dict[str, Any], where: str) -> dict[str, Any]:
+class _Invalid(Exception):
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+
+def _speed_from_text(tree: dict[str, Any]) -> None:
+    """``run.speed = "10"`` (as older configs and the docs write it) means the number 10."""
+    run = tree.get("run")
+    if isinstance(run, dict) and isinstance(run.get("speed"), str) and run["speed"] != "max":
+        with contextlib.suppress(ValueError):  # anything else is refused by its type, with the values it takes
+            run["speed"] = float(run["speed"])
+
+
+def _merge_instruments(instruments: dict[str, Any]) -> dict[str, Any]:
     """Entries extend the built-in symbols, and override a built-in symbol field by field.
 
     Each entry is validated here because msgspec names a dict entry ``[...]``, not its symbol.
@@ -182,8 +250,6 @@ def _merge_instruments(instruments: dict[str, Any], where: str) -> dict[str, Any
         try:
             msgspec.convert(entry, InstrumentSpec)
         except msgspec.ValidationError as exc:
-            message, at = str(exc), f"`$.instruments.{symbol}"
-            message = message.replace("`$", at, 1) if "`$" in message else f"{message} - at {at}`"
-            raise ConfigError(f"{where}{message}") from exc
+            raise _Invalid(problem_of(exc, InstrumentSpec, f"$.instruments.{symbol}")) from exc
         merged[symbol] = entry
     return merged

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import tomllib
 from pathlib import Path
 
 import msgspec
 import pytest
+from msgspec import inspect
 
-from engine.config import DEFAULT_INSTRUMENTS, Config, InstrumentSpec, load_config, parse_override
+from engine.app.cli import main
+from engine.config import DEFAULT_INSTRUMENTS, PROFILES, Config, InstrumentSpec, load_config, parse_override
 from engine.errors import ConfigError
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config.toml"
@@ -83,8 +87,8 @@ def test_shipped_config_toml_comments_every_key():
 # ---- files ------------------------------------------------------------------------------------------
 def test_file_values_are_read_and_the_rest_stays_default(tmp_path):
     """A file sets only the keys it names."""
-    config = load_config(write(tmp_path, '[risk]\nmax_position = 7\n[run]\nsymbols = ["ES"]\n'))
-    assert config.risk.max_position == 7
+    config = load_config(write(tmp_path, '[risk]\nmax_position = 700\n[run]\nsymbols = ["ES"]\n'))
+    assert config.risk.max_position == 700
     assert config.run.symbols == ["ES"]
     assert config.risk.order_size == Config().risk.order_size
     assert config.store == Config().store
@@ -146,7 +150,9 @@ def test_instrument_errors_name_the_symbol(tmp_path):
         ("pipeline.queue_size=1", lambda c: c.pipeline.queue_size, 1),
         ("run.duration_s=12.5", lambda c: c.run.duration_s, 12.5),
         ("run.duration_s=30", lambda c: c.run.duration_s, 30.0),  # an int where a float is expected
-        ('run.speed="10"', lambda c: c.run.speed, "10"),
+        ('run.speed="10"', lambda c: c.run.speed, 10.0),  # a numeric string is read as its number
+        ("run.speed=2", lambda c: c.run.speed, 2.0),
+        ("run.speed=max", lambda c: c.run.speed, "max"),
         ("run.feed=simulator", lambda c: c.run.feed, "simulator"),  # a bare word is a string
         ('run.symbols=["ES", "SPY"]', lambda c: c.run.symbols, ["ES", "SPY"]),
         ("features.trade_window_s=[1.0, 2.5]", lambda c: c.features.trade_window_s, [1.0, 2.5]),
@@ -228,3 +234,300 @@ def test_config_hash_is_stable_and_changes_with_any_value():
                   'instruments.NEW.profile="small_tick"', 'run.symbols=["NVDA", "AAPL", "TSLA"]')
     }
     assert base not in changed and len(changed) == 5
+
+
+# ---- ranges -----------------------------------------------------------------------------------------
+ENTRY = "AAPL"  # the instrument entry whose fields stand for every [instruments.*] table
+
+
+def leaves(info, path: tuple[str, ...] = ()):
+    """``(dotted key, type info)`` of every leaf key of the tree (one instrument entry for all)."""
+    if isinstance(info, inspect.StructType):
+        for field in info.fields:
+            yield from leaves(field.type, (*path, field.encode_name))
+    elif isinstance(info, inspect.DictType):
+        yield from leaves(info.value_type, (*path, ENTRY))
+    else:
+        yield ".".join(path), info
+
+
+LEAVES = dict(leaves(inspect.type_info(Config)))
+
+
+def numbers(info, key: str):
+    """``(key, IntType | FloatType)`` of a leaf's numbers, items of lists and pairs included."""
+    if isinstance(info, inspect.IntType | inspect.FloatType):
+        yield key, info
+    elif isinstance(info, inspect.ListType | inspect.VarTupleType):
+        yield from numbers(info.item_type, f"{key}[]")
+    elif isinstance(info, inspect.TupleType):
+        for index, item in enumerate(info.item_types):
+            yield from numbers(item, f"{key}[{index}]")
+    elif isinstance(info, inspect.UnionType):
+        for member in info.types:
+            yield from numbers(member, key)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def bounds(info) -> list[tuple[str, float]]:
+    return [(op, value) for op, value in ((">", info.gt), (">=", info.ge), ("<", info.lt), ("<=", info.le))
+            if value is not None]
+
+
+def refused(info, default, in_union: bool = False):
+    """``(value, fragment)`` pairs the type refuses; ``fragment`` is what the error must say (the range)."""
+    if isinstance(info, inspect.IntType | inspect.FloatType):
+        is_float = isinstance(info, inspect.FloatType)
+        step = 0.5 if is_float else 1
+        outside = {">": lambda b: b, ">=": lambda b: b - step, "<": lambda b: b, "<=": lambda b: b + step}
+        shown = _number if in_union else (lambda b: repr(float(b))) if is_float else str  # msgspec's format
+        out = [(outside[op](bound), f"{op} {shown(bound)}") for op, bound in bounds(info)]
+        return out + [(math.inf, "Expected a finite number"), (math.nan, "Expected a finite number")] * is_float
+    if isinstance(info, inspect.LiteralType):
+        return [("nope", f"Expected {' or '.join(repr(v) for v in info.values)}")]
+    if isinstance(info, inspect.UnionType):
+        return [value for member in info.types for value in refused(member, default, in_union=True)]
+    if isinstance(info, inspect.StrType):
+        return [("", "Expected")] if info.pattern or info.min_length else []
+    if isinstance(info, inspect.BoolType):
+        return [("yes", "Expected `bool`")]
+    if isinstance(info, inspect.ListType | inspect.VarTupleType):
+        items = [([value], fragment) for value, fragment in refused(info.item_type, default[0])]
+        return ([([], "length >= 1")] if info.min_length else []) + items
+    if isinstance(info, inspect.TupleType):
+        return [([*default[:i], value, *default[i + 1:]], fragment)
+                for i, item in enumerate(info.item_types) for value, fragment in refused(item, default[i])]
+    raise AssertionError(f"no refused value for {info}")
+
+
+def toml(value) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else "inf"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml(item) for item in value) + "]"
+    return json.dumps(value)
+
+
+def default_of(key: str):
+    node = msgspec.to_builtins(Config())
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+CASES = [
+    pytest.param(key, f"{key}={toml(value)}", fragment, id=f"{key}={toml(value)}")
+    for key, info in LEAVES.items()
+    for value, fragment in refused(info, default_of(key))
+]
+
+
+def test_every_leaf_key_has_a_refused_value():
+    """The walk below reaches every key of the tree (both profiles and an instrument entry) and can refuse each."""
+    walked = {key for key, _ in leaves(inspect.type_info(Config))}
+    assert walked == set(_keys(msgspec.to_builtins(Config())) - _tables()) - _other_instruments()
+    assert {case.values[0] for case in CASES} == walked
+    assert len(walked) > 100
+
+
+def _tables() -> set[str]:
+    return {key for key in _keys(msgspec.to_builtins(Config())) if isinstance(default_of(key), dict)}
+
+
+def _other_instruments() -> set[str]:
+    return {key for key in _keys(msgspec.to_builtins(Config()))
+            if key.startswith("instruments.") and not key.startswith(f"instruments.{ENTRY}")}
+
+
+@pytest.mark.parametrize(("key", "override", "fragment"), CASES)
+def test_every_key_refuses_a_value_outside_its_range(key, override, fragment):
+    """A --set value outside a key's range or Literal is refused naming the --set, the key's path and the range."""
+    message = error_of(overrides=[override])
+    assert message.startswith(f"--set {override}: "), message
+    assert f"`$.{key}" in message, message
+    assert fragment in message, message
+
+
+def test_every_numeric_key_declares_a_range():
+    """No numeric key (list items and pairs included) is without a lower bound, so a new key needs a range."""
+    unbounded = [key for leaf, info in LEAVES.items() for key, number in numbers(info, leaf)
+                 if number.ge is None and number.gt is None]
+    assert unbounded == []
+    assert len([1 for leaf, info in LEAVES.items() for _ in numbers(info, leaf)]) > 80
+
+
+def test_shipped_config_toml_states_every_range():
+    """The comment of each numeric key in config.toml states the range its type declares."""
+    lines = SHIPPED.read_text().splitlines()
+    comments, section = {}, ""
+    for index, line in enumerate(lines):
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif match := re.match(r"^(\w+) = ", line):
+            above = []
+            while index and lines[index - 1].startswith("#"):
+                index -= 1
+                above.insert(0, lines[index].lstrip("# "))
+            key = f"{section}.{match[1]}"
+            comments[re.sub(r"^instruments\.\w+\.", f"instruments.{ENTRY}.", key)] = " ".join(
+                [*above, line.partition("#")[2]])
+    missing = []
+    for leaf, info in LEAVES.items():
+        for _, number in numbers(info, leaf):
+            if not bounds(number):
+                continue  # test_every_numeric_key_declares_a_range fails on it
+            (low_op, low), *upper = bounds(number)
+            text = f"{low_op} {_number(low)}" if not upper else (
+                f"{'[' if low_op == '>=' else '('}{_number(low)}, {_number(upper[0][1])}"
+                f"{']' if upper[0][0] == '<=' else ')'}")
+            if text not in comments[leaf]:
+                missing.append((leaf, text))
+    assert missing == []
+
+
+@pytest.mark.parametrize("tick_size", ["0", "0.0", "-1", "abc", "", "1e-2", ".5", "0.01 "])
+def test_tick_size_is_a_positive_decimal_string(tick_size):
+    """tick_size refuses zero, negatives and anything but a plain positive decimal, saying what it expects."""
+    message = error_of(overrides=[f"instruments.XYZ.tick_size={json.dumps(tick_size)}"])
+    assert 'Expected a positive decimal string, such as "0.01" - at `$.instruments.XYZ.tick_size`' in message
+
+
+@pytest.mark.parametrize("tick_size", ["0.01", "0.25", "1", "5", "0.005", "10.50"])
+def test_tick_size_accepts_positive_decimals(tick_size):
+    """Positive decimal strings are accepted as tick sizes."""
+    assert load_config(overrides=[f'instruments.XYZ.tick_size="{tick_size}"']).instruments["XYZ"].tick_size == tick_size
+
+
+@pytest.mark.parametrize(("value", "expected"), [('"max"', "max"), ("10", 10.0), ('"10"', 10.0), ('"1"', 1.0),
+                                                 ("0.5", 0.5), ('"0.25"', 0.25), ("1000000", 1e6)])
+def test_speed_is_max_or_a_positive_number(value, expected):
+    """run.speed takes "max" or a number in (0, 1000000], given as a TOML number or a numeric string."""
+    assert load_config(overrides=[f"run.speed={value}"]).run.speed == expected
+
+
+@pytest.mark.parametrize("value", ['"fast"', "0", '"0"', "-1", '"-2"', "1e7", "true", '""'])
+def test_speed_refuses_anything_else(value):
+    """Any other run.speed is refused with the values it accepts."""
+    message = error_of(overrides=[f"run.speed={value}"])
+    assert message.startswith(f"--set run.speed={value}: Expected 'max' or a number > 0 and <= 1000000")
+    assert message.endswith(" - at `$.run.speed`")
+
+
+@pytest.mark.parametrize("value", ['"nan"', '"inf"', "inf", "nan"])
+def test_speed_refuses_non_finite_numbers(value):
+    """A non-finite run.speed, as a number or as a string, is refused as not finite."""
+    assert error_of(overrides=[f"run.speed={value}"]).startswith(f"--set run.speed={value}: Expected a finite number")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("simulator.meta_participation=[0.3, 0.2]",
+     "Expected [lo, hi] with lo <= hi, got [0.3, 0.2] - at `$.simulator.meta_participation`"),
+    ("simulator.vacuum_s=[10.0, 2.0]", "Expected [lo, hi] with lo <= hi, got [10.0, 2.0] - at `$.simulator.vacuum_s`"),
+    ("simulator.large_tick.lo_sizes=[[1, 0.5], [2, 0.4]]", "Expected [lots, probability] pairs whose probabilities "
+     "sum to 1, got 0.9 - at `$.simulator.large_tick.lo_sizes`"),
+    ("simulator.small_tick.mo_sizes=[[0, 1.0]]", "Expected `int` >= 1 - at `$.simulator.small_tick.mo_sizes[0][0]`"),
+    ("features.depth_ticks=[5, 5]", "Expected distinct values, got 5 twice - at `$.features.depth_ticks`"),
+    ("features.trade_window_s=[5.0, 5.0]", "Expected distinct values, got 5.0 twice - at `$.features.trade_window_s`"),
+    ('run.symbols=["ES", "ES"]', "Expected distinct values, got 'ES' twice - at `$.run.symbols`"),
+    ('run.symbols=["E S"]', 'Expected a symbol without spaces, such as "AAPL" - at `$.run.symbols[0]`'),
+    ("simulator.mo_pull_min=6.0", "Expected mo_pull_min <= mo_pull_max, got 6.0 > 5.0 - at `$.simulator.mo_pull_min`"),
+    ("simulator.mo_pull_max=0.1", "Expected mo_pull_min <= mo_pull_max, got 0.2 > 0.1 - at `$.simulator.mo_pull_min`"),
+    ("simulator.hawkes_c_cross=0.5", "Expected hawkes_c_self + hawkes_c_cross <= 1 (shares of the branching ratio), "
+     "got 0.8 + 0.5 - at `$.simulator.hawkes_c_self`"),
+    ("risk.max_position=50", "Expected order_size <= max_order_size and max_position (every order would be "
+     "rejected), got 100 > 50 - at `$.risk.order_size`"),
+    ("book.view_levels=3", "Expected store.book_sample_levels <= book.view_levels (samples are cut from the book "
+     "views), got 5 > 3 - at `$.store.book_sample_levels`"),
+])
+def test_checks_across_values_name_the_key_and_the_set(override, message):
+    """Ordered pairs, size mixtures, distinct lists and related keys are checked, naming the --set and the key."""
+    assert error_of(overrides=[override]) == f"--set {override}: {message}"
+
+
+def test_checks_across_values_accept_what_they_should():
+    """Equal ends of a pair, mixtures summing to 1 within rounding, and equal related keys are accepted."""
+    config = load_config(overrides=["simulator.meta_participation=[0.1, 0.1]", "simulator.vacuum_s=[3.0, 3.0]",
+                                    "simulator.small_tick.lo_sizes=[[1, 0.1], [2, 0.2], [3, 0.7000000001]]",
+                                    "risk.order_size=500", "store.book_sample_levels=10"])
+    assert config.simulator.meta_participation == (0.1, 0.1)
+    assert config.simulator.small_tick.lo_sizes[2] == (3, 0.7000000001)
+    assert (config.risk.order_size, config.store.book_sample_levels) == (500, 10)
+
+
+def test_a_file_value_out_of_range_names_the_file(tmp_path):
+    """A value out of range in the config file is prefixed with the file's name, not with a --set."""
+    path = write(tmp_path, '[run]\nfeed = "nope"\n[pipeline]\nqueue_size = 0\n')
+    assert error_of(path) == f"{path}: Expected 'simulator' or 'zero_intelligence', got 'nope' - at `$.run.feed`"
+    assert error_of(path, ['run.feed="simulator"']) == f"{path}: Expected `int` >= 1 - at `$.pipeline.queue_size`"
+    assert error_of(path, ["pipeline.queue_size=-1", 'run.feed="simulator"']) == \
+        "--set pipeline.queue_size=-1: Expected `int` >= 1 - at `$.pipeline.queue_size`"
+    inf = write(tmp_path, "[instruments.ES]\nstart_price = inf\n", "inf.toml")
+    assert error_of(inf) == f"{inf}: Expected a finite number, got inf - at `$.instruments.ES.start_price`"
+
+
+def test_the_last_set_of_a_key_is_the_one_named():
+    """When several --set give the refused key, the error names the last one (the one that took effect)."""
+    message = error_of(overrides=["risk.order_size=-1", "risk.order_size=-2"])
+    assert message == "--set risk.order_size=-2: Expected `int` >= 1 - at `$.risk.order_size`"
+    unknown = "--set riks.max_position=3: Object contains unknown field `riks`"
+    assert error_of(overrides=["riks.max_position=3"]) == unknown
+
+
+def test_maker_fee_is_no_longer_a_key():
+    """execution.maker_fee_per_lot was read by nothing and is gone: setting it is an unknown-key error."""
+    message = error_of(overrides=["execution.maker_fee_per_lot=-0.002"])
+    assert message == ("--set execution.maker_fee_per_lot=-0.002: Object contains unknown field `maker_fee_per_lot` "
+                       "- at `$.execution`")
+
+
+def test_profiles_are_the_literal_values():
+    """The profile names come from the Literal the instrument spec is declared with."""
+    assert PROFILES == ("large_tick", "small_tick")
+
+
+# ---- the command line -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("override", "message"), [
+    ("pipeline.queue_size=-1", "Expected `int` >= 1 - at `$.pipeline.queue_size`"),
+    ("pipeline.queue_size=0", "Expected `int` >= 1 - at `$.pipeline.queue_size`"),
+    ("pipeline.batch_size=0", "Expected `int` >= 1 - at `$.pipeline.batch_size`"),
+    ("pipeline.batch_size=-3", "Expected `int` >= 1 - at `$.pipeline.batch_size`"),
+    ("store.sample_interval_ms=0", "Expected `int` >= 1 - at `$.store.sample_interval_ms`"),
+    ('instruments.AAPL.tick_size="0"', 'Expected a positive decimal string, such as "0.01" - at '
+     "`$.instruments.AAPL.tick_size`"),
+    ('run.speed="fast"', "Expected 'max' or a number > 0 and <= 1000000, got 'fast' - at `$.run.speed`"),
+    ("run.speed=fast", "Expected 'max' or a number > 0 and <= 1000000, got 'fast' - at `$.run.speed`"),
+    ("run.feed=nope", "Expected 'simulator' or 'zero_intelligence', got 'nope' - at `$.run.feed`"),
+    ("risk.order_size=-100", "Expected `int` >= 1 - at `$.risk.order_size`"),
+])
+def test_cli_refuses_an_out_of_range_set_before_running(tmp_path, capsys, override, message):
+    """`chimera run --set KEY=BAD` exits 2 with one line naming the --set, the key and its range; nothing runs."""
+    db = tmp_path / "run.db"
+    code = main(["run", "--symbol", "AAPL", "--duration", "2", "--set", override, "--db", str(db)])
+    assert code == 2
+    assert capsys.readouterr().err == f"chimera: error: --set {override}: {message}\n"
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("duration", ["nan", "inf", "1e308"])
+def test_cli_refuses_a_duration_that_is_not_a_finite_positive_number(tmp_path, capsys, duration):
+    """`--duration nan|inf|1e308` exits 2 with one line naming the flag and the value; nothing runs."""
+    db = tmp_path / "run.db"
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--symbol", "AAPL", "--duration", duration, "--db", str(db)])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == (f"chimera run: error: argument --duration: expected a positive number "
+                                       f"(at most 3.16224e+07), got '{duration}' (see --help)\n")
+    assert not db.exists()
+
+
+def test_cli_reads_a_numeric_speed_from_the_config(tmp_path, capsys):
+    """[run] speed given as a number paces the run (the command converts it like --speed)."""
+    db = tmp_path / "run.db"
+    code = main(["run", "--symbol", "AAPL", "--duration", "1", "--set", "run.speed=1000", "--db", str(db), "--json",
+                 "--no-progress"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["events"] > 0

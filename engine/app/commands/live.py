@@ -81,7 +81,7 @@ def _live_feed(config: Config, symbols: list[str], seed: int, duration: float, f
 
 def cmd_run(args, config: Config) -> int:
     symbols, seed, duration, feed = _live_setup(args, config)
-    speed = args.speed if hasattr(args, "speed") else arguments.speed(config.run.speed)
+    speed = args.speed if hasattr(args, "speed") else arguments.speed(str(config.run.speed))
     if args.record:
         from feeds.tape import RecordingFeed
 
