@@ -6,8 +6,8 @@ Statuses (engine/store/runs.py): ``completed`` at the end of data or ``--duratio
 ``stopped`` after SIGINT/SIGTERM, which stop the feed, drain every queue and commit (exit 0);
 ``cancelled`` after a second signal (persistence still commits what it had accepted; exit 130);
 ``failed`` on an error (exit 1, or the error's own code: 2 for damaged input). When SQLite refuses a
-write mid-run, the run waits up to ``RECOVERY_TIMEOUT_S`` for the database to accept writes again,
-then writes every row it had accepted and marks the run ``failed`` with the reason.
+write mid-run, the run waits up to ``[store] recovery_timeout_s`` for the database to accept writes
+again, then writes every row it had accepted and marks the run ``failed`` with the reason.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ try:  # uvloop when installed (Linux/macOS); the standard loop otherwise
 except ImportError:  # pragma: no cover - exercised only where uvloop is absent
     LOOP_FACTORY = None
 
-RECOVERY_TIMEOUT_S = 60.0  # how long a failed run waits for the database to accept its last writes
 EXIT_CODES = {"completed": 0, "stopped": 0, "cancelled": 130, "failed": 1}
 T = TypeVar("T")
 
@@ -151,15 +150,16 @@ def _outcome(stats: RunStats, error: BaseException | None) -> tuple[str, str]:
 
 def _until_writable(action: Callable[[], T], request: RunRequest, what: str) -> T:
     """Run ``action`` until SQLite accepts it (it already waits ``busy_timeout`` per attempt), for at
-    most ``RECOVERY_TIMEOUT_S``; the last refusal is raised."""
-    deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+    most ``[store] recovery_timeout_s``; the last refusal is raised."""
+    limit = request.config.store.recovery_timeout_s
+    deadline = time.monotonic() + limit
     pause = 0.05
     while True:
         try:
             return action()
         except (StoreError, sqlite3.Error) as exc:
             if time.monotonic() >= deadline:
-                raise StoreError(f"{request.db_path}: still refusing writes after {RECOVERY_TIMEOUT_S:g} s "
+                raise StoreError(f"{request.db_path}: still refusing writes after {limit:g} s "
                                  f"({exc}); the run row stays 'running' until `chimera runs` marks it "
                                  "interrupted") from None
             get_logger().info("store_waiting", what=what, error=str(exc), db=request.db_path)

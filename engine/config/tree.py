@@ -89,6 +89,7 @@ class StoreConfig(_Section, frozen=True):
     sample_interval_ms: Count = 1000  # book/feature samples, event time
     book_sample_levels: Count = 5  # at most [book] view_levels: samples are cut from the views
     busy_timeout_ms: BusyTimeout = 5000
+    recovery_timeout_s: Seconds = 60.0  # after a refused write, how long a failed run waits to store its rows
 
 
 class RiskConfig(_Section, frozen=True):

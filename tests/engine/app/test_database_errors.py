@@ -159,3 +159,35 @@ def test_a_write_lock_held_past_busy_timeout_fails_the_run_once_writes_resume(tm
         conn.close()
     assert status == "failed" and "database is locked" in reason
     assert trades > 0 and json.loads(summary)["db_rows"]["trades"] == trades
+
+
+def test_a_lock_never_released_ends_after_recovery_timeout_and_the_run_is_later_interrupted(tmp_path, capsys):
+    """With the lock held for good, the run gives up after [store] recovery_timeout_s in one line (exit 1);
+    the row it could not update is marked `interrupted` when the database is next opened."""
+    db = tmp_path / "held.db"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "run", "--symbol", "AAPL", "--duration", "3600", "--speed", "5",
+         "--feed", "zero_intelligence", "--db", str(db), "--set", "store.busy_timeout_ms=100",
+         "--set", "store.batch_age_ms=20", "--set", "store.recovery_timeout_s=0.5", "--log-level", "debug",
+         "--log-json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    locker = sqlite3.connect(db, isolation_level=None, timeout=30)
+    try:
+        for line in proc.stderr:
+            if '"batch_committed"' in line:
+                locker.execute("BEGIN IMMEDIATE")
+                break
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert proc.returncode == 1
+    errors = [line for line in err.splitlines() if line.startswith("chimera: error:")]
+    assert len(errors) == 1 and "still refusing writes after 0.5 s" in errors[0], err
+    assert "Traceback" not in err
+    assert main(["runs", "--db", str(db), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["runs"]
+    assert row["status"] == "interrupted"
