@@ -1,4 +1,4 @@
-"""``replay`` of tapes and LOBSTER files, and ``import-lobster``."""
+"""``replay`` of tapes, LOBSTER and DBN files, and ``import-lobster``."""
 
 from __future__ import annotations
 
@@ -6,18 +6,22 @@ from pathlib import Path
 
 from engine.app.arguments import positive, speed
 from engine.app.commands.common import pipeline_command, report_simple
+from engine.app.commands.dbn import add_dbn_options, dbn_options
 from engine.config import Config
 from engine.errors import UsageError
 
 
 def register(sub, common, reporting) -> dict:
-    replay = sub.add_parser("replay", parents=[common, reporting], help="replay tapes or LOBSTER message files")
-    replay.add_argument("files", nargs="+", metavar="FILE", help="tape (.jsonl[.gz|.zst]) or LOBSTER *_message_N.csv")
+    replay = sub.add_parser("replay", parents=[common, reporting],
+                            help="replay tapes, LOBSTER message files or Databento DBN files")
+    replay.add_argument("files", nargs="+", metavar="FILE",
+                        help="tape (.jsonl[.gz|.zst]), LOBSTER *_message_N.csv or Databento .dbn[.zst]")
     replay.add_argument("--speed", type=speed, default=None, help="'max' (default) or a multiple of recorded pace")
     replay.add_argument("--duration", type=positive, help="stop after this much market time (seconds)")
     replay.add_argument("--no-ml", action="store_true")
     replay.add_argument("--strict", action="store_true", help="stop at the first malformed tape line")
     replay.add_argument("--db", metavar="PATH")
+    add_dbn_options(replay)
 
     lobster = sub.add_parser("import-lobster", parents=[common, reporting],
                              help="import a LOBSTER day into a tape, reconciling every message")
@@ -33,7 +37,7 @@ def cmd_replay(args, config: Config) -> int:
     for path in args.files:
         if not Path(path).is_file():
             raise UsageError(f"{path}: no such file")
-    feed = open_feeds(args.files, strict=args.strict)
+    feed = open_feeds(args.files, strict=args.strict, dbn=dbn_options(args, config))
     db = args.db or config.store.path
     return pipeline_command(args, config, feed, ",".join(args.files), None, db, args.speed, args.duration, None)
 
