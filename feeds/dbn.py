@@ -1,32 +1,34 @@
 """Databento DBN files (plain or zstd) as a Feed: the MBO, MBP-10 and trades schemas, via databento-dbn.
 
 A DBN file is a header (``b"DBN"`` and a version byte), the metadata (dataset, schema, symbology)
-and fixed-layout records, e.g. one 56-byte MBO record per order book event. The package's
-``DBNDecoder`` decodes them (versions 1 to 3, records upgraded to version 3's layouts, which are the
-same for these three schemas); each decoded batch is turned back into its bytes and viewed as numpy
-columns in the package's own record layout (``_dtypes``, the table its client's ``to_ndarray``
-uses), so ``feeds/dbn_events.py`` maps columns to events instead of reading attributes one by one.
+and records, e.g. one 56-byte MBO record per order book event. The package decodes the metadata
+(``Metadata.decode``) and every record of another type than the schema's (symbol mappings, system
+and error messages, versions 1 and 2 upgraded to 3); runs of the schema's own records, whose layout
+is the same in versions 1 to 3, are viewed straight from the bytes as numpy columns in the
+package's record layout (``_dtypes``, the table its client's ``to_ndarray`` uses), so
+``feeds/dbn_events.py`` maps columns to events instead of reading attributes record by record.
 
 Opening a feed reads the file once, before anything runs: it checks the header, the metadata, every
-record's type and that the file ends on a record boundary (and, for zstd, at the end of a frame),
-and collects the instrument ids that occur. Symbols come from the file's ``SymbolMappingMsg``
-records (live files), else from the metadata's symbology (historical files), else the id itself; a
-symbol shared by several ids (a parent or continuous symbol across a roll) becomes ``SYMBOL@ID``.
-The tick size is ``tick_size``: one decimal string for every instrument, or a function of the symbol
-(the CLI passes ``[instruments.SYMBOL].tick_size`` from the config, or ``--tick-size``).
+record's type and length, that the file ends on a record boundary (and, for zstd, at the end of a
+frame), and collects the instrument ids that occur. Symbols come from the file's
+``SymbolMappingMsg`` records (live files), else from the metadata's symbology (historical files),
+else the id itself; a symbol shared by several ids (a parent or continuous symbol across a roll)
+becomes ``SYMBOL@ID``. The tick size is ``tick_size``: one decimal string for every instrument, or
+a function of the symbol (the CLI passes ``[instruments.SYMBOL].tick_size``, or ``--tick-size``).
 
 Errors are ``DbnError`` (exit 2), one line naming the file: not a DBN file, an unsupported version,
 metadata that does not decode, a schema other than mbo, mbp-10 and trades, a record of another type
 (symbol mappings, system and error messages are allowed and counted), a file cut inside a record or
-a zstd frame, a corrupt zstd stream, a price off the tick grid (naming the record and field).
+a zstd frame, a corrupt zstd stream; during replay, a price off the tick grid (naming the record and
+field).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from decimal import Decimal, InvalidOperation
 from itertools import chain
-from operator import attrgetter
+from operator import index
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,6 +41,8 @@ from databento_dbn import (
     MBOMsg,
     MBP10Msg,
     Metadata,
+    RType,
+    Schema,
     SType,
     SymbolMappingMsg,
     SystemMsg,
@@ -52,18 +56,11 @@ from feeds.dbn_events import DbnError, RecordMapper
 MAGIC = b"DBN"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 VERSIONS = (1, 2, 3)
-SUFFIXES = (".dbn", ".dbn.zst")
 CHUNK = 1 << 20  # bytes read per call
 DEFAULT_TICK_SIZE = "0.01"
 RECORD_CLASSES: dict[str, type] = {"mbo": MBOMsg, "mbp-10": MBP10Msg, "trades": TradeMsg}
-_INSTRUMENT_ID = attrgetter("instrument_id")
 
 TickSize = str | Callable[[str], str]
-
-
-def is_dbn_path(path: str | Path) -> bool:
-    """Whether the file name ends in ``.dbn`` or ``.dbn.zst``."""
-    return str(path).endswith(SUFFIXES)
 
 
 # ---- bytes ------------------------------------------------------------------------------------------
@@ -126,40 +123,98 @@ def _check_header(path: Path, head: bytes) -> int:
 
 
 class _Reader:
-    """One pass over a DBN file: ``batches()`` yields lists of decoded records after the metadata."""
+    """One pass over a DBN file: the metadata, then its records in file order.
+
+    ``records()`` yields ``(number, payload)``: a structured array of consecutive records of the
+    schema's own type (the common case, viewed straight from the bytes), or one decoded record of
+    another type (symbol mappings, system and error messages). ``number`` is the 1-based number of
+    the first record, counted after the metadata.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.version = 0
         self.metadata: Metadata | None = None
-        self.records = 0  # records decoded so far (their numbers are 1..records)
+        self.schema = ""
+        self.dtype = np.dtype([])
+        self._rtype = 0
+        self._odd: DBNDecoder | None = None
+        self._count = 0  # records read so far
 
-    def batches(self) -> Iterator[list[Any]]:
+    def records(self) -> Iterator[tuple[int, Any]]:
         chunks = _content(self.path)
+        pending = self._read_metadata(chunks)
+        for chunk in chain([b""], chunks):
+            pending = yield from self._split(pending + chunk)
+        if pending:
+            raise DbnError(f"{self.path}: record {self._count + 1}: truncated: the file ends {len(pending)} bytes "
+                           "into it (it was cut short)")
+
+    def _read_metadata(self, chunks: Iterator[bytes]) -> bytes:
+        """Check the header, decode the metadata with the package; the bytes after it."""
         head = b""
         for chunk in chunks:
             head += chunk
             if len(head) >= 8:
                 break
         self.version = _check_header(self.path, head)
-        decoder = DBNDecoder()
-        for chunk in chain([head], chunks):
-            try:
-                records = decoder.write_and_decode(chunk)
-            except DBNError as error:
-                where = "the DBN metadata" if self.metadata is None else f"record {self.records + 1}"
-                raise DbnError(f"{self.path}: cannot decode {where}: {error}") from None
-            if records and self.metadata is None and isinstance(records[0], Metadata):
-                self.metadata, records = records[0], records[1:]
-            if records:
-                self.records += len(records)
-                yield records
-        left = len(decoder.buffer())
-        if self.metadata is None:
+        end = 8 + int.from_bytes(head[4:8], "little")
+        for chunk in chunks if len(head) < end else ():
+            head += chunk
+            if len(head) >= end:
+                break
+        if len(head) < end:
             raise DbnError(f"{self.path}: truncated: the file ends inside the DBN metadata")
-        if left:
-            raise DbnError(f"{self.path}: record {self.records + 1}: truncated: the file ends {left} bytes "
-                           "into it (it was cut short)")
+        try:
+            self.metadata = Metadata.decode(head[:end])
+        except DBNError as error:
+            raise DbnError(f"{self.path}: cannot decode the DBN metadata: {error}") from None
+        self.schema = schema_of(self.path, self.metadata)
+        kind = RECORD_CLASSES[self.schema]
+        self.dtype = np.dtype(kind._dtypes + ([("ts_out", "u8")] if self.metadata.ts_out else []))
+        self._rtype = index(RType.from_schema(Schema.from_str(self.schema)))
+        self._odd = DBNDecoder(has_metadata=False, input_version=self.version, ts_out=self.metadata.ts_out)
+        return head[end:]
+
+    def _split(self, buffer: bytes) -> Generator[tuple[int, Any], None, bytes]:
+        """Yield the complete records of ``buffer``: runs of the schema's records as one array each,
+        any other record decoded on its own; return the incomplete tail."""
+        size, position = self.dtype.itemsize, 0
+        while position < len(buffer):
+            rows = (len(buffer) - position) // size
+            if rows:
+                header = np.frombuffer(buffer, dtype=np.uint8, count=rows * size, offset=position)
+                header = header.reshape(rows, size)[:, :2]
+                own = (header[:, 0] == size // 4) & (header[:, 1] == self._rtype)
+                run = rows if own.all() else int(np.argmin(own))
+                if run:
+                    first = self._count + 1
+                    self._count += run
+                    yield first, np.frombuffer(buffer, dtype=self.dtype, count=run, offset=position)
+                    position += run * size
+                    continue
+            length = buffer[position] * 4
+            if length == 0:
+                raise DbnError(f"{self.path}: record {self._count + 1}: a record length of 0 (the file is corrupt)")
+            if position + length > len(buffer):
+                break
+            self._count += 1
+            yield self._count, self._decode_odd(buffer[position:position + length], buffer[position + 1], length)
+            position += length
+        return buffer[position:]
+
+    def _decode_odd(self, raw: bytes, rtype: int, length: int) -> Any:
+        """A record of another type than the schema's, decoded by the package."""
+        number = self._count
+        if rtype == self._rtype:
+            raise DbnError(f"{self.path}: record {number}: {length}-byte {self.schema} record where its layout has "
+                           f"{self.dtype.itemsize} bytes (an unsupported variant of the schema)")
+        assert self._odd is not None
+        try:
+            [record] = self._odd.write_and_decode(raw)
+        except (DBNError, ValueError) as error:
+            raise DbnError(f"{self.path}: record {number}: cannot decode a record of type {rtype}: {error}") from None
+        return record
 
 
 def schema_of(path: Path, metadata: Metadata) -> str:
@@ -190,41 +245,32 @@ class _Scan(msgspec.Struct):
 
 def _scan(path: Path) -> tuple[_Scan, Metadata]:
     """Read the whole file once: check it and collect instrument ids and symbol mappings."""
-    reader, scan, kind = _Reader(path), _Scan(), None
-    for records in reader.batches():
-        if kind is None:
-            assert reader.metadata is not None  # the reader yields only after the metadata
-            scan.schema = schema_of(path, reader.metadata)
-            kind = RECORD_CLASSES[scan.schema]
-        data = [r for r in records if type(r) is kind]
-        scan.ids.update(map(_INSTRUMENT_ID, data))
-        scan.records += len(data)
-        if len(data) != len(records):
-            _scan_others(path, scan, records, kind, reader.records - len(records) + 1)
-    assert reader.metadata is not None
-    if kind is None:
-        scan.schema = schema_of(path, reader.metadata)
-    scan.version = reader.version
+    reader, scan = _Reader(path), _Scan()
+    for number, payload in reader.records():
+        if isinstance(payload, np.ndarray):
+            scan.ids.update(np.unique(payload["instrument_id"]).tolist())
+            scan.records += len(payload)
+        else:
+            _scan_other(path, scan, payload, number)
+    assert reader.metadata is not None  # records() raised otherwise
+    scan.version, scan.schema = reader.version, reader.schema
     return scan, reader.metadata
 
 
-def _scan_others(path: Path, scan: _Scan, records: list, kind: type, first: int) -> None:
-    """Count the non-data records of a batch; symbol mappings name instruments; others are errors."""
-    for number, record in enumerate(records, first):
-        if type(record) is kind:
-            continue
-        if isinstance(record, SymbolMappingMsg):
-            scan.symbol_mappings += 1
-            symbol = _mapping_symbol(record)
-            if symbol:
-                scan.mapped[record.instrument_id] = symbol
-        elif isinstance(record, SystemMsg):
-            scan.system_records += 1
-        elif isinstance(record, ErrorMsg):
-            scan.error_records += 1
-        else:
-            raise DbnError(f"{path}: record {number}: a {type(record).__name__} record in a {scan.schema} file "
-                           "(only its own records, symbol mappings, system and error messages are read)")
+def _scan_other(path: Path, scan: _Scan, record: Any, number: int) -> None:
+    """Count a record of another type: symbol mappings name instruments; unexpected types are errors."""
+    if isinstance(record, SymbolMappingMsg):
+        scan.symbol_mappings += 1
+        symbol = _mapping_symbol(record)
+        if symbol:
+            scan.mapped[record.instrument_id] = symbol
+    elif isinstance(record, SystemMsg):
+        scan.system_records += 1
+    elif isinstance(record, ErrorMsg):
+        scan.error_records += 1
+    else:
+        raise DbnError(f"{path}: record {number}: a {type(record).__name__} record in a {scan.schema or 'DBN'} file "
+                       "(only its own records, symbol mappings, system and error messages are read)")
 
 
 def _mapping_symbol(record: SymbolMappingMsg) -> str:
@@ -317,25 +363,14 @@ class DbnFeed:
 
     def batches(self) -> Iterator[list[Event]]:
         """The same events in lists (about one per megabyte of records)."""
-        kind = RECORD_CLASSES[self.schema]
-        dtype = np.dtype(kind._dtypes + ([("ts_out", "u8")] if self.metadata.ts_out else []))
         mapper = self._mapper = RecordMapper(self.path, self.schema, self._units, self.check_sequence)
-        reader = _Reader(self.path)
-        for records in reader.batches():
-            first = reader.records - len(records) + 1
-            for start, run in _runs(records, kind):
-                mapper.map(self._columns(run, dtype, first + start), first + start)
-            if out := mapper.take():
-                yield out
+        for number, payload in _Reader(self.path).records():
+            if isinstance(payload, np.ndarray):
+                mapper.map(payload, number)
+                if out := mapper.take():
+                    yield out
         if out := mapper.finish():
             yield out
-
-    def _columns(self, run: list, dtype: np.dtype, first: int) -> np.ndarray:
-        raw = b"".join(map(bytes, run))
-        if len(raw) != len(run) * dtype.itemsize:
-            raise DbnError(f"{self.path}: record {first}: {len(raw) // len(run)}-byte records where the "
-                           f"{self.schema} layout has {dtype.itemsize} (an unsupported variant of the schema)")
-        return np.frombuffer(raw, dtype=dtype)
 
     def stats(self) -> dict[str, int]:
         """Records, events, gaps and the other counters of the last replay (before one: of the scan)."""
@@ -344,23 +379,6 @@ class DbnFeed:
         return {"messages": scan.records, **counters, "instruments": len(self._definitions),
                 "symbol_mappings": scan.symbol_mappings, "system_records": scan.system_records,
                 "error_records": scan.error_records}
-
-
-def _runs(records: list, kind: type) -> Iterator[tuple[int, list]]:
-    """``(offset, records)`` of each run of consecutive records of type ``kind``."""
-    if all(type(r) is kind for r in records):
-        yield 0, records
-        return
-    start = None
-    for index, record in enumerate(records):
-        if type(record) is kind:
-            if start is None:
-                start = index
-        elif start is not None:
-            yield start, records[start:index]
-            start = None
-    if start is not None:
-        yield start, records[start:]
 
 
 def import_dbn(path: str | Path, out: str | Path, *, tick_size: TickSize = DEFAULT_TICK_SIZE,
@@ -384,4 +402,4 @@ def import_dbn(path: str | Path, out: str | Path, *, tick_size: TickSize = DEFAU
             "schema": feed.schema, "dbn_version": feed.scan.version}
 
 
-__all__ = ["DbnError", "DbnFeed", "import_dbn", "is_dbn_path", "metadata_symbols", "units_per_tick"]
+__all__ = ["DbnError", "DbnFeed", "import_dbn", "metadata_symbols", "units_per_tick"]

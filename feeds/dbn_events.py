@@ -76,6 +76,7 @@ F_MAYBE_BAD_BOOK = 0x04  # DBN flag bit: an unrecoverable gap was detected in th
 KEPT_FLAGS = LAST | SNAPSHOT | BAD_TS  # the same bits as DBN's F_LAST, F_SNAPSHOT, F_BAD_TS_RECV
 NO_PRICE = -(1 << 62)  # ticks of an undefined price inside a batch
 LEVELS = 10  # MBP-10 depth
+SIDE = 3 * LEVELS  # columns of one side in a level block: prices, sizes, counts
 MAX_HELD = 1 << 16  # events held back waiting for a LAST before they are released without it
 SIDES = {b"B": BUY, b"A": SELL, b"N": NO_SIDE}
 SCHEMAS = ("mbo", "mbp-10", "trades")
@@ -122,7 +123,7 @@ class RecordMapper:
         self._venue: dict[int, int] = {}  # instrument -> last venue sequence
         self._in_snapshot: set[int] = set()  # instruments inside a run of F_SNAPSHOT records (MBO)
         self._fills: dict[int, dict[int, int]] = {}  # instrument -> order id -> filled size awaiting its cancel
-        self._levels: dict[int, tuple[tuple, tuple]] = {}  # MBP-10: instrument -> (bids, asks) of its last record
+        self._levels: dict[int, np.ndarray] = {}  # MBP-10: instrument -> level block row of its last record
 
     # ---- batches ----------------------------------------------------------------------------------
     def map(self, records: np.ndarray, first: int) -> None:
@@ -178,7 +179,7 @@ class RecordMapper:
                                "or pass --tick-size")
         return np.where(defined, prices // per_row, NO_PRICE)
 
-    def _gap(self, iid: int, sequence: int, flags: int, snapshot: bool) -> None:
+    def _gap(self, iid: int, sequence: int, flags: int, snapshot: bool) -> bool:
         """Count a gap before this record (F_MAYBE_BAD_BOOK, or a skipped venue sequence) and pass it on."""
         gap = False
         if flags & F_MAYBE_BAD_BOOK:
@@ -198,13 +199,14 @@ class RecordMapper:
         if gap:
             self.stats["gaps"] += 1
             self._seq[iid] = self._seq.get(iid, 0) + 1
+        return gap
 
     def _next_seq(self, iid: int) -> int:
         seq = self._seq.get(iid, 0)
         self._seq[iid] = seq + 1
         return seq
 
-    def _end_record(self, iid: int, produced: int, flags: int) -> None:
+    def _end_record(self, iid: int, produced: int, flags: int) -> None:  # the MBO loop inlines this
         """Record ``iid``'s open event after a record that yielded ``produced`` events."""
         if flags & LAST:
             if produced:
@@ -241,32 +243,53 @@ class RecordMapper:
         columns = zip(ids.tolist(), r["ts_event"].tolist(), r["ts_recv"].tolist(), r["flags"].tolist(),
                       actions.tolist(), r["side"].tolist(), price_ticks.tolist(), r["size"].tolist(),
                       r["order_id"].tolist(), r["sequence"].tolist(), strict=True)
-        events = self.events
-        append = events.append
+        events, seqs, venue, opened = self.events, self._seq, self._venue, self._open
+        append, check = events.append, self.check_sequence
         for number, (iid, te, tr, dbn_flags, action, side_code, price, size, oid, sequence) in enumerate(
-                columns, first):
+                columns, first):  # noqa: C901 - the hot loop, kept in one piece
             snap = dbn_flags & SNAPSHOT
-            self._gap(iid, sequence, dbn_flags, bool(snap))
+            if dbn_flags & (SNAPSHOT | F_MAYBE_BAD_BOOK):
+                self._gap(iid, sequence, dbn_flags, bool(snap))
+            elif check and sequence:
+                last = venue.get(iid)
+                if last is not None and (sequence == last or sequence == last + 1):
+                    venue[iid] = sequence
+                else:
+                    self._gap(iid, sequence, dbn_flags, False)
             flags = dbn_flags & KEPT_FLAGS
             before = len(events)
-            if snap and iid not in self._in_snapshot:
-                self._in_snapshot.add(iid)
-                if action != b"R":
-                    self._clear(iid, te, tr, flags & ~LAST)
-            elif not snap:
+            if snap:
+                if iid not in self._in_snapshot:
+                    self._in_snapshot.add(iid)
+                    if action != b"R":
+                        self._clear(iid, te, tr, flags & ~LAST)
+            elif self._in_snapshot:
                 self._in_snapshot.discard(iid)
-            if action == b"A":
-                side = self._side(side_code, number, True)
-                append(OrderAdd(iid, te, tr, self._next_seq(iid), flags, oid, side, price, size))
+            side = SIDES.get(side_code)
+            if action == b"A" or action == b"M":
+                if not side:
+                    self._side(side_code, number, True)
+                seq = seqs.get(iid, 0)
+                seqs[iid] = seq + 1
+                kind = OrderAdd if action == b"A" else OrderModify
+                append(kind(iid, te, tr, seq, flags, oid, side, price, size))
             elif action == b"C":
-                self._cancel(iid, te, tr, flags, self._side(side_code, number, True), price, size, oid)
-            elif action == b"M":
-                side = self._side(side_code, number, True)
-                append(OrderModify(iid, te, tr, self._next_seq(iid), flags, oid, side, price, size))
+                if not side:
+                    self._side(side_code, number, True)
+                fills = self._fills.get(iid)
+                if fills and oid in fills:
+                    self._execute(iid, te, tr, flags, side, price, size, oid, fills)
+                else:
+                    seq = seqs.get(iid, 0)
+                    seqs[iid] = seq + 1
+                    append(OrderCancel(iid, te, tr, seq, flags, oid, side, price, size))
             elif action == b"T":
-                self._trade(iid, te, tr, flags, price, size, self._side(side_code, number, False))
+                if side is None:
+                    self._side(side_code, number, False)
+                self._trade(iid, te, tr, flags, price, size, side)
             elif action == b"F":
-                self._side(side_code, number, True)
+                if not side:
+                    self._side(side_code, number, True)
                 if oid:
                     fills = self._fills.setdefault(iid, {})
                     fills[oid] = fills.get(oid, 0) + size
@@ -275,7 +298,13 @@ class RecordMapper:
             elif action != b"N":
                 raise record_error(self.path, number, "action",
                                    f"{action.decode(errors='replace')!r} is not an MBO action (A, C, M, R, T, F, N)")
-            self._end_record(iid, len(events) - before, flags)
+            if flags & LAST:
+                if len(events) == before:
+                    self._close(iid)
+                elif opened:
+                    opened.pop(iid, None)
+            elif len(events) > before:
+                opened[iid] = len(events) - 1
 
     def _clear(self, iid: int, te: int, tr: int, flags: int) -> None:
         """The book of ``iid`` is emptied and known again (an empty, complete snapshot)."""
@@ -283,13 +312,13 @@ class RecordMapper:
         self._fills.pop(iid, None)
         self.stats["snapshots"] += 1
 
-    def _cancel(self, iid: int, te: int, tr: int, flags: int, side: int, price: int, size: int, oid: int) -> None:
-        """A cancel, or the execution of what an earlier fill of the same order took."""
-        fills = self._fills.get(iid)
-        filled = fills.pop(oid, 0) if fills else 0
+    def _execute(self, iid: int, te: int, tr: int, flags: int, side: int, price: int, size: int, oid: int,
+                 fills: dict[int, int]) -> None:
+        """The cancel that removes what an earlier fill of the order took: an execution, then any rest cancelled."""
+        filled = fills.pop(oid)
         executed = min(filled, size)
         if filled > executed:
-            fills[oid] = filled - executed  # type: ignore[index]  # fills is set when filled > 0
+            fills[oid] = filled - executed
         if executed:
             last = flags if executed == size else flags & ~LAST
             self.events.append(OrderExecute(iid, te, tr, self._next_seq(iid), last, oid, side, price, executed))
@@ -308,49 +337,75 @@ class RecordMapper:
     # ---- MBP-10 -----------------------------------------------------------------------------------
     def _mbp10(self, r: np.ndarray, first: int) -> None:
         ids = r["instrument_id"]
-        names = [f"{{}}_{i:02d}" for i in range(LEVELS)]
-        bid_px = self._ticks(np.stack([r[n.format("bid_px")] for n in names], axis=1), ids, first, "bid_px")
-        ask_px = self._ticks(np.stack([r[n.format("ask_px")] for n in names], axis=1), ids, first, "ask_px")
-        bid_sz = np.stack([r[n.format("bid_sz")] for n in names], axis=1)
-        ask_sz = np.stack([r[n.format("ask_sz")] for n in names], axis=1)
-        bid_ct = np.stack([r[n.format("bid_ct")] for n in names], axis=1)
-        ask_ct = np.stack([r[n.format("ask_ct")] for n in names], axis=1)
-        bid_sz[bid_px == NO_PRICE] = 0
-        ask_sz[ask_px == NO_PRICE] = 0
+        block = self._level_block(r, ids, first)
+        previous, fresh = self._previous_levels(ids, block)
+        changes = (_side_changes(BUY, block[:, :SIDE], previous[:, :SIDE]),
+                   _side_changes(SELL, block[:, SIDE:], previous[:, SIDE:]))
         trade_ticks = self._ticks(r["price"], ids, first, "price")
         columns = zip(ids.tolist(), r["ts_event"].tolist(), r["ts_recv"].tolist(), r["flags"].tolist(),
                       r["action"].tolist(), r["side"].tolist(), trade_ticks.tolist(), r["size"].tolist(),
-                      r["sequence"].tolist(), bid_px.tolist(), bid_sz.tolist(), bid_ct.tolist(), ask_px.tolist(),
-                      ask_sz.tolist(), ask_ct.tolist(), strict=True)
-        events = self.events
-        for number, (iid, te, tr, dbn_flags, action, side_code, price, size, sequence, bp, bs, bc, ap, as_, ac) in \
-                enumerate(columns, first):
+                      r["sequence"].tolist(), fresh.tolist(), strict=True)
+        events, seqs = self.events, self._seq
+        for row, (iid, te, tr, dbn_flags, action, side_code, price, size, sequence, new) in enumerate(columns):
+            number = first + row
             snap = bool(dbn_flags & SNAPSHOT) or action == b"R"
-            gaps_before = self.stats["gaps"]
-            self._gap(iid, sequence, dbn_flags, snap)
+            gapped = self._gap(iid, sequence, dbn_flags, snap)
             flags = dbn_flags & KEPT_FLAGS
-            bids = tuple([(p, s, c) for p, s, c in zip(bp, bs, bc, strict=True) if s > 0])
-            asks = tuple([(p, s, c) for p, s, c in zip(ap, as_, ac, strict=True) if s > 0])
             before = len(events)
             is_trade = action == b"T"
             inner = flags & ~LAST if is_trade else flags
-            previous = self._levels.get(iid)
-            if previous is None or snap or self.stats["gaps"] > gaps_before:
+            if new or snap or gapped:
+                bids, asks = _book_sides(block[row].tolist())
                 events.append(BookSnapshot(iid, te, tr, self._next_seq(iid), inner, bids, asks, LEVELS, False))
                 self.stats["snapshots"] += 1
             else:
-                changes = _changes(BUY, previous[0], bids) + _changes(SELL, previous[1], asks)
-                for index, (side, level_price, level_size, kind, count) in enumerate(changes, 1):
-                    level_flags = inner if index == len(changes) else inner & ~LAST
-                    events.append(BookDelta(iid, te, tr, self._next_seq(iid), level_flags, side, level_price,
-                                            level_size, kind, count))
-            self._levels[iid] = (bids, asks)
+                moves = changes[0].get(row, []) + changes[1].get(row, [])
+                seq = seqs.get(iid, 0)
+                for index, (side, level_price, level_size, kind, count) in enumerate(moves, 1):
+                    level_flags = inner if index == len(moves) else inner & ~LAST
+                    events.append(BookDelta(iid, te, tr, seq, level_flags, side, level_price, level_size, kind,
+                                            count))
+                    seq += 1
+                seqs[iid] = seq
             if is_trade:
                 self._trade(iid, te, tr, flags, price, size, self._side(side_code, number, False))
             elif action not in (b"A", b"C", b"M", b"R", b"N"):
                 raise record_error(self.path, number, "action",
                                    f"{action.decode(errors='replace')!r} is not an MBP action (A, C, M, R, T, N)")
             self._end_record(iid, len(events) - before, flags)
+        last_rows = len(ids) - 1 - np.unique(ids[::-1], return_index=True)[1]
+        for row in last_rows.tolist():
+            self._levels[int(ids[row])] = block[row].copy()
+
+    def _level_block(self, r: np.ndarray, ids: np.ndarray, first: int) -> np.ndarray:
+        """Rows of ``[bid prices, bid sizes, bid counts, ask prices, ask sizes, ask counts]`` (ten each, ticks);
+        an empty level is ``(NO_PRICE, 0, 0)``."""
+        columns = []
+        for side in ("bid", "ask"):
+            prices = self._ticks(np.stack([r[f"{side}_px_{i:02d}"] for i in range(LEVELS)], axis=1), ids, first,
+                                 f"{side}_px")
+            sizes = np.stack([r[f"{side}_sz_{i:02d}"] for i in range(LEVELS)], axis=1).astype(np.int64)
+            counts = np.stack([r[f"{side}_ct_{i:02d}"] for i in range(LEVELS)], axis=1).astype(np.int64)
+            empty = (prices == NO_PRICE) | (sizes == 0)
+            columns += [np.where(empty, NO_PRICE, prices), np.where(empty, 0, sizes), np.where(empty, 0, counts)]
+        return np.concatenate(columns, axis=1)
+
+    def _previous_levels(self, ids: np.ndarray, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each record's previous levels (same instrument, this batch or the last) and whether it has none."""
+        order = np.argsort(ids, kind="stable")
+        starts = np.ones(len(ids), dtype=bool)
+        starts[1:] = ids[order][1:] != ids[order][:-1]
+        before = np.empty(len(ids), dtype=np.int64)
+        before[order] = np.where(starts, -1, np.concatenate(([-1], order[:-1])))
+        previous = block[np.maximum(before, 0)]
+        fresh = np.zeros(len(ids), dtype=bool)
+        for row in np.flatnonzero(before < 0).tolist():
+            stored = self._levels.get(int(ids[row]))
+            if stored is None:
+                fresh[row] = True
+            else:
+                previous[row] = stored
+        return previous, fresh
 
     # ---- trades -----------------------------------------------------------------------------------
     def _trades(self, r: np.ndarray, first: int) -> None:
@@ -368,13 +423,36 @@ class RecordMapper:
             self._end_record(iid, len(events) - before, flags)
 
 
-def _changes(side: int, old: tuple, new: tuple) -> list[tuple[int, int, int, int, int]]:
-    """``(side, price, size, action, count)`` of each level turning one side's top ten ``old`` into ``new``."""
-    if old == new:
-        return []
-    before = {price: (size, count) for price, size, count in old}
-    after = {price: (size, count) for price, size, count in new}
-    changes = [(side, price, 0, DELETE, 0) for price, _size, _count in old if price not in after]
+def _book_sides(row: list[int]) -> tuple[tuple, tuple]:
+    """The ``(price, size, count)`` levels of each side of one level block row (empty levels left out)."""
+    bids = tuple([level for level in zip(row[0:10], row[10:20], row[20:30], strict=True) if level[1] > 0])
+    asks = tuple([level for level in zip(row[30:40], row[40:50], row[50:60], strict=True) if level[1] > 0])
+    return bids, asks
+
+
+def _side_changes(side: int, new: np.ndarray, old: np.ndarray) -> dict[int, list[tuple[int, int, int, int, int]]]:
+    """Per row of one side's ``[prices, sizes, counts]`` block, the level changes from ``old`` (rows unchanged
+    are absent): in place where the prices are the same, by price where levels moved."""
+    prices, sizes, counts = new[:, :LEVELS], new[:, LEVELS:2 * LEVELS], new[:, 2 * LEVELS:]
+    same_prices = (prices == old[:, :LEVELS]).all(axis=1)
+    differs = (new != old).any(axis=1)
+    out: dict[int, list[tuple[int, int, int, int, int]]] = {}
+    in_place = (sizes != old[:, LEVELS:2 * LEVELS]) | (counts != old[:, 2 * LEVELS:])
+    rows, positions = np.nonzero(in_place & (differs & same_prices)[:, None])
+    for row, price, size, count in zip(rows.tolist(), prices[rows, positions].tolist(),
+                                       sizes[rows, positions].tolist(), counts[rows, positions].tolist(), strict=True):
+        out.setdefault(row, []).append((side, price, size, UPDATE, count))
+    for row in np.flatnonzero(differs & ~same_prices).tolist():
+        out[row] = _changes(side, old[row].tolist(), new[row].tolist())
+    return out
+
+
+def _changes(side: int, old: list[int], new: list[int]) -> list[tuple[int, int, int, int, int]]:
+    """``(side, price, size, action, count)`` of each level turning one side's ten levels ``old`` into ``new``
+    (each ``prices + sizes + counts``, best first; size 0 is an empty level)."""
+    before = {p: (s, c) for p, s, c in zip(old[:LEVELS], old[LEVELS:2 * LEVELS], old[2 * LEVELS:], strict=True) if s}
+    after = {p: (s, c) for p, s, c in zip(new[:LEVELS], new[LEVELS:2 * LEVELS], new[2 * LEVELS:], strict=True) if s}
+    changes = [(side, price, 0, DELETE, 0) for price in before if price not in after]
     for price, (size, count) in after.items():
         if before.get(price) != (size, count):
             changes.append((side, price, size, ADD if price not in before else UPDATE, count))
