@@ -8,7 +8,10 @@ from datetime import date
 from pathlib import Path
 
 import databento_dbn as dbn
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.book import STALE, BookView, OrderBook
 from engine.errors import UsageError
@@ -31,7 +34,7 @@ from engine.events import (
     Trade,
 )
 from feeds.dbn import DbnFeed, import_dbn
-from feeds.dbn_events import DbnError
+from feeds.dbn_events import DbnError, RecordMapper
 from feeds.merge import MergedFeed, open_feeds
 from feeds.tape import TapeFeed, TapeWriter
 
@@ -213,15 +216,15 @@ def test_a_snapshot_without_a_clear_gets_an_empty_snapshot_in_front(tmp_path):
 
 
 def mbp(bids: list[tuple[float, int]], asks: list[tuple[float, int]], action=M, side=BID, price: float = 0.0,
-        size: int = 0, flags: int = dbn.F_LAST, sequence: int = 0, t: int = 0) -> dbn.MBP10Msg:
+        size: int = 0, flags: int = dbn.F_LAST, sequence: int = 0, t: int = 0, instrument_id: int = ES) -> dbn.MBP10Msg:
     """An MBP-10 record whose book is ``bids`` and ``asks`` (price, size), best first, empty levels after."""
     pairs = []
     for level in range(10):
         bid = bids[level] if level < len(bids) else (None, 0)
         ask = asks[level] if level < len(asks) else (None, 0)
         pairs.append(dbn.BidAskPair(px(bid[0]), px(ask[0]), bid[1], ask[1], int(bid[1] > 0), int(ask[1] > 0)))
-    return dbn.MBP10Msg(1, ES, T0 + t, px(price), size, action, side, 0, T0 + t, flags=flags, sequence=sequence,
-                        levels=pairs)
+    return dbn.MBP10Msg(1, instrument_id, T0 + t, px(price), size, action, side, 0, T0 + t, flags=flags,
+                        sequence=sequence, levels=pairs)
 
 
 def quarters(levels: list[tuple[int, int]]) -> list[tuple[float, int]]:
@@ -401,3 +404,36 @@ def test_import_dbn_leaves_no_tape_when_the_file_is_malformed(tmp_path):
     with pytest.raises(DbnError, match="record 2"):
         import_dbn(path, tmp_path / "p.jsonl", tick_size="0.25")
     assert not (tmp_path / "p.jsonl").exists()
+
+
+def side_levels(prices: list[int], sizes: list[int], descending: bool) -> list[tuple[int, int]]:
+    """(ticks, size) levels best first."""
+    return sorted(zip(prices, sizes, strict=False), reverse=descending)
+
+
+books = st.tuples(
+    st.lists(st.integers(380, 399), max_size=10, unique=True), st.lists(st.integers(1, 4), min_size=10, max_size=10),
+    st.lists(st.integers(400, 419), max_size=10, unique=True), st.lists(st.integers(1, 4), min_size=10, max_size=10))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([ES, NQ]), books), min_size=1, max_size=25), st.integers(1, 6))
+def test_mbp10_deltas_rebuild_every_records_levels_across_batches(records, chunk):
+    """Random top-10 books of two instruments, mapped in batches of any size: each book equals its last record."""
+    encoded, expected, sequence = [], [], {ES: 0, NQ: 0}
+    for iid, (bid_px, bid_sz, ask_px, ask_sz) in records:
+        bids = side_levels(bid_px, bid_sz, True)
+        asks = side_levels(ask_px, ask_sz, False)
+        sequence[iid] += 1
+        encoded.append(bytes(mbp(quarters(bids), quarters(asks), sequence=sequence[iid], instrument_id=iid)))
+        expected.append((iid, bids, asks))
+    rows = np.frombuffer(b"".join(encoded), dtype=np.dtype(dbn.MBP10Msg._dtypes))
+    mapper = RecordMapper("x.dbn", "mbp-10", {ES: 250_000_000, NQ: 250_000_000}, True)
+    book = {ES: OrderBook(ES), NQ: OrderBook(NQ)}
+    for start in range(0, len(rows), chunk):
+        mapper.map(rows[start:start + chunk], start + 1)
+        for event in mapper.take():
+            book[event.instrument_id].update(event)
+        latest = {iid: (bids, asks) for iid, bids, asks in expected[:start + chunk]}
+        assert {iid: (book[iid].levels(BUY), book[iid].levels(SELL)) for iid in latest} == latest
+    assert mapper.finish() == [] and mapper.stats["gaps"] == 0

@@ -88,7 +88,7 @@ def test_replay_of_an_mbp10_zst_file_keeps_the_ten_levels(tmp_path, capsys):
 
 
 def test_a_sequence_gap_is_reported_and_the_book_stays_stale(tmp_path, capsys):
-    """A skipped venue sequence number shows in the feed stats and the integrity counters; samples after it are STALE."""
+    """A skipped venue sequence number shows in the feed stats and integrity counters; later samples are STALE."""
     records = [mbo(A, BID, 1, 100.0, 5, sequence=1), mbo(A, ASK, 2, 100.25, 5, sequence=3, t=SECOND),
                mbo(C, ASK, 2, 100.25, 1, sequence=4, t=2 * SECOND)]
     db = tmp_path / "g.db"
