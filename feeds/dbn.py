@@ -363,7 +363,8 @@ class DbnFeed:
 
     def batches(self) -> Iterator[list[Event]]:
         """The same events in lists (about one per megabyte of records)."""
-        mapper = self._mapper = RecordMapper(self.path, self.schema, self._units, self.check_sequence)
+        symbols = {d.instrument_id: d.symbol for d in self._definitions}
+        mapper = self._mapper = RecordMapper(self.path, self.schema, self._units, self.check_sequence, symbols)
         for number, payload in _Reader(self.path).records():
             if isinstance(payload, np.ndarray):
                 mapper.map(payload, number)

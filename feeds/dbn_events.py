@@ -93,8 +93,7 @@ def record_error(path: object, record: int, field: str, problem: str) -> DbnErro
 
 def decimal_price(raw: int) -> str:
     """A DBN fixed-point price as a decimal string (``5000250000000`` -> ``'5000.25'``)."""
-    text = format(Decimal(raw).scaleb(-9).normalize(), "f")
-    return text
+    return format(Decimal(raw).scaleb(-9).normalize(), "f")
 
 
 class RecordMapper:
@@ -105,15 +104,18 @@ class RecordMapper:
         schema: ``mbo``, ``mbp-10`` or ``trades``.
         units_per_tick: per instrument id, DBN price units (1e-9) in one tick.
         check_sequence: count gaps in the venue ``sequence`` per instrument (else only F_MAYBE_BAD_BOOK).
+        symbols: per instrument id, its symbol (for error messages).
     """
 
-    def __init__(self, path: object, schema: str, units_per_tick: dict[int, int], check_sequence: bool) -> None:
+    def __init__(self, path: object, schema: str, units_per_tick: dict[int, int], check_sequence: bool,
+                 symbols: dict[int, str] | None = None) -> None:
         if schema not in SCHEMAS:
             raise DbnError(f"{path}: schema {schema!r} is not supported (supported: {', '.join(SCHEMAS)})")
         self.path = path
         self.schema = schema
         self.units = units_per_tick
         self.check_sequence = check_sequence
+        self.symbols = symbols or {}
         self.events: list[Event] = []
         self.stats = {"records": 0, "events": 0, "gaps": 0, "sequence_gaps": 0, "bad_book_flags": 0,
                       "sequence_resets": 0, "snapshots": 0, "trades": 0, "executions": 0,
@@ -173,10 +175,12 @@ class RecordMapper:
             name = field if column is None else f"{field}_{int(column):02d}"
             value = int(prices[row] if column is None else prices[row, column])
             tick = decimal_price(int(per_row[row] if column is None else per_row[row, 0]))
+            iid = int(ids[row])
+            symbol = self.symbols.get(iid, "SYMBOL")
             raise record_error(self.path, first + int(row), name,
                                f"price {decimal_price(value)} is not a whole number of ticks of {tick} "
-                               f"(instrument {int(ids[row])}); set its tick size in [instruments.SYMBOL] "
-                               "or pass --tick-size")
+                               f"({symbol}, instrument {iid}); set [instruments.{symbol}] tick_size or pass "
+                               "--tick-size")
         return np.where(defined, prices // per_row, NO_PRICE)
 
     def _gap(self, iid: int, sequence: int, flags: int, snapshot: bool) -> bool:

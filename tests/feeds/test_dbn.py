@@ -307,7 +307,8 @@ def test_a_price_off_the_tick_grid_names_the_record_and_field(tmp_path):
     """5000.10 with ticks of 0.25 is an error naming record 2 and 'price'; an MBP-10 level names its column."""
     path = write_dbn(tmp_path / "p.dbn", dbn.Schema.MBO, [mbo(A, BID, 1, 5000.0, 1), mbo(A, BID, 2, 5000.1, 1)])
     with pytest.raises(DbnError, match=r"p\.dbn: record 2: field 'price': price 5000\.1 is not a whole number of "
-                                       r"ticks of 0\.25"):
+                                       r"ticks of 0\.25 \(ESM4, instrument 4916\); set \[instruments\.ESM4\] "
+                                       r"tick_size or pass --tick-size$"):
         list(DbnFeed(path, tick_size="0.25").events())
     bids = [(100.0, 1), (99.75, 1), (99.5, 1), (99.1, 1)]
     path = write_dbn(tmp_path / "l.dbn", dbn.Schema.MBP_10, [mbp(bids, [(100.25, 1)])])
