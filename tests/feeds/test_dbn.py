@@ -119,7 +119,7 @@ def replay(feed) -> tuple[OrderBook, list[BookView], list]:
     return book, [v for v in out if isinstance(v, BookView)], events
 
 
-@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3])
 @pytest.mark.parametrize("name", ["session.dbn", "session.dbn.zst"])
 def test_mbo_snapshot_then_deltas_give_the_hand_computed_book(tmp_path, version, name):
     """An MBO snapshot then adds, a fill, modifies and a partial cancel leave the hand-computed levels and queues."""
@@ -291,12 +291,19 @@ def test_trades_file_gives_trades_of_two_instruments_with_their_symbols(tmp_path
     assert feed.stats()["trades"] == 3
 
 
-def test_symbols_come_from_symbol_mapping_records_and_system_records_are_counted(tmp_path):
+@pytest.mark.parametrize("version", [1, 3])
+def test_symbols_come_from_symbol_mapping_records_and_system_records_are_counted(tmp_path, version):
     """A live-style file (no metadata mappings): SymbolMappingMsg names the instrument, heartbeats are counted."""
-    records = [dbn.SymbolMappingMsg(1, ES, T0, dbn.SType.RAW_SYMBOL, "ES.FUT", dbn.SType.RAW_SYMBOL, "ESM4", T0, T0),
-               dbn.SystemMsg(T0, "Heartbeat"), mbo(A, BID, 1, 100.0, 1, sequence=1), dbn.SystemMsg(T0, "Heartbeat"),
+    if version == 1:
+        mapping_record = dbn.SymbolMappingMsgV1(1, ES, T0, "ES.FUT", "ESM4", T0, T0)
+        heartbeat = dbn.SystemMsgV1(T0, "Heartbeat")
+    else:
+        mapping_record = dbn.SymbolMappingMsg(1, ES, T0, dbn.SType.RAW_SYMBOL, "ES.FUT", dbn.SType.RAW_SYMBOL, "ESM4",
+                                              T0, T0)
+        heartbeat = dbn.SystemMsg(T0, "Heartbeat")
+    records = [mapping_record, heartbeat, mbo(A, BID, 1, 100.0, 1, sequence=1), heartbeat,
                mbo(A, BID, 2, 100.0, 1, sequence=2)]
-    feed = DbnFeed(write_dbn(tmp_path / "live.dbn", dbn.Schema.MBO, records, mappings=()))
+    feed = DbnFeed(write_dbn(tmp_path / "live.dbn", dbn.Schema.MBO, records, mappings=(), version=version))
     assert [d.symbol for d in feed.instruments()] == ["ESM4"]
     assert [e.order_id for e in feed.events()] == [1, 2]
     stats = feed.stats()
