@@ -143,11 +143,11 @@ def _checked(events: Iterator[Event], known: frozenset[int], index: int) -> Iter
         yield event
 
 
-def open_feed(path: str | Path, *, strict: bool = False, **options: Any) -> Feed:
-    """Open ``path`` as the feed its name or content says: a LOBSTER message CSV or a tape.
+def open_feed(path: str | Path, *, strict: bool = False, dbn: dict[str, Any] | None = None, **options: Any) -> Feed:
+    """Open ``path`` as the feed its name or content says: a LOBSTER message CSV, a DBN file or a tape.
 
-    ``strict`` applies to tapes (stop at the first malformed line); ``options`` go to the LOBSTER
-    feed (e.g. ``reconcile=False``).
+    ``strict`` applies to tapes (stop at the first malformed line); ``dbn`` goes to the DBN feed
+    (``tick_size``, ``check_sequence``); ``options`` go to the LOBSTER feed (e.g. ``reconcile=False``).
 
     Raises:
         UsageError: the file is missing or is neither kind.
@@ -161,16 +161,22 @@ def open_feed(path: str | Path, *, strict: bool = False, **options: Any) -> Feed
         from feeds.lobster import LobsterFeed
 
         return LobsterFeed(path, **options)
+    if path.name.endswith((".dbn", ".dbn.zst")) or read_head(path, 3) == b"DBN":
+        from feeds.dbn import DbnFeed  # Databento DBN (plain or zstd)
+
+        return DbnFeed(path, **(dbn or {}))
     if read_head(path, 64).lstrip().startswith(b"{"):
         return TapeFeed(path, strict=strict, **options)  # its header check names line 1 if not a tape
     raise UsageError(
-        f"{path}: not a recognised feed file (expected a chimera tape or a LOBSTER *_message_<N>.csv)"
+        f"{path}: not a recognised feed file (expected a chimera tape, a LOBSTER *_message_<N>.csv or a "
+        "Databento .dbn[.zst])"
     )
 
 
-def open_feeds(paths: Iterable[str | Path], *, strict: bool = False, **options: Any) -> Feed:
+def open_feeds(paths: Iterable[str | Path], *, strict: bool = False, dbn: dict[str, Any] | None = None,
+               **options: Any) -> Feed:
     """Open every path with ``open_feed``; several feeds are merged into one ``MergedFeed``."""
-    feeds = [open_feed(path, strict=strict, **options) for path in paths]
+    feeds = [open_feed(path, strict=strict, dbn=dbn, **options) for path in paths]
     if not feeds:
         raise UsageError("no feed files given")
     return feeds[0] if len(feeds) == 1 else MergedFeed(feeds)

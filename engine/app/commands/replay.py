@@ -1,4 +1,4 @@
-"""``replay`` of tapes and LOBSTER files, and ``import-lobster``."""
+"""``replay`` of tapes, LOBSTER and DBN files, and ``import-lobster``."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ from pathlib import Path
 
 from engine.app.arguments import positive, speed
 from engine.app.commands.common import pipeline_command, report_simple, run_parameters
+from engine.app.commands.dbn import add_dbn_options, dbn_options
 from engine.config import Config
 from engine.errors import UsageError
 
 
 def register(sub, common, reporting) -> dict:
-    replay = sub.add_parser("replay", parents=[common, reporting], help="replay tapes or LOBSTER message files")
-    replay.add_argument("files", nargs="+", metavar="FILE", help="tape (.jsonl[.gz|.zst]) or LOBSTER *_message_N.csv")
+    replay = sub.add_parser("replay", parents=[common, reporting],
+                            help="replay tapes, LOBSTER message files or Databento DBN files")
+    replay.add_argument("files", nargs="+", metavar="FILE",
+                        help="tape (.jsonl[.gz|.zst]), LOBSTER *_message_N.csv or Databento .dbn[.zst]")
     replay.add_argument("--speed", type=speed, default=None, help="'max' (default) or a multiple of recorded pace")
     replay.add_argument("--duration", type=positive, help="stop after this much market time (seconds)")
     replay.add_argument("--no-ml", action="store_true")
@@ -21,6 +24,7 @@ def register(sub, common, reporting) -> dict:
     replay.add_argument("--resume", metavar="RUN_ID",
                         help="continue an interrupted, failed or stopped replay of the same files into the same "
                              "--db: rows it committed are not written again (see `chimera runs`)")
+    add_dbn_options(replay)
 
     lobster = sub.add_parser("import-lobster", parents=[common, reporting],
                              help="import a LOBSTER day into a tape, reconciling every message")
@@ -36,7 +40,7 @@ def cmd_replay(args, config: Config) -> int:
     for path in args.files:
         if not Path(path).is_file():
             raise UsageError(f"{path}: no such file")
-    feed = open_feeds(args.files, strict=args.strict)
+    feed = open_feeds(args.files, strict=args.strict, dbn=dbn_options(args, config))
     db = args.db or config.store.path
     return pipeline_command(args, config, feed, ",".join(args.files), None, db, args.speed, args.duration, None,
                             params=run_parameters(args, args.files), resume=args.resume)
