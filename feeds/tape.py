@@ -15,8 +15,16 @@ Invariants:
 - a bad or missing header is always an ``InputError`` naming line 1;
 - a malformed event line raises ``InputError(path, line, field, problem)`` when ``strict``, else it
   is skipped and counted in ``stats()["malformed_lines"]`` (nothing is logged per line);
-- a tape cut mid-stream (a compressed stream without its end, a last line without newline that does
-  not parse) replays every intact event before the cut and sets ``stats()["truncated_tail"] = 1``;
+- a compressed tape is a series of gzip members or zstd frames (a new one after every
+  ``MEMBER_BYTES`` of content, each with its own checksum); the reader passes a member's content on
+  only once its checksum has been verified, so damaged bytes never reach the decoder as events;
+- a tape cut mid-stream (the file ends inside a member, or a last line without newline does not
+  parse) replays every event before the cut and sets ``stats()["truncated_tail"] = 1``: a killed
+  recorder leaves such a tape;
+- damage before the end (a checksum that fails, data the decompressor rejects, bytes after a member
+  that start no member) raises ``CorruptInputError`` naming the file and the compressed byte offset
+  where it was detected, after every event of the members before it has been replayed; the damaged
+  member's content is dropped;
 - blank lines are ignored; ``stats()["lines"]`` counts every physical line, the header included;
 - ``RecordingFeed`` writes each event to its tape before handing it on, so a run stopped early
   still leaves on tape every event it was given (flushed when iteration ends or is closed).
@@ -30,13 +38,14 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import msgspec
 
-from engine.errors import InputError, UsageError
+from engine.errors import CorruptInputError, InputError, UsageError
 from engine.events import ALL_EVENT_TYPES, AnyEvent, Event, InstrumentDef
 from feeds.base import Feed, batched
+from feeds.paths import input_file
 
 FORMAT = "chimera-tape"
 VERSION = 1
@@ -47,7 +56,9 @@ ZSTD_LEVEL = 3
 WRITE_BATCH = 8192  # events encoded per write call
 READ_CHUNK = 1 << 20  # bytes read per call from a plain tape
 COMPRESSED_CHUNK = 1 << 16  # compressed bytes read (and decompressed) per call
-SALVAGE_STEP = 256  # compressed bytes per step when recovering the data before a corrupt spot
+MEMBER_BYTES = 1 << 20  # content per gzip member / zstd frame: the unit a reader verifies
+VERIFY_LIMIT = 8 << 20  # content held back for its checksum; a larger member (old tapes) passes on unverified
+TAPE_FILES = "a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst)"
 
 
 class TapeHeader(msgspec.Struct, frozen=True):
@@ -71,33 +82,67 @@ def _zstandard() -> Any:
     return zstandard
 
 
-def _open_for_write(path: Path, level: int | None) -> IO[bytes]:
+def _writable(path: Path) -> Path:
+    """``path`` when a tape can be created there; else ``UsageError`` (a directory, a missing folder)."""
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory; give a tape file name such as {path / 'day.jsonl.gz'}")
+    if not path.parent.is_dir():
+        raise UsageError(f"{path}: cannot write tape: folder {path.parent} does not exist")
+    return path
+
+
+def _open_for_write(path: Path, level: int | None) -> _Members | IO[bytes]:
     """Open ``path`` for binary writing, compressed according to its suffix."""
     try:
-        return _open_compressed(path, level)
+        return _open_compressed(_writable(path), level)
     except OSError as error:
         raise UsageError(f"{path}: cannot write tape: {error.strerror or error}") from error
 
 
-def _open_compressed(path: Path, level: int | None) -> IO[bytes]:
-    if path.suffix == ".gz":  # no name and no mtime in the gzip header: same events, same bytes
-        return _OwningGzip(path.open("wb"), level or GZIP_LEVEL)
+def _open_compressed(path: Path, level: int | None) -> _Members | IO[bytes]:
+    if path.suffix == ".gz":  # no name and no mtime in the gzip headers: same events, same bytes
+        gzip_level = level or GZIP_LEVEL
+        return _Members(path.open("wb"), lambda raw: gzip.GzipFile(
+            filename="", mode="wb", compresslevel=gzip_level, fileobj=raw, mtime=0))
     if path.suffix == ".zst":
-        compressor = _zstandard().ZstdCompressor(level=level or ZSTD_LEVEL)
-        return compressor.stream_writer(path.open("wb"), closefd=True)
+        compressor = _zstandard().ZstdCompressor(level=level or ZSTD_LEVEL, write_checksum=True)
+        return _Members(path.open("wb"), lambda raw: compressor.stream_writer(raw, closefd=False))
     return path.open("wb")
 
 
-class _OwningGzip(gzip.GzipFile):
-    """A GzipFile over a file object it owns (closed with it), writing no file name into the header."""
+class _Members:
+    """A compressed file written as independent members (gzip) or frames (zstd), each with its checksum.
 
-    def __init__(self, raw: IO[bytes], level: int) -> None:
-        super().__init__(filename="", mode="wb", compresslevel=level, fileobj=raw, mtime=0)
+    ``open_member(raw)`` starts a member on the raw file; closing it ends the member, not the file.
+    """
+
+    def __init__(self, raw: IO[bytes], open_member: Callable[[IO[bytes]], IO[bytes]]) -> None:
         self._raw = raw
+        self._open_member = open_member
+        self._member: IO[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        """Compress ``data`` into the current member (started when needed)."""
+        if self._member is None:
+            self._member = self._open_member(self._raw)
+        self._member.write(data)
+
+    def end_member(self) -> None:
+        """Close the current member (its checksum is written); the next write starts a new one."""
+        if self._member is not None:
+            self._member.close()
+            self._member = None
+
+    def flush(self) -> None:
+        """Flush the current member's compressor and the raw file to the operating system."""
+        if self._member is not None:
+            self._member.flush()
+        self._raw.flush()
 
     def close(self) -> None:
+        """End the current member and close the file."""
         try:
-            super().close()
+            self.end_member()
         finally:
             self._raw.close()
 
@@ -132,10 +177,11 @@ class TapeWriter:
         )
         self._encoder = msgspec.json.Encoder()
         header_line = self._encoder.encode(self.header) + b"\n"
-        self._file: IO[bytes] | None = _open_for_write(self.path, level)
-        self._file.write(header_line)
+        self._file: _Members | IO[bytes] | None = _open_for_write(self.path, level)
+        self._member_bytes = 0  # content written into the current member
         self._pending: list[Event] = []
         self.count = 0  # events accepted so far
+        self._write(header_line)
 
     def write(self, event: Event) -> None:
         """Append one event."""
@@ -170,10 +216,19 @@ class TapeWriter:
 
     def _drain(self) -> None:
         if self._pending:
-            self._open_file().write(self._encoder.encode_lines(self._pending))
+            self._write(self._encoder.encode_lines(self._pending))
             self._pending.clear()
 
-    def _open_file(self) -> IO[bytes]:
+    def _write(self, lines: bytes) -> None:
+        """Write whole lines; a compressed member ends after the write that fills it."""
+        file = self._open_file()
+        file.write(lines)
+        self._member_bytes += len(lines)
+        if self._member_bytes >= MEMBER_BYTES and isinstance(file, _Members):
+            file.end_member()
+            self._member_bytes = 0
+
+    def _open_file(self) -> _Members | IO[bytes]:
         if self._file is None:
             raise UsageError(f"{self.path}: tape writer is closed")
         return self._file
@@ -208,9 +263,13 @@ class RecordingFeed:
         self, feed: Feed, path: str | Path, *, source: str, meta: dict[str, Any] | None = None,
         created_at: str | None = None,
     ) -> None:
-        """Record ``feed`` to ``path`` while it is replayed; the tape is opened when ``events()`` starts."""
+        """Record ``feed`` to ``path`` while it is replayed; the tape is opened when ``events()`` starts.
+
+        Raises:
+            UsageError: ``path`` is a directory or its folder does not exist (checked now, before a run).
+        """
         self.feed = feed
-        self.path = Path(path)
+        self.path = _writable(Path(path))
         self.source = source
         self.meta = meta
         self.created_at = created_at
@@ -237,10 +296,34 @@ class RecordingFeed:
 
 # ---- reading: bytes -------------------------------------------------------------------------------
 class _ReadState:
-    """Whether the compressed stream ended before its end marker."""
+    """What reading found besides the content: a cut-off tail, or damage before the end."""
 
     def __init__(self) -> None:
-        self.truncated = False
+        self.truncated = False  # the file ends inside a member
+        self.damage: tuple[int, str] | None = None  # (compressed offset, problem) of the first damage
+
+
+class _Codec(NamedTuple):
+    """How to read one member of a compressed format."""
+
+    new: Callable[[], Any]  # a fresh decompressor for one member
+    errors: tuple[type[Exception], ...]  # what it raises on damaged data
+
+
+# What the decompressors say, in words a user can act on (others are passed on as they are).
+_PROBLEMS = {
+    "incorrect data check": "CRC check failed",
+    "incorrect length check": "length check failed",
+    "incorrect header check": "bytes that start no gzip member",
+    "Restored data doesn't match checksum": "checksum check failed",
+    "Unknown frame descriptor": "bytes that start no zstd frame",
+}
+
+
+def _problem(error: Exception) -> str:
+    """``"CRC check failed"`` from zlib's ``"Error -3 while decompressing data: incorrect data check"``."""
+    text = str(error).rpartition(": ")[2]
+    return _PROBLEMS.get(text, text)
 
 
 def _raw_chunks(file: IO[bytes], size: int) -> Iterator[bytes]:
@@ -248,56 +331,82 @@ def _raw_chunks(file: IO[bytes], size: int) -> Iterator[bytes]:
         yield chunk
 
 
-def _inflate(
-    chunks: Iterator[bytes], new: Callable[[], Any], errors: tuple[type[Exception], ...], state: _ReadState
-) -> Iterator[bytes]:
-    """Decompress concatenated members/frames; a cut or corrupt stream stops with ``state.truncated``."""
-    decompressor, fed = new(), False
-    for chunk in chunks:
-        while chunk:
-            backup = decompressor.copy() if hasattr(decompressor, "copy") else None
-            try:
-                out = decompressor.decompress(chunk)
-            except errors:
-                state.truncated = True
-                if backup is not None:
-                    yield from _salvage(backup, chunk, errors)
-                return
-            fed = True
-            if out:
-                yield out
-            if not decompressor.eof:
-                break
-            chunk, decompressor, fed = decompressor.unused_data, new(), False
-    if fed and not decompressor.eof:
-        state.truncated = True
-
-
-def _salvage(decompressor: Any, chunk: bytes, errors: tuple[type[Exception], ...]) -> Iterator[bytes]:
-    """Re-feed a chunk that failed in small steps, yielding what decompresses before the bad bytes."""
-    for start in range(0, len(chunk), SALVAGE_STEP):
-        try:
-            out = decompressor.decompress(chunk[start : start + SALVAGE_STEP])
-        except errors:
-            return
-        if out:
-            yield out
+def _codec(head: bytes) -> _Codec | None:
+    """The compression the magic bytes ``head`` announce, or None for a plain file."""
+    if head.startswith(GZIP_MAGIC):
+        return _Codec(lambda: zlib.decompressobj(16 + zlib.MAX_WBITS), (zlib.error,))
+    if head.startswith(ZSTD_MAGIC):
+        zstandard = _zstandard()
+        return _Codec(zstandard.ZstdDecompressor().decompressobj, (zstandard.ZstdError,))
+    return None
 
 
 def _decompressed_chunks(file: IO[bytes], state: _ReadState) -> Iterator[bytes]:
     """Chunks of the decompressed content of ``file``, compression sniffed from its magic bytes."""
     head = file.read(4)
-    compressed = head.startswith((GZIP_MAGIC, ZSTD_MAGIC))
-    chunks = _raw_chunks(file, COMPRESSED_CHUNK if compressed else READ_CHUNK)
-    if head.startswith(GZIP_MAGIC):
-        new: Callable[[], Any] = lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)  # noqa: E731
-        yield from _inflate(_prepend(head, chunks), new, (zlib.error,), state)
-    elif head.startswith(ZSTD_MAGIC):
-        zstandard = _zstandard()
-        new = zstandard.ZstdDecompressor().decompressobj
-        yield from _inflate(_prepend(head, chunks), new, (zstandard.ZstdError,), state)
+    codec = _codec(head)
+    if codec is None:
+        yield from _prepend(head, _raw_chunks(file, READ_CHUNK))
     else:
-        yield from _prepend(head, chunks)
+        yield from _members(file, _prepend(head, _raw_chunks(file, COMPRESSED_CHUNK)), codec, state)
+
+
+def _members(file: IO[bytes], chunks: Iterator[bytes], codec: _Codec, state: _ReadState) -> Iterator[bytes]:
+    """The content of each member, passed on once the member's checksum has been verified.
+
+    A member whose content exceeds ``VERIFY_LIMIT`` (tapes written before members were bounded) is
+    passed on in parts before its check. The file ending inside a member passes on what it holds and
+    sets ``state.truncated``; a decompression error sets ``state.damage`` and drops the member.
+    """
+    decompressor, member_start, offset, fed = codec.new(), 0, 0, False
+    held: list[bytes] = []
+    held_size = 0
+    for chunk in chunks:
+        while chunk:
+            try:
+                out = decompressor.decompress(chunk)
+            except codec.errors as error:
+                state.damage = (_damage_offset(file, codec, member_start, offset, chunk), _problem(error))
+                return
+            fed = True
+            held.append(out)
+            held_size += len(out)
+            if not decompressor.eof:
+                offset += len(chunk)
+                if held_size > VERIFY_LIMIT:
+                    yield b"".join(held)
+                    held, held_size = [], 0
+                break
+            yield b"".join(held)
+            held, held_size = [], 0
+            rest = decompressor.unused_data
+            offset += len(chunk) - len(rest)
+            member_start = offset
+            chunk, decompressor, fed = rest, codec.new(), False
+    if fed:
+        state.truncated = True
+        yield b"".join(held)
+
+
+def _damage_offset(file: IO[bytes], codec: _Codec, member_start: int, chunk_start: int, chunk: bytes) -> int:
+    """The compressed offset of the byte at which the member starting at ``member_start`` fails.
+
+    The member is decompressed again up to ``chunk_start`` (it passed that far), then ``chunk`` byte by
+    byte; only a damaged file pays for this.
+    """
+    decompressor = codec.new()
+    file.seek(member_start)
+    remaining = chunk_start - member_start
+    while remaining > 0:
+        block = file.read(min(COMPRESSED_CHUNK, remaining))
+        remaining -= len(block)
+        decompressor.decompress(block)
+    for index in range(len(chunk)):
+        try:
+            decompressor.decompress(chunk[index : index + 1])
+        except codec.errors:
+            return chunk_start + index
+    return chunk_start + len(chunk) - 1
 
 
 def _prepend(head: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -322,19 +431,31 @@ def _line_blocks(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 def _open_for_read(path: Path) -> IO[bytes]:
     try:
-        return path.open("rb")
+        return input_file(path, TAPE_FILES).open("rb")
     except OSError as error:
         raise UsageError(f"{path}: cannot read tape: {error.strerror or error}") from error
 
 
+def _damaged(path: str | Path, state: _ReadState, consequence: str) -> CorruptInputError:
+    assert state.damage is not None
+    offset, problem = state.damage
+    return CorruptInputError(str(path), offset, problem, consequence)
+
+
 def read_head(path: str | Path, size: int = 4096) -> bytes:
-    """The first ``size`` decompressed bytes of a file (for sniffing its format)."""
+    """The first ``size`` decompressed bytes of a file (for sniffing its format).
+
+    Raises:
+        CorruptInputError: the file is damaged before any of its content could be verified.
+    """
     head, state = b"", _ReadState()
     with _open_for_read(Path(path)) as file:
         for chunk in _decompressed_chunks(file, state):
             head += chunk
             if len(head) >= size:
                 break
+    if not head and state.damage is not None:
+        raise _damaged(path, state, "nothing before it could be read")
     return head[:size]
 
 
@@ -370,11 +491,19 @@ def parse_header(path: str | Path, line: bytes, truncated: bool = False) -> Tape
 
 
 def read_header(path: str | Path) -> TapeHeader:
-    """Read and validate only the header line of the tape at ``path``."""
+    """Read and validate only the header line of the tape at ``path``.
+
+    Raises:
+        UsageError: the path is missing, a directory or an empty file.
+        CorruptInputError: the file is damaged before the end of its header line.
+        InputError: the header line is missing or invalid (line 1).
+    """
     state = _ReadState()
     with _open_for_read(Path(path)) as file:
         first = next(_line_blocks(_first_line_chunks(_decompressed_chunks(file, state))), b"")
     line, newline, _ = first.partition(b"\n")
+    if not newline and state.damage is not None:
+        raise _damaged(path, state, "nothing before it could be read")
     return parse_header(path, line, truncated=state.truncated and not newline)
 
 
@@ -411,7 +540,11 @@ def _locate(line: bytes, error: msgspec.DecodeError) -> tuple[str, str]:
 
 
 class TapeFeed:
-    """Replay a tape file as a Feed; ``strict`` turns the first malformed line into an ``InputError``."""
+    """Replay a tape file as a Feed; ``strict`` turns the first malformed line into an ``InputError``.
+
+    Iterating raises ``CorruptInputError`` at damage before the end of a compressed tape, once every
+    event before it has been yielded.
+    """
 
     def __init__(self, path: str | Path, *, strict: bool = False) -> None:
         """Open the tape at ``path`` and validate its header."""
@@ -440,9 +573,11 @@ class TapeFeed:
                 if block.endswith(b"\n"):
                     stats["lines"] += block.count(b"\n")
                     yield from self._decode_block(block, line_no)
-                else:
+                elif state.damage is None:
                     stats["lines"] += 1
                     yield from self._decode_tail(block)
+        if state.damage is not None:
+            raise _damaged(self.path, state, f"{stats['events']:,} events before it were replayed")
         if state.truncated:
             stats["truncated_tail"] = 1
 
