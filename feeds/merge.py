@@ -28,6 +28,7 @@ import msgspec
 from engine.errors import ChimeraError, UsageError
 from engine.events import Event, InstrumentDef, sort_key
 from feeds.base import Feed
+from feeds.paths import input_file
 from feeds.tape import TapeFeed, read_head
 
 LOBSTER_MESSAGE = re.compile(r"_message_(\d+)\.csv$")
@@ -143,28 +144,32 @@ def _checked(events: Iterator[Event], known: frozenset[int], index: int) -> Iter
         yield event
 
 
+FEED_FILES = "a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst) or a LOBSTER message CSV"
+
+
 def open_feed(path: str | Path, *, strict: bool = False, **options: Any) -> Feed:
     """Open ``path`` as the feed its name or content says: a LOBSTER message CSV or a tape.
 
     ``strict`` applies to tapes (stop at the first malformed line); ``options`` go to the LOBSTER
-    feed (e.g. ``reconcile=False``).
+    feed (``reconcile``, ``symbol``, ``day``). A ``.csv`` named outside LOBSTER's scheme is read as a
+    LOBSTER message file when ``symbol`` or ``day`` is given.
 
     Raises:
-        UsageError: the file is missing or is neither kind.
+        UsageError: the file is missing, empty, a directory, or neither kind.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    if LOBSTER_MESSAGE.search(path.name):
+    path = input_file(path, FEED_FILES)
+    foreign_csv = path.suffix.lower() == ".csv" and bool(options.get("symbol") or options.get("day"))
+    if LOBSTER_MESSAGE.search(path.name) or foreign_csv:
         # LOBSTER message file (``<TICKER>_<date>_<start>_<end>_message_<levels>.csv``); the LOBSTER
         # feed finds its orderbook file beside it.
         from feeds.lobster import LobsterFeed
 
         return LobsterFeed(path, **options)
     if read_head(path, 64).lstrip().startswith(b"{"):
-        return TapeFeed(path, strict=strict, **options)  # its header check names line 1 if not a tape
+        return TapeFeed(path, strict=strict)  # its header check names line 1 if not a tape
     raise UsageError(
-        f"{path}: not a recognised feed file (expected a chimera tape or a LOBSTER *_message_<N>.csv)"
+        f"{path}: not a recognised feed file (expected a chimera tape, or a LOBSTER message CSV named "
+        "TICKER_YYYY-MM-DD_start_end_message_N.csv or given --symbol and --date)"
     )
 
 
