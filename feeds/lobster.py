@@ -40,9 +40,12 @@ out of view) appended to that message's group. An entering level that still hold
 before it left the window is reset (DELETE, then UPDATE as anonymous size) even when its size
 agrees: those orders may have been cancelled and replaced out of view, and later messages about the
 replacements would otherwise overdraw the level. Any other difference is an *unexplained mismatch*:
-recorded with its line, then repaired the same way so later rows stay comparable. With
-``reconcile=False`` no corrections are made and the book drifts at the window edge (levels entering
-the window keep whatever size the book guessed, levels that vanished out of view linger).
+recorded with its line, then repaired the same way so later rows stay comparable;
+``LobsterFeed.reconciliation_error()`` names the first one (``Mismatch.describe()``), and the CLI
+exits 3 with it. With ``reconcile=False`` only the message file is read (an orderbook file is used,
+for the seed snapshot, only when one is given), no corrections are made and the book drifts at the
+window edge (levels entering the window keep whatever size the book guessed, levels that vanished out
+of view linger).
 """
 
 from __future__ import annotations
@@ -263,8 +266,11 @@ class Mismatch(msgspec.Struct, frozen=True):
     file: int  # size in the orderbook file (0: absent)
 
     def describe(self) -> str:
-        """One line to check against the files, e.g. ``line 2 (message type 2): ask $100.10 has size 5 in
-        the orderbook file, 6 in the rebuilt book``."""
+        """The mismatch as one line naming its line, message type, side, price and both sizes.
+
+        For example ``line 2 (message type 2): ask $100.10 has size 5 in the orderbook file, 6 in the
+        rebuilt book``.
+        """
         side = "bid" if self.side == BUY else "ask"
         return (f"line {self.line} (message type {self.message_type}): {side} ${self.price // 100}."
                 f"{self.price % 100:02d} has size {self.file} in the orderbook file, {self.ours} in the rebuilt book")
