@@ -74,6 +74,8 @@ def test_empty_files_and_directories_are_refused_before_anything_runs(tmp_path, 
     empty = tmp_path / "empty.jsonl.gz"
     empty.write_bytes(b"")
     message, _ = write_day(tmp_path, [msg(0, 1, 1, 5, 100, 1)], [([], [(100, 5)])])
+    empty_message = tmp_path / "EMPTY_2012-06-21_34200000_57600000_message_1.csv"
+    empty_message.write_bytes(b"")
     db = tmp_path / "never.db"
     feeds = "give a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst) or a LOBSTER message CSV"
     cases = [
@@ -81,6 +83,9 @@ def test_empty_files_and_directories_are_refused_before_anything_runs(tmp_path, 
         (["replay", str(tmp_path), "--db", str(db)], f"{tmp_path}: is a directory; {feeds}"),
         (["import-lobster", str(message), "--out", str(tmp_path)],
          f"{tmp_path}: is a directory; give a tape file name such as {tmp_path / 'day.jsonl.gz'}"),
+        (["import-lobster", str(empty_message), "--out", str(tmp_path / "t.jsonl")],
+         f"{empty_message}: empty file (0 bytes); give a LOBSTER message file "
+         "(TICKER_YYYY-MM-DD_start_end_message_N.csv)"),
         (["import-lobster", str(tmp_path), "--out", str(tmp_path / "t.jsonl")],
          f"{tmp_path}: is a directory; give a LOBSTER message file (TICKER_YYYY-MM-DD_start_end_message_N.csv)"),
         (["record", "--duration", "5", "--out", str(tmp_path)],
