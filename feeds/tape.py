@@ -9,15 +9,16 @@ Line 1 is a JSON object ``{"format": "chimera-tape", "version": 1, "instruments"
 
 Invariants:
 - writing picks the compression from the suffix (``.gz`` gzip, ``.zst`` zstandard, else plain);
-  reading sniffs the magic bytes, so a renamed file still reads;
+  reading sniffs the magic bytes, so a renamed file still reads (``feeds/members.py``);
 - events are encoded and decoded only by ``msgspec.json`` with the union of every event type,
   ``TruthLabel`` included (the truth channel is kept in the tape);
 - a bad or missing header is always an ``InputError`` naming line 1;
 - a malformed event line raises ``InputError(path, line, field, problem)`` when ``strict``, else it
   is skipped and counted in ``stats()["malformed_lines"]`` (nothing is logged per line);
-- a compressed tape is a series of gzip members or zstd frames (a new one after every
-  ``MEMBER_BYTES`` of content, each with its own checksum); the reader passes a member's content on
-  only once its checksum has been verified, so damaged bytes never reach the decoder as events;
+- a compressed tape is a series of gzip members or zstd frames (a new one after the first write
+  that fills ``MEMBER_BYTES`` of content, so members hold whole lines, each with its checksum); the
+  reader passes a member's content on only once its checksum has been verified, so damaged bytes
+  never reach the decoder as events;
 - a tape cut mid-stream (the file ends inside a member, or a last line without newline does not
   parse) replays every event before the cut and sets ``stats()["truncated_tail"] = 1``: a killed
   recorder leaves such a tape;
@@ -32,32 +33,23 @@ Invariants:
 
 from __future__ import annotations
 
-import gzip
-import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 
 import msgspec
 
 from engine.errors import CorruptInputError, InputError, UsageError
 from engine.events import ALL_EVENT_TYPES, AnyEvent, Event, InstrumentDef
 from feeds.base import Feed, batched
+from feeds.members import MEMBER_BYTES, MemberWriter, ReadState, decompressed_chunks, open_members
 from feeds.paths import input_file
 
 FORMAT = "chimera-tape"
 VERSION = 1
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-GZIP_LEVEL = 1
-ZSTD_LEVEL = 3
 WRITE_BATCH = 8192  # events encoded per write call
-READ_CHUNK = 1 << 20  # bytes read per call from a plain tape
-COMPRESSED_CHUNK = 1 << 16  # compressed bytes read (and decompressed) per call
-MEMBER_BYTES = 1 << 20  # content per gzip member / zstd frame: the unit a reader verifies
-VERIFY_LIMIT = 8 << 20  # content held back for its checksum; a larger member (old tapes) passes on unverified
 TAPE_FILES = "a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst)"
 
 
@@ -73,15 +65,6 @@ class TapeHeader(msgspec.Struct, frozen=True):
 
 
 # ---- writing --------------------------------------------------------------------------------------
-def _zstandard() -> Any:
-    """Import zstandard lazily; a clear error when it is missing."""
-    try:
-        import zstandard
-    except ImportError as error:
-        raise UsageError("reading or writing .zst tapes needs the 'zstandard' package") from error
-    return zstandard
-
-
 def _writable(path: Path) -> Path:
     """``path`` when a tape can be created there; else ``UsageError`` (a directory, a missing folder)."""
     if path.is_dir():
@@ -91,60 +74,12 @@ def _writable(path: Path) -> Path:
     return path
 
 
-def _open_for_write(path: Path, level: int | None) -> _Members | IO[bytes]:
+def _open_for_write(path: Path, level: int | None) -> MemberWriter | IO[bytes]:
     """Open ``path`` for binary writing, compressed according to its suffix."""
     try:
-        return _open_compressed(_writable(path), level)
+        return open_members(_writable(path), level)
     except OSError as error:
         raise UsageError(f"{path}: cannot write tape: {error.strerror or error}") from error
-
-
-def _open_compressed(path: Path, level: int | None) -> _Members | IO[bytes]:
-    if path.suffix == ".gz":  # no name and no mtime in the gzip headers: same events, same bytes
-        gzip_level = level or GZIP_LEVEL
-        return _Members(path.open("wb"), lambda raw: gzip.GzipFile(
-            filename="", mode="wb", compresslevel=gzip_level, fileobj=raw, mtime=0))
-    if path.suffix == ".zst":
-        compressor = _zstandard().ZstdCompressor(level=level or ZSTD_LEVEL, write_checksum=True)
-        return _Members(path.open("wb"), lambda raw: compressor.stream_writer(raw, closefd=False))
-    return path.open("wb")
-
-
-class _Members:
-    """A compressed file written as independent members (gzip) or frames (zstd), each with its checksum.
-
-    ``open_member(raw)`` starts a member on the raw file; closing it ends the member, not the file.
-    """
-
-    def __init__(self, raw: IO[bytes], open_member: Callable[[IO[bytes]], IO[bytes]]) -> None:
-        self._raw = raw
-        self._open_member = open_member
-        self._member: IO[bytes] | None = None
-
-    def write(self, data: bytes) -> None:
-        """Compress ``data`` into the current member (started when needed)."""
-        if self._member is None:
-            self._member = self._open_member(self._raw)
-        self._member.write(data)
-
-    def end_member(self) -> None:
-        """Close the current member (its checksum is written); the next write starts a new one."""
-        if self._member is not None:
-            self._member.close()
-            self._member = None
-
-    def flush(self) -> None:
-        """Flush the current member's compressor and the raw file to the operating system."""
-        if self._member is not None:
-            self._member.flush()
-        self._raw.flush()
-
-    def close(self) -> None:
-        """End the current member and close the file."""
-        try:
-            self.end_member()
-        finally:
-            self._raw.close()
 
 
 def utc_now_iso() -> str:
@@ -177,7 +112,7 @@ class TapeWriter:
         )
         self._encoder = msgspec.json.Encoder()
         header_line = self._encoder.encode(self.header) + b"\n"
-        self._file: _Members | IO[bytes] | None = _open_for_write(self.path, level)
+        self._file: MemberWriter | IO[bytes] | None = _open_for_write(self.path, level)
         self._member_bytes = 0  # content written into the current member
         self._pending: list[Event] = []
         self.count = 0  # events accepted so far
@@ -224,11 +159,11 @@ class TapeWriter:
         file = self._open_file()
         file.write(lines)
         self._member_bytes += len(lines)
-        if self._member_bytes >= MEMBER_BYTES and isinstance(file, _Members):
+        if self._member_bytes >= MEMBER_BYTES and isinstance(file, MemberWriter):
             file.end_member()
             self._member_bytes = 0
 
-    def _open_file(self) -> _Members | IO[bytes]:
+    def _open_file(self) -> MemberWriter | IO[bytes]:
         if self._file is None:
             raise UsageError(f"{self.path}: tape writer is closed")
         return self._file
@@ -295,126 +230,6 @@ class RecordingFeed:
 
 
 # ---- reading: bytes -------------------------------------------------------------------------------
-class _ReadState:
-    """What reading found besides the content: a cut-off tail, or damage before the end."""
-
-    def __init__(self) -> None:
-        self.truncated = False  # the file ends inside a member
-        self.damage: tuple[int, str] | None = None  # (compressed offset, problem) of the first damage
-
-
-class _Codec(NamedTuple):
-    """How to read one member of a compressed format."""
-
-    new: Callable[[], Any]  # a fresh decompressor for one member
-    errors: tuple[type[Exception], ...]  # what it raises on damaged data
-
-
-# What the decompressors say, in words a user can act on (others are passed on as they are).
-_PROBLEMS = {
-    "incorrect data check": "CRC check failed",
-    "incorrect length check": "length check failed",
-    "incorrect header check": "bytes that start no gzip member",
-    "Restored data doesn't match checksum": "checksum check failed",
-    "Unknown frame descriptor": "bytes that start no zstd frame",
-}
-
-
-def _problem(error: Exception) -> str:
-    """``"CRC check failed"`` from zlib's ``"Error -3 while decompressing data: incorrect data check"``."""
-    text = str(error).rpartition(": ")[2]
-    return _PROBLEMS.get(text, text)
-
-
-def _raw_chunks(file: IO[bytes], size: int) -> Iterator[bytes]:
-    while chunk := file.read(size):
-        yield chunk
-
-
-def _codec(head: bytes) -> _Codec | None:
-    """The compression the magic bytes ``head`` announce, or None for a plain file."""
-    if head.startswith(GZIP_MAGIC):
-        return _Codec(lambda: zlib.decompressobj(16 + zlib.MAX_WBITS), (zlib.error,))
-    if head.startswith(ZSTD_MAGIC):
-        zstandard = _zstandard()
-        return _Codec(zstandard.ZstdDecompressor().decompressobj, (zstandard.ZstdError,))
-    return None
-
-
-def _decompressed_chunks(file: IO[bytes], state: _ReadState) -> Iterator[bytes]:
-    """Chunks of the decompressed content of ``file``, compression sniffed from its magic bytes."""
-    head = file.read(4)
-    codec = _codec(head)
-    if codec is None:
-        yield from _prepend(head, _raw_chunks(file, READ_CHUNK))
-    else:
-        yield from _members(file, _prepend(head, _raw_chunks(file, COMPRESSED_CHUNK)), codec, state)
-
-
-def _members(file: IO[bytes], chunks: Iterator[bytes], codec: _Codec, state: _ReadState) -> Iterator[bytes]:
-    """The content of each member, passed on once the member's checksum has been verified.
-
-    A member whose content exceeds ``VERIFY_LIMIT`` (tapes written before members were bounded) is
-    passed on in parts before its check. The file ending inside a member passes on what it holds and
-    sets ``state.truncated``; a decompression error sets ``state.damage`` and drops the member.
-    """
-    decompressor, member_start, offset, fed = codec.new(), 0, 0, False
-    held: list[bytes] = []
-    held_size = 0
-    for chunk in chunks:
-        while chunk:
-            try:
-                out = decompressor.decompress(chunk)
-            except codec.errors as error:
-                state.damage = (_damage_offset(file, codec, member_start, offset, chunk), _problem(error))
-                return
-            fed = True
-            held.append(out)
-            held_size += len(out)
-            if not decompressor.eof:
-                offset += len(chunk)
-                if held_size > VERIFY_LIMIT:
-                    yield b"".join(held)
-                    held, held_size = [], 0
-                break
-            yield b"".join(held)
-            held, held_size = [], 0
-            rest = decompressor.unused_data
-            offset += len(chunk) - len(rest)
-            member_start = offset
-            chunk, decompressor, fed = rest, codec.new(), False
-    if fed:
-        state.truncated = True
-        yield b"".join(held)
-
-
-def _damage_offset(file: IO[bytes], codec: _Codec, member_start: int, chunk_start: int, chunk: bytes) -> int:
-    """The compressed offset of the byte at which the member starting at ``member_start`` fails.
-
-    The member is decompressed again up to ``chunk_start`` (it passed that far), then ``chunk`` byte by
-    byte; only a damaged file pays for this.
-    """
-    decompressor = codec.new()
-    file.seek(member_start)
-    remaining = chunk_start - member_start
-    while remaining > 0:
-        block = file.read(min(COMPRESSED_CHUNK, remaining))
-        remaining -= len(block)
-        decompressor.decompress(block)
-    for index in range(len(chunk)):
-        try:
-            decompressor.decompress(chunk[index : index + 1])
-        except codec.errors:
-            return chunk_start + index
-    return chunk_start + len(chunk) - 1
-
-
-def _prepend(head: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    if head:
-        yield head
-    yield from chunks
-
-
 def _line_blocks(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """Regroup chunks into blocks of whole lines; only the last block may lack its final newline."""
     tail = b""
@@ -436,7 +251,7 @@ def _open_for_read(path: Path) -> IO[bytes]:
         raise UsageError(f"{path}: cannot read tape: {error.strerror or error}") from error
 
 
-def _damaged(path: str | Path, state: _ReadState, consequence: str) -> CorruptInputError:
+def _damaged(path: str | Path, state: ReadState, consequence: str) -> CorruptInputError:
     assert state.damage is not None
     offset, problem = state.damage
     return CorruptInputError(str(path), offset, problem, consequence)
@@ -448,9 +263,9 @@ def read_head(path: str | Path, size: int = 4096) -> bytes:
     Raises:
         CorruptInputError: the file is damaged before any of its content could be verified.
     """
-    head, state = b"", _ReadState()
+    head, state = b"", ReadState()
     with _open_for_read(Path(path)) as file:
-        for chunk in _decompressed_chunks(file, state):
+        for chunk in decompressed_chunks(file, state):
             head += chunk
             if len(head) >= size:
                 break
@@ -498,9 +313,9 @@ def read_header(path: str | Path) -> TapeHeader:
         CorruptInputError: the file is damaged before the end of its header line.
         InputError: the header line is missing or invalid (line 1).
     """
-    state = _ReadState()
+    state = ReadState()
     with _open_for_read(Path(path)) as file:
-        first = next(_line_blocks(_first_line_chunks(_decompressed_chunks(file, state))), b"")
+        first = next(_line_blocks(_first_line_chunks(decompressed_chunks(file, state))), b"")
     line, newline, _ = first.partition(b"\n")
     if not newline and state.damage is not None:
         raise _damaged(path, state, "nothing before it could be read")
@@ -565,9 +380,9 @@ class TapeFeed:
     def events(self) -> Iterator[Event]:
         """Every event of the tape in file order; each call starts a new pass and resets the stats."""
         self._stats = stats = self._new_stats()
-        state = _ReadState()
+        state = ReadState()
         with _open_for_read(self.path) as file:
-            blocks = self._after_header(_line_blocks(_decompressed_chunks(file, state)), state)
+            blocks = self._after_header(_line_blocks(decompressed_chunks(file, state)), state)
             for block in blocks:
                 line_no = stats["lines"] + 1
                 if block.endswith(b"\n"):
@@ -581,7 +396,7 @@ class TapeFeed:
         if state.truncated:
             stats["truncated_tail"] = 1
 
-    def _after_header(self, blocks: Iterator[bytes], state: _ReadState) -> Iterator[bytes]:
+    def _after_header(self, blocks: Iterator[bytes], state: ReadState) -> Iterator[bytes]:
         first = next(blocks, b"")
         line, newline, rest = first.partition(b"\n")
         parse_header(self.path, line, truncated=state.truncated and not newline)
