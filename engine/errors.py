@@ -38,6 +38,19 @@ class InputError(ChimeraError):
         super().__init__(f"{self.path}:{line}: field {field!r}: {problem}")
 
 
+class CorruptInputError(ChimeraError):
+    """A damaged input file: data its decoder rejects before the end (a cut-off tail is not this)."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, offset: int, problem: str, consequence: str) -> None:
+        self.path = str(path)
+        self.offset = offset
+        self.problem = problem
+        super().__init__(f"{self.path}: corrupt compressed data at byte {offset:,} ({problem}); {consequence}"
+                         " - the file is damaged, re-record it or restore it from a copy")
+
+
 class LaneError(ChimeraError):
     """A failure inside one instrument's lane; names the instrument and the stage."""
 

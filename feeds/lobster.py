@@ -40,9 +40,12 @@ out of view) appended to that message's group. An entering level that still hold
 before it left the window is reset (DELETE, then UPDATE as anonymous size) even when its size
 agrees: those orders may have been cancelled and replaced out of view, and later messages about the
 replacements would otherwise overdraw the level. Any other difference is an *unexplained mismatch*:
-recorded with its line, then repaired the same way so later rows stay comparable. With
-``reconcile=False`` no corrections are made and the book drifts at the window edge (levels entering
-the window keep whatever size the book guessed, levels that vanished out of view linger).
+recorded with its line, then repaired the same way so later rows stay comparable;
+``LobsterFeed.reconciliation_error()`` names the first one (``Mismatch.describe()``), and the CLI
+exits 3 with it. With ``reconcile=False`` only the message file is read (an orderbook file is used,
+for the seed snapshot, only when one is given), no corrections are made and the book drifts at the
+window edge (levels entering the window keep whatever size the book guessed, levels that vanished out
+of view linger).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ import msgspec
 import numpy as np
 
 from engine.book import BookCounters, OrderBook
-from engine.errors import InputError, UsageError
+from engine.errors import InputError, ReconciliationError, UsageError
 from engine.events import (
     BUY,
     DELETE,
@@ -87,6 +90,7 @@ from feeds.lobster_files import (  # noqa: F401  (re-exported: the public file A
     CHUNK,
     DAY_SECONDS,
     DUMMY_PRICE,
+    FILE_NAMES,
     MAX_MISMATCH_DETAILS,
     MESSAGE_FIELDS,
     PRICE_SCALE,
@@ -132,6 +136,7 @@ from feeds.lobster_files import (  # noqa: F401  (re-exported: the public file A
     read_messages,
     read_orderbook,
 )
+from feeds.paths import input_file
 
 SLOW, QUICK, QUICK_ENTRY = 0, 1, 2  # how a row is verified (see _quick_rows)
 
@@ -259,6 +264,16 @@ class Mismatch(msgspec.Struct, frozen=True):
     price: int  # ticks
     ours: int  # size in the rebuilt book (0: absent)
     file: int  # size in the orderbook file (0: absent)
+
+    def describe(self) -> str:
+        """The mismatch as one line naming its line, message type, side, price and both sizes.
+
+        For example ``line 2 (message type 2): ask $100.10 has size 5 in the orderbook file, 6 in the
+        rebuilt book``.
+        """
+        side = "bid" if self.side == BUY else "ask"
+        return (f"line {self.line} (message type {self.message_type}): {side} ${self.price // 100}."
+                f"{self.price % 100:02d} has size {self.file} in the orderbook file, {self.ours} in the rebuilt book")
 
 
 class ReconcileReport(msgspec.Struct, frozen=True):
@@ -545,15 +560,16 @@ class LobsterFeed:
 
     Args:
         message_path: the ``..._message_N.csv`` file.
-        orderbook_path: the matching orderbook file; default: beside the message file by name.
+        orderbook_path: the matching orderbook file; default: beside the message file by name (only
+            when reconciling: without reconciliation only a given orderbook file is read, for the seed).
         instrument_id: id carried by every event.
         symbol: overrides the ticker of the file name.
         day: overrides the date of the file name (needed when the name does not follow the scheme).
         reconcile: check and repair the book against the orderbook file after every message.
 
     Raises:
-        UsageError: a file is missing (the orderbook only when ``reconcile``), or symbol/date are
-            neither in the file name nor given.
+        UsageError: a file is missing, empty or a directory; the orderbook file is needed and cannot
+            be found; symbol or date are neither in the file name nor given (``--symbol``, ``--date``).
     """
 
     def __init__(
@@ -566,37 +582,43 @@ class LobsterFeed:
         day: date | str | None = None,
         reconcile: bool = True,
     ) -> None:
-        self.message_path = Path(message_path)
-        if not self.message_path.is_file():
-            raise UsageError(f"{self.message_path}: LOBSTER message file not found")
+        self.message_path = input_file(message_path, f"a LOBSTER message file ({FILE_NAMES})")
         name = parse_file_name(self.message_path)
         if name is not None and name.kind == "orderbook":
             raise UsageError(f"{self.message_path}: this is the orderbook file; pass the message file")
-        if orderbook_path is None and name is not None:
-            orderbook_path = orderbook_path_for(self.message_path)
-        self.orderbook_path = Path(orderbook_path) if orderbook_path is not None else None
-        if self.orderbook_path is not None and not self.orderbook_path.is_file():
-            if reconcile:
-                raise UsageError(f"{self.orderbook_path}: LOBSTER orderbook file not found; reconciliation "
-                                 "needs it (reconcile=False replays without it)")
-            self.orderbook_path = None
-        if reconcile and self.orderbook_path is None:
-            raise UsageError(f"{self.message_path}: no orderbook file given and none can be derived from the "
-                             "name; reconciliation needs it (reconcile=False replays without it)")
-        self.reconcile = reconcile
         self.symbol = symbol or (name.symbol if name else None)
-        day = date.fromisoformat(day) if isinstance(day, str) else day or (name.date if name else None)
-        if self.symbol is None or day is None:
-            raise UsageError(f"{self.message_path}: symbol and date are not in the file name "
-                             "(TICKER_YYYY-MM-DD_start_end_message_N.csv); pass symbol= and day=")
-        self.day = day
-        self.base_ns = midnight_ns(day)
+        self.day = _day(self.message_path, day) or (name.date if name else None)
+        if self.symbol is None or self.day is None:
+            missing = " and ".join(flag for flag, value in (("--symbol TICKER", self.symbol),
+                                                            ("--date YYYY-MM-DD", self.day)) if value is None)
+            raise UsageError(f"{self.message_path}: the file name does not follow LOBSTER's scheme "
+                             f"({FILE_NAMES}); give {missing}")
+        self.reconcile = reconcile
+        self.orderbook_path = self._orderbook(name, orderbook_path)
+        self.base_ns = midnight_ns(self.day)
         self.levels = name.levels if name else None
         start_ms, end_ms = (name.start_ms, name.end_ms) if name else REGULAR_SESSION_MS
         opens, closes = self.base_ns + start_ms * 1_000_000, self.base_ns + end_ms * 1_000_000
         self._definition = InstrumentDef(instrument_id, opens, opens, 0, LAST, self.symbol, VENUE, TICK_SIZE,
                                          PRICE_SCALE, session_open=opens, session_close=closes)
         self._replay: _Replay | None = None
+
+    def _orderbook(self, name: LobsterName | None, given: str | Path | None) -> Path | None:
+        """The orderbook file to read: the one given, else (when reconciling) the one beside by name."""
+        what = f"a LOBSTER orderbook file ({FILE_NAMES.replace('message', 'orderbook')})"
+        if given is not None:
+            return input_file(given, what)
+        if not self.reconcile:
+            return None
+        if name is None:
+            raise UsageError(f"{self.message_path}: its orderbook file cannot be found from this name and "
+                             "reconciliation needs it: give it (import-lobster MESSAGE ORDERBOOK), or use "
+                             "--no-reconcile to read the message file alone")
+        path = orderbook_path_for(self.message_path)
+        if not path.exists():
+            raise UsageError(f"{path}: LOBSTER orderbook file not found; reconciliation needs it: put it beside "
+                             "the message file, or use --no-reconcile to read the message file alone")
+        return input_file(path, what)
 
     def instruments(self) -> list[InstrumentDef]:
         """The single instrument of the file."""
@@ -646,6 +668,28 @@ class LobsterFeed:
             raise UsageError("no replay yet: iterate events() or batches() first")
         return self._replay.report()
 
+    def reconciliation_error(self) -> ReconciliationError | None:
+        """The error (exit 3) naming the first unexplained mismatch of the last replay; None without any."""
+        if self._replay is None or not self._replay.unexplained:
+            return None
+        report = self._replay.report()
+        count = report.unexplained_mismatches
+        orderbook = self.orderbook_path.name if self.orderbook_path is not None else "the orderbook file"
+        return ReconciliationError(
+            f"{self.message_path}: {count:,} unexplained reconciliation mismatch{'es' if count > 1 else ''} with "
+            f"{orderbook}, the first at {report.mismatches[0].describe()} - check that the two files belong "
+            "together (same day, same levels)")
+
+
+def _day(path: Path, day: date | str | None) -> date | None:
+    """``day`` as a date (an ISO ``YYYY-MM-DD`` string is parsed)."""
+    if not isinstance(day, str):
+        return day
+    try:
+        return date.fromisoformat(day)
+    except ValueError:
+        raise UsageError(f"{path}: --date {day!r} is not a date; give it as YYYY-MM-DD") from None
+
 
 def _columns(path: Path) -> int:
     """Number of comma-separated fields on the first line of a file."""
@@ -663,19 +707,25 @@ def reconcile_file(message: str | Path, orderbook: str | Path | None = None, *,
 
 
 def import_lobster(message: str | Path, orderbook: str | Path | None, out: str | Path, *,
-                   instrument_id: int = 0) -> dict:
+                   instrument_id: int = 0, **options) -> dict:
     """Record a reconciled LOBSTER day into a tape at ``out``; returns the report as plain data.
 
-    The dict holds every ``ReconcileReport`` field plus ``mismatch_examples`` (one line each).
+    ``options`` go to ``LobsterFeed`` (``symbol``, ``day``, ``reconcile``).
+    """
+    return record_lobster(LobsterFeed(message, orderbook, instrument_id=instrument_id, **options), out)
+
+
+def record_lobster(feed: LobsterFeed, out: str | Path) -> dict:
+    """Record ``feed`` into a tape at ``out``; returns the report as plain data.
+
+    The dict holds every ``ReconcileReport`` field plus ``mismatch_examples`` (``Mismatch.describe()``).
     """
     from feeds.tape import record
 
-    feed = LobsterFeed(message, orderbook, instrument_id=instrument_id)
     record(feed, out, source=f"lobster:{feed.message_path.name}",
            meta={"message": feed.message_path.name, "orderbook": getattr(feed.orderbook_path, "name", None)})
     report = feed.report()
-    examples = [f"line {m.line} type {m.message_type} side {m.side:+d} price {m.price}: "
-                f"book {m.ours} vs file {m.file}" for m in report.mismatches]
+    examples = [mismatch.describe() for mismatch in report.mismatches]
     return {**msgspec.to_builtins(report), "mismatch_examples": examples}
 
 
@@ -696,4 +746,5 @@ __all__ = [
     "read_messages",
     "read_orderbook",
     "reconcile_file",
+    "record_lobster",
 ]

@@ -46,6 +46,7 @@ _NAME = re.compile(
     r"^(?P<symbol>[^_]+)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)_"
     r"(?P<kind>message|orderbook)_(?P<levels>\d+)\.csv$"
 )
+FILE_NAMES = "TICKER_YYYY-MM-DD_start_end_message_N.csv"  # LOBSTER's naming scheme, as hints show it
 _TIME = re.compile(r"^\d+(\.\d+)?$")
 _INT = re.compile(r"^-?\d+$")
 
@@ -80,8 +81,7 @@ def orderbook_path_for(message_path: str | Path) -> Path:
     path = Path(message_path)
     name = parse_file_name(path)
     if name is None or name.kind != "message":
-        raise UsageError(f"{path}: not a LOBSTER message file name "
-                         "(TICKER_YYYY-MM-DD_start_end_message_N.csv)")
+        raise UsageError(f"{path}: not a LOBSTER message file name ({FILE_NAMES})")
     return path.with_name(path.name.replace("_message_", "_orderbook_"))
 
 

@@ -28,6 +28,7 @@ import msgspec
 from engine.errors import ChimeraError, UsageError
 from engine.events import Event, InstrumentDef, sort_key
 from feeds.base import Feed
+from feeds.paths import input_file
 from feeds.tape import TapeFeed, read_head
 
 LOBSTER_MESSAGE = re.compile(r"_message_(\d+)\.csv$")
@@ -143,19 +144,23 @@ def _checked(events: Iterator[Event], known: frozenset[int], index: int) -> Iter
         yield event
 
 
+FEED_FILES = "a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst), a LOBSTER message CSV or a Databento .dbn[.zst]"
+
+
 def open_feed(path: str | Path, *, strict: bool = False, dbn: dict[str, Any] | None = None, **options: Any) -> Feed:
     """Open ``path`` as the feed its name or content says: a LOBSTER message CSV, a DBN file or a tape.
 
     ``strict`` applies to tapes (stop at the first malformed line); ``dbn`` goes to the DBN feed
-    (``tick_size``, ``check_sequence``); ``options`` go to the LOBSTER feed (e.g. ``reconcile=False``).
+    (``tick_size``, ``check_sequence``); ``options`` go to the LOBSTER feed (``reconcile``, ``symbol``,
+    ``day``). A ``.csv`` named outside LOBSTER's scheme is read as a LOBSTER message file when
+    ``symbol`` or ``day`` is given.
 
     Raises:
-        UsageError: the file is missing or is neither kind.
+        UsageError: the file is missing, empty, a directory, or neither kind.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    if LOBSTER_MESSAGE.search(path.name):
+    path = input_file(path, FEED_FILES)
+    foreign_csv = path.suffix.lower() == ".csv" and bool(options.get("symbol") or options.get("day"))
+    if LOBSTER_MESSAGE.search(path.name) or foreign_csv:
         # LOBSTER message file (``<TICKER>_<date>_<start>_<end>_message_<levels>.csv``); the LOBSTER
         # feed finds its orderbook file beside it.
         from feeds.lobster import LobsterFeed
@@ -166,10 +171,10 @@ def open_feed(path: str | Path, *, strict: bool = False, dbn: dict[str, Any] | N
 
         return DbnFeed(path, **(dbn or {}))
     if read_head(path, 64).lstrip().startswith(b"{"):
-        return TapeFeed(path, strict=strict, **options)  # its header check names line 1 if not a tape
+        return TapeFeed(path, strict=strict)  # its header check names line 1 if not a tape
     raise UsageError(
-        f"{path}: not a recognised feed file (expected a chimera tape, a LOBSTER *_message_<N>.csv or a "
-        "Databento .dbn[.zst])"
+        f"{path}: not a recognised feed file (expected a chimera tape, a Databento .dbn[.zst], or a LOBSTER "
+        "message CSV named TICKER_YYYY-MM-DD_start_end_message_N.csv or given --symbol and --date)"
     )
 
 

@@ -9,14 +9,23 @@ Line 1 is a JSON object ``{"format": "chimera-tape", "version": 1, "instruments"
 
 Invariants:
 - writing picks the compression from the suffix (``.gz`` gzip, ``.zst`` zstandard, else plain);
-  reading sniffs the magic bytes, so a renamed file still reads;
+  reading sniffs the magic bytes, so a renamed file still reads (``feeds/members.py``);
 - events are encoded and decoded only by ``msgspec.json`` with the union of every event type,
   ``TruthLabel`` included (the truth channel is kept in the tape);
 - a bad or missing header is always an ``InputError`` naming line 1;
 - a malformed event line raises ``InputError(path, line, field, problem)`` when ``strict``, else it
   is skipped and counted in ``stats()["malformed_lines"]`` (nothing is logged per line);
-- a tape cut mid-stream (a compressed stream without its end, a last line without newline that does
-  not parse) replays every intact event before the cut and sets ``stats()["truncated_tail"] = 1``;
+- a compressed tape is a series of gzip members or zstd frames (a new one after the first write
+  that fills ``MEMBER_BYTES`` of content, so members hold whole lines, each with its checksum); the
+  reader passes a member's content on only once its checksum has been verified, so damaged bytes
+  never reach the decoder as events;
+- a tape cut mid-stream (the file ends inside a member, or a last line without newline does not
+  parse) replays every event before the cut and sets ``stats()["truncated_tail"] = 1``: a killed
+  recorder leaves such a tape;
+- damage before the end (a checksum that fails, data the decompressor rejects, bytes after a member
+  that start no member) raises ``CorruptInputError`` naming the file and the compressed byte offset
+  where it was detected, after every event of the members before it has been replayed; the damaged
+  member's content is dropped;
 - blank lines are ignored; ``stats()["lines"]`` counts every physical line, the header included;
 - ``RecordingFeed`` writes each event to its tape before handing it on, so a run stopped early
   still leaves on tape every event it was given (flushed when iteration ends or is closed).
@@ -24,9 +33,7 @@ Invariants:
 
 from __future__ import annotations
 
-import gzip
-import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -34,20 +41,16 @@ from typing import IO, Any
 
 import msgspec
 
-from engine.errors import InputError, UsageError
+from engine.errors import CorruptInputError, InputError, UsageError
 from engine.events import ALL_EVENT_TYPES, AnyEvent, Event, InstrumentDef
 from feeds.base import Feed, batched
+from feeds.members import MEMBER_BYTES, MemberWriter, ReadState, decompressed_chunks, open_members
+from feeds.paths import input_file
 
 FORMAT = "chimera-tape"
 VERSION = 1
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-GZIP_LEVEL = 1
-ZSTD_LEVEL = 3
 WRITE_BATCH = 8192  # events encoded per write call
-READ_CHUNK = 1 << 20  # bytes read per call from a plain tape
-COMPRESSED_CHUNK = 1 << 16  # compressed bytes read (and decompressed) per call
-SALVAGE_STEP = 256  # compressed bytes per step when recovering the data before a corrupt spot
+TAPE_FILES = "a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst)"
 
 
 class TapeHeader(msgspec.Struct, frozen=True):
@@ -62,44 +65,21 @@ class TapeHeader(msgspec.Struct, frozen=True):
 
 
 # ---- writing --------------------------------------------------------------------------------------
-def _zstandard() -> Any:
-    """Import zstandard lazily; a clear error when it is missing."""
-    try:
-        import zstandard
-    except ImportError as error:
-        raise UsageError("reading or writing .zst tapes needs the 'zstandard' package") from error
-    return zstandard
+def _writable(path: Path) -> Path:
+    """``path`` when a tape can be created there; else ``UsageError`` (a directory, a missing folder)."""
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory; give a tape file name such as {path / 'day.jsonl.gz'}")
+    if not path.parent.is_dir():
+        raise UsageError(f"{path}: cannot write tape: folder {path.parent} does not exist")
+    return path
 
 
-def _open_for_write(path: Path, level: int | None) -> IO[bytes]:
+def _open_for_write(path: Path, level: int | None) -> MemberWriter | IO[bytes]:
     """Open ``path`` for binary writing, compressed according to its suffix."""
     try:
-        return _open_compressed(path, level)
+        return open_members(_writable(path), level)
     except OSError as error:
         raise UsageError(f"{path}: cannot write tape: {error.strerror or error}") from error
-
-
-def _open_compressed(path: Path, level: int | None) -> IO[bytes]:
-    if path.suffix == ".gz":  # no name and no mtime in the gzip header: same events, same bytes
-        return _OwningGzip(path.open("wb"), level or GZIP_LEVEL)
-    if path.suffix == ".zst":
-        compressor = _zstandard().ZstdCompressor(level=level or ZSTD_LEVEL)
-        return compressor.stream_writer(path.open("wb"), closefd=True)
-    return path.open("wb")
-
-
-class _OwningGzip(gzip.GzipFile):
-    """A GzipFile over a file object it owns (closed with it), writing no file name into the header."""
-
-    def __init__(self, raw: IO[bytes], level: int) -> None:
-        super().__init__(filename="", mode="wb", compresslevel=level, fileobj=raw, mtime=0)
-        self._raw = raw
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._raw.close()
 
 
 def utc_now_iso() -> str:
@@ -132,10 +112,11 @@ class TapeWriter:
         )
         self._encoder = msgspec.json.Encoder()
         header_line = self._encoder.encode(self.header) + b"\n"
-        self._file: IO[bytes] | None = _open_for_write(self.path, level)
-        self._file.write(header_line)
+        self._file: MemberWriter | IO[bytes] | None = _open_for_write(self.path, level)
+        self._member_bytes = 0  # content written into the current member
         self._pending: list[Event] = []
         self.count = 0  # events accepted so far
+        self._write(header_line)
 
     def write(self, event: Event) -> None:
         """Append one event."""
@@ -170,10 +151,19 @@ class TapeWriter:
 
     def _drain(self) -> None:
         if self._pending:
-            self._open_file().write(self._encoder.encode_lines(self._pending))
+            self._write(self._encoder.encode_lines(self._pending))
             self._pending.clear()
 
-    def _open_file(self) -> IO[bytes]:
+    def _write(self, lines: bytes) -> None:
+        """Write whole lines; a compressed member ends after the write that fills it."""
+        file = self._open_file()
+        file.write(lines)
+        self._member_bytes += len(lines)
+        if self._member_bytes >= MEMBER_BYTES and isinstance(file, MemberWriter):
+            file.end_member()
+            self._member_bytes = 0
+
+    def _open_file(self) -> MemberWriter | IO[bytes]:
         if self._file is None:
             raise UsageError(f"{self.path}: tape writer is closed")
         return self._file
@@ -208,9 +198,13 @@ class RecordingFeed:
         self, feed: Feed, path: str | Path, *, source: str, meta: dict[str, Any] | None = None,
         created_at: str | None = None,
     ) -> None:
-        """Record ``feed`` to ``path`` while it is replayed; the tape is opened when ``events()`` starts."""
+        """Record ``feed`` to ``path`` while it is replayed; the tape is opened when ``events()`` starts.
+
+        Raises:
+            UsageError: ``path`` is a directory or its folder does not exist (checked now, before a run).
+        """
         self.feed = feed
-        self.path = Path(path)
+        self.path = _writable(Path(path))
         self.source = source
         self.meta = meta
         self.created_at = created_at
@@ -236,76 +230,6 @@ class RecordingFeed:
 
 
 # ---- reading: bytes -------------------------------------------------------------------------------
-class _ReadState:
-    """Whether the compressed stream ended before its end marker."""
-
-    def __init__(self) -> None:
-        self.truncated = False
-
-
-def _raw_chunks(file: IO[bytes], size: int) -> Iterator[bytes]:
-    while chunk := file.read(size):
-        yield chunk
-
-
-def _inflate(
-    chunks: Iterator[bytes], new: Callable[[], Any], errors: tuple[type[Exception], ...], state: _ReadState
-) -> Iterator[bytes]:
-    """Decompress concatenated members/frames; a cut or corrupt stream stops with ``state.truncated``."""
-    decompressor, fed = new(), False
-    for chunk in chunks:
-        while chunk:
-            backup = decompressor.copy() if hasattr(decompressor, "copy") else None
-            try:
-                out = decompressor.decompress(chunk)
-            except errors:
-                state.truncated = True
-                if backup is not None:
-                    yield from _salvage(backup, chunk, errors)
-                return
-            fed = True
-            if out:
-                yield out
-            if not decompressor.eof:
-                break
-            chunk, decompressor, fed = decompressor.unused_data, new(), False
-    if fed and not decompressor.eof:
-        state.truncated = True
-
-
-def _salvage(decompressor: Any, chunk: bytes, errors: tuple[type[Exception], ...]) -> Iterator[bytes]:
-    """Re-feed a chunk that failed in small steps, yielding what decompresses before the bad bytes."""
-    for start in range(0, len(chunk), SALVAGE_STEP):
-        try:
-            out = decompressor.decompress(chunk[start : start + SALVAGE_STEP])
-        except errors:
-            return
-        if out:
-            yield out
-
-
-def _decompressed_chunks(file: IO[bytes], state: _ReadState) -> Iterator[bytes]:
-    """Chunks of the decompressed content of ``file``, compression sniffed from its magic bytes."""
-    head = file.read(4)
-    compressed = head.startswith((GZIP_MAGIC, ZSTD_MAGIC))
-    chunks = _raw_chunks(file, COMPRESSED_CHUNK if compressed else READ_CHUNK)
-    if head.startswith(GZIP_MAGIC):
-        new: Callable[[], Any] = lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)  # noqa: E731
-        yield from _inflate(_prepend(head, chunks), new, (zlib.error,), state)
-    elif head.startswith(ZSTD_MAGIC):
-        zstandard = _zstandard()
-        new = zstandard.ZstdDecompressor().decompressobj
-        yield from _inflate(_prepend(head, chunks), new, (zstandard.ZstdError,), state)
-    else:
-        yield from _prepend(head, chunks)
-
-
-def _prepend(head: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    if head:
-        yield head
-    yield from chunks
-
-
 def _line_blocks(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """Regroup chunks into blocks of whole lines; only the last block may lack its final newline."""
     tail = b""
@@ -322,19 +246,31 @@ def _line_blocks(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 def _open_for_read(path: Path) -> IO[bytes]:
     try:
-        return path.open("rb")
+        return input_file(path, TAPE_FILES).open("rb")
     except OSError as error:
         raise UsageError(f"{path}: cannot read tape: {error.strerror or error}") from error
 
 
+def _damaged(path: str | Path, state: ReadState, consequence: str) -> CorruptInputError:
+    assert state.damage is not None
+    offset, problem = state.damage
+    return CorruptInputError(str(path), offset, problem, consequence)
+
+
 def read_head(path: str | Path, size: int = 4096) -> bytes:
-    """The first ``size`` decompressed bytes of a file (for sniffing its format)."""
-    head, state = b"", _ReadState()
+    """The first ``size`` decompressed bytes of a file (for sniffing its format).
+
+    Raises:
+        CorruptInputError: the file is damaged before any of its content could be verified.
+    """
+    head, state = b"", ReadState()
     with _open_for_read(Path(path)) as file:
-        for chunk in _decompressed_chunks(file, state):
+        for chunk in decompressed_chunks(file, state):
             head += chunk
             if len(head) >= size:
                 break
+    if not head and state.damage is not None:
+        raise _damaged(path, state, "nothing before it could be read")
     return head[:size]
 
 
@@ -370,11 +306,19 @@ def parse_header(path: str | Path, line: bytes, truncated: bool = False) -> Tape
 
 
 def read_header(path: str | Path) -> TapeHeader:
-    """Read and validate only the header line of the tape at ``path``."""
-    state = _ReadState()
+    """Read and validate only the header line of the tape at ``path``.
+
+    Raises:
+        UsageError: the path is missing, a directory or an empty file.
+        CorruptInputError: the file is damaged before the end of its header line.
+        InputError: the header line is missing or invalid (line 1).
+    """
+    state = ReadState()
     with _open_for_read(Path(path)) as file:
-        first = next(_line_blocks(_first_line_chunks(_decompressed_chunks(file, state))), b"")
+        first = next(_line_blocks(_first_line_chunks(decompressed_chunks(file, state))), b"")
     line, newline, _ = first.partition(b"\n")
+    if not newline and state.damage is not None:
+        raise _damaged(path, state, "nothing before it could be read")
     return parse_header(path, line, truncated=state.truncated and not newline)
 
 
@@ -411,7 +355,11 @@ def _locate(line: bytes, error: msgspec.DecodeError) -> tuple[str, str]:
 
 
 class TapeFeed:
-    """Replay a tape file as a Feed; ``strict`` turns the first malformed line into an ``InputError``."""
+    """Replay a tape file as a Feed; ``strict`` turns the first malformed line into an ``InputError``.
+
+    Iterating raises ``CorruptInputError`` at damage before the end of a compressed tape, once every
+    event before it has been yielded.
+    """
 
     def __init__(self, path: str | Path, *, strict: bool = False) -> None:
         """Open the tape at ``path`` and validate its header."""
@@ -432,21 +380,23 @@ class TapeFeed:
     def events(self) -> Iterator[Event]:
         """Every event of the tape in file order; each call starts a new pass and resets the stats."""
         self._stats = stats = self._new_stats()
-        state = _ReadState()
+        state = ReadState()
         with _open_for_read(self.path) as file:
-            blocks = self._after_header(_line_blocks(_decompressed_chunks(file, state)), state)
+            blocks = self._after_header(_line_blocks(decompressed_chunks(file, state)), state)
             for block in blocks:
                 line_no = stats["lines"] + 1
                 if block.endswith(b"\n"):
                     stats["lines"] += block.count(b"\n")
                     yield from self._decode_block(block, line_no)
-                else:
+                elif state.damage is None:
                     stats["lines"] += 1
                     yield from self._decode_tail(block)
+        if state.damage is not None:
+            raise _damaged(self.path, state, f"{stats['events']:,} events before it were replayed")
         if state.truncated:
             stats["truncated_tail"] = 1
 
-    def _after_header(self, blocks: Iterator[bytes], state: _ReadState) -> Iterator[bytes]:
+    def _after_header(self, blocks: Iterator[bytes], state: ReadState) -> Iterator[bytes]:
         first = next(blocks, b"")
         line, newline, rest = first.partition(b"\n")
         parse_header(self.path, line, truncated=state.truncated and not newline)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.book import OrderBook
-from engine.errors import InputError, UsageError
+from engine.errors import InputError, ReconciliationError, UsageError
 from engine.events import (
     BUY,
     DELETE,
@@ -34,6 +36,7 @@ from feeds.base import Feed
 from feeds.lobster import (
     DUMMY_PRICE,
     LobsterFeed,
+    Mismatch,
     _Fallback,
     _messages_fast,
     _messages_slow,
@@ -241,31 +244,67 @@ def test_unsorted_levels_and_row_count_are_errors(tmp_path):
 
 
 def test_missing_orderbook_needs_reconcile_off(tmp_path):
-    """Without its orderbook file the feed refuses to reconcile, and replays plainly when told not to."""
-    message, _ = write_day(tmp_path, [msg(0, 1, 1, 5, 100, 1), msg(1, 1, 2, 7, 101, -1)], None)
-    with pytest.raises(UsageError, match="orderbook file not found; reconciliation needs it"):
+    """Without its orderbook file the feed refuses to reconcile, naming --no-reconcile, and replays when told."""
+    message, orderbook = write_day(tmp_path, [msg(0, 1, 1, 5, 100, 1), msg(1, 1, 2, 7, 101, -1)], None)
+    with pytest.raises(UsageError) as caught:
         LobsterFeed(message)
+    assert str(caught.value) == (f"{orderbook}: LOBSTER orderbook file not found; reconciliation needs it: put it "
+                                 "beside the message file, or use --no-reconcile to read the message file alone")
 
     feed, events = replay(message, reconcile=False)
     assert kinds(events) == ["OrderAdd", "OrderAdd"] and [ev.seq for ev in events] == [0, 1]
     assert feed.stats()["messages"] == 2 and feed.report().rows == 0
-    orderbook = tmp_path / f"{NAME}_orderbook_2.csv"
     orderbook.write_text(book_row([], [(100, 5)], 2) + "\n")
     with pytest.raises(UsageError, match="this is the orderbook file; pass the message file"):
         LobsterFeed(orderbook)
 
 
+def test_without_reconciliation_only_the_message_file_is_read(tmp_path):
+    """reconcile=False ignores the orderbook file beside the message file, even an unreadable one."""
+    message, orderbook = write_day(tmp_path, [msg(0, 1, 1, 5, 100, 1)], None)
+    orderbook.write_text("not,an,orderbook\n")
+    feed, events = replay(message, reconcile=False)
+    assert feed.orderbook_path is None and kinds(events) == ["OrderAdd"]
+
+
 def test_overrides_for_foreign_file_names(tmp_path):
-    """A file outside the naming scheme needs day= (and symbol=); the orderbook path is then explicit."""
+    """A file outside the naming scheme needs --symbol and --date; the orderbook path is then explicit."""
     message, orderbook = write_day(tmp_path, [msg(0, 1, 1, 5, 100, 1)], [([], [(100, 5)])], levels=1)
     plain = tmp_path / "day.csv"
     plain.write_text(message.read_text())
-    with pytest.raises(UsageError, match="pass symbol= and day="):
+    scheme = "the file name does not follow LOBSTER's scheme (TICKER_YYYY-MM-DD_start_end_message_N.csv)"
+    with pytest.raises(UsageError) as caught:
         LobsterFeed(plain, orderbook)
+    assert str(caught.value) == f"{plain}: {scheme}; give --symbol TICKER and --date YYYY-MM-DD"
+    with pytest.raises(UsageError) as caught:
+        LobsterFeed(plain, orderbook, symbol="XYZ")
+    assert str(caught.value) == f"{plain}: {scheme}; give --date YYYY-MM-DD"
+    with pytest.raises(UsageError, match=r"day.csv: --date '21/06/2012' is not a date; give it as YYYY-MM-DD"):
+        LobsterFeed(plain, orderbook, symbol="XYZ", day="21/06/2012")
+    with pytest.raises(UsageError, match="its orderbook file cannot be found from this name and reconciliation "
+                       "needs it: give it .*, or use --no-reconcile"):
+        LobsterFeed(plain, symbol="XYZ", day="2012-06-21")
     feed, events = replay(plain, orderbook, symbol="XYZ", day="2012-06-21", instrument_id=3)
     (definition,) = feed.instruments()
     assert definition.symbol == "XYZ" and definition.instrument_id == 3 and events[0].instrument_id == 3
     assert definition.session_open == BASE + 34_200 * 1_000_000_000
+    feed, events = replay(plain, symbol="XYZ", day="2012-06-21", reconcile=False)
+    assert kinds(events) == ["OrderAdd"] and feed.orderbook_path is None
+
+
+def test_empty_file_and_directory_are_refused_by_name(tmp_path):
+    """An empty message or orderbook file says "empty file", a directory "is a directory"."""
+    message, orderbook = write_day(tmp_path, [msg(0, 1, 1, 5, 100, 1)], [([], [(100, 5)])])
+    orderbook.write_text("")
+    with pytest.raises(UsageError, match=f"^{orderbook}: empty file \\(0 bytes\\); give a LOBSTER orderbook file"):
+        LobsterFeed(message)
+    message.write_text("")
+    with pytest.raises(UsageError, match=f"^{message}: empty file \\(0 bytes\\); give a LOBSTER message file"):
+        LobsterFeed(message)
+    folder = tmp_path / f"{NAME}_message_1.csv"
+    folder.mkdir()
+    with pytest.raises(UsageError, match=f"^{folder}: is a directory; give a LOBSTER message file"):
+        LobsterFeed(folder)
 
 
 # ---- mapping and reconciliation on hand-built days ----------------------------------------------------
@@ -403,6 +442,29 @@ def test_disagreement_inside_the_window_is_unexplained(tmp_path):
     assert events[2] == BookDelta(0, ts, ts, 2, LAST, SELL, 10010, 5, UPDATE, 0)
     assert events[1].flags == 0
     assert_stream_matches(events, rows, 1)
+
+
+def test_a_mismatch_reads_as_one_line_and_is_an_exit_3_error(tmp_path):
+    """The first unexplained mismatch is described with its line, side, price and both sizes in an exit-3 error."""
+    lines = [msg(0, 1, 1, 10, 10010, -1), msg(1, 2, 1, 4, 10010, -1), msg(2, 1, 2, 3, 10000, 1)]
+    rows = [([(10010, 10)], [(9990, 5)]), ([(10010, 5)], [(9990, 5)]), ([(10010, 5)], [(10000, 3)])]
+    message, orderbook = write_day(tmp_path, lines, rows, levels=1)
+    feed = LobsterFeed(message)
+    assert feed.reconciliation_error() is None  # nothing replayed yet
+    list(feed.events())
+    (mismatch,) = feed.report().mismatches
+    first = "line 2 (message type 2): ask $100.10 has size 5 in the orderbook file, 6 in the rebuilt book"
+    assert mismatch.describe() == first
+    assert Mismatch(7, 1, BUY, 999, 0, 3).describe() == (
+        "line 7 (message type 1): bid $9.99 has size 3 in the orderbook file, 0 in the rebuilt book")
+    error = feed.reconciliation_error()
+    assert isinstance(error, ReconciliationError) and error.exit_code == 3
+    assert str(error) == (f"{message}: 1 unexplained reconciliation mismatch with {orderbook.name}, the first at "
+                          f"{first} - check that the two files belong together (same day, same levels)")
+    clean, _ = write_day(tmp_path, [msg(0, 1, 1, 5, 100, 1)], [([], [(100, 5)])], levels=3)
+    feed = LobsterFeed(clean)
+    list(feed.events())
+    assert feed.reconciliation_error() is None
 
 
 def test_file_change_without_a_message_is_unexplained(tmp_path):
@@ -589,10 +651,40 @@ def test_real_day_has_no_unexplained_mismatch(real_day):
     feed, events, rows = real_day
     report = feed.report()
     assert report.unexplained_mismatches == 0, report.mismatches
-    assert report.rows == len(rows.ask_n) and report.levels_checked == report.rows * 2 * rows.levels
+    assert report.rows == len(rows.ask_n)
     assert report.book.crossed == 0 and report.book.overdrawn == 0 and report.book.gaps == 0
     if rows.levels == 5:
         assert feed.stats()["messages"] == 155_935
+
+
+def altered_sample_day(level: int, folder: Path) -> tuple[Path, Mismatch]:
+    """A copy of the AMZN sample day in ``folder`` whose orderbook file has one best-ask size raised by 1
+    (mid-day); returns the message file and the mismatch it must cause."""
+    message, orderbook = locate_sample(level)
+    books = orderbook.read_bytes().split(b"\n")
+    row = len(books) // 2
+    while int(books[row].split(b",")[0]) == DUMMY_PRICE:
+        row += 1
+    cells = books[row].split(b",")
+    size = int(cells[1])
+    books[row] = b",".join([cells[0], str(size + 1).encode(), *cells[2:]])
+    (folder / orderbook.name).write_bytes(b"\n".join(books))
+    copy = Path(shutil.copy(message, folder / message.name))
+    kind = int(copy.read_bytes().split(b"\n", row + 1)[row].split(b",")[1])
+    return copy, Mismatch(row + 1, kind, SELL, int(cells[0]) // 100, size, size + 1)
+
+
+def test_real_day_altered_orderbook_row_is_the_first_mismatch(real_day, tmp_path):
+    """One best-ask size changed in a copy of the real day's orderbook file is reported at exactly its row."""
+    feed, _, rows = real_day
+    message, expected = altered_sample_day(rows.levels, tmp_path)
+    altered = LobsterFeed(message)
+    list(altered.batches())
+    report = altered.report()
+    assert report.mismatches[0] == expected and report.unexplained_mismatches >= 1
+    assert feed.report().unexplained_mismatches == 0
+    assert str(altered.reconciliation_error()).startswith(f"{message}: {report.unexplained_mismatches:,} unexplained "
+                                                          f"reconciliation mismatch")
 
 
 def test_real_day_stream_rebuilds_the_file_window(real_day):

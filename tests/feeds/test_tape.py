@@ -14,7 +14,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.errors import InputError, UsageError
+from engine.errors import CorruptInputError, InputError, UsageError
 from engine.events import (
     ALL_EVENT_TYPES,
     BUY,
@@ -35,6 +35,7 @@ from engine.events import (
     TruthLabel,
 )
 from feeds.base import Feed
+from feeds.members import MEMBER_BYTES
 from feeds.tape import RecordingFeed, TapeFeed, TapeWriter, read_header, record
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
@@ -278,8 +279,8 @@ def test_skip_policy_counts_malformed_lines(tmp_path):
 
 
 BAD_HEADERS = [
-    (b"", "header", "missing tape header"),
     (b"\n" + GOOD.encode(), "header", "missing tape header"),
+    (gzip.compress(b""), "header", "missing tape header"),
     (b"timestamp,type,id\n", "json", "not a chimera tape header: JSON is malformed"),
     (b'["clk",0,1,1,1,0]\n', "format", "not a chimera tape: expected 'chimera-tape', got 'list'"),
     (b'{"format": "other"}\n', "format", "not a chimera tape: expected 'chimera-tape', got 'other'"),
@@ -305,19 +306,66 @@ def test_bad_header_is_an_error_on_line_1(tmp_path, content, field, problem, str
 
 def test_unreadable_or_unwritable_path_is_a_usage_error(tmp_path):
     """A missing tape, or a tape in a missing folder, raises UsageError naming the path."""
-    with pytest.raises(UsageError, match="t.gz: cannot read tape"):
+    with pytest.raises(UsageError, match="t.gz: no such file"):
         TapeFeed(tmp_path / "t.gz")
-    with pytest.raises(UsageError, match="t.zst: cannot write tape"):
+    with pytest.raises(UsageError, match="t.zst: cannot write tape: folder .*missing does not exist"):
         TapeWriter(tmp_path / "missing" / "t.zst", [AMZN], "test")
 
 
-def _intact_prefix(data: bytes, decompressor) -> list[bytes]:
-    """Reference: the complete lines a plain streaming decompressor recovers from cut bytes."""
-    try:
-        text = decompressor.decompress(data)
-    except (zlib.error, zstandard.ZstdError):
-        text = b""
+def test_empty_file_and_directory_are_refused_before_reading(tmp_path):
+    """An empty file says "empty file" and a directory "is a directory", for reading and for writing."""
+    (tmp_path / "empty.jsonl.gz").write_bytes(b"")
+    with pytest.raises(UsageError) as caught:
+        TapeFeed(tmp_path / "empty.jsonl.gz")
+    assert str(caught.value) == (f"{tmp_path / 'empty.jsonl.gz'}: empty file (0 bytes); "
+                                 "give a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst)")
+    with pytest.raises(UsageError, match=f"^{tmp_path}: is a directory; give a chimera tape"):
+        TapeFeed(tmp_path)
+    with pytest.raises(UsageError, match=f"^{tmp_path}: is a directory; give a tape file name"):
+        TapeWriter(tmp_path, [AMZN], "test")
+    with pytest.raises(UsageError, match=f"^{tmp_path}: is a directory; give a tape file name"):
+        RecordingFeed(ListFeed([], [AMZN]), tmp_path, source="run")
+
+
+def _members(data: bytes, new) -> list[tuple[int, int, bytes]]:
+    """Reference: ``(start, end, content)`` of each member of an intact compressed file."""
+    members, start = [], 0
+    while start < len(data):
+        decompressor = new()
+        content = decompressor.decompress(data[start:])
+        end = len(data) - len(decompressor.unused_data)
+        members.append((start, end, content))
+        start = end
+    return members
+
+
+def _intact_prefix(data: bytes, new) -> list[bytes]:
+    """Reference: the complete lines that decompressing cut bytes member after member recovers."""
+    text = b""
+    while data:
+        decompressor = new()
+        text += decompressor.decompress(data)
+        if not decompressor.eof:
+            break
+        data = decompressor.unused_data
     return text.split(b"\n")[:-1]
+
+
+DECOMPRESSORS = {".gz": lambda: zlib.decompressobj(31), ".zst": lambda: zstandard.ZstdDecompressor().decompressobj()}
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".zst"])
+def test_compressed_tapes_are_checksummed_members_of_whole_lines(tmp_path, suffix):
+    """A compressed tape is a series of members of about MEMBER_BYTES, each ending on a line, zstd with checksums."""
+    events = many_events(40_000)
+    data = write_tape(tmp_path / f"t{suffix}", events).read_bytes()
+    members = _members(data, DECOMPRESSORS[suffix])
+    assert len(members) >= 2
+    assert all(content.endswith(b"\n") for _, _, content in members)
+    assert all(len(content) >= MEMBER_BYTES for _, _, content in members[:-1])
+    assert len(b"".join(content for _, _, content in members).splitlines()) == len(events) + 1
+    if suffix == ".zst":
+        assert all(zstandard.get_frame_parameters(data[start:end]).has_checksum for start, end, _ in members)
 
 
 @pytest.mark.parametrize("suffix", [".gz", ".zst"])
@@ -328,8 +376,7 @@ def test_truncated_compressed_tail_replays_intact_prefix(tmp_path, suffix, keep)
     full = write_tape(tmp_path / f"full{suffix}", events).read_bytes()
     cut = tmp_path / f"cut{suffix}"
     cut.write_bytes(full[: int(len(full) * keep)])
-    new = zstandard.ZstdDecompressor().decompressobj() if suffix == ".zst" else zlib.decompressobj(31)
-    expected_lines = _intact_prefix(cut.read_bytes(), new)
+    expected_lines = _intact_prefix(cut.read_bytes(), DECOMPRESSORS[suffix])
     feed = TapeFeed(cut, strict=True)
     replayed = list(feed.events())
     assert len(replayed) == len(expected_lines) - 1 > 0
@@ -348,19 +395,76 @@ def test_missing_gzip_trailer_keeps_every_event(tmp_path):
     assert feed.stats()["truncated_tail"] == 1
 
 
-def test_corrupt_gzip_replays_intact_part_and_flags_tail(tmp_path):
-    """Garbage inside a gzip stream still replays every event before it and ends flagged as a cut tail."""
+def _replay_until_error(feed: TapeFeed) -> tuple[list[Event], CorruptInputError]:
+    replayed: list[Event] = []
+    with pytest.raises(CorruptInputError) as caught:
+        replayed.extend(feed.events())
+    return replayed, caught.value
+
+
+def _corrupt_message(path: Path, offset: int, problem: str, events: int) -> str:
+    return (f"{path}: corrupt compressed data at byte {offset:,} ({problem}); {events:,} events before it were "
+            "replayed - the file is damaged, re-record it or restore it from a copy")
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("suffix", [".gz", ".zst"])
+def test_bytes_flipped_mid_file_are_an_error_after_the_verified_members(tmp_path, suffix, strict):
+    """Flipped bytes inside a member stop the replay after every event of the members before it, at that member."""
+    events = many_events(60_000)
+    data = bytearray(write_tape(tmp_path / f"t{suffix}", events).read_bytes())
+    members = _members(bytes(data), DECOMPRESSORS[suffix])
+    start, end, _ = members[2]
+    data[(start + end) // 2 : (start + end) // 2 + 16] = bytes(b ^ 0xFF for b in data[(start + end) // 2:][:16])
+    path = tmp_path / f"damaged{suffix}"
+    path.write_bytes(bytes(data))
+    before = sum(content.count(b"\n") for _, _, content in members[:2]) - 1  # the header is not an event
+    replayed, error = _replay_until_error(TapeFeed(path, strict=strict))
+    assert replayed == events[:before] and before > 0
+    assert (start + end) // 2 <= error.offset < end
+    assert str(error) == _corrupt_message(path, error.offset, error.problem, before)
+
+
+@pytest.mark.parametrize(("suffix", "problem", "at_end"), [(".gz", "CRC check failed", 5),
+                                                           (".zst", "checksum check failed", 1)])
+def test_a_failed_checksum_names_the_byte_where_it_is_read(tmp_path, suffix, problem, at_end):
+    """A member whose checksum fails is reported at the checksum's last byte, and nothing of it is replayed."""
     events = many_events(30_000)
-    data = bytearray(write_tape(tmp_path / "t.gz", events).read_bytes())
-    spot = len(data) // 2
-    data[spot : spot + 64] = b"\xff" * 64
-    (tmp_path / "t.gz").write_bytes(bytes(data))
-    intact = len(_intact_prefix(bytes(data[:spot]), zlib.decompressobj(31))) - 1
-    feed = TapeFeed(tmp_path / "t.gz")
-    replayed = list(feed.events())
-    assert intact > 1000
-    assert replayed[:intact] == events[:intact]
-    assert feed.stats()["truncated_tail"] == 1
+    data = bytearray(write_tape(tmp_path / f"t{suffix}", events).read_bytes())
+    members = _members(bytes(data), DECOMPRESSORS[suffix])
+    _, end, _ = members[1]
+    data[end - at_end - 1] ^= 0x01  # a bit of the member's checksum: every byte of content decodes
+    path = tmp_path / f"damaged{suffix}"
+    path.write_bytes(bytes(data))
+    replayed, error = _replay_until_error(TapeFeed(path))
+    before = members[0][2].count(b"\n") - 1
+    assert replayed == events[:before]
+    assert str(error) == _corrupt_message(path, end - at_end, problem, before)
+
+
+@pytest.mark.parametrize(("suffix", "problem"), [(".gz", "bytes that start no gzip member"),
+                                                 (".zst", "bytes that start no zstd frame")])
+def test_bytes_after_the_last_member_are_damage_not_a_tail(tmp_path, suffix, problem):
+    """Bytes after a complete member that start no member are damage at their offset, after every event."""
+    events = many_events(2000)
+    path = write_tape(tmp_path / f"t{suffix}", events)
+    size = path.stat().st_size
+    path.write_bytes(path.read_bytes() + b"garbage!")
+    replayed, error = _replay_until_error(TapeFeed(path))
+    assert replayed == events
+    assert error.problem == problem and size <= error.offset <= size + 4
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".zst"])
+def test_damage_in_the_first_member_fails_before_replay(tmp_path, suffix):
+    """Damage in the member holding the header is a CorruptInputError when the tape is opened."""
+    path = write_tape(tmp_path / f"t{suffix}", many_events(100))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptInputError, match=f"^{path}: corrupt compressed data at byte [0-9,]+ .*; nothing "
+                       "before it could be read - the file is damaged"):
+        TapeFeed(path)
 
 
 def test_plain_unparsable_last_line_is_a_truncated_tail(tmp_path):

@@ -1,8 +1,13 @@
-"""``replay`` of tapes, LOBSTER and DBN files, and ``import-lobster``."""
+"""``replay`` of tapes, LOBSTER and DBN files, and ``import-lobster``.
+
+Both exit 3 (after the run or the import has completed and been saved) when a LOBSTER message file
+disagrees with its orderbook file, naming the first unexplained mismatch on one line.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import argparse
+from datetime import date
 
 from engine.app.arguments import positive, speed
 from engine.app.commands.common import pipeline_command, report_simple, run_parameters
@@ -25,34 +30,73 @@ def register(sub, common, reporting) -> dict:
                         help="continue an interrupted, failed or stopped replay of the same files into the same "
                              "--db: rows it committed are not written again (see `chimera runs`)")
     add_dbn_options(replay)
+    _lobster_options(replay)
 
     lobster = sub.add_parser("import-lobster", parents=[common, reporting],
                              help="import a LOBSTER day into a tape, reconciling every message")
     lobster.add_argument("message", metavar="MESSAGE_CSV")
     lobster.add_argument("orderbook", nargs="?", metavar="ORDERBOOK_CSV", help="default: found beside MESSAGE_CSV")
     lobster.add_argument("--out", required=True, metavar="TAPE")
+    _lobster_options(lobster)
     return {"replay": cmd_replay, "import-lobster": cmd_import_lobster}
+
+
+def _lobster_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("LOBSTER message files")
+    group.add_argument("--no-reconcile", action="store_true",
+                       help="read only the message file: no orderbook file, no reconciliation")
+    group.add_argument("--symbol", metavar="TICKER",
+                       help="ticker of a message file not named TICKER_YYYY-MM-DD_start_end_message_N.csv")
+    group.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="trading day of such a file")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (expected YYYY-MM-DD)") from None
+
+
+def _lobster_feed_options(args) -> dict:
+    """The LobsterFeed keyword arguments the flags ask for (none when no flag is given)."""
+    options: dict = {"reconcile": False} if args.no_reconcile else {}
+    if args.symbol:
+        options["symbol"] = args.symbol
+    if args.date:
+        options["day"] = args.date
+    return options
 
 
 def cmd_replay(args, config: Config) -> int:
     from feeds.merge import open_feeds
 
-    for path in args.files:
-        if not Path(path).is_file():
-            raise UsageError(f"{path}: no such file")
-    feed = open_feeds(args.files, strict=args.strict, dbn=dbn_options(args, config))
+    feed = open_feeds(args.files, strict=args.strict, dbn=dbn_options(args, config), **_lobster_feed_options(args))
     db = args.db or config.store.path
-    return pipeline_command(args, config, feed, ",".join(args.files), None, db, args.speed, args.duration, None,
+    code = pipeline_command(args, config, feed, ",".join(args.files), None, db, args.speed, args.duration, None,
                             params=run_parameters(args, args.files), resume=args.resume)
+    if code == 0:
+        _raise_for_mismatches(feed)
+    return code
+
+
+def _raise_for_mismatches(feed) -> None:
+    """Raise the reconciliation error of the first LOBSTER file whose replay met unexplained mismatches."""
+    from feeds.lobster import LobsterFeed
+    from feeds.merge import MergedFeed
+
+    for child in feed.feeds if isinstance(feed, MergedFeed) else [feed]:
+        if isinstance(child, LobsterFeed) and (error := child.reconciliation_error()) is not None:
+            raise error
 
 
 def cmd_import_lobster(args, config: Config) -> int:
-    from feeds.lobster import import_lobster
+    from feeds.lobster import LobsterFeed, record_lobster
 
-    for path in filter(None, [args.message, args.orderbook]):
-        if not Path(path).is_file():
-            raise UsageError(f"{path}: no such file")
-    report = import_lobster(args.message, args.orderbook, args.out)
+    if args.orderbook and args.no_reconcile:
+        raise UsageError(f"{args.orderbook}: ORDERBOOK_CSV and --no-reconcile exclude each other "
+                         "(--no-reconcile reads only the message file)")
+    feed = LobsterFeed(args.message, args.orderbook, **_lobster_feed_options(args))
+    report = record_lobster(feed, args.out)
     summary = {"command": "import-lobster", "out": args.out, **report}
     lines = [
         f"rows                      {report['rows']:,}",
@@ -64,4 +108,5 @@ def cmd_import_lobster(args, config: Config) -> int:
     for mismatch in report.get("mismatch_examples", [])[:10]:
         lines.append(f"  mismatch: {mismatch}")
     report_simple(args, summary, "\n".join(lines))
-    return 3 if report["unexplained_mismatches"] else 0
+    _raise_for_mismatches(feed)
+    return 0
