@@ -57,7 +57,8 @@ class RunStats:
     batches: int = 0
     first_ts: int | None = None
     last_ts: int | None = None
-    stopped_by: str = "end_of_data"  # end_of_data | duration | stop_request | cancelled
+    stopped_by: str = "end_of_data"  # end_of_data | duration | stop_request | cancelled | input_error
+    feed_error: Exception | None = None  # what stopped the feed early; raised once the stages have drained
     stop_signal: str | None = None  # the signal behind a stop request (SIGINT, SIGTERM)
     wall_seconds: float = 0.0
     stages: dict[str, StageStats] = field(default_factory=dict)
@@ -71,19 +72,28 @@ class RunStats:
 
 
 def _limited(events: Iterator, duration_s: float | None, stats: RunStats) -> Iterator:
-    """Pass events through, counting them, until ``duration_s`` of event time has elapsed."""
+    """Pass events through, counting them, until ``duration_s`` of event time has elapsed.
+
+    An error raised by the feed (damaged input) ends the stream like the end of data and is kept in
+    ``stats.feed_error``: every event read before it flows through every stage and is saved, then
+    the run raises it.
+    """
     limit = None
-    for ev in events:
-        ts = ev.ts_recv
-        if stats.first_ts is None:
-            stats.first_ts = ts
-            if duration_s is not None:
-                limit = ts + int(duration_s * 1e9)
-        if limit is not None and ts >= limit:
-            stats.stopped_by = "duration"
-            return
-        stats.last_ts = ts
-        yield ev
+    try:
+        for ev in events:
+            ts = ev.ts_recv
+            if stats.first_ts is None:
+                stats.first_ts = ts
+                if duration_s is not None:
+                    limit = ts + int(duration_s * 1e9)
+            if limit is not None and ts >= limit:
+                stats.stopped_by = "duration"
+                return
+            stats.last_ts = ts
+            yield ev
+    except Exception as exc:  # noqa: BLE001 - re-raised by the caller once everything read is processed
+        stats.feed_error = exc
+        stats.stopped_by = "input_error"
 
 
 class Pipeline:
@@ -132,6 +142,9 @@ class Pipeline:
                 await store_task
         except BaseExceptionGroup as group_error:
             raise _first_cause(group_error) from None
+        else:
+            if self.stats.feed_error is not None:
+                raise self.stats.feed_error
         finally:
             self.stats.wall_seconds = time.perf_counter() - started
             self.stats.writer_rows = writer.stats.rows
@@ -303,6 +316,8 @@ def run_reference(feed: Feed, config: Config, options: RunOptions | None = None)
     signals.sort(key=lambda s: s.sort_key())
     _drive(portfolio, signals, records)
     _drain(portfolio, records)
+    if stats.feed_error is not None:
+        raise stats.feed_error
     return signals, records
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import islice
 
 import pytest
 
 from engine import store
 from engine.clock import VirtualClock
 from engine.config import load_config
-from engine.errors import LaneError
+from engine.errors import InputError, LaneError
 from engine.events import BUY, SELL, OrderAdd, TruthKind, TruthLabel
 from engine.pipeline import Pipeline, RunOptions, run_reference
 from engine.records import TABLES
@@ -169,3 +170,43 @@ def test_paced_replay_waits_on_the_injected_clock_and_changes_no_row(tmp_path, r
     assert span_s > 30
     assert span_s / 10 - 0.011 <= clock.slept <= span_s / 10  # paced batches gather events due within 10 ms
     assert all_rows(tmp_path / "paced.db", "run") == expected
+
+
+class DamagedFeed:
+    """The zero-intelligence feed, whose input turns out damaged after ``good`` events."""
+
+    def __init__(self, good: int) -> None:
+        self.inner, self.good = zi_feed(), good
+
+    def instruments(self):
+        return self.inner.instruments()
+
+    def events(self):
+        for count, ev in enumerate(self.inner.events()):
+            if count == self.good:
+                raise InputError("day.jsonl", 9, "price", "not an integer")
+            yield ev
+
+    def stats(self):
+        return {}
+
+
+@pytest.mark.parametrize("batch_size", [1, 100, 512])
+def test_a_feed_error_fails_the_run_after_every_event_before_it_is_processed_and_saved(tmp_path, batch_size):
+    """Damaged input mid-stream: the events read before it pass through every stage and are saved (the same
+    rows as a feed that simply ended there), then the run raises the error."""
+    good = 5_000
+    config = config_with(4, batch_size)
+    clean_signals, clean_records = run_reference(ListFeed(zi_feed().instruments(), islice(zi_feed().events(), good)),
+                                                 config, RunOptions(strategies=busy_strategies))
+    expected = store.group_rows("run", clean_records)
+    store.connect(tmp_path / "d.db").close()
+    pipeline = Pipeline(DamagedFeed(good), config, str(tmp_path / "d.db"), "run",
+                        RunOptions(strategies=busy_strategies))
+    with pytest.raises(InputError, match="day.jsonl:9"):
+        asyncio.run(pipeline.run())
+    rows = all_rows(tmp_path / "d.db", "run")
+    assert pipeline.stats.events == good and pipeline.stats.stopped_by == "input_error"
+    for table in TABLES:
+        assert len(rows[table]) == len(expected.get(table, [])), table
+    assert len(rows["trades"]) > 100 and pipeline.stats.signals == len(clean_signals)
