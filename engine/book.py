@@ -190,16 +190,18 @@ class OrderBook:
         """End of stream: nothing is buffered in the book."""
         return []
 
-    def update(self, ev) -> None:
-        """Apply one event (no view); same integrity rules as ``apply``."""
+    def update(self, ev) -> bool:
+        """Apply one event (no view); same integrity rules as ``apply``. False when the event was
+        dropped (a duplicate or out-of-order ``seq``)."""
         if ev.seq != self.last_seq + 1 and not self._sequence_ok(ev):
-            return
+            return False
         self.last_seq = ev.seq
         self._dispatch[type(ev)](ev)
         if ev.flags & LAST:
             self.ts_event = ev.ts_event
             self.ts_recv = ev.ts_recv
             self._check_crossed()
+        return True
 
     # ---- integrity ------------------------------------------------------------------------------
     def _sequence_ok(self, ev) -> bool:

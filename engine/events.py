@@ -276,6 +276,40 @@ AnyEvent = (
 )
 
 
+# ---- detections -------------------------------------------------------------------------------------
+class Detection(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag=True):
+    """What a detector (engine/detectors/) found, where and when, with the evidence behind it.
+
+    ``ts_recv``/``seq`` are those of the event that completed the detection (nothing after it was
+    read; a bar-close decision carries the boundary and the last applied ``seq``); ``side`` is the
+    side of the liquidity involved (``BUY`` = bid) unless a subclass says otherwise; prices in ticks;
+    ``strength`` a detector-specific score (documented per kind) where larger means more certain;
+    ``t_start`` the event time the episode began. Subclasses (one per kind, tagged by class name)
+    add their typed evidence fields.
+    """
+
+    instrument_id: int
+    ts_recv: int
+    seq: int
+    side: int
+    price_lo: int
+    price_hi: int
+    strength: float
+    t_start: int
+
+    def detection_id(self) -> str:
+        """Deterministic id: the same input always names its detections the same way."""
+        return f"{self.instrument_id}:{self.seq}:{type(self).__name__}:{self.side}:{self.price_lo}"
+
+    def evidence(self) -> dict:
+        """The subclass's own fields (everything beyond the common header), for persistence."""
+        common = set(Detection.__struct_fields__)
+        return {f: getattr(self, f) for f in self.__struct_fields__ if f not in common}
+
+    def sort_key(self) -> tuple[int, int, int, str]:
+        return (self.ts_recv, self.instrument_id, self.seq, type(self).__name__)
+
+
 # ---- own-order events -----------------------------------------------------------------------------
 class OrderRequest(msgspec.Struct, frozen=True, gc=False, array_like=True, tag="req"):
     """An order the engine wants to send; ``ts_local`` is when it was decided."""

@@ -1,4 +1,4 @@
-"""Helpers for tests and examples: scripted in-memory feeds and event builders.
+"""Helpers for tests and examples: scripted in-memory feeds, event builders and a market-stage driver.
 
 Shipped in the package (as structlog ships its testing helpers) so that users can script the
 engine in their own tests.
@@ -6,9 +6,13 @@ engine in their own tests.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
+from engine.book import OrderBook
+from engine.detectors.base import DetectorContext
 from engine.events import LAST, Event, InstrumentDef
+from engine.features.sample import Sample
+from engine.market import MarketState
 
 
 def instrument(iid: int, symbol: str, tick_size: str = "0.01", profile: str = "") -> InstrumentDef:
@@ -47,3 +51,26 @@ class EventBuilder:
         self.seq += 1
         self.ts += self.step_ns
         return ev
+
+
+def run_market(instrument_def: InstrumentDef, events: Iterable[Event], *listeners: Callable,
+               batch_size: int = 1_000_000) -> tuple[MarketState, list[Sample]]:
+    """Drive a fresh market stage (book + listeners) over ``events``; return it and its samples.
+
+    Each of ``listeners`` is a factory called with the stage's ``DetectorContext`` (detectors and
+    accumulators alike), e.g. ``run_market(inst, events, IcebergDetector)``.
+    """
+    book = OrderBook(instrument_def.instrument_id)
+    market = MarketState(instrument_def, book)
+    context = DetectorContext(instrument_def, book, market.detected)
+    for factory in listeners:
+        market.add(factory(context))
+    samples: list[Sample] = []
+    batch: list[Event] = []
+    for ev in events:
+        batch.append(ev)
+        if len(batch) >= batch_size:
+            samples += market.apply(batch)
+            batch = []
+    samples += market.apply(batch)
+    return market, samples
