@@ -7,9 +7,10 @@ boundary, the listeners that want the atomic event complete. Nothing per event b
 feature vector.
 
 A ``Sample`` (the book's top-N view and every accumulator's values, immutable) is taken:
-- at each bar close (``engine/features/bars.py``): the first event at or after a TF1 boundary, or a
-  ``Clock``, closes it, and the sample shows the book *before* that event, stamped with the
-  boundary; every boundary crossed gives one sample, so silent seconds are samples too;
+- at each bar close (``engine/features/bars.py``): the first event at or after a TF1 boundary, a
+  ``Clock``, or a ``Watermark`` at or after it closes it, and the sample shows the book *before*
+  any later event, stamped with the boundary; every boundary crossed gives one sample, so silent
+  seconds are samples too;
 - right after an event that completed one or more detections (they travel inside the sample, which
   shows the book *after* that event).
 
@@ -22,12 +23,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgspec
+
 from engine.book import OrderBook
 from engine.events import LAST, Detection, InstrumentDef
 from engine.features.bars import NS, BarClock
 from engine.features.listener import Accumulator, Listener
 from engine.features.sample import Sample
 from engine.records import RecordBuffer
+
+
+class Watermark(msgspec.Struct, frozen=True, gc=False):
+    """The feed has released every event up to ``ts``: bars with a boundary at or before it can close.
+
+    The router ends every lane's batch with one, so a quiet instrument's bars close as the market's
+    time passes, not only at its own next event (the canonical merge downstream needs every lane's
+    output up to the watermark). A close shows the book before any later event either way, so the
+    samples do not depend on where batches end.
+    """
+
+    ts: int
 
 
 class MarketState(RecordBuffer):
@@ -54,6 +69,7 @@ class MarketState(RecordBuffer):
         self.last_hooks: list[Callable[[int], None]] = []
         self.bar_hooks: list[Callable[[int, int], None]] = []
         self.pending: list[Detection] = []
+        self.events = 0
         self.samples = 0
         self.detections = 0
         for listener in listeners or ():
@@ -78,6 +94,11 @@ class MarketState(RecordBuffer):
     # ---- stage API ------------------------------------------------------------------------------
     def apply(self, batch: list) -> list[Sample]:
         out: list[Sample] = []
+        mark = None
+        if batch and type(batch[-1]) is Watermark:
+            mark = batch[-1].ts
+            batch = batch[:-1]
+        self.events += len(batch)
         book = self.book
         update = book.update
         bars = self.bars
@@ -102,6 +123,8 @@ class MarketState(RecordBuffer):
                     hook(ts)
             if pending:
                 self._detection_sample(ev, out)
+        if mark is not None and bars.next_close is not None and mark >= bars.next_close:
+            self._close_bars(mark, out)
         return out
 
     def flush(self) -> list[Sample]:

@@ -2,8 +2,10 @@
 
 A record is ``(table, row)`` where ``row`` is a tuple in the column order of ``TABLES[table]``.
 Producers never add the run id: the writer prepends it, so rows are identical across runs of the
-same input. Cores collect rows in a ``RecordBuffer`` and the stage shell moves them to the
-persistence task.
+same input. Each ``(table, instrument)`` sequence of rows comes from one stage of one lane (or from
+the portfolio stages), in an order fixed by the input; the rows a stage adds at the end of the
+stream follow in stage order. ``--resume`` relies on it (engine/store/queries.py). Cores collect
+rows in a ``RecordBuffer`` and the stage shell moves them to the persistence task.
 
 ``END`` is the unique end-of-stream marker that flows down every queue of the pipeline, the records
 queue into the store included.
@@ -44,6 +46,10 @@ TABLES: dict[str, tuple[str, ...]] = {
         "t_end", "params", "outcome",
     ),
     "integrity": ("instrument_id", "stage", "counter", "value"),
+    "detections": (
+        "detection_id", "instrument_id", "seq", "ts_recv", "detector", "side", "price_lo", "price_hi", "strength",
+        "t_start", "evidence",
+    ),
 }
 
 

@@ -142,7 +142,7 @@ class RiskManager(RecordBuffer):
 
 def _signal_row(scored: ScoredSignal, reason: str | None) -> tuple:
     s = scored.signal
-    features = orjson.dumps(msgspec.to_builtins(s.features)).decode() if s.features is not None else "null"
+    features = orjson.dumps(s.features.values).decode() if s.features is not None else "null"
     return (
         s.signal_id, s.instrument_id, s.seq, s.ts_recv, s.strategy, s.side, s.entry_type, s.entry_price,
         s.stop, s.targets[0] if s.targets else None, s.time_stop_ns, s.score, scored.probability,

@@ -1,9 +1,10 @@
 """The Strategy protocol and the Signal it emits (SPEC section 3, common rules).
 
-A strategy is a small synchronous object reacting to one instrument's market events and feature
-vectors. It never sees truth labels, never reads the wall clock and never trades through an
-unusable book: the signal engine only asks it for signals when the book is neither STALE, CROSSED
-nor HALTED.
+A strategy is a small synchronous object reacting to one instrument's feature vectors: one at each
+bar close (TF1 = 1 s, with TF2/TF3 bits in ``frames``) and one at each detection sample (the
+detections ride in ``features.detections``). It never sees truth labels, never reads the wall clock
+and never trades through an unusable book: the signal engine only asks it for signals when the book
+is neither STALE, CROSSED nor HALTED.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Protocol
 import msgspec
 
 from engine.book import BookView
-from engine.features.core import FeatureVector
+from engine.features.vector import FeatureVector
 
 
 class Signal(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -46,12 +47,8 @@ class Signal(msgspec.Struct, frozen=True, gc=False, kw_only=True):
 class Strategy(Protocol):
     name: str
 
-    def on_event(self, event) -> None:
-        """See one market event (trades, status, L3 events) of the strategy's instrument."""
-        ...
-
-    def on_features(self, features: FeatureVector, view: BookView) -> Signal | None:
-        """Return a signal or None, given the newest features and book view."""
+    def on_features(self, features: FeatureVector) -> Signal | None:
+        """Return a signal or None, given the newest features (with their book view and detections)."""
         ...
 
 

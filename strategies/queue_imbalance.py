@@ -9,9 +9,8 @@ stop ``stop_ticks`` away and a target at ``reward_ratio`` times the stop, at mos
 
 from __future__ import annotations
 
-from engine.book import BookView
 from engine.events import OrderType
-from engine.features.core import FeatureVector
+from engine.features.vector import FeatureVector
 from strategies.base import Signal, signal_id
 
 NS = 1_000_000_000
@@ -19,7 +18,6 @@ NS = 1_000_000_000
 
 class QueueImbalanceProbe:
     name = "queue_imbalance_probe"
-    wants_events = False
 
     def __init__(
         self,
@@ -40,21 +38,18 @@ class QueueImbalanceProbe:
         self.time_stop_ns = int(time_stop_s * NS)
         self.next_allowed = 0
 
-    def on_event(self, event) -> None:
-        return None
-
-    def on_features(self, features: FeatureVector, view: BookView) -> Signal | None:
-        qi = features.queue_imbalance
+    def on_features(self, features: FeatureVector) -> Signal | None:
+        qi = features["queue_imbalance"]
         if (
-            not features.has_bbo
+            not features["has_bbo"]
             or abs(qi) < self.threshold
-            or features.spread > self.max_spread
+            or features["spread"] > self.max_spread
             or features.ts_recv < self.next_allowed
         ):
             return None
         self.next_allowed = features.ts_recv + self.cooldown_ns
         side = 1 if qi > 0 else -1
-        entry = features.best_ask if side > 0 else features.best_bid
+        entry = int(features["best_ask"] if side > 0 else features["best_bid"])
         stop = entry - side * self.stop_ticks
         target = entry + side * round(self.stop_ticks * self.reward_ratio)
         return Signal(
@@ -71,5 +66,5 @@ class QueueImbalanceProbe:
             time_stop_ns=self.time_stop_ns,
             score=min(1.0, abs(qi)),
             features=features,
-            view=view,
+            view=features.view,
         )

@@ -293,9 +293,9 @@ def _stage_totals(stats: RunStats) -> dict[str, dict[str, float]]:
 
 def _per_instrument(stats: RunStats, conn, run_id: str, pipeline: Pipeline) -> dict[str, dict[str, int]]:
     out = {}
-    for d in pipeline.instruments:
-        book = stats.stages.get(f"{d.symbol}/book")
-        row = {"events": book.events_in if book else 0}
+    for d, lane in zip(pipeline.instruments, pipeline.lanes, strict=True):
+        market = dict(lane.stages)["market"]
+        row = {"events": market.events, "detections": market.detections}
         for table in ("trades", "book_samples", "feature_samples", "signals", "fills"):
             row[table] = conn.execute(
                 f"SELECT COUNT(*) FROM {table} WHERE run_id = ? AND instrument_id = ?", (run_id, d.instrument_id)

@@ -86,7 +86,7 @@ class StoreConfig(_Section, frozen=True):
     path: FilePath = "chimera.db"
     batch_rows: Count = 5000  # commit when this many rows are pending
     batch_age_ms: NonNegativeInt = 250  # ...or when the oldest pending row is this old (wall clock; 0: at once)
-    sample_interval_ms: Count = 1000  # book/feature samples, event time
+    sample_interval_ms: Annotated[int, Meta(ge=1000, multiple_of=1000)] = 1000  # stored samples: closes at multiples
     book_sample_levels: Count = 5  # at most [book] view_levels: samples are cut from the views
     busy_timeout_ms: BusyTimeout = 5000
     recovery_timeout_s: Seconds = 60.0  # after a refused write, how long a failed run waits to store its rows

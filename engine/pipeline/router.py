@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from engine.errors import ChimeraError
 from engine.events import TruthLabel
+from engine.market import Watermark
 
 
 class Router:
@@ -15,6 +16,7 @@ class Router:
         self.ids = list(instrument_ids)
 
     def split(self, batch: list) -> tuple[dict[int, list], list[TruthLabel]]:
+        """Per-lane events, each lane's list ending with the batch's ``Watermark``, and the truth labels."""
         lanes: dict[int, list] = {iid: [] for iid in self.ids}
         truth: list[TruthLabel] = []
         for ev in batch:
@@ -28,4 +30,8 @@ class Router:
                     f"which the feed did not declare (declared: {self.ids})"
                 )
             lane.append(ev)
+        if batch:
+            mark = Watermark(batch[-1].ts_recv)
+            for events in lanes.values():
+                events.append(mark)
         return lanes, truth

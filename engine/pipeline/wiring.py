@@ -9,9 +9,16 @@ from dataclasses import dataclass, field
 
 from engine.book import OrderBook
 from engine.config import Config
+from engine.detectors.base import DetectorContext
 from engine.events import InstrumentDef
 from engine.execution.exchange import BookWalkExchange, ExecutionStage
-from engine.pipeline.lanes import BookStage, FeatureStage
+from engine.features.engine import FeatureEngine
+from engine.features.flow import TradeFlow
+from engine.features.listener import Accumulator
+from engine.features.ofi import OrderFlowImbalance
+from engine.features.sampled import SampleFeature
+from engine.features.shape import BookShape, SpreadTime
+from engine.pipeline.lanes import FeatureStage, MarketStage
 from engine.portfolio import Portfolio
 from engine.risk import MaxOrderSize, OrderRate, PositionLimit, RiskManager, UsableBook
 from ml.scoring import DisabledScorer, ScoringStage, UntrainedScorer
@@ -38,17 +45,38 @@ class Lane:
 
 
 def build_lane(instrument: InstrumentDef, config: Config, strategies: StrategyFactory) -> Lane:
+    """market (book, accumulators, detectors) -> features (per sample) -> signals, for one instrument."""
     iid = instrument.instrument_id
     interval = config.store.sample_interval_ms * 1_000_000
     windows = tuple(sorted(config.features.depth_ticks))
     book = OrderBook(iid, view_levels=config.book.view_levels, depth_windows=windows)
-    features = FeatureStage(iid, windows, config.features.trade_window_s, config.features.spread_window_s,
-                            interval, config.store.book_sample_levels)
+    market = MarketStage(instrument, book, interval, config.store.book_sample_levels, config.book.check_l3)
+    context = DetectorContext(instrument, book, market.detected)
+    accumulators = market_accumulators(context, config)
+    for listener in accumulators:
+        market.add(listener)
+    flow_names = tuple(name for a in accumulators for name in a.values(0))
+    engine = FeatureEngine(iid, sample_features(config), flow_names)
     return Lane(instrument, [
-        ("book", BookStage(book)),
-        ("features", features),
+        ("market", market),
+        ("features", FeatureStage(engine, interval)),
         ("signals", SignalEngine(iid, strategies(instrument))),
     ])
+
+
+def market_accumulators(context: DetectorContext, config: Config) -> list[Accumulator]:
+    """The per-event accumulators of one instrument's market stage."""
+    features = config.features
+    return [
+        TradeFlow(tuple(features.trade_window_s)),
+        OrderFlowImbalance(context.book),
+        SpreadTime(context.book, features.spread_window_s),
+    ]
+
+
+def sample_features(config: Config) -> list[SampleFeature]:
+    """The per-sample features of one instrument's feature stage."""
+    return [BookShape(tuple(sorted(config.features.depth_ticks)))]
 
 
 def build_portfolio_stages(instruments: list[InstrumentDef], config: Config, no_ml: bool) -> list[tuple[str, object]]:

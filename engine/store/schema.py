@@ -19,7 +19,7 @@ from pathlib import Path
 from engine.errors import StoreError, UsageError
 from engine.records import TABLES
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x43484D52  # "CHMR"
 SQLITE_HEADER = b"SQLite format 3\x00"
 RUN_COLUMNS_V1 = ("run_id", "command", "started_at", "finished_at", "seed", "config_hash", "source", "status",
@@ -30,7 +30,8 @@ _COLUMN_TYPES = {
     "profile": "TEXT", "bid_px": "TEXT", "bid_sz": "TEXT", "ask_px": "TEXT", "ask_sz": "TEXT",
     "features": "TEXT", "signal_id": "TEXT", "strategy": "TEXT", "score_mode": "TEXT", "decision": "TEXT",
     "reason": "TEXT", "client_id": "TEXT", "tif": "TEXT", "status": "TEXT", "params": "TEXT",
-    "stage": "TEXT", "counter": "TEXT", "score": "REAL", "probability": "REAL", "fee": "REAL",
+    "stage": "TEXT", "counter": "TEXT", "detection_id": "TEXT", "detector": "TEXT", "evidence": "TEXT",
+    "strength": "REAL", "score": "REAL", "probability": "REAL", "fee": "REAL",
     "cash": "REAL", "realized": "REAL", "unrealized": "REAL", "equity": "REAL",
 }
 
@@ -46,20 +47,22 @@ _INDEXES = {
     "truth_labels": ("run_id", "instrument_id", "t_start"),
     "integrity": ("run_id", "instrument_id"),
     "instruments": ("run_id", "instrument_id"),
+    "detections": ("run_id", "instrument_id", "ts_recv"),
 }
 
 # Natural order of each table, used to compare runs row by row.
 NATURAL_ORDER = {
     "instruments": "instrument_id",
     "trades": "instrument_id, seq",
-    "book_samples": "instrument_id, seq",
-    "feature_samples": "instrument_id, seq",
+    "book_samples": "instrument_id, ts_recv, seq",
+    "feature_samples": "instrument_id, ts_recv, seq",
     "signals": "signal_id",
     "orders": "client_id",
     "fills": "client_id, fill_no",
     "equity": "ts, instrument_id, position, cash",
     "truth_labels": "instrument_id, seq",
     "integrity": "instrument_id, stage, counter",
+    "detections": "instrument_id, ts_recv, seq, detection_id, evidence",
 }
 
 
@@ -68,17 +71,26 @@ def _create_table(table: str, columns: tuple[str, ...]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table} (run_id TEXT NOT NULL, {cols})"
 
 
-def _migration_1() -> list[str]:
-    statements = [
-        "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, command TEXT, started_at TEXT, "
-        "finished_at TEXT, seed INTEGER, config_hash TEXT, source TEXT, status TEXT, summary TEXT)",
-        "CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)",
-    ]
-    for table, columns in TABLES.items():
-        statements.append(_create_table(table, columns))
+V1_TABLES = ("instruments", "trades", "book_samples", "feature_samples", "signals", "orders", "fills", "equity",
+             "truth_labels", "integrity")
+
+
+def _tables(names) -> list[str]:
+    statements = []
+    for table in names:
+        statements.append(_create_table(table, TABLES[table]))
         index_cols = _INDEXES[table]
         statements.append(f"CREATE INDEX IF NOT EXISTS {table}_by_time ON {table} ({', '.join(index_cols)})")
     return statements
+
+
+def _migration_1() -> list[str]:
+    return [
+        "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, command TEXT, started_at TEXT, "
+        "finished_at TEXT, seed INTEGER, config_hash TEXT, source TEXT, status TEXT, summary TEXT)",
+        "CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)",
+        *_tables(V1_TABLES),
+    ]
 
 
 def _migration_2() -> list[str]:
@@ -90,7 +102,12 @@ def _migration_2() -> list[str]:
     ]
 
 
-MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2]
+def _migration_3() -> list[str]:
+    """Detections (engine/detectors/) with their evidence."""
+    return _tables(("detections",))
+
+
+MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2, _migration_3]
 
 INSERTS = {
     table: f"INSERT INTO {table} (run_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"
@@ -212,7 +229,7 @@ def _check_ours(path: str | Path) -> None:
         return
     if app_id == 0 and not tables:
         return
-    if app_id == 0 and version == 1 and tuple(runs) == RUN_COLUMNS_V1 and set(TABLES) <= set(tables):
+    if app_id == 0 and version == 1 and tuple(runs) == RUN_COLUMNS_V1 and set(V1_TABLES) <= set(tables):
         return
     owner = f"application_id {app_id:#x}" if app_id else f"tables: {', '.join(tables[:6])}"
     raise UsageError(f"--db {path}: an SQLite database that is not Chimera's ({owner}); "

@@ -494,7 +494,7 @@ def test_profiles_are_the_literal_values():
     ("pipeline.queue_size=0", "Expected `int` >= 1 - at `$.pipeline.queue_size`"),
     ("pipeline.batch_size=0", "Expected `int` >= 1 - at `$.pipeline.batch_size`"),
     ("pipeline.batch_size=-3", "Expected `int` >= 1 - at `$.pipeline.batch_size`"),
-    ("store.sample_interval_ms=0", "Expected `int` >= 1 - at `$.store.sample_interval_ms`"),
+    ("store.sample_interval_ms=0", "Expected `int` >= 1000 - at `$.store.sample_interval_ms`"),
     ('instruments.AAPL.tick_size="0"', 'Expected a positive decimal string, such as "0.01" - at '
      "`$.instruments.AAPL.tick_size`"),
     ('run.speed="fast"', "Expected 'max' or a number > 0 and <= 1000000, got 'fast' - at `$.run.speed`"),

@@ -9,7 +9,7 @@ import pytest
 
 from engine.book import CROSSED, HALTED, STALE, BookView
 from engine.events import BUY, SELL, OrderType
-from engine.features.core import FeatureEngine, FeatureVector
+from engine.features.vector import FeatureVector
 from engine.records import TABLES
 from engine.risk import (
     MaxOrderSize,
@@ -148,9 +148,8 @@ def test_first_rejection_wins_and_rejections_do_not_count_towards_the_rate():
 
 
 def test_signal_row_columns():
-    """The signals row follows TABLES['signals'] and carries the feature vector as JSON."""
-    engine = FeatureEngine(0)
-    [vector] = [x for x in engine.apply([book()]) if type(x) is FeatureVector]
+    """The signals row follows TABLES['signals'] and carries the feature values as JSON."""
+    vector = FeatureVector(0, 3 * NS, 9, 0, 1, {"spread": 1.0, "queue_imbalance": 0.0}, book())
     rm = manager()
     rm.apply([scored(seq=9, ts=3 * NS, features=vector, targets=())])
     [(table, row)] = rm.take_records()
@@ -163,7 +162,6 @@ def test_signal_row_columns():
         "entry_type": OrderType.IOC, "entry_price": 101, "stop": 95, "target": None, "time_stop_ns": 30 * NS,
         "score": 0.8, "probability": 0.4, "score_mode": "untrained", "decision": "accepted", "reason": None,
     }
-    features = orjson.loads(named["features"])
-    assert features[0] == "fv" and features[1:4] == [0, 0, 1]  # tag, instrument, ts_recv, seq
+    assert orjson.loads(named["features"]) == {"spread": 1.0, "queue_imbalance": 0.0}
     rm.apply([scored(seq=10)])
     assert dict(zip(TABLES["signals"], rm.take_records()[0][1], strict=True))["features"] == "null"

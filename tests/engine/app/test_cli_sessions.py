@@ -62,7 +62,7 @@ def test_replayed_truth_reaches_only_the_truth_table(tmp_path, capsys):
     summaries = []
     for path in (tape, stripped):
         db = tmp_path / f"{path.stem}.db"
-        assert main(["replay", str(path), "--db", str(db), "--json", "--set", "store.sample_interval_ms=200"]) == 0
+        assert main(["replay", str(path), "--db", str(db), "--json", "--set", "store.sample_interval_ms=2000"]) == 0
         summaries.append((db, last_json(capsys)))
     (db_a, with_truth), (db_b, without) = summaries
     assert with_truth["truth_labels"] == len(truth_lines) and without["truth_labels"] == 0

@@ -40,9 +40,9 @@ def test_summary_reports_each_stages_deepest_queue_and_p99_lag(tmp_path):
     """Every stage has a max queue depth within the queue bound; lane and portfolio stages have a p99 lag."""
     summary, _ = run_on(LOOP_FACTORY, tmp_path / "d.db")
     stages = summary["stages"]
-    assert set(stages) >= {"book", "features", "signals", "merge", "scoring", "risk", "execution"}
+    assert set(stages) >= {"market", "features", "signals", "merge", "scoring", "risk", "execution"}
     for name, figures in stages.items():
         assert 0 <= figures["queue_depth_max"] <= 2, name  # bounded queues of 2 items
     span_ms = summary["event_time_seconds"] * 1000
-    for name in ("book", "features", "signals", "scoring", "risk", "execution"):
+    for name in ("market", "features", "signals", "scoring", "risk", "execution"):
         assert 0 <= stages[name]["lag_ms_p99"] <= span_ms, name
