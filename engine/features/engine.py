@@ -31,23 +31,34 @@ class FeatureEngine:
         self.vectors = 0
 
     def vector(self, sample: Sample) -> FeatureVector:
-        """Update every feature from ``sample`` and return the vector."""
-        values: dict[str, float] = dict.fromkeys(self.names, 0.0)
-        values.update(sample.flow)
+        """Update every feature from ``sample`` and return the vector.
+
+        Raises:
+            ValueError: a feature is NaN or infinite (a bug: every feature must stay finite).
+        """
+        values: dict[str, float] = dict(sample.flow)
         for feature in self.features:
             feature.on_sample(sample)
             values.update(feature.values())
         _derive(values)
-        for name, value in values.items():
-            if not math.isfinite(value):
-                raise ValueError(f"feature {name} is {value} at ts {sample.ts_recv} (instrument {self.instrument_id})")
+        if len(values) != len(self.names) or not math.isfinite(sum(values.values())):
+            self._refuse(values, sample)
         self.vectors += 1
         return FeatureVector(sample.instrument_id, sample.ts_recv, sample.seq, sample.view.state, sample.frames,
                              values, sample.view, sample.detections)
 
 
+    def _refuse(self, values: dict[str, float], sample: Sample) -> None:
+        if set(values) != set(self.names):
+            raise ValueError(f"feature names changed: {sorted(set(values) ^ set(self.names))}")
+        for name, value in values.items():
+            if not math.isfinite(value):
+                raise ValueError(f"feature {name} is {value} at ts {sample.ts_recv} (instrument {self.instrument_id})")
+
+
 def _derive(values: dict[str, float]) -> None:
     """Values from the flow and the book together: the mid's distance to the session VWAP (F9)."""
+    values["vwap_dev"] = values["vwap_dev_sigma"] = 0.0
     if values.get("has_bbo") and values.get("volume"):
         dev = values["mid"] - values["vwap"]
         values["vwap_dev"] = dev

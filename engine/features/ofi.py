@@ -5,75 +5,59 @@ At each ``LAST`` boundary (one atomic exchange event applied) the best-level ter
     e_n = qb_n 1[b_n >= b_{n-1}] - qb_{n-1} 1[b_n <= b_{n-1}] - qa_n 1[a_n <= a_{n-1}] + qa_{n-1} 1[a_n >= a_{n-1}]
 
 and the multi-level terms ``e^(m)_n`` apply the same formula to the m-th occupied level of each side
-(m = 1..M). A side that is empty contributes nothing until it has a level again.
+(m = 1..M). A side that is empty contributes nothing until it has a level again. A side whose top M
+levels did not change contributes 0 to every ``e^(m)`` (each of its two terms cancels), so only a
+side an event touched since the last update is read again (M levels, in place, no allocation).
 
-Windows (1, 10, 60 s) are sums over 100 ms buckets: exact at bar closes (every window is a whole
-number of buckets), and at most one bucket (100 ms) longer at a detection sample between closes.
-Per update: one comparison of the top-M slices (no multi-level work when the top M of both sides
-did not change), a few additions; per sample: O(windows).
+Windows (1, 10, 60 s) are differences of cumulative sums taken at 100 ms bucket ends: exact at bar
+closes (every window is a whole number of buckets), and at most one bucket (100 ms) longer at a
+detection sample between closes. Per update: a few comparisons and additions; per bucket: one
+tuple of cumulative sums; per sample: O(windows).
 
 Sample values: ``ofi_1s``, ``ofi_10s``, ``ofi_60s`` (lots), their normalised forms ``ofi_norm_W =
 OFI_W / D`` with ``D`` the mean of ``(qb + qa) / 2`` over the window's updates, the multi-level
-vector ``ofi_l{m}_10s`` normalised by the mean depth of the first M levels, the integrated
-``ofi_integrated_10s = w . OFI^(1..M)`` (equal weights until fitted), and ``ofi_cum`` (cumulative).
+vector ``ofi_l{m}_10s`` normalised by the mean depth of the first M levels (per side, averaged),
+the integrated ``ofi_integrated_10s = w . OFI^(1..M)`` (equal weights until fitted), and
+``ofi_cum`` (cumulative best-level OFI).
 """
 
 from __future__ import annotations
 
-from collections import deque
+from bisect import bisect_right
+from collections.abc import Callable
 
 from engine.book import OrderBook
+from engine.events import BookDelta, BookSnapshot, OrderAdd, OrderCancel, OrderDelete, OrderExecute, OrderModify
 from engine.features.listener import Accumulator
 
 BUCKET_NS = 100_000_000
 WINDOWS_S = (1, 10, 60)
 
 
-class BucketWindows:
-    """Sums of a few quantities over trailing windows of whole 100 ms buckets."""
+class CumulativeWindows:
+    """Window sums as differences of cumulative totals recorded at bucket ends (bounded history)."""
 
-    __slots__ = ("width", "windows", "buckets", "current", "current_end", "sums", "queues")
+    __slots__ = ("width", "windows", "ends", "totals", "longest")
 
-    def __init__(self, quantities: int, windows_s: tuple[int, ...] = WINDOWS_S, width_ns: int = BUCKET_NS) -> None:
+    def __init__(self, windows_s: tuple[int, ...] = WINDOWS_S, width_ns: int = BUCKET_NS) -> None:
         self.width = width_ns
-        self.windows = [int(w * 1_000_000_000) for w in windows_s]
-        self.current = [0.0] * quantities
-        self.current_end: int | None = None
-        self.sums = [[0.0] * quantities for _ in windows_s]
-        self.queues: list[deque[tuple[int, list[float]]]] = [deque() for _ in windows_s]
+        self.windows = [w * 1_000_000_000 for w in windows_s]
+        self.longest = max(self.windows)
+        self.ends: list[int] = []  # bucket ends, ascending
+        self.totals: list[tuple[int, ...]] = []  # cumulative totals at each end
 
-    def add(self, ts: int, values: tuple[float, ...]) -> None:
-        if self.current_end is None or ts >= self.current_end:
-            self._roll(ts)
-        current = self.current
-        for i, v in enumerate(values):
-            current[i] += v
+    def record(self, end: int, totals: tuple[int, ...]) -> None:
+        """The cumulative totals as of bucket end ``end``."""
+        self.ends.append(end)
+        self.totals.append(totals)
+        if len(self.ends) > 4096 and self.ends[2048] < end - self.longest - self.width:
+            del self.ends[:2048]
+            del self.totals[:2048]
 
-    def _roll(self, ts: int) -> None:
-        """Close the current bucket into every window and start the one holding ``ts``."""
-        if self.current_end is not None and any(self.current):
-            closed = (self.current_end, self.current)
-            for queue, total in zip(self.queues, self.sums, strict=True):
-                queue.append(closed)
-                for i, v in enumerate(closed[1]):
-                    total[i] += v
-            self.current = [0.0] * len(self.current)
-        self.current_end = (ts // self.width + 1) * self.width
-
-    def totals(self, ts: int) -> list[list[float]]:
-        """Per window, the sums over the closed buckets ending after ``ts - window`` plus the open one
-        (exactly the window when ``ts`` is a bucket boundary, at most one bucket more otherwise)."""
-        if self.current_end is not None and ts >= self.current_end:
-            self._roll(ts)
-        out = []
-        for window_ns, queue, total in zip(self.windows, self.queues, self.sums, strict=True):
-            cutoff = ts - window_ns
-            while queue and queue[0][0] <= cutoff:
-                _, values = queue.popleft()
-                for i, v in enumerate(values):
-                    total[i] -= v
-            out.append([t + c for t, c in zip(total, self.current, strict=True)])
-        return out
+    def since(self, ts: int, window_ns: int) -> tuple[int, ...] | None:
+        """The cumulative totals at the last recorded end at or before ``ts - window``; None if none."""
+        i = bisect_right(self.ends, ts - window_ns)
+        return self.totals[i - 1] if i else None
 
 
 class OrderFlowImbalance(Accumulator):
@@ -82,83 +66,137 @@ class OrderFlowImbalance(Accumulator):
     def __init__(self, book: OrderBook, levels: int = 5) -> None:
         self.book = book
         self.levels = levels
-        self.bid: tuple[int, int] | None = None  # previous best (price, size)
-        self.ask: tuple[int, int] | None = None
-        self.top_bids: tuple[list[int], list[int]] = ([], [])  # previous top-M (prices, sizes), best last
-        self.top_asks: tuple[list[int], list[int]] = ([], [])
-        self.cum = 0
-        # quantities: e, depth (qb + qa) / 2, updates, e^(1..M), depth of the first M levels per side
-        self.buckets = BucketWindows(3 + levels + 1)
+        self.pb = self.pqb = self.pa = self.pqa = 0
+        self.started = False
+        # previous top-M of each side, best first; a side is re-read only when an event touched it
+        self.prev_bid_px = [0] * levels
+        self.prev_bid_sz = [0] * levels
+        self.prev_ask_px = [0] * levels
+        self.prev_ask_sz = [0] * levels
+        self.prev_bid_n = self.prev_ask_n = 0
+        self.dirty_bid = self.dirty_ask = False
+        # cumulative sums: e, 2 * depth (qb + qa), updates, e^(1..M), depth of the first M levels (both sides)
+        self.cum = [0] * (3 + levels + 1)
+        self.depth_m = 0
+        self.bucket_end = 0
+        self.windows = CumulativeWindows()
         self.weights = [1.0 / levels] * levels
+
+    def handlers(self) -> dict[type, Callable]:
+        return {OrderAdd: self.touched, OrderCancel: self.touched, OrderDelete: self.touched,
+                OrderExecute: self.touched, OrderModify: self.touched, BookDelta: self.touched,
+                BookSnapshot: self.touched_both}
+
+    def touched(self, ev) -> None:
+        if ev.side > 0:
+            self.dirty_bid = True
+        else:
+            self.dirty_ask = True
+
+    def touched_both(self, ev) -> None:
+        self.dirty_bid = self.dirty_ask = True
 
     def on_last(self, ts: int) -> None:
         book = self.book
         bp, ap = book.bid_prices, book.ask_prices
         if not bp or not ap:
             return
+        if ts >= self.bucket_end:
+            if self.bucket_end:
+                self.windows.record(self.bucket_end, tuple(self.cum))
+            self.bucket_end = (ts // BUCKET_NS + 1) * BUCKET_NS
         bs, as_ = book.bid_sizes, book.ask_sizes
         b, qb, a, qa = bp[-1], bs[-1], ap[0], as_[0]
-        e = 0
-        if self.bid is not None and self.ask is not None:
-            pb, pqb = self.bid
-            pa, pqa = self.ask
-            e = _term(b, qb, pb, pqb, a, qa, pa, pqa)
-        self.bid, self.ask = (b, qb), (a, qa)
-        self.cum += e
+        cum = self.cum
+        if self.started:
+            pb, pqb, pa, pqa = self.pb, self.pqb, self.pa, self.pqa
+            e = 0
+            if b >= pb:
+                e += qb
+            if b <= pb:
+                e -= pqb
+            if a <= pa:
+                e -= qa
+            if a >= pa:
+                e += pqa
+            cum[0] += e
+        self.started = True
+        self.pb, self.pqb, self.pa, self.pqa = b, qb, a, qa
+        cum[1] += qb + qa
+        cum[2] += 1
         m = self.levels
-        top_bids = (bp[-m:], bs[-m:])
-        top_asks = (ap[:m], as_[:m])
-        if top_bids == self.top_bids and top_asks == self.top_asks:
-            multi = (0.0,) * m
-            depth_m = (sum(top_bids[1]) + sum(top_asks[1])) / 2
-        else:
-            multi = _multi_terms(top_bids, top_asks, self.top_bids, self.top_asks, m)
-            depth_m = (sum(top_bids[1]) + sum(top_asks[1])) / 2
-            self.top_bids, self.top_asks = top_bids, top_asks
-        self.buckets.add(ts, (e, (qb + qa) / 2, 1, *multi, depth_m))
+        if self.dirty_bid:
+            self.dirty_bid = False
+            n = len(bp)
+            n = n if n < m else m
+            self.depth_m += _side_terms(cum, bp, bs, -1, -1, n, self.prev_bid_px, self.prev_bid_sz, self.prev_bid_n, 1)
+            self.prev_bid_n = n
+        if self.dirty_ask:
+            self.dirty_ask = False
+            n = len(ap)
+            n = n if n < m else m
+            self.depth_m += _side_terms(cum, ap, as_, 0, 1, n, self.prev_ask_px, self.prev_ask_sz, self.prev_ask_n, -1)
+            self.prev_ask_n = n
+        cum[3 + m] += self.depth_m
 
     def values(self, ts: int) -> dict[str, float]:
-        out: dict[str, float] = {"ofi_cum": self.cum}
-        totals = self.buckets.totals(ts)
+        if self.bucket_end and ts >= self.bucket_end:  # close the bucket the last update fell in
+            self.windows.record(self.bucket_end, tuple(self.cum))
+            self.bucket_end = (ts // BUCKET_NS + 1) * BUCKET_NS
+        cum = self.cum
+        since = self.windows.since
+        out: dict[str, float] = {"ofi_cum": cum[0]}
+        for seconds, name, norm in _WINDOW_NAMES:
+            start = since(ts, seconds * 1_000_000_000)
+            if start is None:
+                e, depth2, updates = cum[0], cum[1], cum[2]
+            else:
+                e, depth2, updates = cum[0] - start[0], cum[1] - start[1], cum[2] - start[2]
+            out[name] = e
+            out[norm] = 2 * e * updates / depth2 if depth2 else 0.0
+        start = since(ts, 10_000_000_000)
         m = self.levels
-        for seconds, total in zip(WINDOWS_S, totals, strict=True):
-            e, depth, updates = total[0], total[1], total[2]
-            out[f"ofi_{seconds}s"] = e
-            out[f"ofi_norm_{seconds}s"] = e / (depth / updates) if updates and depth else 0.0
-        total = totals[1]  # the 10 s window for the multi-level vector
-        updates, depth_m = total[2], total[3 + m]
-        scale = depth_m / updates if updates and depth_m else 0.0
+        base = start if start is not None else _ZEROS[: len(cum)]
+        updates, depth_m = cum[2] - base[2], cum[3 + m] - base[3 + m]
+        scale = 2 * updates / depth_m if depth_m else 0.0  # 1 / mean depth of the first M levels, per side
         integrated = 0.0
+        weights = self.weights
         for level in range(m):
-            value = total[3 + level] / scale if scale else 0.0
-            out[f"ofi_l{level + 1}_10s"] = value
-            integrated += self.weights[level] * value
+            value = (cum[3 + level] - base[3 + level]) * scale
+            out[_LEVEL_NAMES[level]] = value
+            integrated += weights[level] * value
         out["ofi_integrated_10s"] = integrated
         return out
 
 
-def _term(b: int, qb: int, pb: int, pqb: int, a: int, qa: int, pa: int, pqa: int) -> int:
-    e = 0
-    if b >= pb:
-        e += qb
-    if b <= pb:
-        e -= pqb
-    if a <= pa:
-        e -= qa
-    if a >= pa:
-        e += pqa
-    return e
+_WINDOW_NAMES = tuple((s, f"ofi_{s}s", f"ofi_norm_{s}s") for s in WINDOWS_S)
+_LEVEL_NAMES = tuple(f"ofi_l{level + 1}_10s" for level in range(64))
+_ZEROS = (0,) * 80
 
 
-def _multi_terms(bids, asks, prev_bids, prev_asks, m: int) -> tuple[float, ...]:
-    """e^(1..m): the best-level formula on the m-th occupied level of each side (bids best last)."""
-    out = []
-    nb, na, pnb, pna = len(bids[0]), len(asks[0]), len(prev_bids[0]), len(prev_asks[0])
-    for level in range(m):
-        if level >= nb or level >= na or level >= pnb or level >= pna:
-            out.append(0.0)
-            continue
-        out.append(float(_term(bids[0][nb - 1 - level], bids[1][nb - 1 - level],
-                               prev_bids[0][pnb - 1 - level], prev_bids[1][pnb - 1 - level],
-                               asks[0][level], asks[1][level], prev_asks[0][level], prev_asks[1][level])))
-    return tuple(out)
+def _side_terms(cum: list[int], px: list[int], sz: list[int], first: int, step: int, n: int, prev_px: list[int],
+                prev_sz: list[int], prev_n: int, sign: int) -> int:
+    """Add one side's contribution to e^(1..M) and take its new top ``n`` levels into ``prev_*`` (in place).
+
+    ``px[first + level * step]`` is the level-th best price; ``sign`` is +1 for bids, -1 for asks.
+    Returns the change of this side's depth over its first M levels.
+    """
+    depth_change = 0
+    for level in range(n if n > prev_n else prev_n):
+        if level < n:
+            i = first + level * step
+            p, q = px[i], sz[i]
+        else:
+            p = q = 0
+        pp, pq = prev_px[level], prev_sz[level]
+        if level < n and level < prev_n and (p != pp or q != pq):
+            better = (p - pp) * sign  # > 0: this side's level-th price improved
+            term = 0
+            if better >= 0:
+                term += q
+            if better <= 0:
+                term -= pq
+            cum[3 + level] += term * sign
+        depth_change += q - pq
+        prev_px[level], prev_sz[level] = p, q
+    return depth_change

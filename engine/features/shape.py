@@ -94,6 +94,7 @@ class BookShape(SampleFeature):
     def __init__(self, depth_ticks: tuple[int, ...], alpha: float = 0.5, micro: MicropriceTable | None = None) -> None:
         self.depth_ticks = tuple(depth_ticks)
         self.alpha = alpha
+        self.weights = [math.exp(-alpha * i) for i in range(64)]
         self.micro = micro
         self.names = ("has_bbo", "best_bid", "best_ask", "spread", "spread_bps", "mid", "weighted_mid",
                       "queue_imbalance", "micro_lean", "micro_from_table", "depth_imbalance_weighted",
@@ -121,8 +122,9 @@ class BookShape(SampleFeature):
 
     def _weighted(self, bid_sizes: tuple[int, ...], ask_sizes: tuple[int, ...]) -> float:
         """Level-weighted imbalance over the occupied levels of the view, ``w_i = exp(-alpha (i - 1))``."""
-        bid = sum(math.exp(-self.alpha * i) * q for i, q in enumerate(bid_sizes))
-        ask = sum(math.exp(-self.alpha * i) * q for i, q in enumerate(ask_sizes))
+        weights = self.weights
+        bid = sum(map(float.__mul__, weights, map(float, bid_sizes)))
+        ask = sum(map(float.__mul__, weights, map(float, ask_sizes)))
         return (bid - ask) / (bid + ask) if bid + ask else 0.0
 
     def values(self) -> dict[str, float]:
