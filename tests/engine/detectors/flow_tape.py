@@ -59,9 +59,9 @@ class Tape:
         for p in prices:
             self.add(side, p, size)
 
-    def delete(self, side: int, price: int) -> None:
-        """Delete the front order at ``price``."""
-        oid, size = self.resting[(side, price)].pop(0)
+    def delete(self, side: int, price: int, which: int = 0) -> None:
+        """Delete the front order at ``price`` (or the ``which``-th of its queue)."""
+        oid, size = self.resting[(side, price)].pop(which)
         self.events.append(OrderDelete(*self._header(True), oid, side, price, size))
 
     def cancel(self, side: int, price: int, size: int) -> None:
