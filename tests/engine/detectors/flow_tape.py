@@ -44,14 +44,15 @@ class Tape:
         self.ts = ts
         return self
 
-    def _header(self, last: bool) -> tuple[int, int, int, int, int]:
+    def header(self, last: bool = True) -> tuple[int, int, int, int, int]:
+        """The next event's header (instrument, times, seq, flags)."""
         self.seq += 1
         return (1, self.ts, self.ts, self.seq, LAST if last else 0)
 
     def add(self, side: int, price: int, size: int) -> int:
         oid = self.next_oid
         self.next_oid += 1
-        self.events.append(OrderAdd(*self._header(True), oid, side, price, size))
+        self.events.append(OrderAdd(*self.header(True), oid, side, price, size))
         self.resting.setdefault((side, price), []).append([oid, size])
         return oid
 
@@ -62,13 +63,13 @@ class Tape:
     def delete(self, side: int, price: int, which: int = 0) -> None:
         """Delete the front order at ``price`` (or the ``which``-th of its queue)."""
         oid, size = self.resting[(side, price)].pop(which)
-        self.events.append(OrderDelete(*self._header(True), oid, side, price, size))
+        self.events.append(OrderDelete(*self.header(True), oid, side, price, size))
 
     def cancel(self, side: int, price: int, size: int) -> None:
         """Partially cancel the front order at ``price``."""
         order = self.resting[(side, price)][0]
         order[1] -= size
-        self.events.append(OrderCancel(*self._header(True), order[0], side, price, size, order[1]))
+        self.events.append(OrderCancel(*self.header(True), order[0], side, price, size, order[1]))
 
     def market(self, side: int, size: int, match: bool = True, hidden_at: int | None = None) -> None:
         """A market order of ``side`` walking the opposite side's resting orders (one atomic event);
@@ -84,8 +85,8 @@ class Tape:
             while queue and left > 0:
                 oid, osize = queue[0]
                 take = min(osize, left)
-                fills.append(OrderExecute(*self._header(False), oid, -side, price, take))
-                fills.append(Trade(*self._header(False), price, take, side, 0, match_id))
+                fills.append(OrderExecute(*self.header(False), oid, -side, price, take))
+                fills.append(Trade(*self.header(False), price, take, side, 0, match_id))
                 left -= take
                 if take == osize:
                     queue.pop(0)
@@ -101,14 +102,14 @@ class Tape:
 
     def trade(self, price: int, size: int, aggressor: int, match_id: int = 0, hidden: bool = False) -> None:
         """A bare print (no book change), e.g. a hidden execution or an L2 trade."""
-        self.events.append(Trade(*self._header(True), price, size, aggressor, 0, match_id, hidden))
+        self.events.append(Trade(*self.header(True), price, size, aggressor, 0, match_id, hidden))
 
     def delta(self, side: int, price: int, size: int) -> None:
         """An L2 level update (absolute size)."""
-        self.events.append(BookDelta(*self._header(True), side, price, size, 2))
+        self.events.append(BookDelta(*self.header(True), side, price, size, 2))
 
     def clock(self) -> None:
-        self.events.append(Clock(*self._header(True)))
+        self.events.append(Clock(*self.header(True)))
 
 
 def book_around(tape: Tape, bid: int = 999, ask: int = 1000, levels: int = 10, size: int = 100) -> None:

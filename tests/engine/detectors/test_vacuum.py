@@ -21,7 +21,7 @@ from engine.detectors.vacuum import (
     VoidAccumulator,
     gap_max,
 )
-from engine.events import BUY, SELL, TruthKind
+from engine.events import BUY, SELL, OrderCancel, OrderDelete, OrderExecute, OrderModify, TruthKind
 from engine.testing import run_market
 from tests.engine.detectors.flow_tape import INST, MS, NS, T0, Tape, detections, preset_run
 
@@ -280,3 +280,70 @@ def test_detections_do_not_depend_on_the_batch_size():
         assert all(math.isfinite(v) for v in s.flow.values())
         for d in s.detections:
             assert all(math.isfinite(v) for v in d.evidence().values())
+
+
+class Checked(VacuumDetector):
+    """The detector, checking its D_N against a fresh read of the book at every LAST."""
+
+    def on_last(self, ts: int) -> None:
+        super().on_last(ts)
+        for state in (self.bid, self.ask):
+            if not state.dirty:
+                assert state.depth == self.book.depth_within(state.side, self.zone)
+
+
+OPS = st.lists(st.tuples(st.sampled_from(["add", "add", "cancel", "delete", "execute", "modify", "ghost"]),
+                         st.sampled_from([BUY, SELL]), st.integers(0, 14), st.integers(1, 60), st.integers(0, 30)),
+               max_size=80)
+
+
+@settings(max_examples=80, deadline=None)
+@given(OPS, st.integers(1, 3))
+def test_depth_and_classification_equal_a_naive_replay(ops, width):
+    """At every LAST the kept D_N equals the book's; the cancelled and executed volumes equal a replay that
+    classifies each event against the best just before it (modifies aside, whose decrease is reconciled)."""
+    tape = Tape()
+    reference = OrderBook(1)
+    naive = {BUY: [0, 0], SELL: [0, 0]}  # side -> [cancelled, executed]
+    orders: dict[int, list[int]] = {}  # oid -> [side, price, size]
+    for op, side, offset, size, gap in ops:
+        tape.at((tape.ts - T0) / 1e9 + gap / 1000)
+        if op == "add" or not orders:
+            price = (990 - offset) if side == BUY else (1001 + offset)
+            orders[tape.add(side, price, size)] = [side, price, size]
+        elif op == "ghost":  # an order the book never saw (added before the data started)
+            price = (990 - offset) if side == BUY else (1001 + offset)
+            tape.events.append(OrderDelete(*tape.header(), 10_000 + offset, side, price, size))
+            naive[side][0] += size * in_zone(reference, side, price, width)
+        else:
+            oid = sorted(orders)[size % len(orders)]
+            side, price, left = orders[oid]
+            zone = in_zone(reference, side, price, width)
+            take = min(size, left)
+            if op == "cancel" and take < left:
+                tape.events.append(OrderCancel(*tape.header(), oid, side, price, take, left - take))
+                naive[side][0] += take * zone
+            elif op in ("delete", "cancel"):
+                tape.events.append(OrderDelete(*tape.header(), oid, side, price, left))
+                naive[side][0] += left * zone
+                take = left
+            elif op == "execute":
+                tape.events.append(OrderExecute(*tape.header(), oid, side, price, take))
+                naive[side][1] += take * zone
+            else:
+                take = left - max(1, left // 2)
+                tape.events.append(OrderModify(*tape.header(), oid, side, price, left - take))
+            orders[oid][2] -= take
+            if orders[oid][2] == 0:
+                del orders[oid]
+        reference.update(tape.events[-1])
+    market, _ = run_market(INST, tape.events, lambda c: Checked(dataclasses.replace(c, bin_ticks=width)))
+    detector = market.listeners[0]
+    if not any(op == "modify" for op, *_ in ops):
+        assert [detector.bid.cancelled, detector.bid.executed] == naive[BUY]
+        assert [detector.ask.cancelled, detector.ask.executed] == naive[SELL]
+
+
+def in_zone(book: OrderBook, side: int, price: int, width: int) -> bool:
+    best = book.best_bid if side == BUY else book.best_ask
+    return best is None or (best - price) * side < 10 * width
