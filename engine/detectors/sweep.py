@@ -8,10 +8,11 @@ whose volume across ≥ 2 levels exceeds the auto threshold."
 Definition implemented:
 - **Bursts.** Aggressive fills (``Trade`` with a known aggressor, hidden executions included) are
   grouped into bursts: a fill joins the open burst when it has the burst's sign and either carries
-  the ``match_id`` of the burst's previous fill (one aggressive order's fills always belong
-  together) or arrives within ``window_ms`` (Δt_sw) of the burst's *first* fill. The window is
-  counted from the first fill, not from the previous one, so a burst lasts at most Δt_sw (a busy
-  tape cannot chain fills into a minutes-long "sweep"). Without match ids (LOBSTER, L2 feeds) the
+  the ``match_id`` of the burst's previous fill (one aggressive order's fills, which come in one
+  atomic event, always belong together) or arrives within ``window_ms`` (Δt_sw) of the burst's
+  *first* fill. The window is counted from the first fill, not from the previous one, so a burst
+  lasts at most Δt_sw plus one atomic event (a busy tape cannot chain fills into a minutes-long
+  "sweep"). Without match ids (LOBSTER, L2 feeds) the
   time window alone groups the fills.
 - **Completion.** A burst is complete at the first moment nothing more can join it: a fill that
   cannot join (the other sign, or the same sign after the window), or the first ``LAST`` event or

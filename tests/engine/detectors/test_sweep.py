@@ -202,6 +202,42 @@ def test_the_burst_baseline_equals_a_recompute_over_the_last_bars(bars, window, 
         assert got == pytest.approx(float(np.mean(recent) + k * np.std(recent)), rel=1e-9, abs=1e-9)
 
 
+TRADES = st.lists(st.tuples(st.sampled_from([BUY, SELL, BUY, SELL, 0]), st.integers(995, 1005), st.integers(1, 30),
+                            st.sampled_from([0, 0, 1, 5, 20, 45, 49, 50, 51, 80, 400, 1500]),
+                            st.sampled_from(["same", "new", "none"])), max_size=60)
+
+
+@settings(max_examples=120, deadline=None)
+@given(TRADES)
+def test_sweeps_equal_an_offline_grouping_of_the_whole_tape(trades):
+    """The streaming detector (closing bursts on later trades, LASTs and bar closes) reports exactly the bursts
+    with two or more prices that grouping the finished tape offline finds."""
+    tape = Tape()
+    fills: list[tuple[int, int, int, int, int]] = []  # ts, side, price, size, match_id
+    match = 0
+    for side, price, size, gap_ms, ids in trades:
+        tape.at((tape.ts - T0) / 1e9 + gap_ms / 1000)
+        same = ids == "same" and match and gap_ms == 0  # one order's fills come in one atomic event
+        match = match if same else (match + 1 if ids != "none" else 0)
+        tape.trade(price, size, side, match_id=match)
+        if side:
+            fills.append((tape.ts, side, price, size, match))
+    tape.at((tape.ts - T0) / 1e9 + 1).clock()
+    groups: list[list[tuple[int, int, int, int, int]]] = []
+    for fill in fills:
+        head = groups[-1][0] if groups else None
+        joins = head is not None and fill[1] == head[1] and (
+            (fill[4] != 0 and fill[4] == groups[-1][-1][4]) or fill[0] - head[0] <= 50 * MS)
+        if joins:
+            groups[-1].append(fill)
+        else:
+            groups.append([fill])
+    expected = sorted((g[0][0], g[0][1], len({f[2] for f in g}), sum(f[3] for f in g)) for g in groups
+                      if len({f[2] for f in g}) >= 2)
+    found = sorted((d.t_start, d.side, d.levels, d.volume) for d in sweeps(tape))
+    assert found == expected
+
+
 def test_no_sweep_on_a_crossed_book():
     """A sweep completing while the book is crossed is not reported."""
     tape = Tape()
