@@ -214,11 +214,12 @@ def test_sweeps_equal_an_offline_grouping_of_the_whole_tape(trades):
     with two or more prices that grouping the finished tape offline finds."""
     tape = Tape()
     fills: list[tuple[int, int, int, int, int]] = []  # ts, side, price, size, match_id
-    match = 0
+    match = fresh = 0
     for side, price, size, gap_ms, ids in trades:
         tape.at((tape.ts - T0) / 1e9 + gap_ms / 1000)
-        same = ids == "same" and match and gap_ms == 0  # one order's fills come in one atomic event
-        match = match if same else (match + 1 if ids != "none" else 0)
+        if not (ids == "same" and match and gap_ms == 0):  # one order's fills come in one atomic event
+            fresh += 1
+            match = fresh if ids != "none" else 0
         tape.trade(price, size, side, match_id=match)
         if side:
             fills.append((tape.ts, side, price, size, match))
