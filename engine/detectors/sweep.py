@@ -12,8 +12,7 @@ Definition implemented:
   atomic event, always belong together) or arrives within ``window_ms`` (Δt_sw) of the burst's
   *first* fill. The window is counted from the first fill, not from the previous one, so a burst
   lasts at most Δt_sw plus one atomic event (a busy tape cannot chain fills into a minutes-long
-  "sweep"). Without match ids (LOBSTER, L2 feeds) the
-  time window alone groups the fills.
+  "sweep"). Without match ids (LOBSTER, L2 feeds) the time window alone groups the fills.
 - **Completion.** A burst is complete at the first moment nothing more can join it: a fill that
   cannot join (the other sign, or the same sign after the window), or the first ``LAST`` event or
   bar close later than Δt_sw after its first fill (a ``Clock`` event closes it in a silent market).
