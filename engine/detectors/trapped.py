@@ -297,13 +297,11 @@ class TrappedDetector(Detector):
         elif episode.since is None:
             episode.since = ts
         since = episode.since
-        if since is None:
-            if ts - episode.t_start > self.trap:
-                episodes.remove(episode)
-        elif ts - since >= self.hold and not self.book.state & UNUSABLE:
+        if (since is not None and ts - since >= self.hold and since - episode.t_start <= self.trap
+                and not self.book.state & UNUSABLE):
             episodes.remove(episode)
             self._emit(episode, ts, mid2)
-        elif since - episode.t_start > self.trap:
+        elif ts - episode.t_start > self.trap + self.hold:  # too late now (or the book stayed unusable)
             episodes.remove(episode)
 
     def _emit(self, episode: Episode, ts: int, mid2: int) -> None:

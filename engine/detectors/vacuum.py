@@ -28,7 +28,8 @@ Definition implemented:
   every ``LAST``; on the AMZN level-5 day this leaves 61 k re-reads of 158 k).
 - **The fall.** A monotonic deque keeps the largest ``D_N`` valid at any time in the last
   ``window_ms`` (each value recorded at the start and at the end of its validity) with the
-  cumulative counters at that moment. At each ``LAST`` where ``D_N`` fell: with ``peak`` that maximum, a vacuum needs ``D_N ≤ (1 − min_drop)·peak``, ``D_N ≤ max_depth_ratio·median``, and
+  cumulative counters at that moment. At each ``LAST`` where ``D_N`` fell, with ``peak`` that
+  maximum, a vacuum needs ``D_N ≤ (1 − min_drop)·peak``, ``D_N ≤ max_depth_ratio·median``, and
   ``cancel_share ≥ min_cancel_share`` where ``cancel_share = cancelled / max(peak − D_N,
   cancelled + executed)`` over the fall: cancels must explain 70% of the net decrease *and* be 70%
   of what was removed (so a zone that merely shifted, or a fall eaten by trades, does not qualify).

@@ -104,10 +104,11 @@ def test_later_aggression_beyond_r_counts_only_within_t_f():
     assert found.price_hi == 1005
 
 
-@pytest.mark.parametrize("case", ["stays beyond", "returns too late", "flickers", "not beyond R", "no history"])
+@pytest.mark.parametrize("case", ["stays beyond", "returns too late", "flickers", "not beyond R", "no history",
+                                  "stale book"])
 def test_what_is_not_a_trap(case):
     """The mid staying beyond R, returning after 60 s, dipping for less than 3 s, a sweep short of R, or a sweep
-    before there is a reference: no detection."""
+    before there is a reference, or a book gone STALE: no detection."""
     tape = Tape()
     if case == "not beyond R":
         spec_example(tape, r_high=1010)
@@ -124,6 +125,9 @@ def test_what_is_not_a_trap(case):
     elif case == "flickers":
         tape.at(120.0).add(SELL, 1000, 50)
         tape.at(122.0).market(BUY, 50)  # the offer at R is taken again: ask 1005
+    elif case == "stale book":
+        tape.seq += 1  # a sequence gap: STALE until a snapshot
+        tape.at(120.0).add(SELL, 1000, 50)
     elif case != "stays beyond":
         tape.at(120.0).add(SELL, 1000, 50)
     tape.at(200.0).clock()
