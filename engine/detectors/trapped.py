@@ -279,8 +279,8 @@ class TrappedDetector(Detector):
         fills = self.fills
         self.fills = None
         side = burst.side
-        if fills is None or fills.reference is None or fills.volume == 0:
-            return  # no R, or no fill beyond it
+        if fills is None or fills.reference is None or fills.volume == 0 or self.book.state & UNUSABLE:
+            return  # no R, no fill beyond it, or a sweep the sweep detector does not report either
         episodes = self.episodes[side]
         for episode in episodes:
             if episode.reference == fills.reference:
