@@ -165,7 +165,8 @@ class WithdrawalDetector(Detector):
             if cluster is not None:
                 self.sizes.add(cluster.lots)
             depth = self.book.depth_within(side, self.touch) + lots
-            cluster = self.clusters[side] = _Cluster(ts, price, lots, depth, price if best is None or behind < 0 else best)
+            before = price if best is None or behind < 0 else best
+            cluster = self.clusters[side] = _Cluster(ts, price, lots, depth, before)
         else:
             cluster.add(ts, price, lots)
         cluster.retreat = (cluster.best - best) * side if best is not None else self.touch
