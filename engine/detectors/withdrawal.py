@@ -164,9 +164,8 @@ class WithdrawalDetector(Detector):
         if cluster is None or ts - cluster.start > p.cancel_window_ms * MS:
             if cluster is not None:
                 self.sizes.add(cluster.lots)
-            depth = self.book.depth_within(side, self.touch) + lots
-            before = price if best is None or behind < 0 else best
-            cluster = self.clusters[side] = _Cluster(ts, price, lots, depth, before)
+            cluster = self.clusters[side] = _Cluster(ts, price, lots, lots + self._touch_left(side, price, best),
+                                                     price if best is None or behind < 0 else best)
         else:
             cluster.add(ts, price, lots)
         cluster.retreat = (cluster.best - best) * side if best is not None else self.touch
@@ -174,6 +173,15 @@ class WithdrawalDetector(Detector):
                 and cluster.lots >= p.min_share * cluster.depth and cluster.retreat >= p.min_retreat_bins * self.w:
             cluster.burst = True
             self.armed[side] = cluster
+
+    def _touch_left(self, side: int, price: int, best: int | None) -> int:
+        """Lots still resting in the touch as it was before a cancel at ``price`` (the best then, if the
+        cancel emptied it, else the best now)."""
+        if best is None:
+            return 0
+        gone = (price - best) * side  # > 0: the cancel removed the best level; the touch started at price
+        reach = self.touch - gone if gone > 0 else self.touch
+        return self.book.depth_within(side, reach) if reach > 0 else 0
 
     # ---- flow -----------------------------------------------------------------------------------
     def on_trade(self, ev: Trade) -> None:
