@@ -8,34 +8,46 @@ pulled together.
 Definition (L3, order ids). Let ``w`` be the bin (``context.bin_ticks``) and ``T`` the large-order
 threshold: an order is *large* when its size exceeds the ``large_quantile`` (0.999) quantile of the
 add sizes of the last ``baseline_s`` (30 min), i.e. it is bigger than 99.9 % of the orders added
-lately; the quantile is recomputed at each TF1 close and trusted once ``min_adds`` adds were seen
-(before that ``fallback_lots``, 0 = silent). An order is a *spoof candidate* when it was
+lately. The quantile is trusted once ``min_adds`` (500) adds were seen (``fallback_lots`` before
+that, 0 = silent), first computed at the TF1 close after that, then at every TF2 close. An order is
+a *spoof candidate* when it was
 - placed at least ``min_gap_bins`` bins (``min_gap_bins * w`` ticks) behind the best of its side,
-- removed (delete, or a cancel that leaves nothing) after living at most ``max_lifetime_ms``,
-- executed for at most ``max_fill_share`` of its size before that (0 for a clean spoof), and
-- approached: its side's best came at least one bin closer between placement and removal
-  (``require_approach``; the gap is measured in ticks at placement and after the removal).
-Candidates of one side are held for ``layer_cancel_ms`` after the first of them is removed (they
-were "cancelled together"), then decided: a run of at least ``layer_min_orders`` candidates on
-adjacent prices (consecutive prices at most one bin apart), placed within ``layer_place_ms`` of one
-another, each at least ``layer_share * T`` and ``T`` in total, is one *layering* episode; every other
-candidate of size ``>= T`` is a single-order spoof episode. The detection is emitted by the first
-event at or after that deadline (causal: everything it says was known then).
+- removed (a delete, or a cancel that leaves nothing) at most ``max_lifetime_ms`` (90 s) after it
+  was placed,
+- not executed, or executed for at most ``max_fill_share`` (25 %) of its size and pulled within
+  ``fill_pull_ms`` (100 ms) of that execution (a spoofer pulls the moment it is hit), and
+- when ``require_approach`` (off by default), approached: its side's best came at least one bin
+  closer between placement and removal.
+Candidates of one side are held for ``layer_cancel_ms`` (200 ms) after the first of them is removed
+("cancelled together"), then decided: a run of at least ``layer_min_orders`` (3) candidates on
+adjacent prices (consecutive prices at most one bin apart), placed within ``layer_place_ms`` (2 s) of
+one another, each at least ``layer_share * T`` (a half) and ``T`` in total, is one *layering*
+episode; every other candidate of size ``>= T`` is a single-order spoof episode. The detection is
+emitted by the first event at or after that deadline (or the bar close that passes it): causal,
+everything it says was known then.
 
 Evidence (``SpoofDetection``): ``orders``, ``size`` (total lots), ``levels`` (distinct prices),
-``lifetime_ms`` (first placement to last removal), ``gap_at_place`` / ``gap_at_cancel`` (ticks from the
-side's best to the nearest order of the episode), ``approached``, ``executed`` (lots executed before
-the pull; 0 for a clean spoof), ``layered``, ``threshold`` (``T`` when placed). ``side`` is the side of the
+``lifetime_ms`` (first placement to last removal), ``gap_at_place`` / ``gap_at_cancel`` (ticks from
+the side's best to the nearest order of the episode, at placement and right after the removal),
+``approached`` (the gap shrank by at least a bin), ``executed`` (lots executed before the pull; 0
+for a clean spoof), ``layered``, ``threshold`` (``T`` when placed). ``side`` is the side of the
 orders, ``price_lo``/``price_hi`` their range, ``t_start`` the first placement, ``strength = size / T``.
 
-Deviations from the brief, measured on the simulator: (1) the auto threshold is a quantile, not
-``mean + k * std``: add sizes are heavy-tailed and come in round lots (large-tick: 45 % one lot, 1 %
-fifty lots; mean 3.8, std 6.3), so ``mean + 2 std`` (16 lots) flagged 5 % of all adds and
-``mean + 4 std`` still every fifty-lot order, about 40 of which per 30 min are placed behind the
-best and pulled as the price approaches; the simulator's spoofer shows 10-20 mean market orders
-(52-104 lots large-tick, above the largest ordinary order). (2) A partial execution of up to
-``max_fill_share`` is allowed: the simulator's spoofer is sometimes clipped before it pulls, and its
-SPOOF label stands.
+Deviations from the brief, measured on the simulator (whose SPOOF label is a large order resting
+2-3 bins behind the best, pulled when the price comes within a bin or so, when it is hit, or after
+60 s): (1) the auto threshold is a quantile, not ``mean + k * std``: add sizes are heavy-tailed and
+come in round lots (large-tick: 45 % one lot, 1 % fifty lots; mean 3.8, std 6.3), so ``mean + 2 std``
+(16 lots) flagged 5 % of all adds and ``mean + 4 std`` still every fifty-lot order, about 40 of
+which per 30 min are placed behind the best and pulled as the price approaches; the simulator's
+spoofer shows 10-20 mean market orders (52-104 lots large-tick, 1,600-3,200 small-tick), above the
+largest ordinary order. (2) The approach is recorded, not required: in four small-tick background
+sessions (60 episodes an hour) 11 of the 20 SPOOF labels are spoofs the price never came near,
+pulled after 60 s; requiring the approach found 9 of 20, not requiring it 20 of 20, with no false
+detection either way (large-tick: 19 of 20 both ways; none on the AMZN day, whose large orders sit
+at the touch). (3) A clipped spoof (up to
+25 % executed, pulled at once) counts: the simulator's spoofer is sometimes hit before it pulls
+and its label stands; an absorber executed in part and withdrawn 40 s later (stop_run_reversal)
+does not.
 
 On L2 feeds (no order ids) this detector is silent: a level's size cannot be split into the order
 that was placed and the one that was pulled; the wall detector's persistence filter
