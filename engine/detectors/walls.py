@@ -30,11 +30,21 @@ Per-sample values (``WallAccumulator.values``, names per side ``bid``/``ask``):
 there is none), ``wall_size_*`` its size (0 when none) and ``hhi_*`` = sum over the N bins of
 ``(q_j / D_N)^2`` (0 on an empty side; 1 when all the depth is in one bin).
 
-Cost: the O(N) scan at TF1 closes (and at samples, for the HHI); per event a dict lookup (and,
-at a candidate's bin, ``w`` size lookups). State: at most N candidates per side. No wall is
-reported from a STALE, CROSSED or HALTED book (its candidates are dropped).
+``WallDetector`` is a ``WallAccumulator`` that also emits: install one or the other. Persistence
+moves only at TF1 closes and with the per-event re-checks, never at samples, so the values do not
+depend on which other detectors are installed (their detections add samples).
+
+Cost: the scan of the N bins at TF1 closes and at samples (for the HHI), cached until the book
+changes; with bins wider than a tick, each bin's size is a slice sum between bisected edges, so a
+scan is O(N log L) whatever the number of levels. Per event a dict lookup (and, at a candidate's
+bin, ``w`` size lookups). State: at most N candidates per side. No wall is reported from a STALE,
+CROSSED or HALTED book (its candidates are dropped).
 
 On L2 the same definition holds (it reads level sizes only).
+
+Measured on the simulator: the spoof_pull preset's 104-lot offer (20 times the median level) is
+reported as a wall 2-3 s after it is shown in seeds 1-5; background sessions give about six walls a
+minute large-tick (mostly the occasional 50-lot order among levels of 5-15 lots) and two small-tick.
 """
 
 from __future__ import annotations
