@@ -50,7 +50,6 @@ minute large-tick (mostly the occasional 50-lot order among levels of 5-15 lots)
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from statistics import median
 from typing import Annotated
 
 import msgspec
@@ -63,6 +62,14 @@ from engine.features.listener import Accumulator
 
 MS = 1_000_000
 MAD_SCALE = 1.4826  # MAD of a normal sample times this is its standard deviation
+
+
+def _median(values: list) -> float:
+    """Median of a non-empty list (``statistics.median`` without its overhead)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    half = n // 2
+    return ordered[half] if n % 2 else (ordered[half - 1] + ordered[half]) / 2
 
 
 class WallParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -215,8 +222,8 @@ class WallAccumulator(Accumulator):
         hhi = sum([q * q for q in values]) / (total * total) if total else 0.0
         if len(values) < p.min_levels:
             return _Scan(best, bins, total, 0.0, 0.0, float("inf"), hhi)
-        m = median(values)
-        spread = MAD_SCALE * max(median([abs(q - m) for q in values]), 1.0)
+        m = _median(values)
+        spread = MAD_SCALE * max(_median([abs(q - m) for q in values]), 1.0)
         need = max(p.k * m, float(p.min_lots), m + p.z_min * spread)
         return _Scan(best, bins, total, float(m), spread, need, hhi)
 
