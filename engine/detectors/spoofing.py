@@ -26,7 +26,8 @@ episode; every other candidate of size ``>= T`` is a single-order spoof episode.
 emitted by the first event at or after that deadline (or the bar close that passes it): causal,
 everything it says was known then.
 
-Evidence (``SpoofDetection``): ``orders``, ``size`` (total lots), ``levels`` (distinct prices),
+Evidence (``SpoofDetection``): ``orders`` (how many), ``order_ids``, ``total_size`` (lots), ``levels``
+(distinct prices),
 ``lifetime_ms`` (first placement to last removal), ``gap_at_place`` / ``gap_at_cancel`` (ticks from
 the side's best to the nearest order of the episode, at placement and right after the removal),
 ``approached`` (the gap shrank by at least a bin), ``executed`` (lots executed before the pull; 0
@@ -109,7 +110,8 @@ class SpoofDetection(Detection, frozen=True):
     """A spoof (one large order) or a layering episode (several), pulled before trading."""
 
     orders: int
-    size: int
+    order_ids: tuple[int, ...]
+    total_size: int
     levels: int
     lifetime_ms: float
     gap_at_place: int
@@ -134,6 +136,7 @@ class _Tracked:
 class _Pulled(msgspec.Struct, frozen=True, gc=False):
     """A spoof candidate: a tracked order removed under the spoof conditions."""
 
+    order_id: int
     price: int
     size: int
     placed: int
@@ -212,8 +215,8 @@ class SpoofDetector(Detector):
         gap = max(0, (best - order.price) * order.side) if best is not None else order.gap
         if p.require_approach and order.gap - gap < self.w:
             return
-        self.pending[order.side].append(_Pulled(order.price, order.size, order.placed, ts, order.gap, gap,
-                                                order.executed, order.large))
+        self.pending[order.side].append(_Pulled(order.order_id, order.price, order.size, order.placed, ts,
+                                                order.gap, gap, order.executed, order.large))
         if self.deadline is None:
             self.deadline = ts + p.layer_cancel_ms * MS
 
@@ -283,7 +286,8 @@ class SpoofDetector(Detector):
         self.emit(SpoofDetection(
             instrument_id=self.context.instrument.instrument_id, ts_recv=ts, seq=self.book.last_seq,
             side=side, price_lo=min(c.price for c in group), price_hi=max(c.price for c in group),
-            strength=size / large, t_start=placed, orders=len(group), size=size,
+            strength=size / large, t_start=placed, orders=len(group),
+            order_ids=tuple(c.order_id for c in sorted(group, key=lambda c: c.placed)), total_size=size,
             levels=len({c.price for c in group}), lifetime_ms=lifetime / MS, gap_at_place=gap_place,
             gap_at_cancel=gap_cancel, approached=gap_place - gap_cancel >= self.w,
             executed=sum(c.executed for c in group), layered=len(group) > 1, threshold=large))

@@ -45,9 +45,9 @@ def test_a_large_offer_pulled_as_the_price_comes_near_is_a_spoof():
     (spoof,) = spoofs(approach_and_pull())
     assert (spoof.side, spoof.price_lo, spoof.price_hi, spoof.t_start, spoof.ts_recv) == (
         SELL, 104, 104, T0 + NS // 2, T0 + 3 * NS // 2)
-    assert spoof.evidence() == {"orders": 1, "size": 100, "levels": 1, "lifetime_ms": 700.0, "gap_at_place": 3,
-                                "gap_at_cancel": 1, "approached": True, "executed": 0, "layered": False,
-                                "threshold": 50}
+    assert spoof.evidence() == {"orders": 1, "order_ids": (21,), "total_size": 100, "levels": 1,
+                                "lifetime_ms": 700.0, "gap_at_place": 3, "gap_at_cancel": 1, "approached": True,
+                                "executed": 0, "layered": False, "threshold": 50}
     assert spoof.strength == 2.0 and finite(spoof)
 
 
@@ -134,7 +134,8 @@ def test_layers_on_adjacent_prices_pulled_together_are_one_episode():
     (the ask moved from 101 to 102 meanwhile)."""
     (episode,) = spoofs(layers())
     assert (episode.price_lo, episode.price_hi, episode.t_start) == (104, 106, T0 + NS // 2)
-    assert (episode.orders, episode.size, episode.levels, episode.layered) == (3, 90, 3, True)
+    assert (episode.orders, episode.order_ids, episode.total_size, episode.levels, episode.layered) == (
+        3, (21, 22, 23), 90, 3, True)
     assert episode.lifetime_ms == 800.0 and episode.gap_at_place == 3 and episode.gap_at_cancel == 2
     assert episode.approached and episode.strength == 1.8
 
