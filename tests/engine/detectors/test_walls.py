@@ -147,6 +147,35 @@ def test_no_wall_on_a_stale_book():
     assert walls(tape) == []
 
 
+def l2_wall(flicker: bool) -> Tape:
+    """An L2 book (deltas) with 10 lots a level and 100 at 104; with ``flicker`` the 104 level drops to
+    10 lots at 1.5 s and is back at 1.6 s."""
+    tape = Tape()
+    for p in range(101, 121):
+        tape.delta(SELL, p, 100 if p == 104 else 10)
+        tape.delta(BUY, 201 - p, 10)
+    if flicker:
+        tape.at(1.5).delta(SELL, 104, 10)
+        tape.at(1.6).delta(SELL, 104, 100)
+    tape.at(3.5).clock()
+    return tape
+
+
+def test_on_l2_a_wall_is_level_sizes_and_a_flicker_restarts_it():
+    """Deltas alone: the 100-lot level is a wall at the 3 s close, or not before 4 s when it flickered."""
+    (wall,) = walls(l2_wall(False))
+    assert (wall.price_lo, wall.size, wall.ts_recv) == (104, 100, T0 + 3 * NS)
+    assert walls(l2_wall(True)) == []
+
+
+def test_no_wall_on_a_crossed_book():
+    """A bid crossing the asks at 0.7 s leaves the book CROSSED: no wall is reported."""
+    tape, _ = book_with_wall()
+    tape.at(0.7).add(BUY, 102, 5)
+    tape.at(5.0).clock()
+    assert walls(tape) == []
+
+
 def test_detections_do_not_depend_on_the_batch_size():
     """Batches of 1, 7 and everything give the same walls."""
     tape, oid = book_with_wall()
