@@ -70,7 +70,7 @@ from engine.book import UNUSABLE
 from engine.detectors.base import Detector, DetectorContext
 from engine.detectors.sizes import RollingSizes
 from engine.events import BUY, SELL, Detection, OrderAdd, OrderCancel, OrderDelete, OrderExecute, OrderModify
-from engine.features.bars import NS, TF2
+from engine.features.bars import TF2
 
 MS = 1_000_000
 
@@ -156,7 +156,7 @@ class SpoofDetector(Detector):
         super().__init__(context)
         self.params = p = params or SpoofParams()
         self.w = max(1, context.bin_ticks)
-        self.sizes = RollingSizes(max(1, p.baseline_s * NS // (10 * NS)))
+        self.sizes = RollingSizes(max(1, p.baseline_s // 10))  # one histogram per TF2 bar (10 s)
         self.large = p.fallback_lots  # current large-order threshold T (0: not known yet)
         self.ready = False  # the baseline holds min_adds adds
         self.layer_min = self._layer_min(self.large)

@@ -119,7 +119,7 @@ class _Cluster:
     """Touch cancels of one side close together in time; armed once it is a burst."""
 
     __slots__ = ("start", "last", "lots", "cancels", "lo", "hi", "depth", "best", "retreat", "burst", "flow",
-                 "first_trade")
+                 "lead")
 
     def __init__(self, ts: int, price: int, lots: int, depth: int, best: int) -> None:
         self.start = self.last = ts
@@ -128,7 +128,7 @@ class _Cluster:
         self.retreat = 0  # ticks the best has moved away since
         self.burst = False
         self.flow = 0
-        self.first_trade = 0
+        self.lead = 0  # last cancel to the first aggressive trade, ns
 
     def add(self, ts: int, price: int, lots: int) -> None:
         self.last = ts
@@ -150,7 +150,7 @@ class WithdrawalDetector(Detector):
         self.touch = p.touch_bins * self.w
         self.clusters: dict[int, _Cluster | None] = {BUY: None, SELL: None}  # the latest cluster per side
         self.armed: dict[int, _Cluster | None] = {BUY: None, SELL: None}  # a burst waiting for the flow
-        self.sizes = RollingSizes(max(1, p.baseline_s // 10))
+        self.sizes = RollingSizes(max(1, p.baseline_s // 10))  # one histogram per TF2 bar (10 s)
         self.threshold = float(p.fallback_lots)  # T (0: not known yet)
         self.l2_sizes: dict[tuple[int, int], int] = {}  # L2 only: level sizes before each delta
         self.l2_trades: dict[int, tuple[int, int]] = {}  # L2 only: price -> (ts, lots) of recent trades
@@ -213,7 +213,7 @@ class WithdrawalDetector(Detector):
             self.armed[side] = None  # not followed in time
             return
         if not burst.flow:
-            burst.first_trade = ts
+            burst.lead = ts - burst.last
         burst.flow += ev.size
         if burst.flow >= self.params.min_flow_lots:
             self.armed[side] = None
@@ -225,7 +225,7 @@ class WithdrawalDetector(Detector):
             instrument_id=ev.instrument_id, ts_recv=ev.ts_recv, seq=ev.seq, side=side, price_lo=cluster.lo,
             price_hi=cluster.hi, strength=cluster.lots / self.threshold, t_start=cluster.start,
             cancelled=cluster.lots, cancels=cluster.cancels, depth_before=cluster.depth,
-            cancel_window_ms=(cluster.last - cluster.start) / MS, lead_ms=(cluster.first_trade - cluster.last) / MS,
+            cancel_window_ms=(cluster.last - cluster.start) / MS, lead_ms=cluster.lead / MS,
             aggressive_volume=cluster.flow, threshold=self.threshold))
 
     # ---- L2 -------------------------------------------------------------------------------------

@@ -51,6 +51,16 @@ def test_the_touch_pulled_then_bought_through_is_a_withdrawal():
     assert round(found.strength, 4) == 1.3333 and finite(found)
 
 
+def test_the_flow_may_be_required_to_add_up():
+    """With min_flow_lots = 5, buys of 2 and 3 lots: reported at the second, lead counted from the first."""
+    tape, touch = book()
+    pull(tape, touch)
+    tape.at(0.8).market(BUY, 2)
+    tape.at(1.0).market(BUY, 3)
+    (found,) = withdrawals(tape, min_flow_lots=5)
+    assert (found.ts_recv, found.aggressive_volume, found.lead_ms) == (T0 + NS, 5, 270.0)
+
+
 def test_a_burst_nobody_trades_through_is_not_reported():
     """No buyer within 2 s (sellers only, then a buyer at 2.6 s): nothing."""
     tape, touch = book()
