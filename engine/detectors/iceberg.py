@@ -139,8 +139,8 @@ class IcebergDetection(Detection, frozen=True, kw_only=True):
 
     pvalue: float  # replenishment test (hidden runs: burst test) p-value
     score: float  # -log10(pvalue), at most 300
-    depletions: int  # trials of the test that fired (depletions, or L3 full executions)
-    refills: int  # successes of that test (qualifying refills, or chain links)
+    depletions: int  # trials of the test that fired (depletions, or L3 full executions; 0 for hidden runs)
+    refills: int  # successes of that test (qualifying refills, or chain links; 0 for hidden runs)
     peak: int  # estimated peak D_hat: median refill or link size (0 when unknown, e.g. hidden runs)
     hidden_volume: int  # executed - displayed at p (>= 0), hidden executions included
     executed: int  # lots executed at p in the episode, hidden included
@@ -536,7 +536,7 @@ class IcebergDetector(Detector):
         self.emit(IcebergDetection(
             instrument_id=self.iid, ts_recv=ts, seq=self.book.last_seq, side=side, price_lo=ev.price,
             price_hi=ev.price, strength=score, t_start=run.first, pvalue=pvalue, score=score,
-            depletions=ep.n_d if ep is not None else 0, refills=ep.n_r if ep is not None else 0, peak=0,
+            depletions=0, refills=0, peak=0,
             hidden_volume=max(run.volume, executed - displayed), executed=max(executed, run.volume),
             chain_type=HIDDEN, hidden_execs=run.execs, p0=mu, update=run.execs - self.params.hidden_min_execs))
 

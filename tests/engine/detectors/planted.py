@@ -75,6 +75,7 @@ class Tally:
     labels: int = 0
     found: int = 0
     rows: list[str] = field(default_factory=list)
+    runs_with_true: int = 0  # runs with at least one true detection
 
     def add(self, run: Run, detections: Iterable[Detection], kinds: tuple[int, ...]) -> None:
         dets = list(detections)
@@ -85,6 +86,7 @@ class Tally:
         self.true += true
         self.labels += len(labels)
         self.found += found
+        self.runs_with_true += true > 0
         self.rows.append(f"{run.name} seed {run.seed}: {len(dets)} detections ({true} true), "
                          f"{len(labels)} labels ({found} found)")
 

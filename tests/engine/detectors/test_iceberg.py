@@ -25,87 +25,21 @@ from engine.detectors.iceberg import (
     poisson_tail,
 )
 from engine.events import (
-    ADD,
     BUY,
-    DELETE,
     LAST,
     SELL,
-    BookDelta,
     BookSnapshot,
     Detection,
-    OrderAdd,
-    OrderCancel,
-    OrderDelete,
-    OrderExecute,
     Trade,
     TruthKind,
 )
 from engine.testing import instrument, run_market
 from feeds.lobster import LobsterFeed, lobster_available, locate_sample
 from tests.engine.detectors.planted import Tally, detect, simulate
+from tests.engine.detectors.script import MS, NS, Script
 
-NS = 1_000_000_000
-MS = 1_000_000
 INST = instrument(1, "TEST")
 BID = 1000  # the iceberg's price
-
-
-class Script:
-    """Events of one instrument at chosen times, consecutive ``seq``; L3 by default, L2 with ``l2=True``."""
-
-    def __init__(self, l2: bool = False) -> None:
-        self.events: list = []
-        self.ts = 10 * NS
-        self.seq = 0
-        self.oid = 0
-        self.l2 = l2
-        self.sizes: dict[tuple[int, int], int] = {}  # L2 level sizes
-        self.orders: dict[int, int] = {}  # L2: size of each order added
-
-    def at(self, ts: int) -> Script:
-        self.ts = ts
-        return self
-
-    def _emit(self, cls, *args, last: bool = True, **kwargs) -> None:
-        self.events.append(cls(1, self.ts, self.ts, self.seq, LAST if last else 0, *args, **kwargs))
-        self.seq += 1
-
-    def add(self, side: int, price: int, size: int) -> int:
-        """A resting order (L2: the level grows by ``size``); returns its id."""
-        self.oid += 1
-        self.orders[self.oid] = size
-        if self.l2:
-            level = self.sizes.get((side, price), 0) + size
-            self.sizes[side, price] = level
-            self._emit(BookDelta, side, price, level, ADD)
-        else:
-            self._emit(OrderAdd, self.oid, side, price, size)
-        return self.oid
-
-    def hit(self, side: int, price: int, fills: list[tuple[int, int]]) -> None:
-        """One aggressive order against resting ``side`` at ``price``: ``fills`` = [(order id, size)]."""
-        if self.l2:
-            total = sum(size for _, size in fills)
-            self._emit(Trade, price, total, -side, last=False)
-            level = self.sizes.get((side, price), 0) - total
-            self.sizes[side, price] = level
-            self._emit(BookDelta, side, price, level, ADD if level else DELETE)
-            return
-        for i, (oid, size) in enumerate(fills):
-            self._emit(OrderExecute, oid, side, price, size, last=False)
-            self._emit(Trade, price, size, -side, last=i == len(fills) - 1)
-
-    def delete(self, oid: int, side: int, price: int) -> None:
-        if self.l2:
-            level = self.sizes[side, price] - self.orders[oid]
-            self.sizes[side, price] = level
-            self._emit(BookDelta, side, price, level, ADD if level else DELETE)
-        else:
-            self._emit(OrderDelete, oid, side, price)
-
-    def hidden(self, side: int, price: int, size: int) -> None:
-        """An execution of hidden liquidity resting on ``side`` (no book change)."""
-        self._emit(Trade, price, size, -side, 0, 0, True)
 
 
 def background(script: Script, trials: int = 40, answered_every: int = 4, answer_sizes=(1, 2, 3)) -> int:
@@ -249,7 +183,7 @@ def test_a_stale_book_gives_no_detection():
     """A sequence gap before the iceberg marks the book STALE: nothing is emitted."""
     script = Script()
     t = background(script)
-    script.seq += 1
+    script.gap()
     iceberg_cycles(script, t, [10, 10, 10, 10, 10])
     assert detections(script.events) == []
 
@@ -335,7 +269,7 @@ def test_a_book_that_never_trades_gives_no_detection(steps):
             live.append((script.add(side, price, size), side, price, size))
         elif action == 1:
             oid, s, price, left = live.pop(0)
-            script._emit(OrderCancel, oid, s, price, 1, left - 1) if left > 1 else script.delete(oid, s, price)
+            script.cancel(oid, s, price, 1, left - 1) if left > 1 else script.delete(oid, s, price)
             if left > 1:
                 live.append((oid, s, price, left - 1))
         else:
