@@ -240,6 +240,16 @@ def test_hidden_executions_at_one_price_form_a_run():
     assert 0 < found[1].pvalue < found[0].pvalue < 1 and found[1].peak == 0
 
 
+def test_a_crossed_book_gives_no_detection():
+    """A bid above the ask marks the book CROSSED: a run of hidden executions emits nothing."""
+    script = Script()
+    script.at(10 * NS).add(BUY, 1012, 100)
+    script.at(10 * NS + 1).add(SELL, 1010, 100)
+    for i in range(4):
+        script.at((11 + i) * NS).hidden(BUY, 1002, 100)
+    assert detections(script.events) == []
+
+
 def test_hidden_executions_at_an_iceberg_count_as_hidden_volume():
     """A hidden execution at a detected iceberg's price adds to its executed and hidden volume."""
     script = Script()
