@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from engine.config.detectors import DetectorsConfig
 from engine.config.ranges import (
     BusyTimeout,
     Count,
@@ -138,6 +139,7 @@ class Config(_Section, frozen=True):
     pipeline: PipelineConfig = PipelineConfig()
     book: BookConfig = BookConfig()
     features: FeatureConfig = FeatureConfig()
+    detectors: DetectorsConfig = DetectorsConfig()
     store: StoreConfig = StoreConfig()
     risk: RiskConfig = RiskConfig()
     execution: ExecutionConfig = ExecutionConfig()

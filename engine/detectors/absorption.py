@@ -61,49 +61,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Annotated
-
-import msgspec
-from msgspec import Meta
 
 from engine.book import UNUSABLE
+from engine.config.detectors import AbsorptionParams
 from engine.detectors.base import Detector, DetectorContext
 from engine.events import BUY, SELL, Detection, OrderExecute, Trade
 from engine.features.bars import TF2
 from engine.features.baseline import RollingBaseline
 
 NS = 1_000_000_000
-
-
-class AbsorptionParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Thresholds of F20 (defaults from SPEC section 2)."""
-
-    # W: the window of executions at one price, seconds
-    window_s: Annotated[float, Meta(gt=0.0, le=600.0)] = 5.0
-    # T_hold: p must not be traded through for this long after the crossing execution, seconds
-    hold_s: Annotated[float, Meta(ge=0.0, le=600.0)] = 2.0
-    # k of the auto threshold mean + k std
-    k: Annotated[float, Meta(ge=0.0, le=20.0)] = 2.0
-    # the baseline's trailing window, seconds (30 min of TF2 closes, two samples per close)
-    baseline_s: Annotated[float, Meta(ge=20.0, le=86_400.0)] = 1800.0
-    # samples before the auto threshold is used
-    min_samples: Annotated[int, Meta(ge=2, le=100_000)] = 30
-    # before that, the same mean + k std over the samples seen so far, once there are this many
-    fallback_min_samples: Annotated[int, Meta(ge=2, le=100_000)] = 6
-    # an event needs volume / (D0 + 1) at least this: more traded than was displayed (0 = SPEC)
-    min_refill_ratio: Annotated[float, Meta(ge=0.0, le=1000.0)] = 1.0
-    # stacked: events within this many bins of each other
-    stack_bins: Annotated[int, Meta(ge=0, le=1000)] = 3
-    # stacked: events within this many seconds
-    stack_window_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 60.0
-    # stacked: fewest events
-    stack_min: Annotated[int, Meta(ge=2, le=100)] = 2
-    # stacked: fewest distinct prices among them (1: repeated events at one price stack too)
-    stack_prices: Annotated[int, Meta(ge=1, le=100)] = 1
-    # p is broken once the own best has stayed beyond it this long, ms (an iceberg's refill gap)
-    grace_ms: Annotated[float, Meta(ge=0.0, le=10_000.0)] = 50.0
-    # most prices watched per side (the one with the oldest execution is dropped beyond it)
-    max_levels: Annotated[int, Meta(ge=1, le=1000)] = 16
 
 
 class AbsorptionDetection(Detection, frozen=True, kw_only=True):

@@ -88,12 +88,9 @@ import math
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable
 from statistics import median
-from typing import Annotated
-
-import msgspec
-from msgspec import Meta
 
 from engine.book import UNUSABLE
+from engine.config.detectors import IcebergParams
 from engine.detectors.arrivals import NS, ArrivalRate, RecentSizes
 from engine.detectors.base import Detector, DetectorContext
 from engine.events import BUY, SELL, BookDelta, Detection, OrderAdd, OrderCancel, OrderDelete, OrderExecute, Trade
@@ -104,37 +101,6 @@ SCORE_CAP = 300.0  # -log10 of the smallest p-value reported
 KEPT = 64  # refill and link sizes kept per episode (for medians)
 # cells of the empirical null: trials, and trials answered by some displayed size at p within delta
 STAT_TRIALS, STAT_ANSWERED, CHAIN_TRIALS, CHAIN_ANSWERED, EMPTY_TRIALS, EMPTY_ANSWERED = range(6)
-
-
-class IcebergParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Thresholds of F21 (defaults from SPEC section 2)."""
-
-    # a depletion leaves at most this share of the pre-trade displayed size at p
-    depletion_frac: Annotated[float, Meta(ge=0.0, lt=1.0)] = 0.10
-    # delta: a refill (or an L3 chained order) must arrive within this many ms of the depletion
-    refill_ms: Annotated[float, Meta(gt=0.0, le=10_000.0)] = 50.0
-    # a refill's size is within +- this share of the median refill so far
-    refill_band: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.25
-    # L3: the chained order's size is within +- this share of the fully executed order's
-    chain_band: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.10
-    # significance level of the Binomial replenishment test
-    alpha: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.01
-    # fewest refills (or chain links) for an event
-    min_refills: Annotated[int, Meta(ge=2, le=1000)] = 3
-    # smallest estimated peak (lots) an event may have: one-lot refills are not tested
-    min_peak: Annotated[int, Meta(ge=1, le=1_000_000)] = 2
-    # trailing window of the null estimates (answer chance, answer sizes' span, hidden rate), seconds
-    null_window_s: Annotated[float, Meta(gt=0.0, le=86_400.0)] = 1800.0
-    # number of recent answering arrivals behind pi_size
-    size_sample: Annotated[int, Meta(ge=16, le=1_000_000)] = 4096
-    # an episode without depletion, refill or link for this long is dropped, seconds
-    idle_s: Annotated[float, Meta(gt=0.0, le=86_400.0)] = 60.0
-    # hidden executions at one price with gaps up to this many seconds form a run
-    hidden_gap_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 5.0
-    # a hidden run emits from this execution on
-    hidden_min_execs: Annotated[int, Meta(ge=1, le=1000)] = 2
-    # most (side, price) episodes kept; the stalest is evicted beyond it
-    max_levels: Annotated[int, Meta(ge=4, le=100_000)] = 256
 
 
 class IcebergDetection(Detection, frozen=True, kw_only=True):

@@ -61,49 +61,17 @@ Tracked orders live at most ``max_lifetime_ms`` (evicted at TF1 closes).
 from __future__ import annotations
 
 import math
-from typing import Annotated
 
 import msgspec
-from msgspec import Meta
 
 from engine.book import UNUSABLE
+from engine.config.detectors import SpoofParams
 from engine.detectors.base import Detector, DetectorContext
 from engine.detectors.sizes import RollingSizes
 from engine.events import BUY, SELL, Detection, OrderAdd, OrderCancel, OrderDelete, OrderExecute, OrderModify
 from engine.features.bars import TF2
 
 MS = 1_000_000
-
-
-class SpoofParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Thresholds of the spoofing/layering detector."""
-
-    # an order is large when its size exceeds this quantile of the recent add sizes
-    large_quantile: Annotated[float, Meta(ge=0.5, le=1.0)] = 0.999
-    # window of add sizes behind that quantile (the SPEC's W_base), seconds
-    baseline_s: Annotated[int, Meta(ge=10, le=86_400)] = 1800
-    # adds seen before the quantile is trusted
-    min_adds: Annotated[int, Meta(ge=1, le=1_000_000)] = 500
-    # large-order threshold (lots) until then; 0 = no detection until the baseline is ready
-    fallback_lots: Annotated[int, Meta(ge=0)] = 0
-    # placed at least this many bins behind the best of its side
-    min_gap_bins: Annotated[int, Meta(ge=1, le=1_000)] = 1
-    # removed at most this long after placement, milliseconds
-    max_lifetime_ms: Annotated[int, Meta(ge=1, le=3_600_000)] = 90_000
-    # share of the order that may have executed before the pull (0: clean spoofs only) ...
-    max_fill_share: Annotated[float, Meta(ge=0.0, lt=1.0)] = 0.25
-    # ... provided the pull came within this long of its last execution (pulled because it was hit), ms
-    fill_pull_ms: Annotated[int, Meta(ge=0, le=60_000)] = 100
-    # the side's best must have come at least one bin closer before the pull
-    require_approach: bool = False
-    # a layering episode has at least this many orders on adjacent prices
-    layer_min_orders: Annotated[int, Meta(ge=2, le=100)] = 3
-    # each layer is at least this share of the large-order threshold (their total at least all of it)
-    layer_share: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.5
-    # layers are placed within this long of one another, milliseconds
-    layer_place_ms: Annotated[int, Meta(ge=0, le=600_000)] = 2_000
-    # removals within this long of the first one were "cancelled together" (also the emission delay)
-    layer_cancel_ms: Annotated[int, Meta(ge=0, le=60_000)] = 200
 
 
 class SpoofDetection(Detection, frozen=True):

@@ -56,36 +56,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Annotated
-
-import msgspec
-from msgspec import Meta
 
 from engine.book import UNUSABLE
+from engine.config.detectors import SweepParams
 from engine.detectors.base import Detector, DetectorContext
 from engine.events import Detection, Trade
 from engine.features.bars import TF2
 
 MS = 1_000_000
-
-
-class SweepParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Thresholds of the sweep detector (SPEC F22)."""
-
-    # Δt_sw: same-sign fills within this many ms of a burst's first fill belong to it
-    window_ms: Annotated[float, Meta(gt=0, le=10_000)] = 50.0
-    # k_lv: a burst that executed at this many distinct prices or more is a sweep
-    min_levels: Annotated[int, Meta(ge=2, le=1_000)] = 2
-    # a burst over at least this many prices whose volume exceeds the auto threshold is a sweep too
-    volume_levels: Annotated[int, Meta(ge=2, le=1_000)] = 2
-    # auto threshold = mean + threshold_k * std of the per-burst volume baseline
-    threshold_k: Annotated[float, Meta(ge=0, le=20)] = 2.0
-    # TF2 bars in the per-burst volume baseline (180 = 30 min)
-    baseline_bars: Annotated[int, Meta(ge=1, le=100_000)] = 180
-    # bursts the baseline must hold before it gives a threshold (fallback: level rule only)
-    min_bursts: Annotated[int, Meta(ge=2, le=1_000_000)] = 20
-    # True: a sweep needs min_levels prices AND a volume above the threshold (Bookmap's rule)
-    require_volume: bool = False
 
 
 class SweepDetection(Detection, frozen=True, kw_only=True):

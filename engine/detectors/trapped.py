@@ -55,40 +55,14 @@ amortised per trade and per ``LAST`` (at most ``max_episodes`` open episodes per
 from __future__ import annotations
 
 from collections import deque
-from typing import Annotated
-
-import msgspec
-from msgspec import Meta
 
 from engine.book import UNUSABLE
+from engine.config.detectors import SweepParams, TrappedParams
 from engine.detectors.base import Detector, DetectorContext
-from engine.detectors.sweep import MS, Burst, SweepParams, SweepTracker, sweep_detection
+from engine.detectors.sweep import MS, Burst, SweepTracker, sweep_detection
 from engine.events import Detection, Trade
 
 NS = 1_000_000_000
-
-
-class TrappedParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Thresholds of the trapped-volume detector (SPEC F23)."""
-
-    # L_s: the reference R is the trade extreme of this many seconds before the sweep ...
-    lookback_s: Annotated[float, Meta(gt=0, le=86_400)] = 900.0
-    # ... leaving out the most recent seconds
-    exclude_s: Annotated[float, Meta(ge=0, le=86_400)] = 30.0
-    # R exists only once the window holds this many seconds of trading (not a few seconds of it)
-    min_history_s: Annotated[float, Meta(ge=0, le=86_400)] = 30.0
-    # T_f: aggressive volume beyond R counts from the sweep start for this long
-    follow_s: Annotated[float, Meta(ge=0, le=3_600)] = 30.0
-    # T_trap: the mid must return through R within this long after the sweep start
-    trap_s: Annotated[float, Meta(gt=0, le=3_600)] = 60.0
-    # ... and stay through R this long (a book refilling behind a sweep flickers through R)
-    hold_s: Annotated[float, Meta(ge=0, le=3_600)] = 3.0
-    # resolution of the reference extremes (per-bucket highs and lows), ms
-    bucket_ms: Annotated[int, Meta(ge=1, le=60_000)] = 1_000
-    # open episodes per direction (one per reference level); the oldest makes way
-    max_episodes: Annotated[int, Meta(ge=1, le=64)] = 4
-    # grouping and rules of the sweeps that open episodes (keep equal to the sweep detector's)
-    sweep: SweepParams = msgspec.field(default_factory=SweepParams)
 
 
 class TrappedDetection(Detection, frozen=True, kw_only=True):
@@ -204,10 +178,13 @@ class TrappedDetector(Detector):
 
     name = "trapped"
 
-    def __init__(self, context: DetectorContext, params: TrappedParams | None = None) -> None:
+    def __init__(self, context: DetectorContext, params: TrappedParams | None = None,
+                 sweep: SweepParams | None = None) -> None:
+        """``sweep``: the grouping and rules of the sweeps that open episodes (the sweep detector's own,
+        ``[detectors.sweep]``, so both find the same sweeps)."""
         super().__init__(context)
         p = self.params = params or TrappedParams()
-        self.tracker = SweepTracker(p.sweep)
+        self.tracker = SweepTracker(sweep or SweepParams())
         self.extremes = RollingExtremes(round(p.lookback_s * NS), round(p.exclude_s * NS), p.bucket_ms * MS)
         self.follow, self.trap, self.hold = round(p.follow_s * NS), round(p.trap_s * NS), round(p.hold_s * NS)
         self.history = round((p.exclude_s + p.min_history_s) * NS)

@@ -61,12 +61,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import deque
-from typing import Annotated
-
-import msgspec
-from msgspec import Meta
 
 from engine.book import UNUSABLE, OrderBook
+from engine.config.detectors import VacuumParams
 from engine.detectors.base import Detector, DetectorContext
 from engine.events import (
     BUY,
@@ -87,27 +84,6 @@ from engine.features.listener import Accumulator
 
 MS = 1_000_000
 ADD, CANCEL, EXECUTE, UNKNOWN = 0, 1, 2, 3  # what an event did to the zone (UNKNOWN: a change of unknown size)
-
-
-class VacuumParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Thresholds of the vacuum detector and the void accumulator (SPEC F18)."""
-
-    # N: bins (of the context's bin_ticks ticks; ticks on large-tick books) beyond the best
-    bins: Annotated[int, Meta(ge=1, le=1_000)] = 10
-    # Δt: the fall must happen within this many ms
-    window_ms: Annotated[float, Meta(gt=0, le=60_000)] = 2_000.0
-    # D_N must fall by at least this share of its maximum over the window
-    min_drop: Annotated[float, Meta(gt=0, le=1)] = 0.5
-    # cancelled / max(decrease, cancelled + executed) over the fall: at least this
-    min_cancel_share: Annotated[float, Meta(ge=0, le=1)] = 0.7
-    # D_N / median at most this afterwards
-    max_depth_ratio: Annotated[float, Meta(ge=0, lt=1)] = 0.4
-    # after a vacuum the side stays quiet this many ms, and the next fall is measured from depths seen after it
-    refractory_ms: Annotated[float, Meta(ge=0, le=3_600_000)] = 2_000.0
-    # TF2 samples of D_N in the running median (180 = 30 min)
-    median_bars: Annotated[int, Meta(ge=1, le=100_000)] = 180
-    # samples needed before the median is used (fallback: the median of those so far)
-    min_median_bars: Annotated[int, Meta(ge=1, le=100_000)] = 3
 
 
 class VacuumDetection(Detection, frozen=True, kw_only=True):

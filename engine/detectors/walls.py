@@ -50,12 +50,11 @@ minute large-tick (mostly the occasional 50-lot order among levels of 5-15 lots)
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from typing import Annotated
 
 import msgspec
-from msgspec import Meta
 
 from engine.book import UNUSABLE
+from engine.config.detectors import WallParams
 from engine.detectors.base import Detector, DetectorContext
 from engine.events import BUY, CLEAR, SELL, BookDelta, BookSnapshot, Detection, OrderCancel, OrderDelete, OrderExecute
 from engine.features.listener import Accumulator
@@ -70,23 +69,6 @@ def _median(values: list) -> float:
     n = len(ordered)
     half = n // 2
     return ordered[half] if n % 2 else (ordered[half - 1] + ordered[half]) / 2
-
-
-class WallParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Thresholds of the wall detector (SPEC F19)."""
-
-    # N: bins from the best scanned per side
-    levels: Annotated[int, Meta(ge=2, le=500)] = 20
-    # k: a wall holds at least k times the median occupied bin
-    k: Annotated[float, Meta(ge=1.0, le=1_000.0)] = 5.0
-    # Q_abs: and at least this many lots (0: no absolute floor)
-    min_lots: Annotated[int, Meta(ge=0)] = 0
-    # and its robust z-score (q - median) / (1.4826 MAD) is at least this
-    z_min: Annotated[float, Meta(ge=0.0, le=1_000.0)] = 3.0
-    # a candidate becomes a wall after qualifying this long (spoof filter), milliseconds
-    persist_ms: Annotated[int, Meta(ge=0, le=3_600_000)] = 2_000
-    # occupied bins needed in the window before a median means anything
-    min_levels: Annotated[int, Meta(ge=3, le=500)] = 3
 
 
 class WallDetection(Detection, frozen=True):

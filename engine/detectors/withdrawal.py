@@ -50,12 +50,8 @@ T is recomputed at TF1 closes.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import msgspec
-from msgspec import Meta
-
 from engine.book import UNUSABLE
+from engine.config.detectors import WithdrawalParams
 from engine.detectors.base import Detector, DetectorContext
 from engine.detectors.sizes import RollingSizes
 from engine.events import (
@@ -74,33 +70,6 @@ from engine.events import (
 from engine.features.bars import TF2
 
 MS = 1_000_000
-
-
-class WithdrawalParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Thresholds of the quote-withdrawal detector."""
-
-    # the touch: this many bins from the best (2: the best and best + 1)
-    touch_bins: Annotated[int, Meta(ge=1, le=100)] = 2
-    # touch cancels within this long of the first one form a cluster, milliseconds
-    cancel_window_ms: Annotated[int, Meta(ge=1, le=60_000)] = 200
-    # auto threshold on cluster sizes: mean + k * std over the baseline
-    k: Annotated[float, Meta(ge=0.0, le=100.0)] = 3.0
-    # window of cluster sizes behind that threshold (the SPEC's W_base), seconds
-    baseline_s: Annotated[int, Meta(ge=10, le=86_400)] = 1800
-    # clusters seen before the auto threshold is trusted
-    min_clusters: Annotated[int, Meta(ge=1, le=1_000_000)] = 50
-    # burst threshold (lots) until then; 0 = no detection until the baseline is ready
-    fallback_lots: Annotated[int, Meta(ge=0)] = 0
-    # a burst also removes at least this share of the touch depth it started from
-    min_share: Annotated[float, Meta(ge=0.0, le=100.0)] = 1.0
-    # and moves the side's best away by at least this many bins (the touch is gone, not just thinned)
-    min_retreat_bins: Annotated[int, Meta(ge=0, le=100)] = 2
-    # the aggressive flow must arrive within this long of the burst's last cancel, milliseconds
-    follow_ms: Annotated[int, Meta(ge=1, le=60_000)] = 2_000
-    # lots traded aggressively through the withdrawn side that make the flow
-    min_flow_lots: Annotated[int, Meta(ge=1)] = 1
-    # L2 only: trades at a price this recent explain a size decrease there, milliseconds
-    l2_trade_ms: Annotated[int, Meta(ge=0, le=10_000)] = 5
 
 
 class WithdrawalDetection(Detection, frozen=True):

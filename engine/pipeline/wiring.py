@@ -9,12 +9,20 @@ from dataclasses import dataclass, field
 
 from engine.book import OrderBook
 from engine.config import Config
+from engine.detectors.absorption import AbsorptionDetector
 from engine.detectors.base import DetectorContext
+from engine.detectors.iceberg import IcebergDetector
+from engine.detectors.spoofing import SpoofDetector
+from engine.detectors.sweep import SweepDetector
+from engine.detectors.trapped import TrappedDetector
+from engine.detectors.vacuum import VacuumDetector, VoidAccumulator
+from engine.detectors.walls import WallAccumulator, WallDetector
+from engine.detectors.withdrawal import WithdrawalDetector
 from engine.events import InstrumentDef
 from engine.execution.exchange import BookWalkExchange, ExecutionStage
 from engine.features.engine import FeatureEngine
 from engine.features.flow import TradeFlow
-from engine.features.listener import Accumulator
+from engine.features.listener import Accumulator, Listener
 from engine.features.ofi import OrderFlowImbalance
 from engine.features.sampled import SampleFeature
 from engine.features.shape import BookShape, SpreadTime
@@ -52,10 +60,9 @@ def build_lane(instrument: InstrumentDef, config: Config, strategies: StrategyFa
     book = OrderBook(iid, view_levels=config.book.view_levels, depth_windows=windows)
     market = MarketStage(instrument, book, interval, config.store.book_sample_levels, config.book.check_l3)
     context = DetectorContext(instrument, book, market.detected)
-    accumulators = market_accumulators(context, config)
-    for listener in accumulators:
+    for listener in market_accumulators(context, config) + market_detectors(context, config):
         market.add(listener)
-    flow_names = tuple(name for a in accumulators for name in a.values(0))
+    flow_names = tuple(name for a in market.accumulators for name in a.values(0))
     engine = FeatureEngine(iid, sample_features(config), flow_names)
     return Lane(instrument, [
         ("market", market),
@@ -72,6 +79,27 @@ def market_accumulators(context: DetectorContext, config: Config) -> list[Accumu
         OrderFlowImbalance(context.book),
         SpreadTime(context.book, features.spread_window_s),
     ]
+
+
+def market_detectors(context: DetectorContext, config: Config) -> list[Listener]:
+    """The enabled detectors of one instrument's market stage (``[detectors] enabled``), in a fixed order;
+    the vacuum and wall modules' per-sample values come with them (the wall detector is its own
+    accumulator; without it, its values still come from the wall accumulator)."""
+    d = config.detectors
+    enabled = set(d.enabled)
+    factories: list[tuple[str, Callable[[], Listener]]] = [
+        ("iceberg", lambda: IcebergDetector(context, d.iceberg)),
+        ("absorption", lambda: AbsorptionDetector(context, d.absorption)),
+        ("sweep", lambda: SweepDetector(context, d.sweep)),
+        ("trapped", lambda: TrappedDetector(context, d.trapped, d.sweep)),
+        ("vacuum", lambda: VacuumDetector(context, d.vacuum)),
+        ("spoofing", lambda: SpoofDetector(context, d.spoofing)),
+        ("withdrawal", lambda: WithdrawalDetector(context, d.withdrawal)),
+    ]
+    listeners = [make() for name, make in factories if name in enabled]
+    listeners.append(VoidAccumulator(context, d.vacuum))
+    listeners.append(WallDetector(context, d.walls) if "walls" in enabled else WallAccumulator(context, d.walls))
+    return listeners
 
 
 def sample_features(config: Config) -> list[SampleFeature]:
