@@ -18,7 +18,6 @@ metaorder arrivals) restarts the outer loop, which re-reads all state from the l
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from heapq import heapify, heappop, heappush
 from typing import Any
 
@@ -57,7 +56,7 @@ def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop
     E, U, Z, LO, mo_size = lane.E, lane.U, lane.Z, lane.LO, lane.mo_size
     reduce, market, clock, lat = ex.reduce, ex.market, ex.clock, ex.lat
     append, iid, t0 = ex.out.append, ex.iid, ex.t0
-    new_level, drop_level = book._level, book._drop_level
+    rest, remove = book.rest, book.remove
     hawkes = lane.hawkes
     next_mo, excite = hawkes.next_event, hawkes.excite
     cfg, prof = lane.cfg, lane.prof
@@ -161,22 +160,7 @@ def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop
                 seq = ex.seq
                 ex.seq = seq + 1
                 append(OrderAdd(iid, ts, recv, seq, FLAG_LAST, oid, side, price, size))
-                if side > 0:
-                    lv = bids.get(price)
-                    if lv is None:
-                        lv = new_level(1, price)
-                    lv.total += size
-                    lv.orders[oid] = size
-                    orders[oid] = lv
-                    bid_sizes[bisect_left(bid_prices, price)] = lv.total
-                else:
-                    lv = asks.get(price)
-                    if lv is None:
-                        lv = new_level(-1, price)
-                    lv.total += size
-                    lv.orders[oid] = size
-                    orders[oid] = lv
-                    ask_sizes[bisect_left(ask_prices, price)] = lv.total
+                rest(oid, side, price, size)
                 if lf > 0.0:
                     tc, key = t + lf, oid
                 else:
@@ -216,8 +200,8 @@ def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop
                         lane._push_cancel(t + E() * patient_mean * inv_cancel, key)
                         continue
                 # inlined Exchange.delete (same arithmetic)
-                del orders[oid]
-                size = lv.orders.pop(oid)
+                side, price = lv.side, lv.price
+                size = remove(oid)
                 ts = t0 + int(t * 1e9)
                 recv = ts + lat()
                 if recv < ex.prev_recv:
@@ -225,21 +209,7 @@ def run_loop(lane: Any, shared: list) -> None:  # noqa: C901 - one flat hot loop
                 ex.prev_recv = recv
                 seq = ex.seq
                 ex.seq = seq + 1
-                price = lv.price
-                if lv.side > 0:
-                    append(OrderDelete(iid, ts, recv, seq, FLAG_LAST, oid, 1, price, size))
-                    lv.total -= size
-                    if lv.total <= 0:
-                        drop_level(lv)
-                    else:
-                        bid_sizes[bisect_left(bid_prices, price)] = lv.total
-                else:
-                    append(OrderDelete(iid, ts, recv, seq, FLAG_LAST, oid, -1, price, size))
-                    lv.total -= size
-                    if lv.total <= 0:
-                        drop_level(lv)
-                    else:
-                        ask_sizes[bisect_left(ask_prices, price)] = lv.total
+                append(OrderDelete(iid, ts, recv, seq, FLAG_LAST, oid, side, price, size))
                 ex.n_deletes += 1
                 t_last = t
             elif kind == 1:  # ---- Hawkes market order
