@@ -385,7 +385,32 @@ class OrderBook:
         """
         level = self.orders.pop(order_id)
         size = level.orders.pop(order_id)
-        self._set_total(level, level.total - size)
+        total = level.total - size
+        price = level.price
+        if level.side == BUY:  # _set_total inlined (the simulator's hot path)
+            prices = self.bid_prices
+            i = bisect_left(prices, price)
+            if total > 0:
+                level.total = total
+                self.bid_sizes[i] = total
+            else:
+                del self.bids[price]
+                del prices[i]
+                del self.bid_sizes[i]
+            if price >= self._bid_floor:
+                self._bid_part = None
+        else:
+            prices = self.ask_prices
+            i = bisect_left(prices, price)
+            if total > 0:
+                level.total = total
+                self.ask_sizes[i] = total
+            else:
+                del self.asks[price]
+                del prices[i]
+                del self.ask_sizes[i]
+            if price <= self._ask_ceiling:
+                self._ask_part = None
         return size
 
     def take(self, order_id: int, size: int) -> int:

@@ -12,7 +12,8 @@ Stamping: ``ts_event = session_start_ns + round-down(t * 1e9)``; all records of 
 share ``ts_event`` and ``ts_recv``, and the last one carries ``LAST``; every record carries ``SIM``.
 ``ts_recv = max(previous ts_recv, ts_event + latency)`` keeps the receive times of one instrument
 monotone, so replay order ``(ts_recv, seq)`` equals emission order. Market events take consecutive
-``seq`` numbers; truth labels have their own counter.
+``seq`` numbers; truth labels have their own counter. The lane's event loop (``loop``) does what
+``add`` and ``delete`` do inline, for its two most frequent events.
 
 A market order walks the opposite side level by level, front of the queue first (FIFO), and
 emits ``OrderExecute`` (resting order, its side) + ``Trade`` (aggressor sign, ``trade_id`` per fill,
@@ -203,8 +204,14 @@ class Exchange:
     # ---- other records ----------------------------------------------------------------------------
     def clock(self, t: float) -> None:
         """Emit a ``Clock`` (silence marker)."""
-        ts, recv = self.stamp(t)
-        self.out.append(Clock(self.iid, ts, recv, self._seq(), FLAG_LAST))
+        ts = self.t0 + int(t * 1e9)  # stamp() and _seq() inlined: a Clock is a frequent event
+        recv = ts + self.lat()
+        if recv < self.prev_recv:
+            recv = self.prev_recv
+        self.prev_recv = recv
+        seq = self.seq
+        self.seq = seq + 1
+        self.out.append(Clock(self.iid, ts, recv, seq, FLAG_LAST))
         self.n_clocks += 1
 
     def status(self, t: float, state: int, reason: str = "") -> None:
