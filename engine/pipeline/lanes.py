@@ -1,6 +1,8 @@
 """Per-instrument lane cores that add persistence to the book and feature cores.
 
-``BookStage`` is the ``OrderBook`` itself plus its integrity counters at the end of the stream.
+``BookStage`` is the ``OrderBook`` itself plus its integrity counters at the end of the stream; with
+``book.check_l3`` it also verifies at every ``LAST`` boundary that the L2 levels equal the aggregated
+L3 orders (``OrderBook.check_invariants``) and counts the boundaries where they do not.
 ``FeatureStage`` is the ``FeatureEngine`` that also records the market data it already walks
 through: every trade, and every ``sample_interval`` of event time a top-N book sample and a feature
 sample (one pass over the items; no second loop per event). ``TruthSink`` is the only consumer of
@@ -13,21 +15,49 @@ import msgspec
 import orjson
 
 from engine.book import BookView, OrderBook
-from engine.events import Trade, TruthLabel
+from engine.events import LAST, Trade, TruthLabel
 from engine.features.core import FeatureEngine, FeatureVector
 from engine.records import RecordBuffer
 
 
 class BookStage(RecordBuffer):
-    def __init__(self, book: OrderBook) -> None:
+    """The book stage: ``OrderBook.apply``, and its integrity counters as rows at the end.
+
+    Args:
+        book: the instrument's book.
+        check_l3: verify L2 == aggregated L3 at every ``LAST`` (slow: walks the whole book); the
+            count of failed checks is persisted as the integrity counter ``l3_mismatches``, which
+            is absent when the check is off.
+    """
+
+    def __init__(self, book: OrderBook, check_l3: bool = False) -> None:
         super().__init__()
         self.book = book
-        self.apply = book.apply  # no per-event work beyond the book's own
+        self.check_l3 = check_l3
+        self.l3_mismatches = 0
+        self.apply = self._apply_checked if check_l3 else book.apply  # no per-event work unless checking
+
+    def _apply_checked(self, batch: list) -> list:
+        """``OrderBook.apply`` one atomic event (up to its ``LAST``) at a time, checking the book after each."""
+        apply, check = self.book.apply, self.book.check_invariants
+        out: list = []
+        start = 0
+        for i, ev in enumerate(batch):
+            if ev.flags & LAST:
+                out += apply(batch[start:i + 1])
+                start = i + 1
+                if check():
+                    self.l3_mismatches += 1
+        if start < len(batch):
+            out += apply(batch[start:])
+        return out
 
     def flush(self) -> list:
         iid = self.book.instrument_id
         for name, value in msgspec.structs.asdict(self.book.counters).items():
             self.records.append(("integrity", (iid, "book", name, value)))
+        if self.check_l3:
+            self.records.append(("integrity", (iid, "book", "l3_mismatches", self.l3_mismatches)))
         return self.book.flush()
 
 

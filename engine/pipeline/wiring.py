@@ -45,7 +45,7 @@ def build_lane(instrument: InstrumentDef, config: Config, strategies: StrategyFa
     features = FeatureStage(iid, windows, config.features.trade_window_s, config.features.spread_window_s,
                             interval, config.store.book_sample_levels)
     return Lane(instrument, [
-        ("book", BookStage(book)),
+        ("book", BookStage(book, check_l3=config.book.check_l3)),
         ("features", features),
         ("signals", SignalEngine(iid, strategies(instrument))),
     ])
