@@ -428,7 +428,21 @@ class OrderBook:
             size = current
         else:
             level.orders[order_id] = current - size
-        self._set_total(level, level.total - size)
+        total = level.total - size
+        if total > 0 and level.side == BUY:  # the usual partial take, inlined
+            level.total = total
+            price = level.price
+            self.bid_sizes[bisect_left(self.bid_prices, price)] = total
+            if price >= self._bid_floor:
+                self._bid_part = None
+        elif total > 0:
+            level.total = total
+            price = level.price
+            self.ask_sizes[bisect_left(self.ask_prices, price)] = total
+            if price <= self._ask_ceiling:
+                self._ask_part = None
+        else:
+            self._set_total(level, total)
         return size
 
     def _set_total(self, level: Level, total: int) -> None:
