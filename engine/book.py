@@ -14,7 +14,9 @@ ids are applied to the L2 level at their price (LOBSTER has orders added before 
 
 The core is synchronous and allocation-light: ``update(event)`` changes state only; ``apply(batch)``
 is the stage API and, at each ``LAST`` boundary, appends an immutable ``BookView`` (top-N arrays
-plus state bits) after the events it passes through.
+plus state bits) after the events it passes through. ``rest``, ``remove`` and ``take`` are the
+public L3 mutations, for a matching engine that owns its book (the simulator's); the event handlers
+use them too, and they keep the price and size indexes and the cached view parts right.
 """
 
 from __future__ import annotations
