@@ -199,6 +199,7 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
         return False
 
     def run(shared: list) -> None:
+        """One window: the earliest event source goes next until the window's last grid step is done."""
         nonlocal t_win, t_grid, ch, t_last, t_lo, t_oth, b, a, s, bref, aref, rb_in, rb, ra_in, R
         if not shared:
             return
