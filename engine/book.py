@@ -14,7 +14,9 @@ ids are applied to the L2 level at their price (LOBSTER has orders added before 
 
 The core is synchronous and allocation-light: ``update(event)`` changes state only; ``apply(batch)``
 is the stage API and, at each ``LAST`` boundary, appends an immutable ``BookView`` (top-N arrays
-plus state bits) after the events it passes through.
+plus state bits) after the events it passes through. ``rest``, ``remove`` and ``take`` are the
+public L3 mutations, for a matching engine that owns its book (the simulator's); the event handlers
+use them too, and they keep the price and size indexes and the cached view parts right.
 """
 
 from __future__ import annotations
@@ -340,86 +342,169 @@ class OrderBook:
                 problems.append(f"order {oid} maps to level {lv.price} that does not hold it")
         return problems
 
-    # ---- L3 handlers ----------------------------------------------------------------------------
-    def _level(self, side: int, price: int) -> Level:
+    # ---- L3 mutations (public: the simulator's matching engine uses them) ------------------------
+    # Each keeps the level map, the price and size indexes, the order map and the view cache right;
+    # they are the hot path of the simulator, hence the inlined side branches and no allocation.
+    def rest(self, order_id: int, side: int, price: int, size: int) -> None:
+        """Queue a new order at the back of its price level, creating the level if needed.
+
+        The caller guarantees a new ``order_id`` (not resting) and ``size > 0``.
+        """
         if side == BUY:
             level = self.bids.get(price)
             if level is None:
                 level = self.bids[price] = Level(side, price)
-                i = bisect_left(self.bid_prices, price)
-                self.bid_prices.insert(i, price)
-                self.bid_sizes.insert(i, 0)
+                prices = self.bid_prices
+                i = bisect_left(prices, price)
+                prices.insert(i, price)
+                self.bid_sizes.insert(i, size)
+                level.total = size
+            else:
+                level.total += size
+                self.bid_sizes[bisect_left(self.bid_prices, price)] = level.total
+            if price >= self._bid_floor:
+                self._bid_part = None
         else:
             level = self.asks.get(price)
             if level is None:
                 level = self.asks[price] = Level(side, price)
-                i = bisect_left(self.ask_prices, price)
-                self.ask_prices.insert(i, price)
-                self.ask_sizes.insert(i, 0)
+                prices = self.ask_prices
+                i = bisect_left(prices, price)
+                prices.insert(i, price)
+                self.ask_sizes.insert(i, size)
+                level.total = size
+            else:
+                level.total += size
+                self.ask_sizes[bisect_left(self.ask_prices, price)] = level.total
+            if price <= self._ask_ceiling:
+                self._ask_part = None
+        level.orders[order_id] = size
+        self.orders[order_id] = level
+
+    def remove(self, order_id: int) -> int:
+        """Take a resting order out of the book (its level goes when nothing is left); returns its size.
+
+        Raises:
+            KeyError: ``order_id`` is not resting in the book.
+        """
+        level = self.orders.pop(order_id)
+        size = level.orders.pop(order_id)
+        total = level.total - size
+        price = level.price
+        if level.side == BUY:  # _set_total inlined (the simulator's hot path)
+            prices = self.bid_prices
+            i = bisect_left(prices, price)
+            if total > 0:
+                level.total = total
+                self.bid_sizes[i] = total
+            else:
+                del self.bids[price]
+                del prices[i]
+                del self.bid_sizes[i]
+            if price >= self._bid_floor:
+                self._bid_part = None
+        else:
+            prices = self.ask_prices
+            i = bisect_left(prices, price)
+            if total > 0:
+                level.total = total
+                self.ask_sizes[i] = total
+            else:
+                del self.asks[price]
+                del prices[i]
+                del self.ask_sizes[i]
+            if price <= self._ask_ceiling:
+                self._ask_part = None
+        return size
+
+    def take(self, order_id: int, size: int) -> int:
+        """Take up to ``size`` lots from a resting order, keeping its queue position (an execution or a
+        partial cancel); the order leaves the book when nothing is left. Returns the lots taken.
+
+        Raises:
+            KeyError: ``order_id`` is not resting in the book.
+        """
+        level = self.orders[order_id]
+        current = level.orders[order_id]
+        if size >= current:
+            del level.orders[order_id]
+            del self.orders[order_id]
+            size = current
+        else:
+            level.orders[order_id] = current - size
+        total = level.total - size
+        if total > 0 and level.side == BUY:  # the usual partial take, inlined
+            level.total = total
+            price = level.price
+            self.bid_sizes[bisect_left(self.bid_prices, price)] = total
+            if price >= self._bid_floor:
+                self._bid_part = None
+        elif total > 0:
+            level.total = total
+            price = level.price
+            self.ask_sizes[bisect_left(self.ask_prices, price)] = total
+            if price <= self._ask_ceiling:
+                self._ask_part = None
+        else:
+            self._set_total(level, total)
+        return size
+
+    def _set_total(self, level: Level, total: int) -> None:
+        """Give ``level`` a new total; a level with nothing left leaves the book."""
+        price = level.price
+        if level.side == BUY:
+            prices = self.bid_prices
+            i = bisect_left(prices, price)
+            if total > 0:
+                level.total = total
+                self.bid_sizes[i] = total
+            else:
+                del self.bids[price]
+                del prices[i]
+                del self.bid_sizes[i]
+            if price >= self._bid_floor:
+                self._bid_part = None
+        else:
+            prices = self.ask_prices
+            i = bisect_left(prices, price)
+            if total > 0:
+                level.total = total
+                self.ask_sizes[i] = total
+            else:
+                del self.asks[price]
+                del prices[i]
+                del self.ask_sizes[i]
+            if price <= self._ask_ceiling:
+                self._ask_part = None
+
+    def _level(self, side: int, price: int) -> Level:
+        """The level at ``price``, created empty (total 0) if needed; follow with ``_set_total``."""
+        levels = self.bids if side == BUY else self.asks
+        level = levels.get(price)
+        if level is None:
+            level = levels[price] = Level(side, price)
+            prices, sizes = (self.bid_prices, self.bid_sizes) if side == BUY else (self.ask_prices, self.ask_sizes)
+            i = bisect_left(prices, price)
+            prices.insert(i, price)
+            sizes.insert(i, 0)
         return level
 
-    def _sync(self, level: Level) -> None:
-        """Copy a level's total into the size index (after any change of ``total``)."""
-        price = level.price
-        if level.side == BUY:
-            self.bid_sizes[bisect_left(self.bid_prices, price)] = level.total
-            if price >= self._bid_floor:
-                self._bid_part = None
-        else:
-            self.ask_sizes[bisect_left(self.ask_prices, price)] = level.total
-            if price <= self._ask_ceiling:
-                self._ask_part = None
-
-    def _drop_level(self, level: Level) -> None:
-        price = level.price
-        if level.side == BUY:
-            del self.bids[price]
-            prices, sizes = self.bid_prices, self.bid_sizes
-            if price >= self._bid_floor:
-                self._bid_part = None
-        else:
-            del self.asks[price]
-            prices, sizes = self.ask_prices, self.ask_sizes
-            if price <= self._ask_ceiling:
-                self._ask_part = None
-        i = bisect_left(prices, price)
-        del prices[i]
-        del sizes[i]
-
+    # ---- L3 handlers ----------------------------------------------------------------------------
     def _add(self, ev: OrderAdd) -> None:
         oid = ev.order_id
         if oid in self.orders:
             self.counters.duplicate_orders += 1
-            self._remove_order(oid)
-        if ev.size <= 0:
-            return
-        level = self._level(ev.side, ev.price)
-        level.total += ev.size
-        level.orders[oid] = ev.size
-        self.orders[oid] = level
-        self._sync(level)
+            self.remove(oid)
+        if ev.size > 0:
+            self.rest(oid, ev.side, ev.price, ev.size)
 
     def _reduce(self, oid: int, side: int, price: int, size: int) -> None:
         """Take ``size`` from an order (partial cancel or execution); front position is kept."""
-        level = self.orders.get(oid)
-        if level is None:
+        if oid not in self.orders:
             self.counters.unknown_orders += 1
             self._reduce_anonymous(side, price, size)
-            return
-        current = level.orders[oid]
-        if size >= current:
-            if size > current:
-                self.counters.overdrawn += 1
-            del level.orders[oid]
-            del self.orders[oid]
-            size = current
-        else:
-            level.orders[oid] = current - size
-        level.total -= size
-        if level.total <= 0:
-            self._drop_level(level)
-        else:
-            self._sync(level)
+        elif self.take(oid, size) < size:
+            self.counters.overdrawn += 1
 
     def _cancel(self, ev: OrderCancel) -> None:
         self._reduce(ev.order_id, ev.side, ev.price, ev.size_cancelled)
@@ -429,18 +514,10 @@ class OrderBook:
 
     def _delete(self, ev: OrderDelete) -> None:
         if ev.order_id in self.orders:
-            self._remove_order(ev.order_id)
+            self.remove(ev.order_id)
         else:
             self.counters.unknown_orders += 1
             self._reduce_anonymous(ev.side, ev.price, ev.size)
-
-    def _remove_order(self, oid: int) -> None:
-        level = self.orders.pop(oid)
-        level.total -= level.orders.pop(oid)
-        if level.total <= 0:
-            self._drop_level(level)
-        else:
-            self._sync(level)
 
     def _modify(self, ev: OrderModify) -> None:
         oid = ev.order_id
@@ -450,19 +527,12 @@ class OrderBook:
             self._add(OrderAdd(ev.instrument_id, ev.ts_event, ev.ts_recv, ev.seq, ev.flags, oid,
                                ev.side, ev.price, ev.size))
             return
-        current = level.orders[oid]
-        if ev.price == level.price and ev.side == level.side and ev.size <= current:
-            if ev.size <= 0:
-                self._remove_order(oid)
-                return
-            level.orders[oid] = ev.size  # keeps priority
-            level.total += ev.size - current
-            self._sync(level)
+        if ev.price == level.price and ev.side == level.side and ev.size <= level.orders[oid]:
+            self.take(oid, level.orders[oid] - ev.size)  # keeps priority; a modify to 0 removes it
             return
-        self._remove_order(oid)
+        self.remove(oid)
         if ev.size > 0:
-            self._add(OrderAdd(ev.instrument_id, ev.ts_event, ev.ts_recv, ev.seq, ev.flags, oid,
-                               ev.side, ev.price, ev.size))
+            self.rest(oid, ev.side, ev.price, ev.size)
 
     def _reduce_anonymous(self, side: int, price: int, size: int) -> None:
         level = (self.bids if side == BUY else self.asks).get(price)
@@ -473,11 +543,7 @@ class OrderBook:
         if take < size:
             self.counters.overdrawn += 1
         level.anon -= take
-        level.total -= take
-        if level.total <= 0:
-            self._drop_level(level)
-        else:
-            self._sync(level)
+        self._set_total(level, level.total - take)
 
     # ---- L2 handlers ----------------------------------------------------------------------------
     def set_level(self, side: int, price: int, size: int) -> None:
@@ -488,7 +554,7 @@ class OrderBook:
             if level is not None:
                 for oid in level.orders:
                     del self.orders[oid]
-                self._drop_level(level)
+                self._set_total(level, 0)
             return
         if level is None:
             level = self._level(side, price)
@@ -498,8 +564,7 @@ class OrderBook:
             del self.orders[oid]
             known -= osize
         level.anon = size - known
-        level.total = size
-        self._sync(level)
+        self._set_total(level, size)
 
     def _delta(self, ev: BookDelta) -> None:
         if ev.action == CLEAR:

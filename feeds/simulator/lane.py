@@ -41,7 +41,7 @@ from feeds.simulator.flow import (
     placement_draw,
 )
 from feeds.simulator.hawkes import Hawkes
-from feeds.simulator.loop import run_loop
+from feeds.simulator.loop import lane_loop
 from feeds.simulator.matching import Exchange
 from feeds.simulator.news import NewsShock, draw_shock, jump_ticks, next_arrival
 from feeds.simulator.regimes import DIRECTIONAL, RANGES, REGIME_TABLE, SH, draw_dwell, drift_of
@@ -132,6 +132,7 @@ class Lane(VenueMixin):
         self.n_regime_changes = 0
         self.regime_path: list[tuple[int, int]] = []
         self._init_venue()
+        self._run = lane_loop(self)
 
     # ---- start ------------------------------------------------------------------------------------
     def definition(self, duration_s: float, ts_recv: int = 0) -> InstrumentDef:
@@ -198,7 +199,7 @@ class Lane(VenueMixin):
     # ---- per-step state ----------------------------------------------------------------------------
     def run(self, shared: list[tuple[int, Regime, int, float, float, NewsShock | None]]) -> None:
         """Simulate the grid steps of ``shared`` (``(k, regime, direction, zc, vol, news)`` each, in order)."""
-        run_loop(self, shared)
+        self._run(shared)
 
     def refresh_mu(self, t: float) -> None:
         """Market-order baselines of both sides now: regime, SHOCK decay, latent pull, bursts."""

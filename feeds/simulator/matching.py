@@ -2,16 +2,18 @@
 
 The ``Exchange`` owns an ``engine.book.OrderBook`` as its matching state. Every operation builds the
 section-1 events of one atomic exchange event, applies exactly those events to the book (through
-the same arithmetic as ``OrderBook``'s own handlers, inlined because this is the hot path) and
-appends them to ``out``. Hence the invariant tested by the suite: replaying the emitted market events
-into a fresh ``OrderBook`` reproduces this book level by level and order by order, with every
-integrity counter at zero.
+the book's public mutations ``rest``, ``remove`` and ``take``, which its own event handlers share,
+so its indexes and view cache stay right) and appends them to ``out``. Hence the invariants tested
+by the suite: replaying the emitted market events into a fresh ``OrderBook`` reproduces this book
+level by level and order by order, with every integrity counter at zero, and this book's
+``view()`` equals the fresh book's at any point of the stream.
 
 Stamping: ``ts_event = session_start_ns + round-down(t * 1e9)``; all records of one atomic event
 share ``ts_event`` and ``ts_recv``, and the last one carries ``LAST``; every record carries ``SIM``.
 ``ts_recv = max(previous ts_recv, ts_event + latency)`` keeps the receive times of one instrument
 monotone, so replay order ``(ts_recv, seq)`` equals emission order. Market events take consecutive
-``seq`` numbers; truth labels have their own counter.
+``seq`` numbers; truth labels have their own counter. The lane's event loop (``loop``) does what
+``add`` and ``delete`` do inline, for its two most frequent events.
 
 A market order walks the opposite side level by level, front of the queue first (FIFO), and
 emits ``OrderExecute`` (resting order, its side) + ``Trade`` (aggressor sign, ``trade_id`` per fill,
@@ -22,7 +24,6 @@ inside the simulator.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable
 
 from engine.book import OrderBook
@@ -100,18 +101,7 @@ class Exchange:
         seq = self.seq
         self.seq = seq + 1
         self.out.append(OrderAdd(self.iid, ts, recv, seq, FLAG_LAST, oid, side, price, size))
-        book = self.book
-        levels = book.bids if side > 0 else book.asks
-        lv = levels.get(price)
-        if lv is None:
-            lv = book._level(side, price)
-        lv.total += size
-        lv.orders[oid] = size
-        book.orders[oid] = lv
-        if side > 0:
-            book.bid_sizes[bisect_left(book.bid_prices, price)] = lv.total
-        else:
-            book.ask_sizes[bisect_left(book.ask_prices, price)] = lv.total
+        self.book.rest(oid, side, price, size)
         if tag is not None:
             self.tags[oid] = tag
         return oid
@@ -119,10 +109,10 @@ class Exchange:
     def delete(self, t: float, oid: int) -> bool:
         """Fully cancel a resting order; False when it is no longer in the book."""
         book = self.book
-        lv = book.orders.pop(oid, None)
+        lv = book.orders.get(oid)
         if lv is None:
             return False
-        size = lv.orders.pop(oid)
+        size = book.remove(oid)
         ts = self.t0 + int(t * 1e9)
         recv = ts + self.lat()
         if recv < self.prev_recv:
@@ -131,13 +121,6 @@ class Exchange:
         seq = self.seq
         self.seq = seq + 1
         self.out.append(OrderDelete(self.iid, ts, recv, seq, FLAG_LAST, oid, lv.side, lv.price, size))
-        lv.total -= size
-        if lv.total <= 0:
-            book._drop_level(lv)
-        elif lv.side > 0:
-            book.bid_sizes[bisect_left(book.bid_prices, lv.price)] = lv.total
-        else:
-            book.ask_sizes[bisect_left(book.ask_prices, lv.price)] = lv.total
         if self.tags:
             self.tags.pop(oid, None)
         self.n_deletes += 1
@@ -155,9 +138,7 @@ class Exchange:
         ts, recv = self.stamp(t)
         self.out.append(OrderCancel(self.iid, ts, recv, self._seq(), FLAG_LAST, oid, lv.side, lv.price,
                                     size, current - size))
-        lv.orders[oid] = current - size
-        lv.total -= size
-        book._sync(lv)
+        book.take(oid, size)
         self.n_partial += 1
         return True
 
@@ -172,21 +153,18 @@ class Exchange:
             ev = OrderAdd(iid, ts, recv, self._seq(), FLAG_LAST if i == len(orders) - 1 else SIM, oid, side,
                           price, size)
             out.append(ev)
-            book._add(ev)
+            book.rest(oid, side, price, size)
             oids.append(oid)
         return oids
 
     def market(self, t: float, side: int, size: int, limit: int | None = None) -> tuple[int, int]:
         """Execute a market order of ``side`` (up to ``limit`` if given); returns ``(filled, last price)``."""
         book = self.book
-        if side > 0:
-            levels, prices, sizes, best = book.asks, book.ask_prices, book.ask_sizes, 0
-        else:
-            levels, prices, sizes, best = book.bids, book.bid_prices, book.bid_sizes, -1
+        prices, best = (book.ask_prices, 0) if side > 0 else (book.bid_prices, -1)
         if not prices:
             return 0, 0
         ts, recv = self.stamp(t)
-        iid, out, orders, tags = self.iid, self.out, book.orders, self.tags
+        iid, out, tags, take_from = self.iid, self.out, self.tags, book.take
         match = self.next_match
         seq = seq0 = self.seq
         trade = self.next_trade
@@ -196,46 +174,44 @@ class Exchange:
             price = prices[best]
             if limit is not None and (price - limit) * side > 0:
                 break
-            lv = levels[price]
-            for oid, osize in list(lv.orders.items()):
-                if len(prices) == 1 and len(lv.orders) == 1:
-                    blocked = True  # never empty a side
+            queue = book.queue(-side, price)  # front first
+            last = len(queue) - 1 if len(prices) == 1 else -1  # never take the last order of a side
+            for i, (oid, osize) in enumerate(queue):
+                if i == last:
+                    blocked = True
                     break
                 take = rem if rem < osize else osize
                 out.append(OrderExecute(iid, ts, recv, seq, SIM, oid, -side, price, take, trade))
                 out.append(Trade(iid, ts, recv, seq + 1, SIM, price, take, side, trade, match))
                 seq += 2
                 trade += 1
-                if take == osize:
-                    del lv.orders[oid]
-                    del orders[oid]
-                else:
-                    lv.orders[oid] = osize - take
-                lv.total -= take
+                take_from(oid, take)
                 if tags and oid in tags:
                     self.tagged_fills.append((oid, tags[oid] if take < osize else tags.pop(oid), price, take))
                 rem -= take
                 if rem == 0:
                     break
-            if lv.total <= 0:
-                book._drop_level(lv)
-            else:
-                sizes[best] = lv.total
         if seq == seq0:
             return 0, 0
-        last = out[-1]
-        out[-1] = Trade(iid, ts, recv, last.seq, FLAG_LAST, last.price, last.size, side, last.trade_id, match)
+        fill = out[-1]
+        out[-1] = Trade(iid, ts, recv, fill.seq, FLAG_LAST, fill.price, fill.size, side, fill.trade_id, match)
         self.n_trades += (seq - seq0) >> 1
         self.seq, self.next_trade, self.next_match = seq, trade, match + 1
-        self.last_trade = last.price
+        self.last_trade = fill.price
         self.n_market += 1
-        return size - rem, last.price
+        return size - rem, fill.price
 
     # ---- other records ----------------------------------------------------------------------------
     def clock(self, t: float) -> None:
         """Emit a ``Clock`` (silence marker)."""
-        ts, recv = self.stamp(t)
-        self.out.append(Clock(self.iid, ts, recv, self._seq(), FLAG_LAST))
+        ts = self.t0 + int(t * 1e9)  # stamp() and _seq() inlined: a Clock is a frequent event
+        recv = ts + self.lat()
+        if recv < self.prev_recv:
+            recv = self.prev_recv
+        self.prev_recv = recv
+        seq = self.seq
+        self.seq = seq + 1
+        self.out.append(Clock(self.iid, ts, recv, seq, FLAG_LAST))
         self.n_clocks += 1
 
     def status(self, t: float, state: int, reason: str = "") -> None:

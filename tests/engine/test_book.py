@@ -386,3 +386,63 @@ def test_apply_views_equal_top_n_of_the_reference(ops):
                 expected = [sum(q for p, q in levels if abs(p - levels[0][0]) < w) for w in (2, 5)] if levels else []
                 assert list(depth) == expected
     assert next(views, None) is None
+
+
+# ---- public mutations (the simulator's matching engine) -----------------------------------------------
+@st.composite
+def mutations(draw):
+    """Random ``rest`` / ``remove`` / ``take`` calls over a small price band, on live order ids only."""
+    ops, next_id = [], 1
+    live: dict[int, int] = {}  # order id -> size left
+    for _ in range(draw(st.integers(1, 80))):
+        kind = draw(st.sampled_from(["rest", "rest", "remove", "take"])) if live else "rest"
+        if kind == "rest":
+            side = draw(st.sampled_from([BUY, SELL]))
+            price = draw(st.integers(90, 100) if side == BUY else st.integers(101, 111))
+            live[next_id] = draw(SIZES)
+            ops.append(("rest", next_id, side, price, live[next_id]))
+            next_id += 1
+        else:
+            oid = draw(st.sampled_from(sorted(live)))
+            size = draw(st.integers(1, 12)) if kind == "take" else live[oid]
+            ops.append((kind, oid, size))
+            live[oid] -= size
+            if live[oid] <= 0:
+                del live[oid]
+    return ops
+
+
+@settings(max_examples=200, deadline=None)
+@given(mutations(), st.lists(st.booleans(), min_size=80, max_size=80))
+def test_public_mutations_keep_views_and_queues_equal_to_the_reference(ops, look):
+    """rest/remove/take, with views built at random points in between, match the naive reference book."""
+    book, naive = OrderBook(0, view_levels=3, depth_windows=(2, 5)), NaiveBook()
+    e = Seq()
+    where: dict[int, tuple[int, int]] = {}
+    for op, build_view in zip(ops, look, strict=False):
+        if op[0] == "rest":
+            _, oid, side, price, size = op
+            book.rest(oid, side, price, size)
+            where[oid] = (side, price)
+            naive.apply(e(OrderAdd, oid, side, price, size))
+        elif op[0] == "remove":
+            assert book.remove(op[1]) == dict(naive.queue(*where[op[1]]))[op[1]]
+            naive.apply(e(OrderDelete, op[1], *where[op[1]], 0))
+        else:
+            oid, size = op[1], op[2]
+            before = dict(naive.queue(*where[oid]))[oid]
+            assert book.take(oid, size) == min(size, before)
+            naive.apply(e(OrderExecute, oid, *where[oid], size))
+        if build_view:  # fills the view cache, which the next mutations must keep right
+            view = book.view()
+            assert list(zip(view.bid_px, view.bid_sz, strict=True)) == naive.top(BUY, 3)
+            assert list(zip(view.ask_px, view.ask_sz, strict=True)) == naive.top(SELL, 3)
+            for side, depth in ((BUY, view.bid_depth), (SELL, view.ask_depth)):
+                levels = naive.top(side, 100)
+                expected = [sum(q for p, q in levels if abs(p - levels[0][0]) < w) for w in (2, 5)] if levels else []
+                assert list(depth) == expected
+        for side in (BUY, SELL):
+            assert book.levels(side) == naive.top(side, 100)
+            for price, _ in book.levels(side):
+                assert book.queue(side, price) == naive.queue(side, price)
+        assert book.check_invariants() == []

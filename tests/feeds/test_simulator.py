@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import Counter, defaultdict
 
 import msgspec
@@ -32,6 +33,7 @@ from feeds.simulator.hawkes import Hawkes
 from feeds.simulator.hooks import Agent, Scenario, Venue
 from feeds.simulator.regimes import JUMP_CHAIN, REGIME_TABLE, RegimeChain, draw_dwell, expected_t_drift
 from feeds.simulator.rng import stream
+from feeds.simulator.scenarios import load_preset
 
 SYMBOLS = ["AAPL", "TSLA"]  # one small-tick, one large-tick instrument
 
@@ -499,3 +501,83 @@ def test_metaorder_records_carry_an_exogenous_term_independent_of_their_side():
     signed = np.array([r.side * r.exogenous for r in records])
     assert abs(signed.mean()) < 3 * signed.std() / np.sqrt(len(signed))
     assert all(r.t_end >= r.t_start for r in records)
+
+
+# ---- the matching book's view ----------------------------------------------------------------------------
+def view_levels(view) -> tuple:
+    """The price, size and depth parts of a ``BookView`` (sequence and times are the replaying book's)."""
+    return view.bid_px, view.bid_sz, view.ask_px, view.ask_sz, view.bid_depth, view.ask_depth
+
+
+class ViewProbe:
+    """Wakes at random times and records the matching book's view with the next market ``seq``."""
+
+    def __init__(self, rng: np.random.Generator, mean_gap_s: float) -> None:
+        self.rng, self.mean_gap_s = rng, mean_gap_s
+        self.seen: list[tuple[int, tuple, list[str]]] = []
+
+    def on_wake(self, venue: Venue) -> float | None:
+        book = venue.book
+        self.seen.append((venue.ex.seq, view_levels(book.view()), book.check_invariants()))
+        return venue.now + 1e-3 + float(self.rng.exponential(self.mean_gap_s))
+
+    def on_fill(self, venue: Venue, order_id: int, price: int, size: int) -> None:
+        raise AssertionError("a probe has no orders")
+
+
+class ProbedScenario:
+    """Another scenario's agents (if any) plus one ``ViewProbe`` per instrument."""
+
+    def __init__(self, inner=None, mean_gap_s: float = 0.5) -> None:
+        self.inner, self.mean_gap_s = inner, mean_gap_s
+        self.background = getattr(inner, "background", True)
+        self.probes: dict[int, ViewProbe] = {}
+        if hasattr(inner, "regime_chain"):
+            self.regime_chain = inner.regime_chain
+
+    def agents(self, instruments, duration_s, rng):
+        out = list(self.inner.agents(instruments, duration_s, rng)) if self.inner is not None else []
+        for d in instruments:
+            probe = self.probes[d.instrument_id] = ViewProbe(np.random.default_rng(rng.integers(1 << 32)),
+                                                            self.mean_gap_s)
+            out.append((d.instrument_id, float(rng.uniform(0.0, 1.0)), probe))
+        return out
+
+
+def assert_views_match_a_replayed_book(sim, events, probes: dict[int, ViewProbe]) -> int:
+    """At every probe's point, rebuild a fresh book from the instrument's market events so far and
+    compare its first view (nothing cached) with the one the probe saw; returns the comparisons made."""
+    stream: dict[int, list] = defaultdict(list)
+    for e in market(events):
+        stream[e.instrument_id].append(e)
+    compared = 0
+    for iid, probe in probes.items():
+        seqs = [e.seq for e in stream[iid]]
+        assert seqs == sorted(seqs)
+        for at, seen, problems in probe.seen:
+            assert problems == [], f"instrument {iid}, before seq {at}: {problems[:3]}"
+            fresh = OrderBook(iid)
+            for e in stream[iid][:bisect_left(seqs, at)]:
+                fresh.update(e)
+            assert seen == view_levels(fresh.view()), f"instrument {iid}, before seq {at}"
+            compared += 1
+    return compared
+
+
+@pytest.mark.parametrize("seed", [1, 2, 9])
+def test_matching_book_view_equals_a_replayed_book_at_random_points(seed):
+    """At random points of a run (both profiles), the simulator's own book view equals a fresh book's."""
+    scenario = ProbedScenario(mean_gap_s=0.3)
+    sim, events = run(["AAPL", "TSLA"], seed=seed, duration=60.0, scenario=scenario)
+    assert assert_views_match_a_replayed_book(sim, events, scenario.probes) > 2 * 60 / 0.3 * 0.8
+
+
+@pytest.mark.parametrize("preset", ["iceberg_defense", "spoof_pull", "stop_run_reversal"])
+def test_matching_book_view_equals_a_replayed_book_with_scenario_agents(preset):
+    """With a scenario's agents trading too, the simulator's book view equals a fresh book's at random points."""
+    planned = load_preset(preset)
+    scenario = ProbedScenario(planned, mean_gap_s=1.0)
+    duration = float(planned.spec.duration_s)
+    sim, events = run(list(planned.spec.symbols), seed=4, duration=duration, scenario=scenario)
+    assert any(isinstance(e, TruthLabel) and e.kind != TruthKind.REGIME for e in events)  # the episode ran
+    assert assert_views_match_a_replayed_book(sim, events, scenario.probes) > duration / 1.0 * 0.8
