@@ -1,0 +1,147 @@
+"""How often the detectors are right: detections matched to planted truth, and the hidden-liquidity
+detector scored against real hidden executions (issue 14, items 4 and 5).
+
+This module reads truth labels; no detector imports it (tests/engine/detectors check that).
+
+Planted truth (simulator): a detection *matches* a label when it names the same instrument and side,
+its price range is within one bin of the label's, and its span ``[t_start, ts_recv]`` overlaps the
+label's ``[t_start, t_end + SLACK_NS]`` (labels are stamped in event time and may be instants, such
+as a planted sweep; detections in receive time, after the events that completed them). Per detector:
+a label is *matched* when at least one detection matches it (else *missed*); a detection is *false*
+when it matches no label of its kinds; precision = true detections / detections, recall = matched
+labels / labels; the delay is from the label's start to its first matching detection. Sides: the
+liquidity's side for icebergs, absorption, vacuums and spoofs, the aggressor's for sweeps and
+trapped volume — the same convention as the labels.
+
+Real hidden executions (LOBSTER type 5): a *hidden-liquidity episode* is a maximal run of hidden
+executions on one side at one price with gaps <= 5 s and at least 3 executions; a detection *hits*
+when it names that side and price and comes after the episode's first execution and before its last
+(in stream order); recall = episodes hit / episodes, precision = detections that hit / detections.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from engine.events import Detection, Trade, TruthKind, TruthLabel
+
+NS = 1_000_000_000
+SLACK_NS = NS  # a detection may complete up to 1 s after an instant label (latency, the events after it)
+
+# detection class -> the truth kinds it is scored against
+SCORED: dict[str, tuple[int, ...]] = {
+    "IcebergDetection": (TruthKind.ICEBERG,),
+    "AbsorptionDetection": (TruthKind.ABSORPTION, TruthKind.ICEBERG),
+    "StackedAbsorptionDetection": (TruthKind.ABSORPTION, TruthKind.ICEBERG),
+    "SweepDetection": (TruthKind.SWEEP, TruthKind.STOP_CLUSTER),
+    "TrappedDetection": (TruthKind.STOP_CLUSTER, TruthKind.SWEEP),
+    "VacuumDetection": (TruthKind.VACUUM,),
+    "SpoofDetection": (TruthKind.SPOOF,),
+    "WithdrawalDetection": (TruthKind.VACUUM,),
+}
+# issue 14's targets on the standard pack: (recall, precision)
+TARGETS: dict[str, tuple[float, float]] = {
+    "IcebergDetection": (0.8, 0.7),
+    "AbsorptionDetection": (0.8, 0.7),
+    "SweepDetection": (0.8, 0.7),
+    "VacuumDetection": (0.8, 0.7),
+}
+
+
+def matches(detection: Detection, label: TruthLabel, bin_ticks: int) -> bool:
+    """Same instrument and side, prices within one bin, and overlapping spans."""
+    return (detection.instrument_id == label.instrument_id and detection.side == label.side
+            and detection.price_lo - bin_ticks <= label.price_hi and detection.price_hi + bin_ticks >= label.price_lo
+            and detection.ts_recv >= label.t_start and detection.t_start <= label.t_end + SLACK_NS)
+
+
+@dataclass
+class DetectorScore:
+    """One detector's counts over every session scored."""
+
+    detector: str
+    detections: int = 0
+    true: int = 0
+    labels: int = 0
+    matched: int = 0
+    delays_ms: list[float] = field(default_factory=list)
+
+    def add(self, detections: list[Detection], labels: list[TruthLabel], bin_of) -> None:
+        """Score one session's detections of this detector against its labels of the scored kinds."""
+        self.detections += len(detections)
+        self.labels += len(labels)
+        self.true += sum(any(matches(d, lb, bin_of(d.instrument_id)) for lb in labels) for d in detections)
+        for label in labels:
+            hits = [d.ts_recv for d in detections if matches(d, label, bin_of(label.instrument_id))]
+            if hits:
+                self.matched += 1
+                self.delays_ms.append(max(0.0, (min(hits) - label.t_start) / 1e6))
+
+    def as_dict(self) -> dict:
+        target = TARGETS.get(self.detector)
+        return {
+            "detector": self.detector,
+            "precision": round(self.true / self.detections, 4) if self.detections else None,
+            "recall": round(self.matched / self.labels, 4) if self.labels else None,
+            "matched": self.matched, "missed": self.labels - self.matched, "false": self.detections - self.true,
+            "detections": self.detections, "labels": self.labels,
+            "delay_ms_p50": round(statistics.median(self.delays_ms), 1) if self.delays_ms else None,
+            "target_recall": target[0] if target else None, "target_precision": target[1] if target else None,
+        }
+
+
+def score_session(scores: dict[str, DetectorScore], detections: Iterable[Detection], labels: Iterable[TruthLabel],
+                  bin_of) -> None:
+    """Add one session: every scored detector's detections against the labels of its kinds."""
+    by_kind: dict[str, list[Detection]] = defaultdict(list)
+    for d in detections:
+        by_kind[type(d).__name__].append(d)
+    labels = list(labels)
+    for name, kinds in SCORED.items():
+        score = scores.setdefault(name, DetectorScore(name))
+        score.add(by_kind.get(name, []), [lb for lb in labels if lb.kind in kinds], bin_of)
+
+
+# ---- real hidden executions ---------------------------------------------------------------------------
+def hidden_episodes(events: Iterable, gap_s: float = 5.0, min_executions: int = 3) -> dict[tuple[int, int], list]:
+    """Episodes by (passive side, price): runs of hidden executions (lists of their ``seq``)."""
+    gap = int(gap_s * NS)
+    runs: list[list[tuple[int, int]]] = []  # (seq, ts) per execution
+    open_runs: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    keys: list[tuple[int, int]] = []
+    for ev in events:
+        if type(ev) is Trade and ev.hidden:
+            key = (-ev.aggressor, ev.price)
+            run = open_runs.get(key)
+            if run is not None and ev.ts_recv - run[-1][1] <= gap:
+                run.append((ev.seq, ev.ts_recv))
+            else:
+                open_runs[key] = [(ev.seq, ev.ts_recv)]
+                runs.append(open_runs[key])
+                keys.append(key)
+    episodes: dict[tuple[int, int], list] = defaultdict(list)
+    for key, run in zip(keys, runs, strict=True):
+        if len(run) >= min_executions:
+            episodes[key].append([seq for seq, _ in run])
+    return episodes
+
+
+def hidden_score(episodes: dict[tuple[int, int], list], named: list[tuple[int, int, int]]) -> dict:
+    """Precision and recall of detections ``(seq, side, price)`` against ``episodes``."""
+    hit: set[int] = set()
+    hits = 0
+    for seq, side, price in named:
+        inside = [id(ep) for ep in episodes.get((side, price), ()) if ep[0] < seq < ep[-1]]
+        hits += bool(inside)
+        hit.update(inside)
+    total = sum(len(v) for v in episodes.values())
+    return {"precision": round(hits / len(named), 4) if named else None,
+            "recall": round(len(hit) / total, 4) if total else None, "episodes": total, "detections": len(named)}
+
+
+def flag_every_hidden_execution(events: Iterable) -> list[tuple[int, int, int]]:
+    """The trivial baseline: flag the side and price of every hidden execution when it happens."""
+    return [(ev.seq, -ev.aggressor, ev.price) for ev in events if type(ev) is Trade and ev.hidden]
