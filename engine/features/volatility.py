@@ -1,0 +1,205 @@
+"""Realised volatility at several horizons (SPEC F10), from the mids of the bar-close samples.
+
+Returns ``r = m_t - m_{t-h}`` (ticks) are taken at the TF1 closes that fall on a multiple of ``h``
+seconds (aligned to the epoch, so h = 10 and 60 are the TF2 and TF3 closes), from the carried usable
+mid (engine/features/series.py). Per horizon and window W:
+
+- ``rv_{h}s_{W}`` = ``sqrt(mean r^2) / sqrt(h)`` over the last W/h returns, ticks per sqrt(second);
+- ``rv_bps_{h}s_{W}``: the same from log mids, ``r = 1e4 ln(m_t / m_{t-h})``, bps per sqrt(second);
+- ``rv_ewma_{h}s`` / ``rv_bps_ewma_{h}s``: ``sigma^2_t = lam sigma^2_{t-1} + (1 - lam) r^2`` with a
+  half-life of 5 min, bias-corrected over the returns seen;
+- ``sigma1 = rv_60s_{60m} * sqrt(60)``: the typical 1-minute move in ticks (every strategy's buffer);
+- ``vol_ratio_{S}_{L} = rv_1s_S / rv_1s_L`` (VR, e.g. 5 min / 60 min), on the shortest horizon;
+- ``jump_count``: returns of the shortest horizon with ``|r| > 4 sigma`` in the last 5 min, sigma the
+  rms of that horizon's returns over the hour *before* the return (causal); ``shock_jump_count``
+  the same with 6 sigma in the last 60 s (the SHOCK regime rule).
+
+A window's value is 0 until it holds ``min_returns`` returns; ``rv_ready_{W}`` is 1 once the series
+spans W for every horizon; ``sigma1_ready`` and ``vol_ratio_ready`` likewise. Returns are not
+demeaned (rms), as SPEC defines sigma. Work: O(windows) at each TF1 close, nothing per event.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from engine.config.ranges import Count, FieldError, Positive, Seconds
+from engine.features.bars import NS, TF1
+from engine.features.sample import Sample
+from engine.features.sampled import SampleFeature
+from engine.features.series import CarriedMid, Ewma, RollingSums
+
+Span = Annotated[int, Meta(ge=1, le=86_400)]  # whole seconds, at most a day
+
+
+class VolatilityParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Parameters of F10 realised volatility."""
+
+    horizons_s: Annotated[tuple[Span, ...], Meta(min_length=1)] = (1, 10, 60)  # return horizons h, whole seconds
+    windows_s: Annotated[tuple[Span, ...], Meta(min_length=1)] = (300, 3600)  # windows W, multiples of every h
+    ewma_half_life_s: Seconds = 300.0  # half-life of the EWMA of r^2
+    sigma1_horizon_s: Span = 60  # sigma1 = rv at this horizon (one of horizons_s) * sqrt(it)
+    sigma1_window_s: Span = 3600  # ... over this window (one of windows_s)
+    ratio_windows_s: Annotated[tuple[tuple[Span, Span], ...], Meta(max_length=8)] = (
+        (300, 3600), (60, 1800))  # VR pairs (short, long) on the shortest horizon
+    jump_sigmas: Positive = 4.0  # a jump: |r| above this many sigma of the shortest horizon
+    jump_window_s: Span = 300  # jump_count counts jumps over this trailing window
+    shock_sigmas: Positive = 6.0  # shock_jump_count: |r| above this many sigma...
+    shock_window_s: Span = 60  # ... over this trailing window
+    jump_sigma_window_s: Span = 3600  # sigma of a jump test: rms of the returns over this window before it
+    min_returns: Count = 5  # a window with fewer returns reports 0 (and the jump test needs 12x this)
+
+    def __post_init__(self) -> None:
+        for window in (*self.windows_s, self.sigma1_window_s):
+            for h in self.horizons_s:
+                if window % h:
+                    raise FieldError(f"window {window} s is not a multiple of the horizon {h} s", "windows_s")
+        if self.sigma1_horizon_s not in self.horizons_s:
+            raise FieldError("sigma1_horizon_s must be one of horizons_s", "sigma1_horizon_s")
+        if self.sigma1_window_s not in self.windows_s:
+            raise FieldError("sigma1_window_s must be one of windows_s", "sigma1_window_s")
+        for short, long in self.ratio_windows_s:
+            if short >= long:
+                raise FieldError(f"ratio window ({short}, {long}): the short window must be shorter", "ratio_windows_s")
+
+
+def span_name(seconds: int) -> str:
+    """``300 -> "5m"``, ``3600 -> "60m"``, ``45 -> "45s"`` (names of windows)."""
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+
+
+class _Horizon:
+    """Returns of one horizon: rolling sums of (r^2 in half ticks^2, r_bps^2) and their EWMAs."""
+
+    __slots__ = ("h", "step", "windows", "sums", "ewma", "ewma_bps", "prev", "outputs", "ewma_names", "root")
+
+    def __init__(self, h: int, windows_s: tuple[int, ...], named_s: tuple[int, ...], half_life_s: float) -> None:
+        self.h = h
+        self.step = h * NS
+        self.windows = windows_s
+        self.sums = RollingSums(tuple(w // h for w in windows_s), 2)
+        self.ewma = Ewma(half_life_s / h)
+        self.ewma_bps = Ewma(half_life_s / h)
+        self.prev: int | None = None  # carried mid2 at the previous boundary of this horizon
+        self.root = math.sqrt(h)
+        self.outputs = [(windows_s.index(w), w // h, f"rv_{h}s_{span_name(w)}", f"rv_bps_{h}s_{span_name(w)}")
+                        for w in named_s]
+        self.ewma_names = (f"rv_ewma_{h}s", f"rv_bps_ewma_{h}s")
+
+    def rms(self, index: int, min_returns: int) -> tuple[float, float]:
+        """rms of r (ticks, bps) over window ``index``; (0, 0) with fewer than ``min_returns``."""
+        sums = self.sums
+        n = min(sums.count, sums.windows[index])
+        if n < min_returns:
+            return 0.0, 0.0
+        squares, squares_bps = sums.sums[index]
+        return math.sqrt(squares / n) / 2, math.sqrt(max(squares_bps, 0.0) / n)
+
+    def full(self, window_s: int) -> bool:
+        return self.sums.count >= window_s // self.h
+
+
+class RealisedVolatility(SampleFeature):
+    """F10 over the bar-close samples of one instrument."""
+
+    def __init__(self, params: VolatilityParams | None = None) -> None:
+        p = self.params = params or VolatilityParams()
+        base = self.base = min(p.horizons_s)
+        base_windows = tuple(sorted({*p.windows_s, *(w for pair in p.ratio_windows_s for w in pair),
+                                     p.jump_sigma_window_s}))
+        self.horizons = [_Horizon(h, base_windows if h == base else tuple(sorted(p.windows_s)), tuple(p.windows_s),
+                                  p.ewma_half_life_s) for h in sorted(p.horizons_s)]
+        first = self.horizons[0]
+        self.ratios = [(first.windows.index(short), first.windows.index(long), long,
+                        f"vol_ratio_{span_name(short)}_{span_name(long)}") for short, long in p.ratio_windows_s]
+        self.jump_index = first.windows.index(p.jump_sigma_window_s)
+        self.jump_min = 12 * p.min_returns
+        self.jump2, self.shock2 = p.jump_sigmas ** 2, p.shock_sigmas ** 2
+        self.sigma1 = next(h for h in self.horizons if h.h == p.sigma1_horizon_s)
+        self.sigma1_name = f"rv_{p.sigma1_horizon_s}s_{span_name(p.sigma1_window_s)}"
+        self.mid = CarriedMid()
+        self.jumps: deque[int] = deque()
+        self.shocks: deque[int] = deque()
+        self.ready = False
+        self.out: dict[str, float] = {}
+        for horizon in self.horizons:
+            for *_, ticks, bps in horizon.outputs:
+                self.out[ticks] = self.out[bps] = 0.0
+            self.out.update(dict.fromkeys(horizon.ewma_names, 0.0))
+        self.out.update({f"rv_ready_{span_name(w)}": 0.0 for w in p.windows_s})
+        self.out.update({name: 0.0 for *_, name in self.ratios})
+        self.out.update(vol_ratio_ready=0.0, sigma1=0.0, sigma1_ready=0.0, jump_count=0.0, shock_jump_count=0.0)
+
+    def on_sample(self, sample: Sample) -> None:
+        if not sample.frames & TF1:
+            return  # bar feature: values hold between closes
+        mid2 = self.mid.update(sample.view)
+        if mid2 is None:
+            return
+        ts = sample.ts_recv
+        for horizon in self.horizons:
+            if ts % horizon.step == 0:
+                self._on_boundary(horizon, ts, mid2)
+        if not self.ready:
+            self._readiness()
+
+    def _on_boundary(self, horizon: _Horizon, ts: int, mid2: int) -> None:
+        prev, horizon.prev = horizon.prev, mid2
+        if prev is None:
+            return
+        d = mid2 - prev
+        r_bps = 1e4 * math.log(mid2 / prev)
+        base = horizon.h == self.base
+        if base:
+            self._test_jump(horizon, ts, d)
+        horizon.sums.push((d * d, r_bps * r_bps))
+        out, root, min_returns = self.out, horizon.root, self.params.min_returns
+        ticks_name, bps_name = horizon.ewma_names
+        out[ticks_name] = math.sqrt(horizon.ewma.add(d * d / 4)) / root
+        out[bps_name] = math.sqrt(horizon.ewma_bps.add(r_bps * r_bps)) / root
+        for index, _, ticks_name, bps_name in horizon.outputs:
+            ticks, bps = horizon.rms(index, min_returns)
+            out[ticks_name], out[bps_name] = ticks / root, bps / root
+        if base:
+            for short, long, long_s, name in self.ratios:
+                high = horizon.rms(long, min_returns)[0]
+                out[name] = horizon.rms(short, min_returns)[0] / high if high > 0 and horizon.full(long_s) else 0.0
+        if horizon is self.sigma1:
+            out["sigma1"] = out[self.sigma1_name] * root
+
+    def _test_jump(self, horizon: _Horizon, ts: int, d: int) -> None:
+        sums = horizon.sums
+        n = min(sums.count, sums.windows[self.jump_index])
+        if n >= self.jump_min and d:
+            sigma2 = sums.sums[self.jump_index][0] / n  # half ticks^2, the returns before this one
+            if sigma2 > 0:
+                ratio2 = d * d / sigma2
+                if ratio2 > self.jump2:
+                    self.jumps.append(ts)
+                if ratio2 > self.shock2:
+                    self.shocks.append(ts)
+        p = self.params
+        for times, window_s in ((self.jumps, p.jump_window_s), (self.shocks, p.shock_window_s)):
+            cutoff = ts - window_s * NS
+            while times and times[0] <= cutoff:
+                times.popleft()
+        self.out["jump_count"] = float(len(self.jumps))
+        self.out["shock_jump_count"] = float(len(self.shocks))
+
+    def _readiness(self) -> None:
+        p, out = self.params, self.out
+        for w in p.windows_s:
+            out[f"rv_ready_{span_name(w)}"] = 1.0 if all(h.full(w) for h in self.horizons) else 0.0
+        out["sigma1_ready"] = 1.0 if self.sigma1.full(p.sigma1_window_s) else 0.0
+        out["vol_ratio_ready"] = 1.0 if all(self.horizons[0].full(long) for _, long in p.ratio_windows_s) else 0.0
+        self.ready = all(out[f"rv_ready_{span_name(w)}"] for w in p.windows_s) and bool(
+            out["sigma1_ready"] and out["vol_ratio_ready"])
+
+    def values(self) -> dict[str, float]:
+        """Current values (the mapping is this feature's own: copy it to keep it past the next sample)."""
+        return self.out
