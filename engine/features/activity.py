@@ -51,6 +51,7 @@ class TradeIntensity(SampleFeature):
         self.orders = CumulativeRing(p.window_s)
         self.ewma = Ewma(p.ewma_half_life_s)
         self.baseline = RollingBaseline(p.baseline_samples, p.baseline_min_samples, p.sigma_floor)
+        self.scale: tuple[float, float] | None = None  # (mean, std) of the baseline once ready
         self.out = {"trade_intensity": 0.0, "trade_intensity_ewma": 0.0, "trade_intensity_z": 0.0,
                     "trade_intensity_ready": 0.0}
 
@@ -59,16 +60,20 @@ class TradeIntensity(SampleFeature):
             return
         ring, out = self.orders, self.out
         ring.push(sample.flow.get("orders", 0))
-        if ring.bars():
+        bars = ring.bars()
+        if bars:
             out["trade_intensity_ewma"] = self.ewma.add(ring.change(1))
         window = self.params.window_s
-        held = min(ring.bars(), window)
+        held = min(bars, window)
         intensity = ring.change(window) / held if held else 0.0
         out["trade_intensity"] = intensity
-        out["trade_intensity_ready"] = 1.0 if ring.bars() >= window else 0.0
-        out["trade_intensity_z"] = self.baseline.z(intensity)
-        if sample.frames & TF2 and ring.bars() >= window:
-            self.baseline.add(intensity)
+        out["trade_intensity_ready"] = 1.0 if bars >= window else 0.0
+        scale = self.scale
+        out["trade_intensity_z"] = (intensity - scale[0]) / scale[1] if scale is not None else 0.0
+        if sample.frames & TF2 and bars >= window:
+            baseline = self.baseline
+            baseline.add(intensity)
+            self.scale = (baseline.mean(), max(baseline.std(), self.params.sigma_floor)) if baseline.ready else None
 
     def values(self) -> dict[str, float]:
         """Current values (this feature's own mapping: copy it to keep it past the next sample)."""
@@ -106,9 +111,9 @@ class VolumeAcceleration(SampleFeature):
             out.update(volume_accel=0.0, log_volume_accel=0.0, volume_accel_ready=0.0)
             return
         short_volume = max(ring.change(p.short_s), p.zero_floor_lots)
-        log_ratio = math.log(short_volume / min(bars, p.short_s)) - math.log(long_volume / min(bars, p.long_s))
-        out["volume_accel"] = math.exp(log_ratio)
-        out["log_volume_accel"] = log_ratio
+        ratio = short_volume / min(bars, p.short_s) / (long_volume / min(bars, p.long_s))
+        out["volume_accel"] = ratio
+        out["log_volume_accel"] = math.log(ratio)
         out["volume_accel_ready"] = 1.0 if ring.bars() >= p.long_s else 0.0
 
     def values(self) -> dict[str, float]:

@@ -192,64 +192,70 @@ class BookShape(SampleFeature):
         n = p.slope_bins
         self.triangle = n * (n + 1) // 2
         self.squares = n * (n + 1) * (2 * n + 1) // 6
-        self.costs = [(m, f"cost_{m}x_buy", f"cost_{m}x_sell", f"cost_{m}x_buy_covered", f"cost_{m}x_sell_covered")
-                      for m in p.cost_multiples]
+        self.multiples = sorted(set(p.cost_multiples))
+        self.names = [(f"cost_{m}x_buy", f"cost_{m}x_sell", f"cost_{m}x_buy_covered", f"cost_{m}x_sell_covered")
+                      for m in self.multiples]
         self.out: dict[str, float] = {"book_slope_bid": 0.0, "book_slope_ask": 0.0, "book_asymmetry": 0.0,
                                       "cost_ready": 0.0}
-        for _, *names in self.costs:
+        self.seen: tuple = ()
+        for names in self.names:
             self.out.update(dict.fromkeys(names, 0.0))
 
     def on_sample(self, sample: Sample) -> None:
         view, out = sample.view, self.out
-        bid = self.slope(view.bid_px, view.bid_sz, -1)
-        ask = self.slope(view.ask_px, view.ask_sz, 1)
-        out["book_slope_bid"], out["book_slope_ask"] = bid, ask
-        out["book_asymmetry"] = (bid - ask) / (bid + ask) if bid > 0 and ask > 0 else 0.0
         mid2 = usable_mid2(view)
         unit = sample.flow.get("median_trade_size", 0.0)
         ready = mid2 is not None and unit > 0
+        quantities = [m * unit for m in self.multiples] if ready else []
+        key = (view.bid_px, view.bid_sz, view.ask_px, view.ask_sz, view.state, quantities)
+        if key == self.seen:
+            return  # the same book and order size as at the previous sample (a quiet second)
+        self.seen = key
+        bid, sells = self.side(view.bid_px, view.bid_sz, -1, quantities)
+        ask, buys = self.side(view.ask_px, view.ask_sz, 1, quantities)
+        out["book_slope_bid"], out["book_slope_ask"] = bid, ask
+        out["book_asymmetry"] = (bid - ask) / (bid + ask) if bid > 0 and ask > 0 else 0.0
         out["cost_ready"] = 1.0 if ready else 0.0
-        for multiple, buy, sell, buy_covered, sell_covered in self.costs:
-            if not ready:
-                out[buy] = out[sell] = out[buy_covered] = out[sell_covered] = 0.0
-                continue
-            assert mid2 is not None
-            quantity = multiple * unit
-            price, covered = walk(view.ask_px, view.ask_sz, quantity)
-            out[buy], out[buy_covered] = price - mid2 / 2, covered
-            price, covered = walk(view.bid_px, view.bid_sz, quantity)
-            out[sell], out[sell_covered] = mid2 / 2 - price, covered
+        if not ready:
+            for names in self.names:
+                for name in names:
+                    out[name] = 0.0
+            return
+        assert mid2 is not None
+        mid = mid2 / 2
+        for (buy, sell, buy_covered, sell_covered), (ask_price, ask_share), (bid_price, bid_share) in zip(
+                self.names, buys, sells, strict=True):
+            out[buy], out[buy_covered] = ask_price - mid, ask_share
+            out[sell], out[sell_covered] = mid - bid_price, bid_share
 
-    def slope(self, prices: tuple[int, ...], sizes: tuple[int, ...], direction: int) -> float:
-        """``sum k C(k) / sum k^2 / w`` of one side (best first; ``direction`` +1 asks, -1 bids)."""
+    def side(self, prices: tuple[int, ...], sizes: tuple[int, ...], direction: int,
+             quantities: list[float]) -> tuple[float, list[tuple[float, float]]]:
+        """One side of the view (best first; ``direction`` +1 asks, -1 bids), in one pass: the slope
+        ``sum k C(k) / sum k^2 / w``, and per quantity (ascending) the mean price of taking it and the
+        share of it the view covers (the rest priced at the last visible level)."""
         if not prices:
-            return 0.0
-        n, width, best = self.params.slope_bins, self.params.bin_ticks, prices[0]
-        total = 0
-        triangle = self.triangle
+            return 0.0, [(0.0, 0.0)] * len(quantities)
+        n, width, best, triangle = self.params.slope_bins, self.params.bin_ticks, prices[0], self.triangle
+        total = filled = paid = 0
+        costs: list[tuple[float, float]] = []
+        pending = len(quantities)
         for price, size in zip(prices, sizes, strict=True):
             bins = (price - best) * direction // width  # bins beyond the best's
-            if bins >= n:
+            if bins < n:
+                total += size * (triangle - bins * (bins + 1) // 2)  # the level is in C(k) for k = bins+1..N
+            elif not pending:
                 break
-            total += size * (triangle - bins * (bins + 1) // 2)  # the level is in C(k) for k = bins+1..N
-        return total / self.squares / width
+            while pending and filled + size >= quantities[len(costs)]:
+                quantity = quantities[len(costs)]
+                costs.append(((paid + (quantity - filled) * price) / quantity, 1.0))
+                pending -= 1
+            filled += size
+            paid += size * price
+        last = prices[-1]
+        for quantity in quantities[len(costs):]:
+            costs.append(((paid + (quantity - filled) * last) / quantity, filled / quantity))
+        return total / self.squares / width, costs
 
     def values(self) -> dict[str, float]:
         """Current values (this feature's own mapping: copy it to keep it past the next sample)."""
         return self.out
-
-
-def walk(prices: tuple[int, ...], sizes: tuple[int, ...], quantity: float) -> tuple[float, float]:
-    """Mean price of taking ``quantity`` from one side of the view (best first) and the share of it
-    the view covers (the rest priced at the last visible level)."""
-    if not prices:
-        return 0.0, 0.0
-    remaining, paid = quantity, 0.0
-    for price, size in zip(prices, sizes, strict=True):
-        take = size if size < remaining else remaining
-        paid += take * price
-        remaining -= take
-        if remaining <= 0:
-            return paid / quantity, 1.0
-    paid += remaining * prices[-1]
-    return paid / quantity, 1.0 - remaining / quantity

@@ -54,19 +54,22 @@ class OfiBias(SampleFeature):
         self.windows = [(f"ofi_{w}s", f"ofi_z_{w}s",
                          RollingBaseline(p.baseline_samples, p.baseline_min_samples, p.sigma_floor))
                         for w in p.windows_s]
+        self.scales: list[tuple[float, float] | None] = [None] * len(self.windows)  # (mean, std) once ready
         self.out: dict[str, float] = {"ofi_bias": 0.0, "ofi_persistence": 0.0, "ofi_persistence_ready": 0.0,
                                       "ofi_z_ready": 0.0}
         self.out.update({z: 0.0 for _, z, _ in self.windows})
 
     def on_sample(self, sample: Sample) -> None:
         flow, out = sample.flow, self.out
-        for key, z_key, baseline in self.windows:
-            out[z_key] = baseline.z(flow.get(key, 0.0))
+        for (key, z_key, _), scale in zip(self.windows, self.scales, strict=True):
+            out[z_key] = (flow.get(key, 0.0) - scale[0]) / scale[1] if scale is not None else 0.0
         if sample.frames & TF1:
             self._on_bar(flow.get("ofi_1s", 0.0))
         if sample.frames & TF2:
-            for key, _, baseline in self.windows:
+            floor = self.params.sigma_floor
+            for i, (key, _, baseline) in enumerate(self.windows):
                 baseline.add(flow.get(key, 0.0))
+                self.scales[i] = (baseline.mean(), max(baseline.std(), floor)) if baseline.ready else None
             out["ofi_z_ready"] = 1.0 if self.windows[0][2].ready else 0.0
 
     def _on_bar(self, ofi: float) -> None:

@@ -264,17 +264,32 @@ def _extent(smoothed: np.ndarray, j: int, inside: Callable[[float, float], bool]
 
 
 class _Levels:
-    """A profile's levels at the last TF2 close (ticks): POC, value area, node centres."""
+    """A profile's levels at the last TF2 close (ticks): POC, value area, node centres, and what its
+    snapshot is built from (on request)."""
 
-    __slots__ = ("poc", "vah", "val", "hvns", "lvns", "nodes", "snapshot")
+    __slots__ = ("ready", "poc", "vah", "val", "hvns", "lvns", "nodes", "ts", "window", "width", "first_bin",
+                 "volume", "count", "close_poc", "built")
 
-    def __init__(self) -> None:
+    def __init__(self, window: str) -> None:
+        self.ready = False
+        self.window = window
         self.nodes: tuple[Node, ...] = ()
-        self.poc = 0.0
+        self.poc = self.close_poc = 0.0  # the POC now (the session's moves between closes) and at the close
         self.vah = self.val = 0
         self.hvns: list[float] = []
         self.lvns: list[float] = []
-        self.snapshot: ProfileSnapshot | None = None
+        self.ts = self.width = self.first_bin = 0
+        self.volume: list[int] = []
+        self.count: list[int] = []
+        self.built: ProfileSnapshot | None = None
+
+    def snapshot(self) -> ProfileSnapshot | None:
+        if not self.ready:
+            return None
+        if self.built is None or self.built.ts_recv != self.ts:
+            self.built = ProfileSnapshot(self.ts, self.window, self.width, self.first_bin, tuple(self.volume),
+                                         tuple(self.count), self.close_poc, self.vah, self.val, self.nodes)
+        return self.built
 
 
 class VolumeProfile(Accumulator):
@@ -292,13 +307,13 @@ class VolumeProfile(Accumulator):
         self.start: int | None = None
         self.tf1 = BoundaryTrigger(NS)
         self.tf2 = BoundaryTrigger(TF2_NS)
-        self.levels = {"profile": _Levels(), "profile_2h": _Levels()}
+        self.levels = {"profile": _Levels("session"), "profile_2h": _Levels("rolling")}
         self.names = {prefix: tuple(f"{prefix}_{key}" for key in KEYS) for prefix in self.levels}
         self.out: dict[str, float] = {"profile_bin_ticks": float(self.width or 0)}
         for prefix in self.levels:
             self._clear(prefix)
-        self.seen: tuple = ()  # (mid2, refreshes, session POC) the distances were computed for
-        self.refreshes = 0
+        self.poc_trades = 0  # session trades when its POC was last looked up
+        self.seen: int | None | tuple = ()  # the mid2 the distances were computed for (() forces a recompute)
 
     def handlers(self) -> dict[type, Callable]:
         return {Trade: self.on_trade}
@@ -327,17 +342,20 @@ class VolumeProfile(Accumulator):
         if self.tf2.crossed(ts):
             self._refresh(ts)
         session = self.levels["profile"]
-        if session.snapshot is not None:  # the session POC is current between TF2 closes
+        if session.ready and self.session.trades != self.poc_trades:  # the session POC is current between closes
+            self.poc_trades = self.session.trades
             poc = self.session.poc(width)
             assert poc is not None
-            session.poc = poc * width + (width - 1) / 2
+            centre = poc * width + (width - 1) / 2
+            if centre != session.poc:
+                session.poc = self.out["profile_poc"] = centre
+                self.seen = ()
         book = self.book
         bid, ask = book.best_bid, book.best_ask
         mid2 = bid + ask if bid is not None and ask is not None and bid < ask else None
-        key = (mid2, self.refreshes, session.poc)
-        if key != self.seen:
+        if mid2 != self.seen:
             self._distances(mid2)
-            self.seen = key
+            self.seen = mid2
         return self.out
 
     def _warm_up(self, ts: int) -> None:
@@ -363,7 +381,6 @@ class VolumeProfile(Accumulator):
         while recent and recent[0][0] <= cutoff:
             _, j, price, size = recent.popleft()
             rolling.remove(j, price, size)
-        self.refreshes += 1
         for prefix, histogram in (("profile", self.session), ("profile_2h", rolling)):
             self._levels(ts, prefix, histogram)
 
@@ -372,42 +389,42 @@ class VolumeProfile(Accumulator):
         assert width is not None
         levels = self.levels[prefix]
         poc = histogram.poc(width)
+        self.seen = ()  # distances are recomputed at the next sample
         if poc is None:
-            self.levels[prefix] = _Levels()
+            self.levels[prefix] = _Levels(levels.window)
+            self._clear(prefix)
             return
         volume, count = histogram.arrays()
         lo, hi = value_area(volume, poc - histogram.lo, p.value_area_share)
         half = (width - 1) / 2
-        levels.poc = poc * width + half
+        levels.ready = True
+        levels.poc = levels.close_poc = poc * width + half
         levels.val = (histogram.lo + lo) * width
         levels.vah = (histogram.lo + hi + 1) * width - 1
+        levels.ts, levels.width, levels.first_bin, levels.volume, levels.count = ts, width, histogram.lo, volume, count
         if ts % (p.node_every_s * NS) == 0:
             nodes = find_nodes(count, p) if histogram.trades >= p.min_trades and len(count) >= 3 else []
             levels.nodes = tuple(Node(kind, (histogram.lo + j) * width + half, (histogram.lo + a) * width,
                                       (histogram.lo + b + 1) * width - 1, z) for kind, j, a, b, z in nodes)
             levels.hvns = sorted(node.price for node in levels.nodes if node.kind == "hvn")
             levels.lvns = sorted(node.price for node in levels.nodes if node.kind == "lvn")
-        levels.snapshot = ProfileSnapshot(ts, "session" if prefix == "profile" else "rolling", width, histogram.lo,
-                                          tuple(volume), tuple(count), levels.poc, levels.vah, levels.val,
-                                          levels.nodes)
+        out, names = self.out, self.names[prefix]
+        out[names[0]] = 1.0
+        out[names[1]], out[names[2]], out[names[3]] = levels.poc, levels.vah, levels.val
+        out[names[16]], out[names[17]] = len(levels.hvns), len(levels.lvns)
 
     def _clear(self, prefix: str) -> None:
         for key in KEYS:
             self.out[f"{prefix}_{key}"] = 0.0
 
     def _distances(self, mid2: int | None) -> None:
+        """The values that move with the mid: distances to the levels and the nearest nodes."""
         out = self.out
         for prefix, levels in self.levels.items():
-            names = self.names[prefix]
-            if levels.snapshot is None:
-                for name in names:
-                    out[name] = 0.0
+            if not levels.ready:
                 continue
-            (ready, poc, vah, val, poc_dist, vah_dist, val_dist, inside, hvn_above, hvn_above_dist, hvn_below,
-             hvn_below_dist, lvn_above, lvn_above_dist, lvn_below, lvn_below_dist, hvn_count, lvn_count) = names
-            out[ready] = 1.0
-            out[poc], out[vah], out[val] = levels.poc, levels.vah, levels.val
-            out[hvn_count], out[lvn_count] = len(levels.hvns), len(levels.lvns)
+            (_, _, _, _, poc_dist, vah_dist, val_dist, inside, hvn_above, hvn_above_dist, hvn_below,
+             hvn_below_dist, lvn_above, lvn_above_dist, lvn_below, lvn_below_dist, _, _) = names = self.names[prefix]
             if mid2 is None:
                 for name in names[4:16]:
                     out[name] = 0.0
@@ -418,11 +435,11 @@ class VolumeProfile(Accumulator):
             for prices, above, above_dist, below, below_dist in (
                     (levels.hvns, hvn_above, hvn_above_dist, hvn_below, hvn_below_dist),
                     (levels.lvns, lvn_above, lvn_above_dist, lvn_below, lvn_below_dist)):
-                up = next((x for x in prices if x > mid), None)
-                down = next((x for x in reversed(prices) if x <= mid), None)
+                up = next((x for x in prices if x > mid), None) if prices else None
+                down = next((x for x in reversed(prices) if x <= mid), None) if prices else None
                 out[above], out[above_dist] = (up, up - mid) if up is not None else (0.0, 0.0)
                 out[below], out[below_dist] = (down, down - mid) if down is not None else (0.0, 0.0)
 
     def snapshot(self, rolling: bool = False) -> ProfileSnapshot | None:
         """The session (or rolling) profile as of the last TF2 close; None before the first."""
-        return self.levels["profile_2h" if rolling else "profile"].snapshot
+        return self.levels["profile_2h" if rolling else "profile"].snapshot()

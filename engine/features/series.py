@@ -65,16 +65,16 @@ class RollingSums:
         self.sums: list[list] = [[0] * width for _ in self.windows]
 
     def push(self, values: tuple) -> None:
-        ring, size, count, pos = self.ring, self.size, self.count, self.pos
+        ring, count, pos = self.ring, self.count, self.pos
         sums = self.sums
         for index, window in enumerate(self.windows):
-            if count >= window:
-                old = ring[(pos - window) % size]
+            if count >= window:  # the push leaving the window is ``window`` places back (a negative index wraps)
+                old = ring[pos - window]
                 sums[index] = [t + v - o for t, v, o in zip(sums[index], values, old, strict=True)]
             else:
                 sums[index] = [t + v for t, v in zip(sums[index], values, strict=True)]
         ring[pos] = values
-        self.pos = (pos + 1) % size
+        self.pos = pos + 1 if pos + 1 < self.size else 0
         self.count = count + 1
         if self.count % REFRESH == 0:
             self._recompute()

@@ -87,6 +87,9 @@ class TrendStrength(SampleFeature):
         self.tf_sums = {frame: RollingSums((p.tf_bars,), 3) for frame in (TF1, TF3)}
         self.tf2_sums = RollingSums(tuple(sorted({p.tf_bars, *self.bars})), 3)
         self.mids: deque[int] = deque(maxlen=max(self.bars) + 1)
+        self.tf_index = {TF1: 0, TF2: self.tf2_sums.windows.index(p.tf_bars), TF3: 0}
+        self.tf_names = {k: f"t_drift_tf{k}" for k in (1, 2, 3)}
+        self.tf_ready = {k: f"t_drift_tf{k}_ready" for k in (1, 2, 3)}
         self.out: dict[str, float] = {}
         for name in self.names:
             self.out.update({f"t_drift_{name}": 0.0, f"efficiency_ratio_{name}": 0.0, f"trend_t_{name}": 0.0,
@@ -115,11 +118,10 @@ class TrendStrength(SampleFeature):
         d = mid2 - prev
         sums.push((d, d * d, abs(d)))
         n = self.params.tf_bars
-        index = sums.windows.index(n)
-        if sums.filled(index) >= n:
-            total, squares, _ = sums.total(index)
-            self.out[f"t_drift_tf{k}"] = drift_t(total, squares, n, self.floor2)
-            self.out[f"t_drift_tf{k}_ready"] = 1.0
+        if sums.count >= n:
+            total, squares, _ = sums.sums[self.tf_index[frame]]
+            self.out[self.tf_names[k]] = drift_t(total, squares, n, self.floor2)
+            self.out[self.tf_ready[k]] = 1.0
 
     def _tf2(self, mid2: int) -> None:
         mids, sums, out = self.mids, self.tf2_sums, self.out

@@ -32,7 +32,7 @@ from engine.config.ranges import Count, FieldError, Positive, Seconds
 from engine.features.bars import NS, TF1
 from engine.features.sample import Sample
 from engine.features.sampled import SampleFeature
-from engine.features.series import CarriedMid, Ewma, RollingSums
+from engine.features.series import REFRESH, CarriedMid
 
 Span = Annotated[int, Meta(ge=1, le=86_400)]  # whole seconds, at most a day
 
@@ -74,34 +74,64 @@ def span_name(seconds: int) -> str:
 
 
 class _Horizon:
-    """Returns of one horizon: rolling sums of (r^2 in half ticks^2, r_bps^2) and their EWMAs."""
+    """Returns of one horizon: rolling sums of r^2 (half ticks^2, exact) and r_bps^2 over each window,
+    their mean squares, and the EWMAs (bias-corrected)."""
 
-    __slots__ = ("h", "step", "windows", "sums", "ewma", "ewma_bps", "prev", "outputs", "ewma_names", "root")
+    __slots__ = ("h", "step", "windows", "lengths", "size", "ring", "ring_bps", "pos", "n", "totals", "totals_bps",
+                 "mean2", "mean2_bps", "decay", "ewma", "ewma_bps", "ewma_weight", "prev", "root", "outputs",
+                 "ewma_names")
 
     def __init__(self, h: int, windows_s: tuple[int, ...], named_s: tuple[int, ...], half_life_s: float) -> None:
         self.h = h
         self.step = h * NS
         self.windows = windows_s
-        self.sums = RollingSums(tuple(w // h for w in windows_s), 2)
-        self.ewma = Ewma(half_life_s / h)
-        self.ewma_bps = Ewma(half_life_s / h)
+        self.lengths = [w // h for w in windows_s]  # window lengths in returns
+        self.size = max(self.lengths)
+        self.ring = [0] * self.size
+        self.ring_bps = [0.0] * self.size
+        self.pos = 0
+        self.n = 0
+        self.totals = [0] * len(windows_s)
+        self.totals_bps = [0.0] * len(windows_s)
+        self.mean2 = [0.0] * len(windows_s)  # mean r^2 (half ticks^2) of each window, 0 below min_returns
+        self.mean2_bps = [0.0] * len(windows_s)
+        self.decay = 0.5 ** (h / half_life_s)
+        self.ewma = self.ewma_bps = self.ewma_weight = 0.0
         self.prev: int | None = None  # carried mid2 at the previous boundary of this horizon
         self.root = math.sqrt(h)
-        self.outputs = [(windows_s.index(w), w // h, f"rv_{h}s_{span_name(w)}", f"rv_bps_{h}s_{span_name(w)}")
+        self.outputs = [(windows_s.index(w), f"rv_{h}s_{span_name(w)}", f"rv_bps_{h}s_{span_name(w)}")
                         for w in named_s]
         self.ewma_names = (f"rv_ewma_{h}s", f"rv_bps_ewma_{h}s")
 
-    def rms(self, index: int, min_returns: int) -> tuple[float, float]:
-        """rms of r (ticks, bps) over window ``index``; (0, 0) with fewer than ``min_returns``."""
-        sums = self.sums
-        n = min(sums.count, sums.windows[index])
-        if n < min_returns:
-            return 0.0, 0.0
-        squares, squares_bps = sums.sums[index]
-        return math.sqrt(squares / n) / 2, math.sqrt(max(squares_bps, 0.0) / n)
+    def add(self, d2: int, b2: float, min_returns: int) -> None:
+        """One return: ``d2`` its square in half ticks^2, ``b2`` in bps^2."""
+        ring, ring_bps, pos, n = self.ring, self.ring_bps, self.pos, self.n
+        totals, totals_bps, mean2, mean2_bps = self.totals, self.totals_bps, self.mean2, self.mean2_bps
+        for i, length in enumerate(self.lengths):
+            if n >= length:  # the return leaving the window is ``length`` places back (a negative index wraps)
+                totals[i] += d2 - ring[pos - length]
+                totals_bps[i] += b2 - ring_bps[pos - length]
+                held = length
+            else:
+                totals[i] += d2
+                totals_bps[i] += b2
+                held = n + 1
+            if held >= min_returns:
+                mean2[i], mean2_bps[i] = totals[i] / held, max(totals_bps[i], 0.0) / held
+        ring[pos], ring_bps[pos] = d2, b2
+        self.pos = pos + 1 if pos + 1 < self.size else 0
+        self.n = n + 1
+        if self.n % REFRESH == 0:  # float sums: recompute from the ring now and then
+            for i, length in enumerate(self.lengths):
+                held = min(self.n, length)
+                totals_bps[i] = math.fsum(ring_bps[(self.pos - k - 1) % self.size] for k in range(held))
+        decay = self.decay
+        self.ewma = decay * self.ewma + (1.0 - decay) * d2
+        self.ewma_bps = decay * self.ewma_bps + (1.0 - decay) * b2
+        self.ewma_weight = decay * self.ewma_weight + (1.0 - decay)
 
     def full(self, window_s: int) -> bool:
-        return self.sums.count >= window_s // self.h
+        return self.n >= window_s // self.h
 
 
 class RealisedVolatility(SampleFeature):
@@ -115,11 +145,12 @@ class RealisedVolatility(SampleFeature):
         self.horizons = [_Horizon(h, base_windows if h == base else tuple(sorted(p.windows_s)), tuple(p.windows_s),
                                   p.ewma_half_life_s) for h in sorted(p.horizons_s)]
         first = self.horizons[0]
-        self.ratios = [(first.windows.index(short), first.windows.index(long), long,
+        self.ratios = [(first.windows.index(short), first.windows.index(long), long // base,
                         f"vol_ratio_{span_name(short)}_{span_name(long)}") for short, long in p.ratio_windows_s]
         self.jump_index = first.windows.index(p.jump_sigma_window_s)
         self.jump_min = 12 * p.min_returns
         self.jump2, self.shock2 = p.jump_sigmas ** 2, p.shock_sigmas ** 2
+        self.jump_window, self.shock_window = p.jump_window_s * NS, p.shock_window_s * NS
         self.sigma1 = next(h for h in self.horizons if h.h == p.sigma1_horizon_s)
         self.sigma1_name = f"rv_{p.sigma1_horizon_s}s_{span_name(p.sigma1_window_s)}"
         self.mid = CarriedMid()
@@ -128,7 +159,7 @@ class RealisedVolatility(SampleFeature):
         self.ready = False
         self.out: dict[str, float] = {}
         for horizon in self.horizons:
-            for *_, ticks, bps in horizon.outputs:
+            for _, ticks, bps in horizon.outputs:
                 self.out[ticks] = self.out[bps] = 0.0
             self.out.update(dict.fromkeys(horizon.ewma_names, 0.0))
         self.out.update({f"rv_ready_{span_name(w)}": 0.0 for w in p.windows_s})
@@ -157,39 +188,41 @@ class RealisedVolatility(SampleFeature):
         base = horizon.h == self.base
         if base:
             self._test_jump(horizon, ts, d)
-        horizon.sums.push((d * d, r_bps * r_bps))
-        out, root, min_returns = self.out, horizon.root, self.params.min_returns
+        horizon.add(d * d, r_bps * r_bps, self.params.min_returns)
+        out, root = self.out, horizon.root
         ticks_name, bps_name = horizon.ewma_names
-        out[ticks_name] = math.sqrt(horizon.ewma.add(d * d / 4)) / root
-        out[bps_name] = math.sqrt(horizon.ewma_bps.add(r_bps * r_bps)) / root
-        for index, _, ticks_name, bps_name in horizon.outputs:
-            ticks, bps = horizon.rms(index, min_returns)
-            out[ticks_name], out[bps_name] = ticks / root, bps / root
+        weight = horizon.ewma_weight
+        out[ticks_name] = math.sqrt(horizon.ewma / weight) / 2 / root
+        out[bps_name] = math.sqrt(horizon.ewma_bps / weight) / root
+        mean2, mean2_bps = horizon.mean2, horizon.mean2_bps
+        for index, ticks_name, bps_name in horizon.outputs:
+            out[ticks_name] = math.sqrt(mean2[index]) / 2 / root
+            out[bps_name] = math.sqrt(mean2_bps[index]) / root
         if base:
-            for short, long, long_s, name in self.ratios:
-                high = horizon.rms(long, min_returns)[0]
-                out[name] = horizon.rms(short, min_returns)[0] / high if high > 0 and horizon.full(long_s) else 0.0
+            n = horizon.n
+            for short, long, length, name in self.ratios:
+                high = mean2[long]
+                out[name] = math.sqrt(mean2[short] / high) if high > 0 and n >= length else 0.0
         if horizon is self.sigma1:
             out["sigma1"] = out[self.sigma1_name] * root
 
     def _test_jump(self, horizon: _Horizon, ts: int, d: int) -> None:
-        sums = horizon.sums
-        n = min(sums.count, sums.windows[self.jump_index])
+        n = min(horizon.n, horizon.lengths[self.jump_index])
         if n >= self.jump_min and d:
-            sigma2 = sums.sums[self.jump_index][0] / n  # half ticks^2, the returns before this one
+            sigma2 = horizon.totals[self.jump_index] / n  # half ticks^2, the returns before this one
             if sigma2 > 0:
                 ratio2 = d * d / sigma2
                 if ratio2 > self.jump2:
                     self.jumps.append(ts)
                 if ratio2 > self.shock2:
                     self.shocks.append(ts)
-        p = self.params
-        for times, window_s in ((self.jumps, p.jump_window_s), (self.shocks, p.shock_window_s)):
-            cutoff = ts - window_s * NS
-            while times and times[0] <= cutoff:
-                times.popleft()
-        self.out["jump_count"] = float(len(self.jumps))
-        self.out["shock_jump_count"] = float(len(self.shocks))
+        jumps, shocks = self.jumps, self.shocks
+        while jumps and jumps[0] <= ts - self.jump_window:
+            jumps.popleft()
+        while shocks and shocks[0] <= ts - self.shock_window:
+            shocks.popleft()
+        self.out["jump_count"] = float(len(jumps))
+        self.out["shock_jump_count"] = float(len(shocks))
 
     def _readiness(self) -> None:
         p, out = self.params, self.out

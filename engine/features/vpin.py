@@ -69,6 +69,7 @@ class Vpin(Accumulator):
         self.capacity = 0
         self.count = 0
         self.moves = RollingBaseline(p.buckets, 2, 1e-12)  # bucket price changes, for BVC
+        self.out: dict[str, float] = {}
 
     def handlers(self) -> dict[type, Callable]:
         return {Trade: self.on_trade}
@@ -133,9 +134,9 @@ class Vpin(Accumulator):
             self.imbalance = math.fsum(i for i, _ in closed)
 
     def values(self, ts: int) -> dict[str, float]:
-        return {
-            "vpin": self.imbalance / self.capacity if self.capacity else 0.0,
-            "vpin_ready": 1.0 if len(self.closed) >= self.params.buckets else 0.0,
-            "vpin_buckets": float(self.count),
-            "vpin_bucket_volume": float(self.size),
-        }
+        out = self.out
+        out["vpin"] = self.imbalance / self.capacity if self.capacity else 0.0
+        out["vpin_ready"] = 1.0 if len(self.closed) >= self.params.buckets else 0.0
+        out["vpin_buckets"] = float(self.count)
+        out["vpin_bucket_volume"] = float(self.size)
+        return out

@@ -26,7 +26,8 @@ STEPS = st.lists(
 
 def market_events(steps: list[tuple], start_ns: int = 1_000 * NS + 250 * MS, hidden_every: int = 5) -> list:
     """Events of one instrument from drawn steps: adds around a drifting mid, deletes of live orders,
-    trades near the touch (some hidden, fills of one order sharing a match id), and clocks."""
+    trades (visible ones at the resting side's best or one tick through it, hidden ones anywhere near
+    the touch; fills of one order share a match id; trades do not change the book), and clocks."""
     e = EventBuilder(instrument_id=1, ts=start_ns, step_ns=0)
     bid, ask = 1000, 1004
     events = [e(OrderAdd, 1, BUY, bid, 50, last=False), e(OrderAdd, 2, SELL, ask, 50)]
@@ -47,10 +48,15 @@ def market_events(steps: list[tuple], start_ns: int = 1_000 * NS + 250 * MS, hid
         elif kind == "delete" and live:
             victim = live.pop(offset * 7 % len(live))
             events.append(e(OrderDelete, victim, sides[victim][0], sides[victim][1], 0))
-        elif kind == "trade":
+        elif kind == "trade":  # visible prints hit the resting side's best (or walk one tick); else hidden
             match = match if same else match + 1
-            price = ask + offset % 2 if side == BUY else bid - offset % 2
-            events.append(e(Trade, price, size, side, i, match, i % hidden_every == 0))
+            resting = [sides[o][1] for o in live if sides[o][0] == -side]
+            if resting and i % hidden_every:
+                best = min(resting) if side == BUY else max(resting)
+                events.append(e(Trade, best + side * (offset % 2), size, side, i, match, False))
+            else:
+                price = ask + offset % 2 if side == BUY else bid - offset % 2
+                events.append(e(Trade, price, size, side, i, match, True))
         elif kind == "move":
             step = offset - 2
             bid, ask = bid + step, ask + step

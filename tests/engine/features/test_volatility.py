@@ -115,3 +115,17 @@ def test_amzn_day_reproduces_the_spec_return_std_within_two_standard_errors(amzn
         per_return = last[f"rv_bps_{h}s_390m"] * math.sqrt(h)
         assert per_return == pytest.approx(expected, rel=tolerance), h
     assert last["rv_ready_390m"] == 0.0  # the first return of the day is at 09:30:02, so 23,399 of 23,400
+
+
+def test_windows_stay_exact_past_the_periodic_recomputation_of_float_sums():
+    """After 5,000 one-second returns (past the float-sum recomputation) the bps rms equals numpy's."""
+    rng = np.random.default_rng(3)
+    mids = 20_000 + np.cumsum(rng.integers(-3, 4, size=5_001))
+    feature = RealisedVolatility(VolatilityParams(horizons_s=(1,), windows_s=(60, 300), sigma1_horizon_s=1,
+                                                  sigma1_window_s=60, ratio_windows_s=(), jump_sigma_window_s=300))
+    for t, mid in enumerate(mids, start=1):
+        feature.on_sample(make_sample(t, bid=int(mid) - 1, ask=int(mid) + 1))
+    bps = 1e4 * np.diff(np.log(mids.astype(float)))
+    for window in (60, 300):
+        name = f"rv_bps_1s_{window // 60}m"
+        assert feature.values()[name] == pytest.approx(math.sqrt(np.mean(bps[-window:] ** 2)), rel=1e-9)
