@@ -4,9 +4,10 @@ for what the book view shows (``BookShape``: slopes, asymmetry, cost of taking Q
 
 ``LiquidityFlow`` (market stage, per event):
 - aggressive orders are the fills sharing a match_id (or, without one, the same ts_event and sign),
-  as ``TradeFlow`` counts them; ``median_trade_size``: the median size of the aggressive orders of the
-  last 30 min (the Q unit of the cost), refreshed at TF2 closes (an order joins once the next one
-  starts, i.e. once it is known to be complete);
+  as ``TradeFlow`` counts them (a print without an aggressor side belongs to no order here);
+  ``median_trade_size``: the median size of the aggressive orders of the last 30 min (the Q unit of
+  the cost), refreshed at TF2 closes (an order joins once the next one starts, i.e. once it is known
+  to be complete);
 - ``effective_spread = 2 eps (vwap_order - m)`` in ticks for the last aggressive order, ``m`` the mid
   before its first fill. The book may show the state after that fill (LOBSTER applies the execution
   first), so ``m`` is rebuilt: for a visible fill at p the touched side's best was p (a fill sells

@@ -23,7 +23,9 @@ tested bins (those with ``N~ > 0``), separately for the high and the low tail. H
 of the smoothed profile (the kernel average with j included) whose high-tail test is significant;
 LVN: a local minimum of the smoothed profile with an HVN on each side whose low-tail test is
 significant. Node extent: the contiguous bins where the smoothed profile stays >= 50 % (HVN) or
-<= 150 % (LVN) of its value at the node. Nothing is tested below ``min_trades`` trades.
+<= 150 % (LVN) of its value at the node. Nothing is tested below ``min_trades`` trades. The node
+test (a few numpy passes) runs at the TF2 closes on whole minutes (``node_every_s`` = 60 s); the
+nodes hold in between, while POC and value area follow every TF2 close.
 
 Values (prefix ``profile_`` for the session, ``profile_2h_`` for the rolling profile), ticks:
 ``poc``, ``vah``, ``val``, their distances ``*_dist = level - mid``, ``in_value_area`` (VAL <= mid <=

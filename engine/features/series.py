@@ -1,5 +1,6 @@
 """Small building blocks of the bar features: the usable mid of a sample, rolling sums over several
-trailing windows of one bar series, a ring of cumulative counters, an EWMA and a bar-boundary trigger.
+trailing windows of one bar series, a ring of cumulative counters, an EWMA, a rolling median, a
+bar-boundary trigger for accumulators, and window names.
 
 Conventions shared by every bar feature (engine/features/volatility.py, trend.py, impact.py, ...):
 
@@ -13,7 +14,6 @@ Conventions shared by every bar feature (engine/features/volatility.py, trend.py
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left, insort
 from collections import deque
 
@@ -167,9 +167,9 @@ class BoundaryTrigger:
         return False
 
 
-def finite(x: float) -> float:
-    """``x`` when finite, else 0.0 (the last guard of values that divide)."""
-    return x if math.isfinite(x) else 0.0
+def span_name(seconds: int) -> str:
+    """A window's name: ``300 -> "5m"``, ``3600 -> "60m"``, ``45 -> "45s"``."""
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
 
 
 class RollingMedian:

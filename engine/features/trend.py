@@ -34,8 +34,7 @@ from engine.config.ranges import FieldError, Positive
 from engine.features.bars import TF1, TF2, TF3
 from engine.features.sample import Sample
 from engine.features.sampled import SampleFeature
-from engine.features.series import CarriedMid, RollingSums
-from engine.features.volatility import span_name
+from engine.features.series import CarriedMid, RollingSums, span_name
 
 TF2_S = 10
 

@@ -32,7 +32,7 @@ from engine.config.ranges import Count, FieldError, Positive, Seconds
 from engine.features.bars import NS, TF1
 from engine.features.sample import Sample
 from engine.features.sampled import SampleFeature
-from engine.features.series import REFRESH, CarriedMid
+from engine.features.series import REFRESH, CarriedMid, span_name
 
 Span = Annotated[int, Meta(ge=1, le=86_400)]  # whole seconds, at most a day
 
@@ -66,11 +66,6 @@ class VolatilityParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
         for short, long in self.ratio_windows_s:
             if short >= long:
                 raise FieldError(f"ratio window ({short}, {long}): the short window must be shorter", "ratio_windows_s")
-
-
-def span_name(seconds: int) -> str:
-    """``300 -> "5m"``, ``3600 -> "60m"``, ``45 -> "45s"`` (names of windows)."""
-    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
 
 
 class _Horizon:

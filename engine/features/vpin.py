@@ -17,6 +17,9 @@ to a trading day of ``session_s`` seconds, and floored at ``min_bucket_lots``. B
 differ in size early in a day; the sum of their sizes is the denominator. ``vpin_ready`` once n
 buckets are complete (before that VPIN is over the complete buckets so far).
 
+With n = 50 buckets of a fiftieth of a day's volume, VPIN spans about one day of volume: on the
+first day of a replay it is ready only near the close (on the AMZN sample after ~23,000 s).
+
 Values: ``vpin``, ``vpin_ready``, ``vpin_buckets`` (complete buckets so far), ``vpin_bucket_volume``
 (size of the open bucket). Per trade O(1) amortised (a trade spanning k buckets costs O(k)).
 """
