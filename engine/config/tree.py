@@ -21,6 +21,19 @@ import msgspec
 from msgspec import Meta
 
 from engine.config.detectors import DetectorsConfig
+from engine.config.features import (
+    BookSlopeParams,
+    ImpactParams,
+    LiquidityFlowParams,
+    OfiBiasParams,
+    StructureParams,
+    TradeIntensityParams,
+    TrendParams,
+    VolatilityParams,
+    VolumeAccelerationParams,
+    VolumeProfileParams,
+    VpinParams,
+)
 from engine.config.ranges import (
     BusyTimeout,
     Count,
@@ -77,6 +90,17 @@ class FeatureConfig(_Section, frozen=True):
     trade_window_s: Annotated[list[Seconds], Meta(min_length=1)] = msgspec.field(
         default_factory=lambda: [5.0, 30.0])  # trade-imbalance windows (distinct)
     spread_window_s: Seconds = 10.0  # time-weighted mean spread window
+    ofi_bias: OfiBiasParams = OfiBiasParams()
+    volatility: VolatilityParams = VolatilityParams()
+    trade_intensity: TradeIntensityParams = TradeIntensityParams()
+    volume_acceleration: VolumeAccelerationParams = VolumeAccelerationParams()
+    trend: TrendParams = TrendParams()
+    impact: ImpactParams = ImpactParams()
+    book_slope: BookSlopeParams = BookSlopeParams()
+    liquidity_flow: LiquidityFlowParams = LiquidityFlowParams()
+    vpin: VpinParams = VpinParams()
+    profile: VolumeProfileParams = VolumeProfileParams()
+    structure: StructureParams = StructureParams()
 
     def __post_init__(self) -> None:
         check_distinct("depth_ticks", self.depth_ticks)

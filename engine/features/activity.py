@@ -23,24 +23,12 @@ from __future__ import annotations
 
 import math
 
-import msgspec
-
-from engine.config.ranges import Count, FieldError, Positive, Seconds
+from engine.config.features import TradeIntensityParams, VolumeAccelerationParams
 from engine.features.bars import TF1, TF2
 from engine.features.baseline import RollingBaseline
 from engine.features.sample import Sample
 from engine.features.sampled import SampleFeature
 from engine.features.series import CumulativeRing, Ewma
-
-
-class TradeIntensityParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Parameters of F11."""
-
-    window_s: Count = 10  # W: aggressive orders counted over the last W seconds (whole TF1 bars)
-    ewma_half_life_s: Seconds = 10.0  # half-life of the EWMA of the per-second counts
-    baseline_samples: Count = 180  # W_base: TF2 samples in the z baseline (30 min)
-    baseline_min_samples: Count = 30  # z is 0 until the baseline holds this many
-    sigma_floor: Positive = 0.01  # floor of the baseline std, orders per second
 
 
 class TradeIntensity(SampleFeature):
@@ -78,18 +66,6 @@ class TradeIntensity(SampleFeature):
     def values(self) -> dict[str, float]:
         """Current values (this feature's own mapping: copy it to keep it past the next sample)."""
         return self.out
-
-
-class VolumeAccelerationParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Parameters of F12."""
-
-    short_s: Count = 30  # the recent window, whole seconds
-    long_s: Count = 300  # the reference window, whole seconds (longer than short_s)
-    zero_floor_lots: Positive = 0.5  # V_short is floored at this many lots so the log stays finite
-
-    def __post_init__(self) -> None:
-        if self.short_s >= self.long_s:
-            raise FieldError("short_s must be shorter than long_s", "short_s")
 
 
 class VolumeAcceleration(SampleFeature):

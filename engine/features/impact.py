@@ -18,23 +18,12 @@ from __future__ import annotations
 
 import math
 
-import msgspec
-
-from engine.config.ranges import Count, Positive
+from engine.config.features import ImpactParams
 from engine.features.bars import TF2
 from engine.features.baseline import RollingBaseline
 from engine.features.sample import Sample
 from engine.features.sampled import SampleFeature
 from engine.features.series import CarriedMid, RollingSums
-
-
-class ImpactParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Parameters of F14."""
-
-    bars: Count = 60  # N: TF2 bars in the rolling regression and in the Amihud mean
-    baseline_samples: Count = 180  # W_base: TF2 samples in the baseline of lambda (30 min)
-    baseline_min_samples: Count = 30  # kyle_lambda_z is 0 until the baseline holds this many
-    sigma_floor: Positive = 1e-6  # floor of the baseline std of lambda, ticks per lot
 
 
 class PriceImpact(SampleFeature):

@@ -1,6 +1,6 @@
 """Book shape and liquidity cost (SPEC F16, F17): a per-trade accumulator for what needs the trades
 (``LiquidityFlow``: median order size, effective spread, sweeps, resiliency) and a per-sample feature
-for what the book view shows (``BookShape``: slopes, asymmetry, cost of taking Q lots).
+for what the book view shows (``BookSlope``: slopes, asymmetry, cost of taking Q lots).
 
 ``LiquidityFlow`` (market stage, per event):
 - aggressive orders are the fills sharing a match_id (or, without one, the same ts_event and sign),
@@ -23,7 +23,7 @@ for what the book view shows (``BookShape``: slopes, asymmetry, cost of taking Q
   spread's excess over the median first halved (its "half-life"); a new sweep restarts the clock; no
   clock runs before the median exists. ``resiliency_ready`` once one recovery completed.
 
-``BookShape`` (feature stage, per sample, from the view's top levels):
+``BookSlope`` (feature stage, per sample, from the view's top levels):
 - F16: cumulative depth ``C(k)`` within k bins of ``w`` ticks of the best (w = ``bin_ticks``, 1 on a
   large-tick instrument), k = 1..N = 10, slope through the origin ``S = sum k C(k) / sum k^2`` divided
   by w (lots per tick), per side; ``book_asymmetry = (S_b - S_a) / (S_b + S_a)`` (0 unless both > 0).
@@ -38,13 +38,9 @@ for what the book view shows (``BookShape``: slopes, asymmetry, cost of taking Q
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
-
-import msgspec
-from msgspec import Meta
 
 from engine.book import OrderBook
-from engine.config.ranges import Count, Seconds
+from engine.config.features import BookSlopeParams, LiquidityFlowParams
 from engine.events import Trade
 from engine.features.bars import NS
 from engine.features.listener import Accumulator
@@ -53,13 +49,6 @@ from engine.features.sampled import SampleFeature
 from engine.features.series import BoundaryTrigger, RollingMedian, usable_mid2
 
 TF2_NS = 10 * NS
-
-
-class LiquidityFlowParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Parameters of the trade side of F17."""
-
-    median_window_s: Seconds = 1800.0  # median order size and median spread over this trailing window (30 min)
-    sweep_levels: Annotated[int, Meta(ge=2, le=100)] = 2  # a sweep fills at this many distinct prices or more
 
 
 class LiquidityFlow(Accumulator):
@@ -176,20 +165,11 @@ class LiquidityFlow(Accumulator):
         self.out["median_trade_size"] = float(median or 0.0)
 
 
-class BookShapeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Parameters of F16 and the book side of F17."""
-
-    slope_bins: Count = 10  # N: cumulative depth within k = 1..N bins of the best
-    bin_ticks: Count = 1  # w: ticks per bin (large tick 1; small tick about the median spread)
-    cost_multiples: Annotated[tuple[Annotated[int, Meta(ge=1, le=1000)], ...], Meta(min_length=1)] = (
-        1, 5)  # Q = these multiples of the median aggressive order size
-
-
-class BookShape(SampleFeature):
+class BookSlope(SampleFeature):
     """F16 and the cost of F17 over the samples of one instrument (reads ``median_trade_size``)."""
 
-    def __init__(self, params: BookShapeParams | None = None) -> None:
-        p = self.params = params or BookShapeParams()
+    def __init__(self, params: BookSlopeParams | None = None) -> None:
+        p = self.params = params or BookSlopeParams()
         n = p.slope_bins
         self.triangle = n * (n + 1) // 2
         self.squares = n * (n + 1) * (2 * n + 1) // 6

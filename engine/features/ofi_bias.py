@@ -17,28 +17,12 @@ Reads the ``OrderFlowImbalance`` values (engine/features/ofi.py) from ``sample.f
 from __future__ import annotations
 
 from collections import deque
-from typing import Annotated
 
-import msgspec
-from msgspec import Meta
-
-from engine.config.ranges import Count, Positive
+from engine.config.features import OfiBiasParams
 from engine.features.bars import TF1, TF2
 from engine.features.baseline import RollingBaseline
 from engine.features.sample import Sample
 from engine.features.sampled import SampleFeature
-
-
-class OfiBiasParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Parameters of F7."""
-
-    half_life_bars: Positive = 10.0  # h: half-life of the EMA of sign(OFI_1s), in TF1 bars
-    persistence_bars: Count = 30  # persistence: share of this many last TF1 bars with the current sign
-    windows_s: Annotated[tuple[Annotated[int, Meta(ge=1)], ...], Meta(min_length=1)] = (
-        1, 10, 60)  # OFI windows scored, seconds (ofi_{W}s must be in the flow)
-    baseline_samples: Count = 180  # W_base: TF2 samples in the baseline (30 min)
-    baseline_min_samples: Count = 30  # z is 0 until the baseline holds this many
-    sigma_floor: Positive = 1.0  # floor of the baseline std, lots (z = (x - mean) / max(std, floor))
 
 
 class OfiBias(SampleFeature):

@@ -41,36 +41,18 @@ import math
 from collections import deque
 from collections.abc import Callable
 from statistics import NormalDist
-from typing import Annotated
 
 import msgspec
 import numpy as np
-from msgspec import Meta
 
 from engine.book import OrderBook
-from engine.config.ranges import AtLeastOne, Count, OpenShare, Positive, Seconds, Share
+from engine.config.features import VolumeProfileParams
 from engine.events import Trade
 from engine.features.bars import NS
 from engine.features.listener import Accumulator
 from engine.features.series import BoundaryTrigger
 
 TF2_NS = 10 * NS
-
-
-class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Parameters of F24."""
-
-    bin_ticks: Annotated[int, Meta(ge=0, le=1_000_000)] = 0  # w in ticks; 0: from the first minutes' median spread
-    bin_warmup_s: Seconds = 300.0  # the median spread of the TF1 closes over this first stretch fixes w
-    rolling_s: Seconds = 7200.0  # window of the rolling profile (2 h)
-    value_area_share: OpenShare = 0.70  # the value area holds at least this share of the volume
-    bandwidth_bins: Positive = 3.0  # h: bandwidth of the Gaussian kernel of the node test, bins
-    kernel_reach: Positive = 3.0  # the kernel spans |k - j| <= kernel_reach * h bins
-    alpha: OpenShare = 0.01  # one-sided level of the node test, Benjamini-Hochberg over bins
-    hvn_extent: Share = 0.5  # an HVN extends while the smoothed profile stays >= this share of its peak
-    lvn_extent: AtLeastOne = 1.5  # an LVN extends while the smoothed profile stays <= this times its trough
-    min_trades: Count = 100  # no node is tested in a profile of fewer trades
-    node_every_s: Annotated[int, Meta(ge=10, le=86_400)] = 60  # node test at the TF2 closes on multiples of this, s
 
 
 KEYS = ("ready", "poc", "vah", "val", "poc_dist", "vah_dist", "val_dist", "in_value_area", "hvn_above",
@@ -216,7 +198,7 @@ def _bh(pvalues: np.ndarray, alpha: float) -> np.ndarray:
     return reject
 
 
-def find_nodes(counts: list[int], params: ProfileParams) -> list[tuple[str, int, int, int, float]]:
+def find_nodes(counts: list[int], params: VolumeProfileParams) -> list[tuple[str, int, int, int, float]]:
     """The significant nodes of a profile's trade counts: (kind, index, lo index, hi index, z)."""
     n = np.asarray(counts, dtype=float)
     reach = int(params.kernel_reach * params.bandwidth_bins)
@@ -297,8 +279,8 @@ class _Levels:
 class VolumeProfile(Accumulator):
     """F24 for one instrument (needs its book for the spread warm-up and the mid)."""
 
-    def __init__(self, book: OrderBook, params: ProfileParams | None = None) -> None:
-        p = self.params = params or ProfileParams()
+    def __init__(self, book: OrderBook, params: VolumeProfileParams | None = None) -> None:
+        p = self.params = params or VolumeProfileParams()
         self.book = book
         self.width = p.bin_ticks or None
         self.session = Histogram()

@@ -25,18 +25,11 @@ from collections.abc import Callable
 import msgspec
 
 from engine.book import OrderBook
-from engine.config.ranges import Count
+from engine.config.features import StructureParams
 from engine.events import Trade
 from engine.features.bars import NS
 from engine.features.listener import Accumulator
 from engine.features.series import BoundaryTrigger
-
-
-class StructureParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Parameters of F25."""
-
-    swings_kept: Count = 5  # K: swings kept per side
-    bar_s: Count = 10  # bar length of the fractal rule, whole seconds (TF2)
 
 
 class Swing(msgspec.Struct, frozen=True, gc=False):

@@ -25,32 +25,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Annotated
 
-import msgspec
-from msgspec import Meta
-
-from engine.config.ranges import FieldError, Positive
+from engine.config.features import TrendParams
 from engine.features.bars import TF1, TF2, TF3
 from engine.features.sample import Sample
 from engine.features.sampled import SampleFeature
 from engine.features.series import CarriedMid, RollingSums, span_name
 
 TF2_S = 10
-
-
-class TrendParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Parameters of F13."""
-
-    windows_s: Annotated[tuple[Annotated[int, Meta(ge=30, le=86_400)], ...], Meta(min_length=1)] = (
-        300, 1200)  # W of t_drift, ER and the OLS t, whole multiples of the 10 s TF2 bar
-    tf_bars: Annotated[int, Meta(ge=3, le=10_000)] = 30  # t_drift per timeframe over this many bars of each
-    sigma_floor_ticks: Positive = 0.05  # floor of the std of mid changes (and of OLS residuals), ticks
-
-    def __post_init__(self) -> None:
-        for window in self.windows_s:
-            if window % TF2_S:
-                raise FieldError(f"window {window} s is not a whole number of 10 s bars", "windows_s")
 
 
 def drift_t(total: int, squares: int, n: int, floor2: float) -> float:

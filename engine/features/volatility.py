@@ -23,49 +23,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Annotated
 
-import msgspec
-from msgspec import Meta
-
-from engine.config.ranges import Count, FieldError, Positive, Seconds
+from engine.config.features import VolatilityParams
 from engine.features.bars import NS, TF1
 from engine.features.sample import Sample
 from engine.features.sampled import SampleFeature
 from engine.features.series import REFRESH, CarriedMid, span_name
-
-Span = Annotated[int, Meta(ge=1, le=86_400)]  # whole seconds, at most a day
-
-
-class VolatilityParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Parameters of F10 realised volatility."""
-
-    horizons_s: Annotated[tuple[Span, ...], Meta(min_length=1)] = (1, 10, 60)  # return horizons h, whole seconds
-    windows_s: Annotated[tuple[Span, ...], Meta(min_length=1)] = (300, 3600)  # windows W, multiples of every h
-    ewma_half_life_s: Seconds = 300.0  # half-life of the EWMA of r^2
-    sigma1_horizon_s: Span = 60  # sigma1 = rv at this horizon (one of horizons_s) * sqrt(it)
-    sigma1_window_s: Span = 3600  # ... over this window (one of windows_s)
-    ratio_windows_s: Annotated[tuple[tuple[Span, Span], ...], Meta(max_length=8)] = (
-        (300, 3600), (60, 1800))  # VR pairs (short, long) on the shortest horizon
-    jump_sigmas: Positive = 4.0  # a jump: |r| above this many sigma of the shortest horizon
-    jump_window_s: Span = 300  # jump_count counts jumps over this trailing window
-    shock_sigmas: Positive = 6.0  # shock_jump_count: |r| above this many sigma...
-    shock_window_s: Span = 60  # ... over this trailing window
-    jump_sigma_window_s: Span = 3600  # sigma of a jump test: rms of the returns over this window before it
-    min_returns: Count = 5  # a window with fewer returns reports 0 (and the jump test needs 12x this)
-
-    def __post_init__(self) -> None:
-        for window in (*self.windows_s, self.sigma1_window_s):
-            for h in self.horizons_s:
-                if window % h:
-                    raise FieldError(f"window {window} s is not a multiple of the horizon {h} s", "windows_s")
-        if self.sigma1_horizon_s not in self.horizons_s:
-            raise FieldError("sigma1_horizon_s must be one of horizons_s", "sigma1_horizon_s")
-        if self.sigma1_window_s not in self.windows_s:
-            raise FieldError("sigma1_window_s must be one of windows_s", "sigma1_window_s")
-        for short, long in self.ratio_windows_s:
-            if short >= long:
-                raise FieldError(f"ratio window ({short}, {long}): the short window must be shorter", "ratio_windows_s")
 
 
 class _Horizon:

@@ -29,28 +29,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Annotated
 
-import msgspec
-from msgspec import Meta
-
-from engine.config.ranges import Count, Seconds
+from engine.config.features import VpinParams
 from engine.events import Trade
 from engine.features.baseline import RollingBaseline
 from engine.features.listener import Accumulator
 
 NS = 1_000_000_000
-
-
-class VpinParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Parameters of F15."""
-
-    buckets: Count = 50  # n: complete buckets in the VPIN sum
-    buckets_per_day: Count = 50  # V_B = mean daily volume / this
-    daily_volume: Annotated[int, Meta(ge=0)] = 0  # mean daily volume in lots; 0: estimated causally
-    session_s: Seconds = 23_400.0  # trading-day length the running volume rate is extrapolated to (6.5 h)
-    min_elapsed_s: Seconds = 300.0  # the running rate divides by at least this much time
-    min_bucket_lots: Count = 100  # floor of an estimated V_B
 
 
 class Vpin(Accumulator):

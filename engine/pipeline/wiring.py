@@ -20,12 +20,21 @@ from engine.detectors.walls import WallAccumulator, WallDetector
 from engine.detectors.withdrawal import WithdrawalDetector
 from engine.events import InstrumentDef
 from engine.execution.exchange import BookWalkExchange, ExecutionStage
+from engine.features.activity import TradeIntensity, VolumeAcceleration
 from engine.features.engine import FeatureEngine
 from engine.features.flow import TradeFlow
+from engine.features.impact import PriceImpact
+from engine.features.liquidity import BookSlope, LiquidityFlow
 from engine.features.listener import Accumulator, Listener
 from engine.features.ofi import OrderFlowImbalance
+from engine.features.ofi_bias import OfiBias
+from engine.features.profile import VolumeProfile
 from engine.features.sampled import SampleFeature
 from engine.features.shape import BookShape, SpreadTime
+from engine.features.structure import SwingStructure
+from engine.features.trend import TrendStrength
+from engine.features.volatility import RealisedVolatility
+from engine.features.vpin import Vpin
 from engine.pipeline.lanes import FeatureStage, MarketStage
 from engine.portfolio import Portfolio
 from engine.risk import MaxOrderSize, OrderRate, PositionLimit, RiskManager, UsableBook
@@ -74,10 +83,15 @@ def build_lane(instrument: InstrumentDef, config: Config, strategies: StrategyFa
 def market_accumulators(context: DetectorContext, config: Config) -> list[Accumulator]:
     """The per-event accumulators of one instrument's market stage."""
     features = config.features
+    book = context.book
     return [
         TradeFlow(tuple(features.trade_window_s)),
-        OrderFlowImbalance(context.book),
-        SpreadTime(context.book, features.spread_window_s),
+        OrderFlowImbalance(book),
+        SpreadTime(book, features.spread_window_s),
+        LiquidityFlow(book, features.liquidity_flow),
+        Vpin(features.vpin),
+        VolumeProfile(book, features.profile),
+        SwingStructure(book, features.structure),
     ]
 
 
@@ -103,8 +117,18 @@ def market_detectors(context: DetectorContext, config: Config) -> list[Listener]
 
 
 def sample_features(config: Config) -> list[SampleFeature]:
-    """The per-sample features of one instrument's feature stage."""
-    return [BookShape(tuple(sorted(config.features.depth_ticks)))]
+    """The per-sample features of one instrument's feature stage (SPEC section 2, the bar features)."""
+    f = config.features
+    return [
+        BookShape(tuple(sorted(f.depth_ticks))),
+        OfiBias(f.ofi_bias),
+        RealisedVolatility(f.volatility),
+        TradeIntensity(f.trade_intensity),
+        VolumeAcceleration(f.volume_acceleration),
+        TrendStrength(f.trend),
+        PriceImpact(f.impact),
+        BookSlope(f.book_slope),
+    ]
 
 
 def build_portfolio_stages(instruments: list[InstrumentDef], config: Config, no_ml: bool) -> list[tuple[str, object]]:

@@ -118,7 +118,7 @@ def amzn_day() -> DayRun:
     from engine.features.bars import TF2
     from engine.features.flow import TradeFlow
     from engine.features.impact import PriceImpact
-    from engine.features.liquidity import BookShape, LiquidityFlow
+    from engine.features.liquidity import BookSlope, LiquidityFlow
     from engine.features.ofi import OrderFlowImbalance
     from engine.features.ofi_bias import OfiBias
     from engine.features.profile import VolumeProfile
@@ -140,7 +140,7 @@ def amzn_day() -> DayRun:
                                  lambda c: SwingStructure(c.book), batch_size=4096)
     day_long = VolatilityParams(windows_s=(300, 3600, 23_400))  # one window spans the whole day
     features = [RealisedVolatility(day_long), OfiBias(), TradeIntensity(), VolumeAcceleration(), TrendStrength(),
-                PriceImpact(), BookShape()]
+                PriceImpact(), BookSlope()]
     run = DayRun(samples=len(samples))
     for sample in samples:
         values = dict(sample.flow)

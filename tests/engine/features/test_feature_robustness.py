@@ -12,10 +12,10 @@ from engine.events import BUY, SELL, Clock, MarketState, OrderAdd, OrderDelete, 
 from engine.features.activity import TradeIntensity, VolumeAcceleration
 from engine.features.flow import TradeFlow
 from engine.features.impact import PriceImpact
-from engine.features.liquidity import BookShape, LiquidityFlow
+from engine.features.liquidity import BookSlope, LiquidityFlow
 from engine.features.ofi import OrderFlowImbalance
 from engine.features.ofi_bias import OfiBias
-from engine.features.profile import ProfileParams, VolumeProfile
+from engine.features.profile import VolumeProfile, VolumeProfileParams
 from engine.features.structure import SwingStructure
 from engine.features.trend import TrendParams, TrendStrength
 from engine.features.volatility import RealisedVolatility, VolatilityParams
@@ -26,7 +26,7 @@ from tests.engine.features.conftest import NS, STEPS, assert_finite, make_sample
 INST = instrument(1, "TEST")
 ACCUMULATORS = (lambda c: TradeFlow(), lambda c: OrderFlowImbalance(c.book),
                 lambda c: Vpin(VpinParams(daily_volume=2_000)),
-                lambda c: LiquidityFlow(c.book), lambda c: VolumeProfile(c.book, ProfileParams(bin_warmup_s=5.0)),
+                lambda c: LiquidityFlow(c.book), lambda c: VolumeProfile(c.book, VolumeProfileParams(bin_warmup_s=5.0)),
                 lambda c: SwingStructure(c.book))
 SHORT_VOL = VolatilityParams(horizons_s=(1, 10), windows_s=(20, 60), sigma1_horizon_s=10, sigma1_window_s=60,
                              ratio_windows_s=((20, 60),), jump_sigma_window_s=60, jump_window_s=20, shock_window_s=10,
@@ -35,7 +35,7 @@ SHORT_VOL = VolatilityParams(horizons_s=(1, 10), windows_s=(20, 60), sigma1_hori
 
 def sample_features():
     return [RealisedVolatility(SHORT_VOL), OfiBias(), TradeIntensity(), VolumeAcceleration(),
-            TrendStrength(TrendParams(windows_s=(30,), tf_bars=3)), PriceImpact(), BookShape()]
+            TrendStrength(TrendParams(windows_s=(30,), tf_bars=3)), PriceImpact(), BookSlope()]
 
 
 def everything(samples) -> list[dict[str, float]]:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from engine.book import OrderBook
 from engine.events import BUY, SELL, OrderAdd, OrderExecute, Trade
 from engine.features.bars import TF2
-from engine.features.liquidity import BookShape, BookShapeParams, LiquidityFlow
+from engine.features.liquidity import BookSlope, BookSlopeParams, LiquidityFlow
 from engine.testing import EventBuilder, instrument, run_market
 from tests.engine.features.conftest import NS, STEPS, make_sample, market_events
 
@@ -20,7 +20,7 @@ INST = instrument(1, "TEST")
 
 def test_slopes_and_asymmetry_of_a_hand_book():
     """Bids 100x10, 99x20 and asks 102x5, 104x40 with N = 3: S_b = 160/14, S_a = 150/14, asymmetry 10/310."""
-    feature = BookShape(BookShapeParams(slope_bins=3))
+    feature = BookSlope(BookSlopeParams(slope_bins=3))
     feature.on_sample(make_sample(1, bids=((100, 10), (99, 20)), asks=((102, 5), (104, 40))))
     values = feature.values()
     assert values["book_slope_bid"] == pytest.approx(160 / 14)
@@ -30,7 +30,7 @@ def test_slopes_and_asymmetry_of_a_hand_book():
 
 def test_cost_walks_the_book_and_says_when_the_view_runs_out():
     """Asks 101x5, 102x10 over bid 100, median order 5 lots: 1x costs 0.5 tick; 5x (25 lots) 1.3 ticks, 60 % covered."""
-    feature = BookShape()
+    feature = BookSlope()
     feature.on_sample(make_sample(1, bids=((100, 50),), asks=((101, 5), (102, 10)), flow={"median_trade_size": 5}))
     values = feature.values()
     assert values["cost_1x_buy"] == pytest.approx(0.5) and values["cost_1x_buy_covered"] == 1.0
@@ -40,7 +40,7 @@ def test_cost_walks_the_book_and_says_when_the_view_runs_out():
 
 def test_cost_is_not_ready_without_a_usable_book_or_an_order_size():
     """A one-sided book, or no median order size yet: costs 0 and cost_ready 0."""
-    feature = BookShape()
+    feature = BookSlope()
     feature.on_sample(make_sample(1, bid=None, flow={"median_trade_size": 5}))
     assert feature.values()["cost_ready"] == 0.0 and feature.values()["cost_1x_buy"] == 0.0
     feature.on_sample(make_sample(2))
@@ -155,7 +155,7 @@ def test_slope_and_cost_equal_a_naive_recount(bid_gaps, ask_gaps, width, bins, u
         asks.append((price, size))
         price += gap
     bids = [(p + bid_gaps[0][0], q) for p, q in bids]  # best bid at 1000
-    feature = BookShape(BookShapeParams(slope_bins=bins, bin_ticks=width, cost_multiples=(1, 3)))
+    feature = BookSlope(BookSlopeParams(slope_bins=bins, bin_ticks=width, cost_multiples=(1, 3)))
     feature.on_sample(make_sample(1, bids=tuple(bids), asks=tuple(asks), flow={"median_trade_size": unit}))
     values = feature.values()
     for side, levels, name in ((-1, bids, "bid"), (1, asks, "ask")):

@@ -13,7 +13,7 @@ from scipy.stats import false_discovery_control, norm
 
 from engine.events import BUY, SELL, OrderAdd, Trade
 from engine.features.bars import TF2
-from engine.features.profile import Histogram, ProfileParams, VolumeProfile, find_nodes, value_area
+from engine.features.profile import Histogram, VolumeProfile, VolumeProfileParams, find_nodes, value_area
 from engine.testing import EventBuilder, instrument, run_market
 from tests.engine.features.conftest import NS
 
@@ -53,7 +53,7 @@ def spiky(n: int = 41, base: int = 10, spikes: dict | None = None) -> list[int]:
 
 def test_two_crowded_prices_are_hvns_and_the_empty_one_between_is_an_lvn():
     """Trade counts 100 everywhere, 200 at bins 10 and 30, 0 at bin 20: HVNs at 10 and 30, an LVN at 20 (z +-3.54)."""
-    nodes = find_nodes(spiky(base=100, spikes={10: 200, 30: 200, 20: 0}), ProfileParams())
+    nodes = find_nodes(spiky(base=100, spikes={10: 200, 30: 200, 20: 0}), VolumeProfileParams())
     assert {(kind, j) for kind, j, *_ in nodes} == {("hvn", 10), ("hvn", 30), ("lvn", 20)}
     assert [round(z, 2) for *_, z in nodes] == [3.54, 3.54, -3.54]
 
@@ -61,17 +61,18 @@ def test_two_crowded_prices_are_hvns_and_the_empty_one_between_is_an_lvn():
 def test_an_hvn_extends_while_the_smoothed_profile_stays_above_half_its_peak():
     """A peaked cluster 60, 200, 400, 200, 60 at bins 30..34 over a floor of 20: one HVN at 32 spanning 28..36."""
     counts = [20] * 30 + [60, 200, 400, 200, 60] + [20] * 30
-    assert [(kind, j, lo, hi) for kind, j, lo, hi, _ in find_nodes(counts, ProfileParams())] == [("hvn", 32, 28, 36)]
+    nodes = find_nodes(counts, VolumeProfileParams())
+    assert [(kind, j, lo, hi) for kind, j, lo, hi, _ in nodes] == [("hvn", 32, 28, 36)]
 
 
 def test_a_flat_profile_has_no_nodes():
     """Equal counts everywhere: no bin is significant."""
-    assert find_nodes(spiky(), ProfileParams()) == []
+    assert find_nodes(spiky(), VolumeProfileParams()) == []
 
 
 def test_an_lvn_needs_an_hvn_on_each_side():
     """A hole with an HVN on one side only is not an LVN."""
-    nodes = find_nodes(spiky(base=100, spikes={10: 200, 20: 0}), ProfileParams())
+    nodes = find_nodes(spiky(base=100, spikes={10: 200, 20: 0}), VolumeProfileParams())
     assert "lvn" not in {kind for kind, *_ in nodes}
 
 
@@ -80,7 +81,7 @@ def test_an_lvn_needs_an_hvn_on_each_side():
 def test_node_z_and_bh_equal_a_naive_recomputation(counts):
     """Each node's z equals an explicit kernel loop, and the HVNs are exactly the local maxima that scipy's
     Benjamini-Hochberg keeps."""
-    params = ProfileParams()
+    params = VolumeProfileParams()
     n = len(counts)
     reach, h = 9, 3.0
     null, smooth = [], []
@@ -118,7 +119,7 @@ def test_configured_bins_give_poc_value_area_and_distances():
     events += trades_at(e, [(1000, 10), (1001, 30), (1002, 60), (1003, 20)])
     e.ts = 10 * NS + 1
     events.append(e(OrderAdd, 3, BUY, 999, 1))
-    market, samples = run_market(INST, events, lambda c: VolumeProfile(c.book, ProfileParams(bin_ticks=1)))
+    market, samples = run_market(INST, events, lambda c: VolumeProfile(c.book, VolumeProfileParams(bin_ticks=1)))
     (close,) = [s for s in samples if s.frames & TF2]
     flow = close.flow
     assert (flow["profile_poc"], flow["profile_vah"], flow["profile_val"]) == (1002.0, 1002.0, 1000.0)
@@ -134,7 +135,7 @@ def test_the_bin_width_is_fixed_by_the_first_minutes_median_spread():
     events += trades_at(e, [(1000, 10), (1001, 30), (1003, 60)])
     e.ts = 31 * NS
     events.append(e(OrderAdd, 3, BUY, 998, 1))
-    params = ProfileParams(bin_warmup_s=20.0)
+    params = VolumeProfileParams(bin_warmup_s=20.0)
     market, samples = run_market(INST, events, lambda c: VolumeProfile(c.book, params))
     assert samples[10].flow["profile_ready"] == 0.0  # t = 11 s: still warming up
     assert samples[-1].flow["profile_bin_ticks"] == 3.0
@@ -151,7 +152,7 @@ def test_the_rolling_profile_forgets_old_trades():
     events += trades_at(e, [(1001, 10)])
     e.ts = 30 * NS + 1
     events.append(e(OrderAdd, 3, BUY, 998, 1))
-    params = ProfileParams(bin_ticks=1, rolling_s=20.0)
+    params = VolumeProfileParams(bin_ticks=1, rolling_s=20.0)
     _, samples = run_market(INST, events, lambda c: VolumeProfile(c.book, params))
     flow = samples[-1].flow
     assert (flow["profile_poc"], flow["profile_2h_poc"]) == (1000.0, 1001.0)
@@ -173,7 +174,7 @@ def test_poc_and_value_area_equal_a_naive_recomputation(rows):
     e.ts += 10 * NS
     events.append(e(OrderAdd, 3, BUY, 901, 1))
     width = 2
-    _, samples = run_market(INST, events, lambda c: VolumeProfile(c.book, ProfileParams(bin_ticks=width)))
+    _, samples = run_market(INST, events, lambda c: VolumeProfile(c.book, VolumeProfileParams(bin_ticks=width)))
     for sample in samples:
         if not sample.frames & TF2:
             continue
