@@ -210,7 +210,7 @@ class AbsorptionParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
 
 
 DetectorName = Literal["iceberg", "absorption", "sweep", "trapped", "vacuum", "walls", "spoofing", "withdrawal"]
-ALL_DETECTORS: tuple[str, ...] = ("iceberg", "absorption", "sweep", "trapped", "vacuum", "walls", "spoofing",
+ALL_DETECTORS: tuple[DetectorName, ...] = ("iceberg", "absorption", "sweep", "trapped", "vacuum", "walls", "spoofing",
                                   "withdrawal")
 
 
