@@ -68,6 +68,7 @@ class MarketState(RecordBuffer):
         self.dispatch: dict[type, list[Callable]] = {}
         self.last_hooks: list[Callable[[int], None]] = []
         self.bar_hooks: list[Callable[[int, int], None]] = []
+        self.structure_providers: list[Accumulator] = []
         self.pending: list[Detection] = []
         self.events = 0
         self.samples = 0
@@ -80,6 +81,8 @@ class MarketState(RecordBuffer):
         self.listeners.append(listener)
         if isinstance(listener, Accumulator):
             self.accumulators.append(listener)
+            if listener.overrides("structures"):
+                self.structure_providers.append(listener)
         for kind, handler in listener.handlers().items():
             self.dispatch.setdefault(kind, []).append(handler)
         if listener.overrides("on_last"):
@@ -152,5 +155,9 @@ class MarketState(RecordBuffer):
         flow: dict[str, float] = {}
         for accumulator in self.accumulators:
             flow.update(accumulator.values(ts))
+        structures: dict[str, object] = {}
+        for provider in self.structure_providers:
+            structures.update(provider.structures(ts))
         self.samples += 1
-        return Sample(self.instrument_id, ts, self.book.last_seq, frames, self.book.view(), flow, detections)
+        return Sample(self.instrument_id, ts, self.book.last_seq, frames, self.book.view(), flow, detections,
+                      structures)

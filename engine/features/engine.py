@@ -45,7 +45,7 @@ class FeatureEngine:
             self._refuse(values, sample)
         self.vectors += 1
         return FeatureVector(sample.instrument_id, sample.ts_recv, sample.seq, sample.view.state, sample.frames,
-                             values, sample.view, sample.detections)
+                             values, sample.view, sample.detections, sample.structures)
 
 
     def _refuse(self, values: dict[str, float], sample: Sample) -> None:

@@ -37,8 +37,18 @@ class Listener:
 
 
 class Accumulator(Listener):
-    """A listener that contributes values to every sample (it emits no detections)."""
+    """A listener that contributes values to every sample (it emits no detections), and optionally
+    immutable structures (swings, volume-profile nodes) that strategies need beyond numbers."""
 
     def values(self, ts: int) -> dict[str, float]:
         """This accumulator's values at event time ``ts`` (a sample), by stable name."""
         return {}
+
+    def structures(self, ts: int) -> dict[str, object]:
+        """Immutable snapshots by stable name (override to provide; keep them cached between changes)."""
+        return {}
+
+    def overrides(self, hook: str) -> bool:
+        """Whether this listener implements ``hook`` (``on_last``, ``on_bar`` or ``structures``)."""
+        base = Accumulator if hook == "structures" else Listener
+        return getattr(type(self), hook) is not getattr(base, hook)

@@ -427,3 +427,7 @@ class VolumeProfile(Accumulator):
     def snapshot(self, rolling: bool = False) -> ProfileSnapshot | None:
         """The session (or rolling) profile as of the last TF2 close; None before the first."""
         return self.levels["profile_2h" if rolling else "profile"].snapshot()
+
+    def structures(self, ts: int) -> dict[str, object]:
+        """``profile`` and ``profile_2h``: the snapshots as of the last TF2 close (None before it)."""
+        return {"profile": self.snapshot(), "profile_2h": self.snapshot(rolling=True)}

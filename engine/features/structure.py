@@ -97,6 +97,11 @@ class SwingStructure(Accumulator):
         """(swing highs, swing lows), most recent first."""
         return tuple(reversed(self.highs)), tuple(reversed(self.lows))
 
+    def structures(self, ts: int) -> dict[str, object]:
+        """``swing_highs`` and ``swing_lows``: the last K confirmed swings of each side, most recent first."""
+        highs, lows = self.swings()
+        return {"swing_highs": highs, "swing_lows": lows}
+
     def values(self, ts: int) -> dict[str, float]:
         if self.trigger.crossed(ts):
             self._close_bar(ts)

@@ -23,6 +23,7 @@ class FeatureVector(msgspec.Struct, frozen=True, gc=False):
     values: dict[str, float]
     view: BookView
     detections: tuple[Detection, ...] = ()
+    structures: dict = {}  # the sample's immutable structures (swings, volume-profile snapshots)
 
     def __getitem__(self, name: str) -> float:
         return self.values[name]
