@@ -4,20 +4,21 @@ price within one bin, overlapping spans)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 
 import msgspec
 
 from engine.config import Config
+from engine.detectors.base import profile_bin
 from engine.detectors.scoring import DetectorScore
 from engine.events import Detection, Event, InstrumentDef, TruthLabel
 from engine.testing import run_market
 from feeds.simulator import MarketSimulator
 from feeds.simulator.scenarios import load_preset
 
-SMALL_TICK_BIN = 10  # the bin the simulator plants small-tick episodes with (ticks)
 BACKGROUND = ("TSLA", "AAPL")
 
 
@@ -32,8 +33,8 @@ class Run:
     labels: tuple[TruthLabel, ...]
 
     def bin(self, instrument_id: int) -> int:
-        inst = next(i for i in self.instruments if i.instrument_id == instrument_id)
-        return 1 if inst.profile == "large_tick" else SMALL_TICK_BIN
+        """The bin the simulator plants this instrument's episodes on, which its detectors use too."""
+        return profile_bin(next(i for i in self.instruments if i.instrument_id == instrument_id))
 
     def single(self) -> tuple[InstrumentDef, list[Event], tuple[TruthLabel, ...], int]:
         """``(instrument, market events, its truth labels, its bin)`` of the session's first instrument."""
@@ -67,12 +68,18 @@ def simulate(name: str, seed: int, symbols: tuple[str, ...] = (), duration_s: fl
 
 
 def detect(run: Run, *factories: Callable, batch_size: int = 1_000_000) -> list[Detection]:
-    """Every detection of the factories' detectors over each instrument of ``run``."""
+    """Every detection of the factories' detectors over each instrument of ``run`` (on the
+    instrument's bin, as the pipeline runs them)."""
     found: list[Detection] = []
     for inst in run.instruments:
-        _, samples = run_market(inst, run.events.get(inst.instrument_id, []), *factories, batch_size=batch_size)
+        binned = [partial(_binned, factory, run.bin(inst.instrument_id)) for factory in factories]
+        _, samples = run_market(inst, run.events.get(inst.instrument_id, []), *binned, batch_size=batch_size)
         found += [d for s in samples for d in s.detections]
     return found
+
+
+def _binned(factory: Callable, bin_ticks: int, context):
+    return factory(dataclasses.replace(context, bin_ticks=bin_ticks))
 
 
 @dataclass

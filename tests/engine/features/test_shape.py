@@ -12,8 +12,9 @@ from engine.book import BookView, OrderBook
 from engine.events import BUY, SELL, OrderAdd, OrderCancel, Trade
 from engine.features.engine import FeatureEngine
 from engine.features.flow import TradeFlow
+from engine.features.microprice import MicropriceTable
 from engine.features.sample import Sample
-from engine.features.shape import BookShape, MicropriceTable, SpreadTime
+from engine.features.shape import BookShape, SpreadTime
 from engine.testing import EventBuilder, instrument, run_market
 
 NS = 1_000_000_000
