@@ -61,6 +61,13 @@ def test_a_calibrated_table_replaces_the_fallback():
     assert v["micro_lean"] == 0.3 and v["micro_from_table"] == 1.0
 
 
+def test_a_state_the_table_never_saw_falls_back_to_the_weighted_mid():
+    """A table without the sample's spread, or with no estimate for its bucket, leaves the weighted-mid lean."""
+    for table in (MicropriceTable(4, (1,), [[-0.3, -0.1, 0.1, 0.3]]), MicropriceTable(4, (4,), [[0.0, 0.0, 0.0, None]])):
+        v = shape_of(sample(bids=[(1000, 300)], asks=[(1004, 100)]), micro=table)
+        assert v["micro_lean"] == 1.0 and v["micro_from_table"] == 0.0  # b + s I - m = 1000 + 3 - 1002
+
+
 @pytest.mark.parametrize(("bids", "asks"), [((), ()), ([(1000, 5)], ()), ((), [(1001, 5)])])
 def test_one_sided_or_empty_books_give_zeros(bids, asks):
     """A book without both sides gives has_bbo 0 and 0.0 for every value."""
