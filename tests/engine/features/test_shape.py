@@ -63,7 +63,8 @@ def test_a_calibrated_table_replaces_the_fallback():
 
 def test_a_state_the_table_never_saw_falls_back_to_the_weighted_mid():
     """A table without the sample's spread, or with no estimate for its bucket, leaves the weighted-mid lean."""
-    for table in (MicropriceTable(4, (1,), [[-0.3, -0.1, 0.1, 0.3]]), MicropriceTable(4, (4,), [[0.0, 0.0, 0.0, None]])):
+    tables = (MicropriceTable(4, (1,), [[-0.3, -0.1, 0.1, 0.3]]), MicropriceTable(4, (4,), [[0.0, 0.0, 0.0, None]]))
+    for table in tables:
         v = shape_of(sample(bids=[(1000, 300)], asks=[(1004, 100)]), micro=table)
         assert v["micro_lean"] == 1.0 and v["micro_from_table"] == 0.0  # b + s I - m = 1000 + 3 - 1002
 
