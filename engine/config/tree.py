@@ -42,6 +42,7 @@ from engine.config.ranges import (
     FilePath,
     NonNegative,
     NonNegativeInt,
+    OptionalJsonPath,
     Positive,
     Profile,
     Seconds,
@@ -90,6 +91,7 @@ class FeatureConfig(_Section, frozen=True):
     trade_window_s: Annotated[list[Seconds], Meta(min_length=1)] = msgspec.field(
         default_factory=lambda: [5.0, 30.0])  # trade-imbalance windows (distinct)
     spread_window_s: Seconds = 10.0  # time-weighted mean spread window
+    microprice_table: OptionalJsonPath = ""  # F4 table from calibrate-microprice; "": the weighted-mid fallback
     ofi_bias: OfiBiasParams = OfiBiasParams()
     volatility: VolatilityParams = VolatilityParams()
     trade_intensity: TradeIntensityParams = TradeIntensityParams()

@@ -291,6 +291,8 @@ def refused(info, default, in_union: bool = False):
     if isinstance(info, inspect.UnionType):
         return [value for member in info.types for value in refused(member, default, in_union=True)]
     if isinstance(info, inspect.StrType):
+        if info.pattern and re.fullmatch(info.pattern, ""):  # empty allowed ("none"): refuse a stray word
+            return [("nope", "Expected")]
         return [("", "Expected")] if info.pattern or info.min_length else []
     if isinstance(info, inspect.BoolType):
         return [("yes", "Expected `bool`")]
