@@ -14,7 +14,8 @@ The z-scores are the feature engine's 30-minute ones when those are ready (``ofi
 module's own EWMA z-scores over the bar closes (``z_span``), which need ``z_min_samples`` closes
 before they are used (0 until then). Everything is causal: only values at or before the sample.
 
-Families: ``trend(side)`` is ``C = sum w_TF eps d_TF / sum w_TF`` (S4); ``reversal(side)`` is
+Families: ``trend(side)`` is ``C = sum w_TF eps d_TF / sum w_TF`` over the frames whose z-scores are
+in use (a short session has no 60 s evidence yet; without it C would be capped at 0.2) (S4); ``reversal(side)`` is
 ``C = 0.5 eps d_1s + 0.3 (1 - |d_10s|) + 0.2 (1 + eps d_60s) / 2``, and ``reversal_ok`` adds the
 fast-frame, slow-frame and exhaustion conditions. ``gate(strategy, side)`` applies the default gate
 matrix (S1, S2, S3, S5, S6 off in SHOCK; S5 off in TREND and BREAKOUT; S4 off in RANGE_LOW) and
@@ -76,6 +77,11 @@ class _Frame:
         self.cvd: float | None = None
         self.d = 0.0
         self.history: deque[float] = deque(maxlen=4)
+
+    @property
+    def ready(self) -> bool:
+        """Its z-scores are in use (enough closes seen)."""
+        return self.ofi.n >= self.ofi.min_samples
 
     def close(self, values: dict[str, float], ofi_key: str, drift_key: str) -> None:
         ofi, lean, cvd = values[ofi_key], values["micro_lean"], values["cvd"]
@@ -182,9 +188,10 @@ class Confluence:
     def trend(self, side: int) -> float:
         """Trend-family confluence in [-1, 1] for a trade on ``side``."""
         p = self.params
-        weights = (p.weight_1s, p.weight_10s, p.weight_60s)
-        total = sum(weights) or 1.0
-        return sum(w * side * self.d(f) for w, f in zip(weights, ("1s", "10s", "60s"), strict=True)) / total
+        pairs = [(w, f) for w, f in zip((p.weight_1s, p.weight_10s, p.weight_60s), ("1s", "10s", "60s"), strict=True)
+                 if self.frames[f].ready]
+        total = sum(w for w, _ in pairs)
+        return sum(w * side * self.d(f) for w, f in pairs) / total if total > 0 else 0.0
 
     def reversal(self, side: int) -> float:
         """Reversal-family confluence in [-0.5, 1] for a trade on ``side``."""

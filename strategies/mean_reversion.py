@@ -2,7 +2,7 @@
 
 Short (mirror for long), evaluated at TF1 closes: the regime a range (RANGE_LOW or RANGE_HIGH; when
 the regime is not yet known, not trending: |t_drift(5 min)| < 2.5 once ready); the mid stretched:
-``dev_sigma >= +2.0`` (F9) or mid > VAH + 2 ticks; exhaustion: log volume acceleration < 0 (F12)
+``dev_sigma >= +2.0`` (F9) or mid > VAH + 2 ticks; exhaustion: log volume acceleration < 0.25 (F12; SPEC: 0)
 and the 10 s OFI z <= 0.5; no vacuum on the ask within 10 s; and the first downtick (the mid below
 the previous close). Entry: market at the bid. Stop: the extreme of the last minute +
 max(buf, sigma_VWAP) ticks. Targets: T1 VAH or POC, T2 VWAP. Time stop 10 min. Invalidation: the

