@@ -2,7 +2,8 @@
 
 Long on an ask-side vacuum (mirror for short): a vacuum detection (F18) on the ask, the 1 s OFI
 z-score > 1 toward the vacuum, aggressive buying into it (CVD over the last 5 s >= ``min_flow``
-lots: our addition; OFI counts pulled asks as buying, so without it a pulled spoof fires too), no absorption on the ask within the last 10 s, and the next ask wall
+lots: our addition; OFI counts pulled asks as buying), no absorption on the ask within the last
+10 s, and the next ask wall
 at least 3 ticks away (or none within the book). Entry: IOC at the ask + 1 tick (latency-critical).
 Stop: the mid before the vacuum - buf. Target: the next wall - 1 tick, else the far edge of the
 void, else 2 stop distances. Time stop 20 s without progress. Invalidation: the ask depth back to
@@ -70,7 +71,8 @@ class VacuumEntry(OrderFlowStrategy):
             triggers=[(vacuum.strength, 1.0), (side * ofi_z, self.p.min_ofi_z),
                       (wall_dist if wall_size else 2.0 * self.p.min_wall_ticks, self.p.min_wall_ticks)],
             evidence={"void": vacuum.void, "depth_before": vacuum.depth_before, "depth_after": vacuum.depth_after,
-                      "pre_mid": pre_mid, "ofi_z_1s": ofi_z, "flow": flow, "wall_dist": wall_dist if wall_size else -1.0},
+                      "pre_mid": pre_mid, "ofi_z_1s": ofi_z, "flow": flow,
+                      "wall_dist": wall_dist if wall_size else -1.0},
             invalidation="depth on the vacuum side back to >= 80 % of baseline before +1 sigma1 of progress; "
                          "the OFI sign flips; 20 s without progress",
         )
