@@ -33,17 +33,19 @@ def strategy_summary(conn: sqlite3.Connection, run_id: str) -> dict[str, dict]:
 
 def list_signals(conn: sqlite3.Connection, run_id: str | None = None, strategy: str | None = None,
                  since_ns: int | None = None, limit: int | None = None) -> list[dict]:
-    """Signals in time order, optionally of one run, one strategy, and from ``since_ns`` (ts_recv) on."""
+    """Signals in time order (with their instrument's symbol), optionally of one run, one strategy, and from
+    ``since_ns`` (ts_recv) on."""
     where, params = [], []
-    for clause, value in (("run_id = ?", run_id), ("strategy = ?", strategy), ("ts_recv >= ?", since_ns)):
+    for clause, value in (("s.run_id = ?", run_id), ("s.strategy = ?", strategy), ("s.ts_recv >= ?", since_ns)):
         if value is not None:
             where.append(clause)
             params.append(value)
-    sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM signals"
+    sql = (f"SELECT {', '.join('s.' + c for c in LIST_COLUMNS)}, i.symbol FROM signals s LEFT JOIN instruments i "
+           "ON i.run_id = s.run_id AND i.instrument_id = s.instrument_id")
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY ts_recv, instrument_id, signal_id"
+    sql += " ORDER BY s.ts_recv, s.instrument_id, s.signal_id"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    return [dict(zip(LIST_COLUMNS, row, strict=True)) for row in conn.execute(sql, params)]
+    return [dict(zip((*LIST_COLUMNS, "symbol"), row, strict=True)) for row in conn.execute(sql, params)]
