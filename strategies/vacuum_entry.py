@@ -1,7 +1,7 @@
 """S4 Vacuum Entry (SPEC section 3).
 
 Long on an ask-side vacuum (mirror for short): a vacuum detection (F18) on the ask, the 1 s OFI
-z-score > 1 toward the vacuum, aggressive buying into it (CVD over the last 5 s >= ``min_flow``
+z-score > 1 toward the vacuum, no net selling against it (CVD over the last 5 s >= ``min_flow`` = 0
 lots: our addition; OFI counts pulled asks as buying), no absorption on the ask within the last
 10 s, and the next ask wall
 at least 3 ticks away (or none within the book). Entry: IOC at the ask + 1 tick (latency-critical).
@@ -46,8 +46,8 @@ class VacuumEntry(OrderFlowStrategy):
         if side * ofi_z <= self.p.min_ofi_z:
             return None
         flow = side * self.confluence.change("cvd", ts, self.p.flow_window_s)
-        if flow < self.p.min_flow:
-            return None  # books pulled with nobody trading into them (a spoof pulled): no vacuum entry
+        if flow < self.p.min_flow:  # books pulled while the flow trades against the entry
+            return None
         if ts - self.absorbed.get(vacuum.side, -10**18) <= int(self.p.absorption_quiet_s * NS):
             return None
         wall_size = values.get("wall_size_ask" if side > 0 else "wall_size_bid", 0.0)

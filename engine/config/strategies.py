@@ -143,8 +143,8 @@ class VacuumEntryParams(_Params, frozen=True):
 
     # the 1 s OFI z-score (in the vacuum's direction) must exceed this
     min_ofi_z: Z = 1.0
-    # aggressive volume toward the vacuum (CVD change) over flow_window_s must reach this many lots
-    min_flow: Annotated[int, Meta(ge=0, le=10_000_000)] = 1
+    # aggressive volume toward the vacuum (CVD change) over flow_window_s must reach this many lots (0: not against)
+    min_flow: Annotated[int, Meta(ge=0, le=10_000_000)] = 0
     # ... seconds
     flow_window_s: Secs = 5.0
     # no absorption on the vacuum side within this many seconds
