@@ -31,6 +31,7 @@ from engine.config.ranges import (
     Seconds,
     Share,
     SizeMix,
+    TickSize,
     check_mixture,
     check_ordered,
 )
@@ -71,6 +72,11 @@ class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     stale_rate: NonNegative = 8.0  # cancel hazard (1/s) of quotes on the wrong side of the latent price
     theta_scale: NonNegative = 1.0  # multiplies the permanent impact per market order theta
     meta_burst_mean: AtLeastOne = 2.5  # mean number of back-to-back market orders per metaorder child (geometric)
+    hidden_prob: Share = 0.3  # probability that a background market order meets a hidden order first
+    hidden_improve_mean: AtLeastOne = 2.0  # mean ticks of a hidden order in front of its side's best (geometric)
+    best_level_share: Share = 0.9  # share of background market orders sized to at most the best level
+    start_price: Positive = 223.0  # opening price of the profile's synthetic instruments (sim-check, calibrate)
+    tick_size: TickSize = "0.01"  # their tick: $223 and $0.01 is AMZN's level (1 tick = 0.45 bp)
 
     def __post_init__(self) -> None:
         check_mixture("lo_sizes", self.lo_sizes)
@@ -105,6 +111,11 @@ class LargeTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, k
     stale_rate: NonNegative = 8.0  # cancel hazard (1/s) of stale quotes
     theta_scale: NonNegative = 0.25  # 4 market orders/s against ~11 lots at the best: theta 0.05, not 0.2
     meta_burst_mean: AtLeastOne = 3.5  # mean number of back-to-back market orders per metaorder child
+    hidden_prob: Share = 0.3  # probability that a background market order meets a hidden order first
+    hidden_improve_mean: AtLeastOne = 1.0  # a one-tick spread leaves no room: hidden orders sit at the best
+    best_level_share: Share = 0.9  # share of background market orders sized to at most the best level
+    start_price: Positive = 100.0  # opening price of the profile's synthetic instruments
+    tick_size: TickSize = "0.01"  # their tick (1 tick = 1 bp at $100)
 
 
 class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -130,7 +141,7 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     fleeting_share: Share = 0.15  # share of limit orders with a fleeting lifetime
     fleeting_mean_s: Seconds = 0.05  # mean fleeting lifetime, seconds
     patient_mean_s: Seconds = 10.0  # mean patient lifetime, seconds (divided by the regime cancel multiplier)
-    partial_cancel_share: Share = 0.1  # share of patient cancels that are partial (OrderCancel)
+    partial_cancel_share: Share = 0.006  # share of patient cancels that are partial (OrderCancel)
     reaction_ticks: Count = 2  # queue reaction zone: ticks from the best
     reaction_mult: AtLeastOne = 2.0  # patient hazard multiplier in the zone under adverse order flow
     reaction_tau_s: Seconds = 1.0  # time scale of the order-flow imbalance that triggers the reaction

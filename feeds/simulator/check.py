@@ -41,11 +41,17 @@ class CalibrationRow(msgspec.Struct, frozen=True):
         return {"name": self.name, "real": self.real_value, "sim": self.sim_value, "target": self.target}
 
 
-def profile_config(config: Config, profile: str) -> Config:
-    """``config`` with three synthetic instruments SIM1..3 of ``profile`` (betas 0.8/0.6/0.4) as symbols."""
+def profile_config(config: Config, profile: str, start_price: float | None = None) -> Config:
+    """``config`` with three synthetic instruments SIM1..3 of ``profile`` (betas 0.8/0.6/0.4) as symbols.
+
+    Their price level and tick are the profile's ``start_price`` and ``tick_size`` (``start_price``
+    overrides the price, e.g. with a real day's opening price).
+    """
     symbols = [f"SIM{i + 1}" for i in range(len(SYNTHETIC_BETAS))]
-    specs = {sym: InstrumentSpec(profile=profile, beta=beta) for sym, beta in zip(symbols, SYNTHETIC_BETAS,
-                                                                                   strict=True)}
+    params = config.simulator.profile(profile)
+    price = params.start_price if start_price is None else start_price
+    specs = {sym: InstrumentSpec(profile=profile, beta=beta, start_price=price, tick_size=params.tick_size)
+             for sym, beta in zip(symbols, SYNTHETIC_BETAS, strict=True)}
     run = msgspec.structs.replace(config.run, symbols=symbols)
     return msgspec.structs.replace(config, run=run, instruments={**config.instruments, **specs})
 

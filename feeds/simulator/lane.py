@@ -63,7 +63,7 @@ class Lane(VenueMixin):
     def __init__(self, iid: int, symbol: str, spec: InstrumentSpec, cfg: SimulatorConfig,
                  seed: np.random.SeedSequence, dt: float) -> None:
         prof = cfg.profile(spec.profile)
-        g = children(seed, 15)
+        g = children(seed, 16)
         self.iid, self.symbol, self.spec, self.cfg, self.prof, self.dt = iid, symbol, spec, cfg, prof, dt
         self.E = stream(g[0].standard_exponential)
         self.U = stream(g[1].random)
@@ -75,6 +75,10 @@ class Lane(VenueMixin):
                                improvement_draw(g[11], prof.in_spread_mean), mixture_draw(g[4], prof.lo_sizes),
                                lifetime_draw(g[6], cfg.fleeting_share, cfg.fleeting_mean_s, cfg.patient_mean_s),
                                g[0].standard_exponential)
+        # one tuple per background market order: hidden-liquidity uniform, best-level-cap uniform, the
+        # hidden order's size and its improvement inside the spread
+        self.HID = tuple_stream(g[15].random, g[15].random, mixture_draw(g[15], prof.lo_sizes),
+                                improvement_draw(g[15], prof.hidden_improve_mean))
         self.news_rng, self.meta_rng, self.rng, self.dir_rng = g[8], g[9], g[10], g[14]
         self.ex = Exchange(iid, cfg.session_start_ns, latency_sampler(g[7], cfg.latency_us, cfg.latency_jitter_us))
         self.book = self.ex.book
@@ -405,12 +409,30 @@ class Lane(VenueMixin):
         self.metas.append(mo)
         self.t_meta_arrival = next_arrival(rng, t, self.meta_per_hour)
 
+    def take(self, t: float, side: int, size: int) -> tuple[int, int]:
+        """A background market order: hidden liquidity first (``hidden_prob``), at most the best level.
+
+        With probability ``best_level_share`` the order is no larger than what it can see and meet
+        at the best (the visible best queue plus the hidden order): traders size aggressive orders
+        to the liquidity on offer, so most take at most the best level and the immediate impact is
+        nearly flat in size. Returns ``(filled, last price)`` as ``Exchange.market``.
+        """
+        u, uc, q, j = self.HID()
+        prof = self.prof
+        hidden = q if u < prof.hidden_prob else 0
+        if uc < prof.best_level_share:
+            book = self.book
+            cap = (book.ask_sizes[0] if side > 0 else book.bid_sizes[-1]) + hidden
+            if size > cap:
+                size = cap
+        return self.ex.market(t, side, size, None, hidden, j)
+
     def _meta_child(self, t: float, mo: Metaorder) -> None:
         """One child: a burst of back-to-back market orders (separate aggressive orders, same time)."""
         U = self.U
         while True:
             size = min(self.mo_size(), mo.size - mo.executed)
-            filled, _ = self.ex.market(t, mo.side, size)
+            filled, _ = self.take(t, mo.side, size)
             mo.children += 1
             if filled:
                 self.hawkes.excite(t, mo.side)

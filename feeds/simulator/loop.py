@@ -81,7 +81,8 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
     bid_prices, ask_prices, bids, asks, orders = book.bid_prices, book.ask_prices, book.bids, book.asks, book.orders
     bid_sizes, ask_sizes = book.bid_sizes, book.ask_sizes
     E, U, Z, LO, mo_size = lane.E, lane.U, lane.Z, lane.LO, lane.mo_size
-    reduce, market, clock, lat, iid, t0 = ex.reduce, ex.market, ex.clock, ex.lat, ex.iid, ex.t0
+    reduce, clock, lat, iid, t0 = ex.reduce, ex.clock, ex.lat, ex.iid, ex.t0
+    market = lane.take  # background market orders: hidden liquidity, sized to the best level
     rest, remove = book.rest, book.remove
     push_cancel = lane._push_cancel
     next_mo, excite = lane.hawkes.next_event, lane.hawkes.excite

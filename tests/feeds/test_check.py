@@ -31,6 +31,10 @@ def test_profile_config_adds_three_synthetic_instruments():
     assert [cfg.instrument(s).beta for s in cfg.run.symbols] == [0.8, 0.6, 0.4]
     assert {cfg.instrument(s).profile for s in cfg.run.symbols} == {"large_tick"}
     assert "AAPL" in cfg.instruments
+    small = profile_config(Config(), "small_tick", start_price=580.0)
+    assert {(small.instrument(s).start_price, small.instrument(s).tick_size) for s in small.run.symbols} == {
+        (580.0, "0.01")}
+    assert profile_config(Config(), "small_tick").instrument("SIM1").start_price == 223.0
 
 
 def test_short_sim_check_returns_every_fact_with_simulator_truth():
