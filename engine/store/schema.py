@@ -19,7 +19,7 @@ from pathlib import Path
 from engine.errors import StoreError, UsageError
 from engine.records import TABLES
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 APPLICATION_ID = 0x43484D52  # "CHMR"
 SQLITE_HEADER = b"SQLite format 3\x00"
 RUN_COLUMNS_V1 = ("run_id", "command", "started_at", "finished_at", "seed", "config_hash", "source", "status",
@@ -33,6 +33,10 @@ _COLUMN_TYPES = {
     "stage": "TEXT", "counter": "TEXT", "detection_id": "TEXT", "detector": "TEXT", "evidence": "TEXT",
     "strength": "REAL", "score": "REAL", "probability": "REAL", "fee": "REAL",
     "cash": "REAL", "realized": "REAL", "unrealized": "REAL", "equity": "REAL",
+    "purpose": "TEXT", "avg_price": "REAL", "decision_mid": "REAL", "mid": "REAL", "mid_1s": "REAL",
+    "mid_10s": "REAL", "mark": "REAL", "value": "REAL", "fees": "REAL", "trip_id": "TEXT", "regime": "TEXT",
+    "entry_price": "REAL", "exit_price": "REAL", "pnl": "REAL", "r_multiple": "REAL", "exit_reason": "TEXT",
+    "kind": "TEXT", "detail": "TEXT",
 }
 
 # Indexes for every query the CLI, reports and benchmarks make (all filter by run first).
@@ -48,6 +52,8 @@ _INDEXES = {
     "integrity": ("run_id", "instrument_id"),
     "instruments": ("run_id", "instrument_id"),
     "detections": ("run_id", "instrument_id", "ts_recv"),
+    "round_trips": ("run_id", "instrument_id", "entry_ts"),
+    "risk_events": ("run_id", "instrument_id", "ts"),
 }
 
 # Natural order of each table, used to compare runs row by row.
@@ -63,6 +69,8 @@ NATURAL_ORDER = {
     "truth_labels": "instrument_id, seq",
     "integrity": "instrument_id, stage, counter",
     "detections": "instrument_id, ts_recv, seq, detection_id, evidence",
+    "round_trips": "trip_id",
+    "risk_events": "ts, instrument_id, kind, detail",
 }
 
 
@@ -107,7 +115,25 @@ def _migration_3() -> list[str]:
     return _tables(("detections",))
 
 
-MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2, _migration_3]
+def _migration_execution() -> list[str]:
+    """Honest execution: order outcomes, fills with the mids after them, equity marks, round trips and
+    every risk event (kill switch, disabled strategy, stop moves, late rejections)."""
+    added = {
+        "orders": ("purpose", "filled", "avg_price", "decision_mid", "ts_done"),
+        "fills": ("mid", "mid_1s", "mid_10s"),
+        "equity": ("mark", "value", "fees"),
+    }
+    return [f"ALTER TABLE {table} ADD COLUMN {column} {_COLUMN_TYPES.get(column, 'INTEGER')}"
+            for table, columns in added.items() for column in columns] + _tables(("round_trips", "risk_events"))
+
+
+def _migration_placeholder() -> list[str]:
+    """Version 4 belongs to another branch; until it lands here it changes nothing."""
+    return []
+
+
+MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2, _migration_3, _migration_placeholder,
+                                             _migration_execution]
 
 INSERTS = {
     table: f"INSERT INTO {table} (run_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"
