@@ -28,7 +28,7 @@ import heapq
 from collections import deque
 from itertools import count
 
-from engine.events import BUY, Ack, CancelAck, Fill, OrderRequest, OrderType, Reject
+from engine.events import BUY, Ack, CancelAck, Fill, OrderRequest, OrderType, Reject, TruthLabel
 from engine.execution.exchange import Broker, Response
 from engine.portfolio import Portfolio
 from engine.records import RecordBuffer
@@ -127,7 +127,7 @@ class ExecutionStage(RecordBuffer):
     # ---- the two inputs ---------------------------------------------------------------------------
     def market(self, events: list) -> list:
         """Market events in feed order; processed once the intent watermark passes them."""
-        self.buffer.extend(events)
+        self.buffer.extend(ev for ev in events if type(ev) is not TruthLabel)
         return []
 
     def orders_in(self, intents: list[OrderIntent], watermark: int | None) -> list:

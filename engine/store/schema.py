@@ -34,9 +34,9 @@ _COLUMN_TYPES = {
     "strength": "REAL", "score": "REAL", "probability": "REAL", "fee": "REAL",
     "cash": "REAL", "realized": "REAL", "unrealized": "REAL", "equity": "REAL",
     "purpose": "TEXT", "avg_price": "REAL", "decision_mid": "REAL", "mid": "REAL", "mid_1s": "REAL",
-    "mid_10s": "REAL", "mark": "REAL", "value": "REAL", "fees": "REAL", "trip_id": "TEXT", "regime": "TEXT",
+    "mid_10s": "REAL", "mark": "REAL", "marked_value": "REAL", "fees": "REAL", "trip_id": "TEXT", "regime": "TEXT",
     "entry_price": "REAL", "exit_price": "REAL", "pnl": "REAL", "r_multiple": "REAL", "exit_reason": "TEXT",
-    "kind": "TEXT", "detail": "TEXT",
+    "event": "TEXT", "detail": "TEXT",
 }
 
 # Indexes for every query the CLI, reports and benchmarks make (all filter by run first).
@@ -70,7 +70,15 @@ NATURAL_ORDER = {
     "integrity": "instrument_id, stage, counter",
     "detections": "instrument_id, ts_recv, seq, detection_id, evidence",
     "round_trips": "trip_id",
-    "risk_events": "ts, instrument_id, kind, detail",
+    "risk_events": "ts, instrument_id, event, detail",
+}
+
+
+# Columns added by later migrations: the tables of the first migration are created without them.
+ADDED_COLUMNS = {
+    "orders": ("purpose", "filled", "avg_price", "decision_mid", "ts_done"),
+    "fills": ("mid", "mid_1s", "mid_10s"),
+    "equity": ("mark", "marked_value", "fees"),
 }
 
 
@@ -83,10 +91,11 @@ V1_TABLES = ("instruments", "trades", "book_samples", "feature_samples", "signal
              "truth_labels", "integrity")
 
 
-def _tables(names) -> list[str]:
+def _tables(names, without: dict[str, tuple[str, ...]] | None = None) -> list[str]:
     statements = []
     for table in names:
-        statements.append(_create_table(table, TABLES[table]))
+        skip = (without or {}).get(table, ())
+        statements.append(_create_table(table, tuple(c for c in TABLES[table] if c not in skip)))
         index_cols = _INDEXES[table]
         statements.append(f"CREATE INDEX IF NOT EXISTS {table}_by_time ON {table} ({', '.join(index_cols)})")
     return statements
@@ -97,7 +106,7 @@ def _migration_1() -> list[str]:
         "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, command TEXT, started_at TEXT, "
         "finished_at TEXT, seed INTEGER, config_hash TEXT, source TEXT, status TEXT, summary TEXT)",
         "CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)",
-        *_tables(V1_TABLES),
+        *_tables(V1_TABLES, without=ADDED_COLUMNS),
     ]
 
 
@@ -118,13 +127,8 @@ def _migration_3() -> list[str]:
 def _migration_execution() -> list[str]:
     """Honest execution: order outcomes, fills with the mids after them, equity marks, round trips and
     every risk event (kill switch, disabled strategy, stop moves, late rejections)."""
-    added = {
-        "orders": ("purpose", "filled", "avg_price", "decision_mid", "ts_done"),
-        "fills": ("mid", "mid_1s", "mid_10s"),
-        "equity": ("mark", "value", "fees"),
-    }
     return [f"ALTER TABLE {table} ADD COLUMN {column} {_COLUMN_TYPES.get(column, 'INTEGER')}"
-            for table, columns in added.items() for column in columns] + _tables(("round_trips", "risk_events"))
+            for table, columns in ADDED_COLUMNS.items() for column in columns] + _tables(("round_trips", "risk_events"))
 
 
 def _migration_placeholder() -> list[str]:
