@@ -450,16 +450,16 @@ class CorrelationCap:
         self.last = np.zeros(n)
 
     def on_mark(self, ts: int, instrument_id: int, dollar_price: float) -> None:
-        """The latest mid of one instrument in currency per lot; samples returns on the minute grid."""
+        """The latest mid of one instrument in currency per lot; returns are sampled on the grid with the
+        marks as they stood at the boundary (before this one)."""
+        if ts >= self.next_sample:
+            if self.next_sample and self.last.all() and self.marks.all():
+                r = self.marks - self.last
+                self.cov = self.decay * self.cov + (1 - self.decay) * np.outer(r, r)
+                self.samples += 1
+            self.last = self.marks.copy()
+            self.next_sample = (ts // self.sample_ns + 1) * self.sample_ns
         self.marks[self.index[instrument_id]] = dollar_price
-        if ts < self.next_sample:
-            return
-        if self.next_sample and self.last.all() and self.marks.all():
-            r = self.marks - self.last
-            self.cov = self.decay * self.cov + (1 - self.decay) * np.outer(r, r)
-            self.samples += 1
-        self.last = self.marks.copy()
-        self.next_sample = (ts // self.sample_ns + 1) * self.sample_ns
 
     def shrunk(self) -> np.ndarray:
         diagonal = np.diag(np.diag(self.cov))

@@ -382,10 +382,11 @@ class ExecutionStage(RecordBuffer):
             trip.exit_reason,
         )))
         for event in self.guard.on_trade_closed(trip.strategy, pnl):
-            kind = "kill_switch" if event.startswith("kill switch") else "strategy_disabled"
-            self.records.append(("risk_events", (trip.instrument_id, ts, trip.strategy, kind, event)))
-            if kind == "kill_switch":
+            if event.startswith("kill switch"):
                 self._kill(event, ts)
+            else:
+                self.records.append(("risk_events", (trip.instrument_id, ts, trip.strategy, "strategy_disabled",
+                                                     event)))
 
     # ---- rows ----------------------------------------------------------------------------------------
     def _order_row(self, state: OrderState) -> None:
