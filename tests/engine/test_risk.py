@@ -189,8 +189,8 @@ def with_sigma(sigma: float, stop: int = 95, entry_view: BookView | None = None,
 
 
 def test_sizing_takes_the_smallest_cap_and_scales_by_confidence():
-    """n = min(n_stop, n_vol, n_liq, n_max) * c(p): here n_stop = 0.0025*1e5/(6*0.01) = 4166, n_vol = 1000/(2*sqrt(100)*0.01) = 5000,
-    n_liq = 0.2*10 = 2; c(0.65) = (0.65-0.5)/(0.8-0.5) = 0.5 -> 1 lot."""
+    """n = min(n_stop, n_vol, n_liq, n_max) * c(p): here n_stop = 0.0025*1e5/(6*0.01) = 4166,
+    n_vol = 1000/(2*sqrt(100)*0.01) = 5000, n_liq = 0.2*10 = 2; c(0.65) = (0.65-0.5)/(0.8-0.5) = 0.5 -> 1 lot."""
     sizing = Sizing(1e5, {0: 0.01}, 0.0025, 1000.0, 100.0, 0.2, 500, 0.5, 0.8)
     size, parts = sizing.size(with_sigma(2.0, p=0.65))
     assert parts == {"n_stop": 4166, "n_vol": 5000, "n_liq": 2, "n_max": 500, "confidence": pytest.approx(0.5)}

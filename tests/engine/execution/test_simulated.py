@@ -59,12 +59,9 @@ def test_market_buy_walks_the_book_as_it_is_at_arrival_with_vwap_levels():
     b = seeded(ex)
     ex.submit(order(b, BUY, 8))
     decided = b.ts - STEP
-    cancel = b(OrderDelete, 4, SELL, 101, 5)
-    cancel_then = EventBuilder(ts=decided + 500, step_ns=1)  # the delete lands before our order arrives
-    cancel = OrderDelete(0, decided + 500, decided + 500, cancel.seq, 0x80, 4, SELL, 101, 5)
-    out = ex.on_market(cancel)
+    seq = b(OrderDelete, 4, SELL, 101, 5).seq  # (only its seq: the delete lands before our order arrives)
+    out = ex.on_market(OrderDelete(0, decided + 500, decided + 500, seq, 0x80, 4, SELL, 101, 5))
     out += ex.on_market(b(OrderAdd, 9, BUY, 98, 1))
-    del cancel_then
     assert fills(out) == [("c1", 102, 8, Liquidity.TAKER)]
     ack = next(r for r in out if type(r) is Ack)
     assert (ack.ts_exchange, ack.ts_local) == (decided + ENTRY, decided + ENTRY + RESPONSE)
@@ -140,7 +137,8 @@ def test_fifo_modify_up_sends_an_order_ahead_of_us_behind():
 
 
 def test_l2_probabilistic_queue_model_hand_computed():
-    """L2 only: joining 7 lots, a cancel of 4 moves us by (1-p)*4 with p = f(back)/(f(back)+f(front)), then trades fill."""
+    """L2 only: joining 7 lots, a cancel of 4 moves us by (1-p)*4 with p = f(back)/(f(back)+f(front));
+    trades then fill."""
     ex = exchange()
     b = EventBuilder()
     ex.on_market(b(BookDelta, BUY, 100, 7, 1))
@@ -154,7 +152,7 @@ def test_l2_probabilistic_queue_model_hand_computed():
 
 
 def test_prob_queue_model_formula():
-    """The update of SPEC 10 with n = 2 on front 6, back 4, a cancel of 5: front = min(6 - (1-p)5 + min(4 - 5p, 0), 5)."""
+    """SPEC 10 with n = 2 on front 6, back 4, a cancel of 5: front = min(6 - (1-p)5 + min(4 - 5p, 0), 5)."""
     from engine.execution.models import QueuePosition
 
     position = QueuePosition(6, 10)
