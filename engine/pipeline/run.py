@@ -181,7 +181,7 @@ class Pipeline:
             stats = self.stats.stages.setdefault(name, StageStats(name))
             if last:  # the execution stage: the intents and, from the feed, the market stream
                 tasks.append(group.create_task(
-                    _execution_stage(core, q_in, records_q, stats), name=name))
+                    _execution_stage(core, q_in, records_q, stats, self.feed_mark), name=name))
                 self.execution_q = q_in
                 break
             q_out = asyncio.Queue(size)
@@ -312,7 +312,8 @@ class _Market:
 MARKET = _Market()
 
 
-async def _execution_stage(core, q_in: asyncio.Queue, records_q: asyncio.Queue, stats: StageStats) -> None:
+async def _execution_stage(core, q_in: asyncio.Queue, records_q: asyncio.Queue, stats: StageStats,
+                           feed: FeedMark) -> None:
     """Two producers share the execution queue: the feed (market batches, put before the lanes get them)
     and the risk stage (intents with the merge's watermark). The feed's batches up to any watermark are
     therefore in the queue before that watermark's intents; the core processes market events only below
@@ -326,7 +327,10 @@ async def _execution_stage(core, q_in: asyncio.Queue, records_q: asyncio.Queue, 
                 ended += 1
                 continue
             tag, batch = item
-            stats.observe(depth, None)
+            if tag is None or feed.ts is None:
+                stats.observe(depth, None)
+            else:
+                stats.observe(depth, feed.ts - (batch[-1].ts_recv if tag is MARKET else tag[0]))
             stats.items += 1
             if tag is MARKET:
                 core.market(batch)
