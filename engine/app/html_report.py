@@ -165,7 +165,9 @@ def heatmap_figure(heat: Heatmap):
                                      text=[f"{f['size']} lots {f['liquidity']}" for f in fl],
                                      marker={"symbol": symbol, "size": 12, "color": colour,
                                              "line": {"color": "white", "width": 1}}))
+    step = heat.prices[1] - heat.prices[0] if len(heat.prices) > 1 else heat.tick_size
     fig.update_layout(template="plotly_dark", margin={"l": 60, "r": 20, "t": 30, "b": 40},
                       xaxis_title="seconds from the window start", yaxis_title=f"{heat.symbol} price",
+                      yaxis_range=[float(heat.prices[0] - step), float(heat.prices[-1] + step)],
                       legend={"orientation": "h"})
     return fig
