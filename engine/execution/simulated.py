@@ -53,6 +53,7 @@ from engine.events import (
     OrderType,
     Reject,
     Trade,
+    TruthLabel,
 )
 from engine.execution.exchange import Response
 from engine.execution.models import FeeModel, LatencyModel, QueueModel
@@ -110,7 +111,7 @@ class SimulatedExchange:
         """Apply one market event (arrivals due before it first); return our responses."""
         iid = ev.instrument_id
         book = self.books.get(iid)
-        if book is None:
+        if book is None or type(ev) is TruthLabel:
             return []
         out: list[Response] = []
         pending = self.arrivals[iid]
