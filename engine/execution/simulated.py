@@ -32,6 +32,7 @@ when it was decided. Assumptions, all of them:
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from itertools import count
 
 from engine.book import UNUSABLE, OrderBook
@@ -80,7 +81,7 @@ class SimOrder:
 class SimulatedExchange:
     """Matches our orders against the market stream; implements the ``Broker`` protocol."""
 
-    def __init__(self, instruments: list[InstrumentDef], fees: dict[int, FeeModel], latency: LatencyModel,
+    def __init__(self, instruments: list[InstrumentDef], fees: Mapping[int, FeeModel], latency: LatencyModel,
                  queue_model: QueueModel, force_l2: bool = False) -> None:
         self.books = {d.instrument_id: OrderBook(d.instrument_id) for d in instruments}
         self.fees = fees
@@ -130,15 +131,14 @@ class SimulatedExchange:
                     if type(order.queue) is FifoQueue:
                         order.queue.moved_away(ev.order_id)
             for order in list(resting.get(key, ())):
-                if type(order.queue) is FifoQueue:
-                    filled = order.queue.on_event(ev, before_known)
-                    if filled:
-                        self._passive_fill(order, ev.price, filled, ev.ts_event, out)
-                elif kind is OrderExecute:
-                    assert order.queue is not None
-                    filled = order.queue.on_trade(ev.size)
-                    if filled:
-                        self._passive_fill(order, ev.price, filled, ev.ts_event, out)
+                queue = order.queue
+                filled = 0
+                if isinstance(queue, FifoQueue):
+                    filled = queue.on_event(ev, before_known)
+                elif isinstance(queue, L2Queue) and kind is OrderExecute:
+                    filled = queue.on_trade(ev.size)
+                if filled:
+                    self._passive_fill(order, ev.price, filled, ev.ts_event, out)
         if not book.update(ev):
             return out
         self._after_update(ev, kind, book, out)
