@@ -65,6 +65,7 @@ class BatchWriter:
         self.heartbeat_s = heartbeat_s
         self.skip = skip
         self.error: StoreError | None = None
+        self.on_commit: Callable[[int, float], None] | None = None  # (rows, wall seconds) after each commit
 
     @property
     def pending_rows(self) -> int:
@@ -208,6 +209,7 @@ class BatchWriter:
 
     async def _commit(self, conn: aiosqlite.Connection) -> None:
         """One transaction for everything pending; pending rows are released only once committed."""
+        started = time.perf_counter()
         grouped = group_rows(self.run_id, (rec for batch in self._pending for rec in batch))
         for table, rows in grouped.items():
             await conn.executemany(INSERTS[table], rows)
@@ -217,6 +219,8 @@ class BatchWriter:
         # writing what is still pending, so a batch is never written twice.
         self._committing = asyncio.ensure_future(conn.commit())
         await asyncio.shield(self._committing)
+        if self.on_commit is not None:
+            self.on_commit(self._count, time.perf_counter() - started)
         self._committed()
 
     def _committed(self) -> None:
