@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import time
 
+import msgspec
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -156,7 +157,8 @@ class Routes:
         live = self._symbol(request)
         since = _int_param(request, "since", 0, 0, 2**63 - 1)
         limit = _int_param(request, "limit", 1000, 1, MAX_LIMIT)
-        rows = [r for r in live.trades if r[3] > since][-limit:]
+        rows = [r for r in live.trades if r[3] > since]
+        rows = rows[:limit] if since else rows[-limit:]  # paging forward from a cursor, else the latest
         scale = self.daemon.tick_size(live.definition)
         return json_response([{"seq": r[1], "ts_recv": r[3], "price": r[4] * scale, "price_ticks": r[4],
                                "size": r[5], "aggressor": r[6], "hidden": bool(r[9])} for r in rows])
@@ -165,7 +167,8 @@ class Routes:
         since = _int_param(request, "since", 0, 0, 2**63 - 1)
         limit = _int_param(request, "limit", 1000, 1, MAX_LIMIT)
         rows = sorted((r for live in self.daemon.live.by_symbol.values() for r in live.signals if r[3] > since),
-                      key=lambda r: (r[3], r[1], r[2]))[-limit:]
+                      key=lambda r: (r[3], r[1], r[2]))
+        rows = rows[:limit] if since else rows[-limit:]
         symbols = {live.definition.instrument_id: s for s, live in self.daemon.live.by_symbol.items()}
         return json_response([{"signal_id": r[0], "symbol": symbols.get(r[1]), "ts_recv": r[3], "strategy": r[4],
                                "side": r[5], "entry_price_ticks": r[7], "score": r[11], "decision": r[14],
@@ -268,6 +271,4 @@ class Routes:
         except ConfigError as exc:
             raise ApiError(400, str(exc)) from None
         self.daemon.control_changed("risk_limits_changed", **body)
-        import msgspec
-
         return json_response({"risk": msgspec.to_builtins(risk)})
