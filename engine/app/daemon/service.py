@@ -234,21 +234,31 @@ class Daemon:
         self._checkpoint_now()
 
     async def _checkpoints(self) -> None:
+        """Checkpoint and prune every ``checkpoint_s``; a refused write is logged and tried again next time."""
         while True:
             await asyncio.sleep(self.config.daemon.checkpoint_s)
-            await asyncio.to_thread(self._save, orjson.dumps(self.controls.state()).decode(), self._retention_cut())
+            try:
+                await asyncio.to_thread(self._save, orjson.dumps(self.controls.state()).decode(),
+                                        self._retention_cut())
+            except (sqlite3.Error, ChimeraError) as exc:
+                self.log.warning("checkpoint_failed", error=str(exc))
 
     def _checkpoint_now(self) -> None:
-        with contextlib.suppress(sqlite3.Error, ChimeraError):
+        try:
             self._save(orjson.dumps(self.controls.state()).decode(), None)
+        except (sqlite3.Error, ChimeraError) as exc:
+            self.log.warning("checkpoint_failed", error=str(exc))
 
     def _save(self, state: str, cut: tuple[str, int] | None) -> None:
+        """Write the checkpoint (and prune past retention), each in one IMMEDIATE transaction: the write
+        lock is taken first, so the busy timeout covers a concurrent commit of the writer."""
         conn = store.connect(self.db_path, self.config.store.busy_timeout_ms)
         try:
-            with conn:
-                conn.execute("INSERT INTO daemon_state (name, state, saved_at) VALUES (?, ?, ?) "
-                             "ON CONFLICT(name) DO UPDATE SET state = excluded.state, saved_at = excluded.saved_at",
-                             (STATE_NAME, state, _now_iso()))
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO daemon_state (name, state, saved_at) VALUES (?, ?, ?) "
+                         "ON CONFLICT(name) DO UPDATE SET state = excluded.state, saved_at = excluded.saved_at",
+                         (STATE_NAME, state, _now_iso()))
+            conn.commit()
             if cut is not None:
                 prune(conn, *cut, self.config.daemon.retention_s)
         finally:
@@ -352,6 +362,7 @@ class Daemon:
 def prune(conn: sqlite3.Connection, run_id: str, cutoff_ns: int, retention_s: float) -> int:
     """Delete book and feature samples past retention; return the pages vacuumed."""
     finished_before = (datetime.now(UTC) - timedelta(seconds=retention_s)).isoformat(timespec="milliseconds")
+    conn.execute("BEGIN IMMEDIATE")
     with conn:
         for table in ("book_samples", "feature_samples"):
             conn.execute(f"DELETE FROM {table} WHERE run_id = ? AND ts_recv < ?", (run_id, cutoff_ns))
