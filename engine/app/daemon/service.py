@@ -370,7 +370,7 @@ def prune(conn: sqlite3.Connection, run_id: str, cutoff_ns: int, retention_s: fl
                          "AND finished_at IS NOT NULL AND finished_at < ?)", (finished_before,))
     free = conn.execute("PRAGMA freelist_count").fetchone()[0]
     if free:
-        conn.execute("PRAGMA incremental_vacuum").fetchall()
+        conn.executescript("PRAGMA incremental_vacuum;")  # sqlite3_exec steps it to the end (one page a step)
     return free
 
 
