@@ -109,7 +109,8 @@ def _migration_3() -> list[str]:
 
 def _migration_7() -> list[str]:
     """The daemon's checkpoint: one JSON state per name (positions, kill switch, pauses, risk limits)."""
-    return ["CREATE TABLE IF NOT EXISTS daemon_state (name TEXT PRIMARY KEY, state TEXT NOT NULL, saved_at TEXT NOT NULL)"]
+    return ["CREATE TABLE IF NOT EXISTS daemon_state (name TEXT PRIMARY KEY, state TEXT NOT NULL, "
+            "saved_at TEXT NOT NULL)"]
 
 
 MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2, _migration_3, _migration_7]

@@ -89,7 +89,7 @@ def test_risk_limits_change_after_validation(daemon):
         400, {"error": "unknown risk limit 'max_postion'; known: max_position, max_order_size, order_size, "
                        "max_orders_per_second"})
     assert daemon.get("/api/control")[1]["risk"]["max_position"] == 300
-    assert daemon.post("/api/control/risk", "not an object".split()) == (400, {"error": "body must be a JSON object"})
+    assert daemon.post("/api/control/risk", ["not", "an", "object"]) == (400, {"error": "body must be a JSON object"})
 
 
 def test_controls_are_disabled_without_a_token_configured(tmp_path):
