@@ -4,7 +4,10 @@ and the state they make up (checkpointed in SQLite, restored by the next session
 Pauses and the kill switch are risk checks placed first in the risk stage's list (``RiskManager.checks``):
 a paused strategy's signals, or every signal while the kill switch is engaged, are rejected with that
 reason in the ``signals`` table, never silently dropped. A risk-limit change is validated as a whole
-``[risk]`` section (``RiskConfig``, the ranges of config.toml) before any check is changed.
+``[risk]`` section (``RiskConfig``, the ranges of config.toml) before any check is changed. Flatten
+sends market orders through the execution stage's core at once, against the current book (positions
+change immediately); their ``orders``/``fills``/``equity`` rows reach the store with that stage's next
+batch, or at the end of the session.
 """
 
 from __future__ import annotations

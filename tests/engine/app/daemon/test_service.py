@@ -110,3 +110,36 @@ def test_retention_prunes_old_samples_and_vacuums(tmp_path):
                         "ORDER BY run_id").fetchall()
     assert left == [("batch", 0, 100), ("now", 60, 40)]
     assert freed > 0 and conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+
+
+def test_tapes_replay_in_a_loop_one_run_per_pass(tmp_path):
+    """With --tape the daemon replays the file, stores the pass as a completed run, and starts the next pass."""
+    from engine.config import Config
+    from feeds.simulator import MarketSimulator
+    from feeds.tape import record
+
+    tape = tmp_path / "day.jsonl"
+    count = record(MarketSimulator(["AAPL"], Config(), 3, 20.0), tape, source="test")
+    process = DaemonProcess(tmp_path, "--tape", str(tape), "--set", "daemon.speed=max").start()
+    try:
+        finished = process.wait_log("session_finished", count=2)
+        assert finished["status"] == "completed"
+        runs = process.get("/api/runs")[1]
+        done = [r for r in runs if r["status"] == "completed"]
+        assert len(done) >= 2 and {r["events"] for r in done} == {count}
+        assert {r["source"] for r in runs} == {str(tape)}
+    finally:
+        assert process.stop() == 0
+
+
+def test_a_missing_tape_is_refused_before_anything_runs(tmp_path):
+    """--tape naming a missing file exits 2 with one line naming it."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "engine.app.cli", "daemon", "--port", "0", "--db",
+                             str(tmp_path / "d.db"), "--tape", str(tmp_path / "nope.jsonl")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith("chimera: error: ") and "nope.jsonl" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
