@@ -54,6 +54,7 @@ class LiveView:
         self.equity: float | None = None
         self.equity_peak: float | None = None
         self.stream_clients = 0  # dashboard clients connected
+        self.stream_frames = 0  # dashboard frames sent
 
     def reset(self, instruments: list[InstrumentDef]) -> None:
         """A new session's instruments (the history of a symbol that stays is kept)."""

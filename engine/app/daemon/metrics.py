@@ -25,6 +25,8 @@ class DaemonCollector(Collector):
         live, controls = d.live, d.controls
         yield _counter("chimera_events", "Market events through the market stages.", live.events)
         yield _counter("chimera_runs_started", "Pipeline runs (sessions) started by this daemon.", d.sessions)
+        current = GaugeMetricFamily("chimera_stage_queue_depth", "A stage's input-queue depth (items) when it "
+                                    "last took an item.", labels=["instrument", "stage"])
         depth = GaugeMetricFamily("chimera_stage_queue_depth_max", "Deepest input queue seen by a stage "
                                   "(items), this session.", labels=["instrument", "stage"])
         lag = GaugeMetricFamily("chimera_stage_lag_seconds", "p99 of a stage's lag behind the feed in event "
@@ -32,9 +34,11 @@ class DaemonCollector(Collector):
         for key, stage in d.stage_stats().items():
             instrument, _, name = key.rpartition("/")
             labels = [instrument or "all", name]
+            current.add_metric(labels, stage.depth)
             depth.add_metric(labels, stage.max_depth)
             if stage.lags:
                 lag.add_metric(labels, float(np.percentile(stage.lags, 99)) / 1e9)
+        yield current
         yield depth
         yield lag
         writer = d.writer_latency
@@ -67,6 +71,9 @@ class DaemonCollector(Collector):
                                    labels=["scorer"])
         models.add_metric([d.scorer_name()], 1.0)
         yield models
+        yield _gauge("chimera_stream_clients", "Dashboard clients connected.", live.stream_clients)
+        yield _counter("chimera_stream_frames", "Dashboard frames sent (a slow client is sent fewer).",
+                       live.stream_frames)
         if live.latencies:
             yield _gauge("chimera_tick_to_signal_seconds_p99", "p99 wall time from the market stage taking a "
                          "batch to a signal from it.", float(np.percentile(live.latencies, 99)))

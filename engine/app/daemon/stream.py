@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from importlib import resources
 
@@ -23,6 +24,7 @@ import orjson
 from aiohttp import web
 
 FRAME_ITEMS = 200
+SEND_BUFFER = 32_768  # bytes of kernel send buffer per stream client
 ASSETS = ("index.html", "dashboard.js", "dashboard.css")
 
 
@@ -76,6 +78,12 @@ async def serve(daemon, request: web.Request) -> web.StreamResponse:
     """``GET /api/stream``: frames until the client leaves or the daemon stops."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    if sock is not None:  # a small kernel buffer: a client that stops reading blocks its own frames soon
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    if request.transport is not None:  # and little buffered in the process for it
+        request.transport.set_write_buffer_limits(high=SEND_BUFFER)
     await response.prepare(request)
     interval = daemon.config.daemon.frame_interval_ms / 1000.0
     cursors: dict[str, int] = {}
@@ -83,6 +91,7 @@ async def serve(daemon, request: web.Request) -> web.StreamResponse:
     try:
         while not daemon.stopping.is_set():
             await response.write(b"data: " + orjson.dumps(frame(daemon, cursors)) + b"\n\n")
+            daemon.live.stream_frames += 1
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
                     await daemon.stopping.wait()

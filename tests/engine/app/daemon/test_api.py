@@ -168,3 +168,37 @@ def test_the_rate_limiter_refills_at_its_rate():
     assert limiter.allow("b", 0.0) is True
     assert limiter.allow("a", 0.25) is False
     assert limiter.allow("a", 0.5) is True
+
+
+def test_a_client_that_stops_reading_gets_fewer_frames(tmp_path):
+    """A client that never reads is sent only what its buffers hold, then nothing more, while a reading client
+    gets every frame."""
+    import socket
+    import urllib.request
+
+    process = DaemonProcess(tmp_path, "--symbol", "AAPL,NVDA,TSLA,SPY,ES,AMZN", "--set", "daemon.speed=20",
+                            "--set", "daemon.frame_interval_ms=50").start()
+
+    def frames_sent() -> float:
+        metrics = process.request("GET", "/metrics")[1]
+        return float(metrics.split("\nchimera_stream_frames_total ")[1].split("\n")[0])
+
+    try:
+        process.wait_ready()
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", process.port))
+        slow.sendall(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        wait_until(lambda: "\nchimera_stream_clients 1.0\n" in process.request("GET", "/metrics")[1], "the slow client")
+        read, slow_frames = 0, []
+        with urllib.request.urlopen(f"http://127.0.0.1:{process.port}/api/stream", timeout=30) as fast:
+            while read < 160:
+                if fast.readline().startswith(b"data: "):
+                    read += 1
+                    if read in (80, 160):
+                        slow_frames.append(frames_sent() - read)
+        assert 0 < slow_frames[0] < 80
+        assert slow_frames[1] - slow_frames[0] <= 2  # blocked: 80 more frames to the reader, none to it
+        slow.close()
+    finally:
+        assert process.stop() == 0
