@@ -1,8 +1,9 @@
 """A headless Chromium driven over the DevTools protocol (a small websocket client, no downloaded browser).
 
 Used by the report's and the dashboard's browser tests: open a page, wait for it to load (or for an
-expression to hold), collect every console error and uncaught exception, and screenshot an element. Chromium is Debian's package (``.ci/run``
-installs it); ``find_browser`` returns None when none is installed.
+expression to hold), collect every console error and uncaught exception, and screenshot an element.
+Chromium is Debian's package (``.ci/run`` installs it); ``find_browser`` returns None when none is
+installed.
 """
 
 from __future__ import annotations
