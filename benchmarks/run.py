@@ -21,6 +21,7 @@ BENCHMARKS = [
     ("benchmarks.bench_stages", True),
     ("benchmarks.bench_store", False),
     ("benchmarks.bench_simulator", False),
+    ("benchmarks.bench_strategies", True),
 ]
 
 

@@ -7,7 +7,8 @@ sample's view: spread in ticks and bps, mid, queue imbalance ``QI = (qb - qa)/(q
 imbalance within each configured window of ticks ``DI_N = (D^b_N - D^a_N)/(D^b_N + D^a_N)`` (the
 book measures ``D_N`` in its views) and its level-weighted variant ``w_i = exp(-alpha (i - 1))`` over
 the occupied levels of the view, and the micro-price lean ``p_micro - m``: from a calibrated
-table (``MicropriceTable``) when one is loaded, else the weighted mid ``b + s I`` (SPEC's fallback).
+table (``MicropriceTable``, engine/features/microprice.py) when one is loaded and covers the
+state, else the weighted mid ``b + s I`` (SPEC's fallback).
 A one-sided or empty book gives 0.0 everywhere and ``has_bbo = 0``.
 """
 
@@ -18,6 +19,7 @@ from collections import deque
 
 from engine.book import OrderBook
 from engine.features.listener import Accumulator
+from engine.features.microprice import MicropriceTable
 from engine.features.sample import Sample
 from engine.features.sampled import SampleFeature
 
@@ -70,22 +72,6 @@ class SpreadTime(Accumulator):
 
     def values(self, ts: int) -> dict[str, float]:
         return {"spread_twa": self.mean(ts)}
-
-
-class MicropriceTable:
-    """Stoikov's ``G*(I, s)`` by imbalance bucket and spread (ticks), estimated offline."""
-
-    def __init__(self, buckets: int, spreads: tuple[int, ...], adjustments: list[list[float]]) -> None:
-        self.buckets = buckets
-        self.spreads = spreads
-        self.adjustments = adjustments  # [spread index][imbalance bucket] -> lean in ticks
-
-    def lean(self, imbalance: float, spread: int) -> float | None:
-        """The table's ``p_micro - m`` for ``I = qb/(qb+qa)`` and ``spread``; None off the table."""
-        if spread not in self.spreads:
-            return None
-        bucket = min(int(imbalance * self.buckets), self.buckets - 1)
-        return self.adjustments[self.spreads.index(spread)][bucket]
 
 
 class BookShape(SampleFeature):
