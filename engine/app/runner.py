@@ -31,6 +31,7 @@ from engine.config import Config
 from engine.errors import ChimeraError, StoreError, UsageError
 from engine.logs import get_logger
 from engine.pipeline import Pipeline, RunOptions, RunStats
+from engine.store.signals import strategy_summary
 from feeds.base import Feed
 
 try:  # uvloop when installed (Linux/macOS); the standard loop otherwise
@@ -262,6 +263,7 @@ def build_summary(request: RunRequest, run_id: str, pipeline: Pipeline, conn, st
         "stages": _stage_totals(stats),
         "per_instrument": _per_instrument(stats, conn, run_id, pipeline),
         "signals": stats.signals,
+        "strategies": strategy_summary(conn, run_id),
         "orders_accepted": stats.orders_accepted,
         "orders_rejected": stats.orders_rejected,
         "fills": stats.fills,

@@ -54,6 +54,7 @@ from engine.config.ranges import (
     check_distinct,
 )
 from engine.config.simulator import SimulatorConfig
+from engine.config.strategies import StrategiesConfig, StrategyName
 from engine.config.validation import Problem, config_error, non_finite, problem_of
 from engine.errors import ConfigError
 
@@ -148,6 +149,8 @@ class InstrumentSpec(_Section, frozen=True):
     volatility: Positive = 1.0  # scales the profile's base volatility
     beta: Share = 0.5  # loading on the common factor (cross-asset correlation ~ beta_i * beta_j)
     lot_size: Count = 1
+    # the strategies this instrument runs: "all" (every one of [strategies] enabled) or some of them
+    strategies: Annotated[list[StrategyName], Meta(min_length=1)] = msgspec.field(default_factory=lambda: ["all"])
 
 
 DEFAULT_INSTRUMENTS: dict[str, InstrumentSpec] = {
@@ -169,6 +172,7 @@ class Config(_Section, frozen=True):
     store: StoreConfig = StoreConfig()
     risk: RiskConfig = RiskConfig()
     execution: ExecutionConfig = ExecutionConfig()
+    strategies: StrategiesConfig = StrategiesConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     instruments: dict[str, InstrumentSpec] = msgspec.field(default_factory=lambda: dict(DEFAULT_INSTRUMENTS))
 

@@ -85,24 +85,32 @@ class BookShape(SampleFeature):
         self.names = ("has_bbo", "best_bid", "best_ask", "spread", "spread_bps", "mid", "weighted_mid",
                       "queue_imbalance", "micro_lean", "micro_from_table", "depth_imbalance_weighted",
                       *(f"depth_imbalance_{n}" for n in self.depth_ticks))
-        self.current: dict[str, float] = dict.fromkeys(self.names, 0.0)
+        self.depth_names = tuple(f"depth_imbalance_{n}" for n in self.depth_ticks)
+        self.zeros: dict[str, float] = dict.fromkeys(self.names, 0.0)  # the key order of every vector
+        self.current: dict[str, float] = self.zeros.copy()
 
     def on_sample(self, sample: Sample) -> None:
         view = sample.view
-        out = dict.fromkeys(self.names, 0.0)
+        out = self.zeros.copy()
         if view.bid_px and view.ask_px:
             b, a = view.bid_px[0], view.ask_px[0]
             qb, qa = view.bid_sz[0], view.ask_sz[0]
             s = a - b
             mid = (a + b) / 2
             imbalance = qb / (qb + qa)
-            out.update(has_bbo=1.0, best_bid=b, best_ask=a, spread=s, mid=mid, weighted_mid=b + s * imbalance,
-                       queue_imbalance=(qb - qa) / (qb + qa), spread_bps=1e4 * s / mid if mid > 0 else 0.0)
+            out["has_bbo"] = 1.0
+            out["best_bid"] = b
+            out["best_ask"] = a
+            out["spread"] = s
+            out["spread_bps"] = 1e4 * s / mid if mid > 0 else 0.0
+            out["mid"] = mid
+            out["weighted_mid"] = b + s * imbalance
+            out["queue_imbalance"] = (qb - qa) / (qb + qa)
             lean = self.micro.lean(imbalance, s) if self.micro is not None else None
             out["micro_from_table"] = 0.0 if lean is None else 1.0
             out["micro_lean"] = b + s * imbalance - mid if lean is None else lean
-            for ticks, bid, ask in zip(self.depth_ticks, view.bid_depth, view.ask_depth, strict=False):
-                out[f"depth_imbalance_{ticks}"] = (bid - ask) / (bid + ask) if bid + ask else 0.0
+            for name, bid, ask in zip(self.depth_names, view.bid_depth, view.ask_depth, strict=False):
+                out[name] = (bid - ask) / (bid + ask) if bid + ask else 0.0
             out["depth_imbalance_weighted"] = self._weighted(view.bid_sz, view.ask_sz)
         self.current = out
 

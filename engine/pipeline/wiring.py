@@ -42,14 +42,14 @@ from engine.risk import MaxOrderSize, OrderRate, PositionLimit, RiskManager, Usa
 from ml.scoring import DisabledScorer, ScoringStage, UntrainedScorer
 from strategies.base import Strategy
 from strategies.engine import SignalEngine
-from strategies.queue_imbalance import QueueImbalanceProbe
+from strategies.registry import strategy_factory
 
 StrategyFactory = Callable[[InstrumentDef], list[Strategy]]
 
 
-def default_strategies(instrument: InstrumentDef) -> list[Strategy]:
-    """The strategies every lane runs until the six order-flow setups arrive."""
-    return [QueueImbalanceProbe(instrument.instrument_id)]
+def lane_strategies(config: Config, factory: StrategyFactory | None) -> StrategyFactory:
+    """The given factory, or the one ``[strategies]`` describes (user strategies imported and checked once)."""
+    return factory if factory is not None else strategy_factory(config)
 
 
 @dataclass

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import StoreError, UsageError
-from engine.records import TABLES
+from engine.records import SIGNAL_DETAIL, TABLES
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x43484D52  # "CHMR"
 SQLITE_HEADER = b"SQLite format 3\x00"
 RUN_COLUMNS_V1 = ("run_id", "command", "started_at", "finished_at", "seed", "config_hash", "source", "status",
@@ -33,7 +33,12 @@ _COLUMN_TYPES = {
     "stage": "TEXT", "counter": "TEXT", "detection_id": "TEXT", "detector": "TEXT", "evidence": "TEXT",
     "strength": "REAL", "score": "REAL", "probability": "REAL", "fee": "REAL",
     "cash": "REAL", "realized": "REAL", "unrealized": "REAL", "equity": "REAL",
+    "targets": "TEXT", "confluence": "REAL", "regime": "TEXT", "confidence": "REAL", "confidence_mode": "TEXT",
+    "invalidation": "TEXT", "detection_ids": "TEXT",
 }
+
+# Columns a table had when it was created, where later migrations added some (those are added by them).
+_CREATED_WITH = {"signals": tuple(c for c in TABLES["signals"] if c not in SIGNAL_DETAIL)}
 
 # Indexes for every query the CLI, reports and benchmarks make (all filter by run first).
 _INDEXES = {
@@ -78,7 +83,7 @@ V1_TABLES = ("instruments", "trades", "book_samples", "feature_samples", "signal
 def _tables(names) -> list[str]:
     statements = []
     for table in names:
-        statements.append(_create_table(table, TABLES[table]))
+        statements.append(_create_table(table, _CREATED_WITH.get(table, TABLES[table])))
         index_cols = _INDEXES[table]
         statements.append(f"CREATE INDEX IF NOT EXISTS {table}_by_time ON {table} ({', '.join(index_cols)})")
     return statements
@@ -107,7 +112,12 @@ def _migration_3() -> list[str]:
     return _tables(("detections",))
 
 
-MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2, _migration_3]
+def _migration_4() -> list[str]:
+    """Signals carry every target, C, K, the regime, the confidence and its mode, invalidation, causes, evidence."""
+    return [f"ALTER TABLE signals ADD COLUMN {c} {_COLUMN_TYPES.get(c, 'INTEGER')}" for c in SIGNAL_DETAIL]
+
+
+MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2, _migration_3, _migration_4]
 
 INSERTS = {
     table: f"INSERT INTO {table} (run_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"
