@@ -478,13 +478,6 @@ def test_the_last_set_of_a_key_is_the_one_named():
     assert error_of(overrides=["riks.max_position=3"]) == unknown
 
 
-def test_maker_fee_is_no_longer_a_key():
-    """execution.maker_fee_per_lot was read by nothing and is gone: setting it is an unknown-key error."""
-    message = error_of(overrides=["execution.maker_fee_per_lot=-0.002"])
-    assert message == ("--set execution.maker_fee_per_lot=-0.002: Object contains unknown field `maker_fee_per_lot` "
-                       "- at `$.execution`")
-
-
 def test_profiles_are_the_literal_values():
     """The profile names come from the Literal the instrument spec is declared with."""
     assert PROFILES == ("large_tick", "small_tick")
