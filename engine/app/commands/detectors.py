@@ -28,7 +28,7 @@ from engine.detectors.scoring import (
     score_session,
 )
 from engine.errors import UsageError
-from engine.events import Detection, TruthLabel
+from engine.events import Detection, Trade, TruthLabel
 from engine.market import MarketState
 from engine.pipeline.wiring import market_detectors
 
@@ -63,8 +63,8 @@ def cmd_score_detectors(args, config: Config) -> int:
     with _progress(args) as progress:
         task = progress.add_task("score-detectors", total=len(sessions)) if progress else None
         for name, seed in sessions:
-            detections, labels, bins = _session(config, name, seed, args.minutes * 60)
-            score_session(scores, detections, labels, bins.__getitem__)
+            detections, labels, bins, hidden = _session(config, name, seed, args.minutes * 60)
+            score_session(scores, detections, labels, bins.__getitem__, hidden)
             if progress:
                 progress.advance(task)
     rows = [score.as_dict() for score in scores.values()]
@@ -88,12 +88,15 @@ def _session(config: Config, name: str, seed: int, background_s: float):
     markets = {d.instrument_id: _market(d, config) for d in instruments}
     bins = {d.instrument_id: profile_bin(d) for d in instruments}  # labels are planted on the profile's bin
     labels: list[TruthLabel] = []
+    hidden: list[Trade] = []
     batch: dict[int, list] = {iid: [] for iid in markets}
     detections: list[Detection] = []
     for ev in sim.events():
         if type(ev) is TruthLabel:
             labels.append(ev)
             continue
+        if type(ev) is Trade and ev.hidden:
+            hidden.append(ev)
         lane = batch[ev.instrument_id]
         lane.append(ev)
         if len(lane) >= 4096:
@@ -101,7 +104,7 @@ def _session(config: Config, name: str, seed: int, background_s: float):
             lane.clear()
     for iid, lane in batch.items():
         detections += _detections(markets[iid].apply(lane))
-    return detections, labels, bins
+    return detections, labels, bins, hidden
 
 
 def _market(instrument, config: Config) -> MarketState:

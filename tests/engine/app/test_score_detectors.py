@@ -40,3 +40,35 @@ def test_lobster_hidden_liquidity_beats_the_baseline(tmp_path, capsys):
     ours, baseline = rows
     assert ours["detector"] == "hidden_liquidity" and ours["episodes"] == 195
     assert ours["recall"] >= 0.95 and ours["precision"] >= 2 * baseline["precision"]
+
+
+SMALL_PACK = ("iceberg_defense", "iceberg_exhausted", "stacked_absorption", "breakout_sweep", "stop_run_reversal",
+              "vacuum", "spoof_pull")
+# (recall, precision) bars of the small pack; None: reported, not asserted
+SMALL_PACK_BARS = {
+    "IcebergDetection": (0.7, 0.6),
+    "AbsorptionDetection": (0.6, 0.6),
+    "VacuumDetection": (0.7, 0.6),
+    "SweepDetection": (0.7, None),
+    "HiddenLiquidity": (0.9, 0.7),
+    "SpoofDetection": (0.8, 0.8),
+}
+
+
+def test_a_small_pack_meets_its_documented_bar(capsys):
+    """Two seeds of the seven presets that plant icebergs, absorbers, sweeps, vacuums and spoofs (issue 14
+    item 4's smaller pack; the standard pack is 20 seeds of every preset plus background sessions). Measured
+    (recall, precision): iceberg (0.75, 0.95), absorption (0.67, 0.73), vacuum (1.0, 0.67), sweep (1.0, 0.03),
+    hidden liquidity (1.0, 0.84), spoofing (1.0, 1.0). The bar: iceberg (0.7, 0.6), absorption (0.6, 0.6),
+    vacuum (0.7, 0.6), hidden liquidity (0.9, 0.7), spoofing (0.8, 0.8); sweep recall 0.7 only: the
+    simulator's own market orders walk two or more levels (a sweep by SPEC F22) hundreds of times a session
+    and no label names them, so the sweep's precision against planted labels is reported, not held."""
+    args = ["score-detectors", "--seeds", "2", "--background", "0", "--json"]
+    for preset in SMALL_PACK:
+        args += ["--scenario", preset]
+    assert main(args) == 0
+    rows = {row["detector"]: row for row in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["detectors"]}
+    for detector, (recall, precision) in SMALL_PACK_BARS.items():
+        row = rows[detector]
+        assert row["recall"] >= recall, row
+        assert precision is None or row["precision"] >= precision, row

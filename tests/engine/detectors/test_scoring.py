@@ -86,3 +86,21 @@ def test_no_detector_module_reads_truth():
         assert not {m for m in modules if m.startswith(("feeds", "ml", "strategies", "engine.detectors.scoring"))}, \
             path.name
         assert "TruthLabel" not in source and "TruthKind" not in source, path.name
+
+
+def test_the_hidden_chain_is_scored_against_hidden_episodes_not_iceberg_labels():
+    """An iceberg detection of the hidden chain inside a run of three hidden prints is a true HiddenLiquidity
+    detection and no IcebergDetection at all; one outside any run is false."""
+    from engine.detectors.iceberg import IcebergDetection
+
+    def iceberg(seq: int, price: int, chain: str) -> IcebergDetection:
+        return IcebergDetection(instrument_id=0, ts_recv=seq * NS, seq=seq, side=SELL, price_lo=price, price_hi=price,
+                                strength=3.0, t_start=NS, pvalue=1e-3, score=3.0, depletions=0, refills=0, peak=0,
+                                hidden_volume=30, executed=30, chain_type=chain, hidden_execs=3, p0=0.1, update=0)
+
+    prints = [trade(1, 1, 100), trade(2, 2, 100), trade(3, 3, 100)]
+    scores: dict[str, DetectorScore] = {}
+    score_session(scores, [iceberg(2, 100, "hidden"), iceberg(5, 200, "hidden")], [], lambda iid: 1, prints)
+    row = scores["HiddenLiquidity"].as_dict()
+    assert (row["precision"], row["recall"], row["matched"], row["false"]) == (0.5, 1.0, 1, 1)
+    assert scores["IcebergDetection"].as_dict()["unscored"] == 0
