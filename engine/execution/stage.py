@@ -109,6 +109,7 @@ class ExecutionStage(RecordBuffer):
         self.decision_latency_ns = decision_latency_ns
         self.equity_interval_ns = equity_interval_ns
         self.buffer: deque = deque()
+        self.buffer_peak = 0  # most market events held at once (bounded by the pipeline's depth)
         self.intents: list = []  # heap of (ts_local, n, intent)
         self.responses: list = []  # heap of (ts_local, n, response)
         self.orders: dict[str, OrderState] = {}
@@ -128,6 +129,8 @@ class ExecutionStage(RecordBuffer):
     def market(self, events: list) -> list:
         """Market events in feed order; processed once the intent watermark passes them."""
         self.buffer.extend(ev for ev in events if type(ev) is not TruthLabel)
+        if len(self.buffer) > self.buffer_peak:
+            self.buffer_peak = len(self.buffer)
         return []
 
     def orders_in(self, intents: list[OrderIntent], watermark: int | None) -> list:
