@@ -18,7 +18,7 @@ when it was decided. Assumptions, all of them:
   of ours cannot take it again) until the market itself has removed that much from the level.
 - Passive limit orders join the back of their level. With order ids (L3) their position is exact
   FIFO (``FifoQueue``); with L2 only, or when ``[execution] queue_model`` asks for it, the
-  probabilistic model (``L2Queue``). Any print through our price, or the opposite best crossing it,
+  probabilistic model (``L2Queue``). A print through our price, or the opposite best crossing it,
   fills what is left at our price, capped by the displayed size that crossed.
 - Replay limitation: recorded data cannot react to us: our resting size adds nothing to the book,
   our fills remove nothing from the queue others see, and passive fills at a level are capped by
