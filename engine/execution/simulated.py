@@ -119,12 +119,16 @@ class SimulatedExchange:
         while pending and pending[0][0] <= ev.ts_event:
             self._arrive(heapq.heappop(pending), out)
         kind = type(ev)
-        if kind in L3_EVENTS:
+        l3_event = kind in L3_EVENTS
+        if l3_event:
             self.l3[iid] = True
-        before_known = kind in L3_EVENTS and book.order(ev.order_id) is not None
-        moved_from = book.order(ev.order_id) if kind is OrderModify else None
         resting = self.resting[iid]
-        if resting and kind is not Trade and kind is not BookSnapshot and kind in L3_EVENTS:
+        if not (out or resting or self.stops[iid] or self.consumed[iid]):
+            book.update(ev)  # the common case: nothing of ours at this instrument
+            return out
+        if resting and l3_event:
+            before_known = book.order(ev.order_id) is not None
+            moved_from = book.order(ev.order_id) if kind is OrderModify else None
             key = (ev.side, ev.price)
             if moved_from is not None and (moved_from[0], moved_from[1]) != key:
                 for order in resting.get((moved_from[0], moved_from[1]), ()):

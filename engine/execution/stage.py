@@ -205,8 +205,11 @@ class ExecutionStage(RecordBuffer):
             self._release_fills(iid, ts)
 
     def _mark(self, iid: int, ts: int) -> None:
-        bid, ask = self.broker.quote(iid)
-        self.best[iid] = (bid, ask)
+        quote = self.broker.quote(iid)
+        if quote == self.best.get(iid):
+            return
+        self.best[iid] = quote
+        bid, ask = quote
         if bid is None or ask is None or bid >= ask:
             return
         mid = (bid + ask) / 2
