@@ -210,21 +210,30 @@ class SimulatedExchange:
 
     def _crossed(self, book: OrderBook, resting: dict, ts: int, out: list[Response]) -> None:
         """The opposite best at or through our price fills us at our price, up to the size that crossed
-        (less what our own orders already took there)."""
+        (less what our own orders already took there); what we take there is consumed too."""
         bid, ask = book.best_bid, book.best_ask
         consumed = self.consumed[book.instrument_id]
         for (side, price), orders in list(resting.items()):
             if side == BUY and ask is not None and ask <= price:
-                crossing = sum(size - consumed.get((-1, p), 0) for p, size in book.levels(-1) if p <= price)
+                levels = [(p, size) for p, size in book.top(-1, len(book.ask_prices)) if p <= price]
             elif side != BUY and bid is not None and bid >= price:
-                crossing = sum(size - consumed.get((BUY, p), 0) for p, size in book.levels(BUY) if p >= price)
+                levels = [(p, size) for p, size in book.top(BUY, len(book.bid_prices)) if p >= price]
             else:
                 continue
+            available = [[p, size - consumed.get((-side, p), 0)] for p, size in levels]
             for order in list(orders):
-                take = min(order.remaining, crossing)
-                if take > 0:
-                    crossing -= take
-                    self._passive_fill(order, price, take, ts, out)
+                take = min(order.remaining, sum(a for _, a in available if a > 0))
+                if take <= 0:
+                    break
+                left = take
+                for level in available:
+                    used = min(left, max(0, level[1]))
+                    if used:
+                        level[1] -= used
+                        left -= used
+                        key = (-side, level[0])
+                        consumed[key] = consumed.get(key, 0) + used
+                self._passive_fill(order, price, take, ts, out)
 
     def _trigger_stops(self, ev, book: OrderBook, out: list[Response]) -> None:
         iid = ev.instrument_id
