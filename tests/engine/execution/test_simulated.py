@@ -236,7 +236,8 @@ def test_a_crossing_fill_consumes_what_it_took():
     ex = exchange()
     b = seeded(ex)
     ex.submit(order(b, BUY, 3, OrderType.LIMIT, 100, cid="p"))
-    ex.on_market(b(OrderAdd, 20, SELL, 110, 1))
+    ex.on_market(b(OrderDelete, 1, BUY, 100, 3))
+    ex.on_market(b(OrderDelete, 2, BUY, 100, 4))  # the bids ahead left: best bid 99, ours rests at 100 unseen
     assert fills(ex.on_market(b(OrderAdd, 31, SELL, 100, 9))) == [("p", 100, 3, Liquidity.MAKER)]
     ex.submit(order(b, BUY, 8, cid="m"))
     out = ex.on_market(b(OrderAdd, 40, BUY, 97, 1))
