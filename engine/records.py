@@ -13,6 +13,13 @@ queue into the store included.
 
 from __future__ import annotations
 
+SIGNAL_DETAIL = (
+    "targets", "confluence", "structural", "regime", "confidence", "confidence_mode", "invalidation",
+    "detection_ids", "evidence",
+)
+"""The signals columns added by schema version 4 (``Signal.detail_columns``): every target, C, K, the regime,
+the confidence and how it was obtained, the invalidation rule, the causing detections, the trigger values."""
+
 TABLES: dict[str, tuple[str, ...]] = {
     "instruments": (
         "instrument_id", "symbol", "venue", "tick_size", "price_scale", "lot_size", "multiplier",
@@ -30,7 +37,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "signals": (
         "signal_id", "instrument_id", "seq", "ts_recv", "strategy", "side", "entry_type",
         "entry_price", "stop", "target", "time_stop_ns", "score", "probability", "score_mode",
-        "decision", "reason", "features",
+        "decision", "reason", "features", *SIGNAL_DETAIL,
     ),
     "orders": (
         "client_id", "signal_id", "instrument_id", "ts_local", "side", "order_type", "price", "size",

@@ -268,7 +268,7 @@ def _signal_row(scored: ScoredSignal, reason: str | None) -> tuple:
     return (
         s.signal_id, s.instrument_id, s.seq, s.ts_recv, s.strategy, s.side, s.entry_type, s.entry_price,
         s.stop, s.targets[0] if s.targets else None, s.time_stop_ns, s.score, scored.probability,
-        scored.mode, "rejected" if reason else "accepted", reason, features,
+        scored.mode, "rejected" if reason else "accepted", reason, features, *s.detail_columns(),
     )
 
 

@@ -40,6 +40,8 @@ def summary_tables(summary: dict) -> list[Table]:
     ):
         totals.add_row(label, value)
     tables = [per, totals, *_performance_tables(summary.get("analytics")), _stage_table(summary["stages"])]
+    if summary.get("strategies"):
+        tables.insert(2, strategy_table(summary["strategies"]))
     feed = summary.get("feed", {})
     if feed.get("malformed_lines"):
         totals.add_row("[yellow]malformed input lines skipped", f"{feed['malformed_lines']:,}")
@@ -56,6 +58,19 @@ def summary_tables(summary: dict) -> list[Table]:
                 problems.add_row(escape(symbol), escape(name), f"{value:,}")
         tables.append(problems)
     return tables
+
+
+def strategy_table(strategies: dict) -> Table:
+    """Per strategy: signals (long / short), accepted by risk, mean confidence and how it was obtained."""
+    table = Table(title="Signals per strategy")
+    for column in ("strategy", "signals", "long / short", "accepted", "mean confidence", "confidence"):
+        table.add_column(column, justify="left" if column in ("strategy", "confidence") else "right")
+    for name, row in strategies.items():
+        mean = "" if row["mean_confidence"] is None else f"{row['mean_confidence']:.3f}"
+        mode = "S_raw·C (no classifier yet)" if row["confidence_mode"] == "fallback_sraw_c" else row["confidence_mode"]
+        table.add_row(escape(name), f"{row['signals']:,}", f"{row['long']:,} / {row['short']:,}",
+                      f"{row['accepted']:,}", mean, escape(mode))
+    return table
 
 
 def _figure(value, fmt: str = ",.2f") -> str:

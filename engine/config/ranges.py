@@ -47,10 +47,13 @@ DECIMAL_PATTERN = r"^(?=[0-9.]*[1-9])[0-9]+(\.[0-9]+)?$"  # at least one non-zer
 Symbol = Annotated[str, msgspec.Meta(pattern=SYMBOL_PATTERN)]
 TickSize = Annotated[str, msgspec.Meta(pattern=DECIMAL_PATTERN)]
 FilePath = Annotated[str, msgspec.Meta(min_length=1)]
+OPTIONAL_JSON_PATTERN = r"^(.*\.json)?$"
+OptionalJsonPath = Annotated[str, msgspec.Meta(pattern=OPTIONAL_JSON_PATTERN)]  # "" = none
 
 PATTERN_MEANINGS = {
     SYMBOL_PATTERN: "a symbol without spaces, such as \"AAPL\"",
     DECIMAL_PATTERN: "a positive decimal string, such as \"0.01\"",
+    OPTIONAL_JSON_PATTERN: "a path ending in .json, or \"\" for none",
 }
 """What each pattern above asks for, in words (error messages show these instead of the regex)."""
 

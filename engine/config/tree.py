@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from engine.config.daemon import DaemonConfig
 from engine.config.detectors import DetectorsConfig
 from engine.config.features import (
     BookSlopeParams,
@@ -45,6 +46,7 @@ from engine.config.ranges import (
     LatencyKind,
     NonNegative,
     NonNegativeInt,
+    OptionalJsonPath,
     Positive,
     Profile,
     QueueKind,
@@ -58,6 +60,7 @@ from engine.config.ranges import (
     check_distinct,
 )
 from engine.config.simulator import SimulatorConfig
+from engine.config.strategies import StrategiesConfig, StrategyName
 from engine.config.validation import Problem, config_error, non_finite, problem_of
 from engine.errors import ConfigError
 
@@ -95,6 +98,7 @@ class FeatureConfig(_Section, frozen=True):
     trade_window_s: Annotated[list[Seconds], Meta(min_length=1)] = msgspec.field(
         default_factory=lambda: [5.0, 30.0])  # trade-imbalance windows (distinct)
     spread_window_s: Seconds = 10.0  # time-weighted mean spread window
+    microprice_table: OptionalJsonPath = ""  # F4 table from calibrate-microprice; "": the weighted-mid fallback
     ofi_bias: OfiBiasParams = OfiBiasParams()
     volatility: VolatilityParams = VolatilityParams()
     trade_intensity: TradeIntensityParams = TradeIntensityParams()
@@ -185,6 +189,8 @@ class InstrumentSpec(_Section, frozen=True):
     maker_fee: FeeRate = -0.0020  # passive fills, in [execution] fee_model units (negative = rebate)
     taker_fee: FeeRate = 0.0030  # aggressive fills, same units
     order_fee: NonNegative = 0.0  # fixed fee per order, currency units
+    # the strategies this instrument runs: "all" (every one of [strategies] enabled) or some of them
+    strategies: Annotated[list[StrategyName], Meta(min_length=1)] = msgspec.field(default_factory=lambda: ["all"])
 
 
 DEFAULT_INSTRUMENTS: dict[str, InstrumentSpec] = {
@@ -206,7 +212,9 @@ class Config(_Section, frozen=True):
     store: StoreConfig = StoreConfig()
     risk: RiskConfig = RiskConfig()
     execution: ExecutionConfig = ExecutionConfig()
+    strategies: StrategiesConfig = StrategiesConfig()
     simulator: SimulatorConfig = SimulatorConfig()
+    daemon: DaemonConfig = DaemonConfig()
     instruments: dict[str, InstrumentSpec] = msgspec.field(default_factory=lambda: dict(DEFAULT_INSTRUMENTS))
 
     def __post_init__(self) -> None:

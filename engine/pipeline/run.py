@@ -34,8 +34,8 @@ from engine.pipeline.wiring import (
     StrategyFactory,
     build_lane,
     build_portfolio_stages,
-    default_strategies,
     instrument_rows,
+    lane_strategies,
 )
 from engine.records import END
 from engine.store import BatchWriter, CommittedPrefix
@@ -47,7 +47,7 @@ class RunOptions:
     no_ml: bool = False
     speed: float | None = None  # None = as fast as possible
     duration_s: float | None = None  # stop after this much event time
-    strategies: StrategyFactory = default_strategies
+    strategies: StrategyFactory | None = None  # None: the strategies of the configuration ([strategies])
     progress: Callable[[int, int], None] | None = None  # (events so far, last ts_recv)
 
 
@@ -114,7 +114,8 @@ class Pipeline:
         self.stats = RunStats()
         self.stop_requested = asyncio.Event()
         self.truth = TruthSink()
-        self.lanes: list[Lane] = [build_lane(d, config, self.options.strategies) for d in self.instruments]
+        factory = lane_strategies(config, self.options.strategies)
+        self.lanes: list[Lane] = [build_lane(d, config, factory) for d in self.instruments]
         self.portfolio = build_portfolio_stages(self.instruments, config, self.options.no_ml)
         self.feed_mark = FeedMark()
         self.execution_q: asyncio.Queue = asyncio.Queue(config.pipeline.queue_size)
@@ -354,7 +355,8 @@ def run_reference(feed: Feed, config: Config, options: RunOptions | None = None)
     """The same cores in a plain loop: returns ``(signals, records)`` without touching the event loop."""
     options = options or RunOptions()
     instruments = feed.instruments()
-    lanes = [build_lane(d, config, options.strategies) for d in instruments]
+    factory = lane_strategies(config, options.strategies)
+    lanes = [build_lane(d, config, factory) for d in instruments]
     portfolio = build_portfolio_stages(instruments, config, options.no_ml)
     truth = TruthSink()
     router = Router([d.instrument_id for d in instruments])

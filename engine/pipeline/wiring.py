@@ -12,7 +12,7 @@ import numpy as np
 from engine.book import OrderBook
 from engine.config import Config
 from engine.detectors.absorption import AbsorptionDetector
-from engine.detectors.base import DetectorContext
+from engine.detectors.base import DetectorContext, profile_bin
 from engine.detectors.iceberg import IcebergDetector
 from engine.detectors.spoofing import SpoofDetector
 from engine.detectors.sweep import SweepDetector
@@ -40,6 +40,7 @@ from engine.features.flow import TradeFlow
 from engine.features.impact import PriceImpact
 from engine.features.liquidity import BookSlope, LiquidityFlow
 from engine.features.listener import Accumulator, Listener
+from engine.features.microprice import load_table
 from engine.features.ofi import OrderFlowImbalance
 from engine.features.ofi_bias import OfiBias
 from engine.features.profile import VolumeProfile
@@ -67,14 +68,14 @@ from engine.risk import (
 from ml.scoring import DisabledScorer, ScoringStage, UntrainedScorer
 from strategies.base import Strategy
 from strategies.engine import SignalEngine
-from strategies.queue_imbalance import QueueImbalanceProbe
+from strategies.registry import strategy_factory
 
 StrategyFactory = Callable[[InstrumentDef], list[Strategy]]
 
 
-def default_strategies(instrument: InstrumentDef) -> list[Strategy]:
-    """The strategies every lane runs until the six order-flow setups arrive."""
-    return [QueueImbalanceProbe(instrument.instrument_id)]
+def lane_strategies(config: Config, factory: StrategyFactory | None) -> StrategyFactory:
+    """The given factory, or the one ``[strategies]`` describes (user strategies imported and checked once)."""
+    return factory if factory is not None else strategy_factory(config)
 
 
 @dataclass
@@ -94,7 +95,8 @@ def build_lane(instrument: InstrumentDef, config: Config, strategies: StrategyFa
     windows = tuple(sorted(config.features.depth_ticks))
     book = OrderBook(iid, view_levels=config.book.view_levels, depth_windows=windows)
     market = MarketStage(instrument, book, interval, config.store.book_sample_levels, config.book.check_l3)
-    context = DetectorContext(instrument, book, market.detected)
+    context = DetectorContext(instrument, book, market.detected,
+                              profile_bin(instrument, config.detectors.bin_ticks))
     for listener in market_accumulators(context, config) + market_detectors(context, config):
         market.add(listener)
     flow_names = tuple(name for a in market.accumulators for name in a.values(0))
@@ -146,7 +148,8 @@ def sample_features(config: Config) -> list[SampleFeature]:
     """The per-sample features of one instrument's feature stage (SPEC section 2, the bar features)."""
     f = config.features
     return [
-        BookShape(tuple(sorted(f.depth_ticks))),
+        BookShape(tuple(sorted(f.depth_ticks)),
+                  micro=load_table(f.microprice_table) if f.microprice_table else None),
         OfiBias(f.ofi_bias),
         RealisedVolatility(f.volatility),
         TradeIntensity(f.trade_intensity),

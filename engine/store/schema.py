@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import StoreError, UsageError
-from engine.records import TABLES
+from engine.records import SIGNAL_DETAIL, TABLES
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 APPLICATION_ID = 0x43484D52  # "CHMR"
 SQLITE_HEADER = b"SQLite format 3\x00"
 RUN_COLUMNS_V1 = ("run_id", "command", "started_at", "finished_at", "seed", "config_hash", "source", "status",
@@ -33,8 +33,10 @@ _COLUMN_TYPES = {
     "stage": "TEXT", "counter": "TEXT", "detection_id": "TEXT", "detector": "TEXT", "evidence": "TEXT",
     "strength": "REAL", "score": "REAL", "probability": "REAL", "fee": "REAL",
     "cash": "REAL", "realized": "REAL", "unrealized": "REAL", "equity": "REAL",
+    "targets": "TEXT", "confluence": "REAL", "regime": "TEXT", "confidence": "REAL", "confidence_mode": "TEXT",
+    "invalidation": "TEXT", "detection_ids": "TEXT",
     "purpose": "TEXT", "avg_price": "REAL", "decision_mid": "REAL", "mid": "REAL", "mid_1s": "REAL",
-    "mid_10s": "REAL", "mark": "REAL", "marked_value": "REAL", "fees": "REAL", "trip_id": "TEXT", "regime": "TEXT",
+    "mid_10s": "REAL", "mark": "REAL", "marked_value": "REAL", "fees": "REAL", "trip_id": "TEXT",
     "entry_price": "REAL", "exit_price": "REAL", "pnl": "REAL", "r_multiple": "REAL", "exit_reason": "TEXT",
     "event": "TEXT", "detail": "TEXT",
 }
@@ -74,12 +76,15 @@ NATURAL_ORDER = {
 }
 
 
-# Columns added by later migrations: the tables of the first migration are created without them.
-ADDED_COLUMNS = {
+# Columns added by later migrations (4: signal detail, 5: execution): the tables of the first
+# migration are created without them, and each migration adds its own.
+ADDED_BY_4 = {"signals": SIGNAL_DETAIL}
+ADDED_BY_5 = {
     "orders": ("purpose", "filled", "avg_price", "decision_mid", "ts_done"),
     "fills": ("mid", "mid_1s", "mid_10s"),
     "equity": ("mark", "marked_value", "fees"),
 }
+ADDED_COLUMNS = {**ADDED_BY_4, **ADDED_BY_5}
 
 
 def _create_table(table: str, columns: tuple[str, ...]) -> str:
@@ -124,20 +129,30 @@ def _migration_3() -> list[str]:
     return _tables(("detections",))
 
 
-def _migration_execution() -> list[str]:
+def _added(columns: dict[str, tuple[str, ...]]) -> list[str]:
+    return [f"ALTER TABLE {table} ADD COLUMN {column} {_COLUMN_TYPES.get(column, 'INTEGER')}"
+            for table, names in columns.items() for column in names]
+
+
+def _migration_4() -> list[str]:
+    """Signals carry every target, C, K, the regime, the confidence and its mode, invalidation, causes, evidence."""
+    return _added(ADDED_BY_4)
+
+
+def _migration_5() -> list[str]:
     """Honest execution: order outcomes, fills with the mids after them, equity marks, round trips and
     every risk event (kill switch, disabled strategy, stop moves, late rejections)."""
-    return [f"ALTER TABLE {table} ADD COLUMN {column} {_COLUMN_TYPES.get(column, 'INTEGER')}"
-            for table, columns in ADDED_COLUMNS.items() for column in columns] + _tables(("round_trips", "risk_events"))
+    return _added(ADDED_BY_5) + _tables(("round_trips", "risk_events"))
 
 
-def _migration_placeholder() -> list[str]:
-    """Version 4 belongs to another branch; until it lands here it changes nothing."""
-    return []
+def _migration_6() -> list[str]:
+    """The daemon's checkpoint: one JSON state per name (positions, kill switch, pauses, risk limits)."""
+    return ["CREATE TABLE IF NOT EXISTS daemon_state (name TEXT PRIMARY KEY, state TEXT NOT NULL, "
+            "saved_at TEXT NOT NULL)"]
 
 
-MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2, _migration_3, _migration_placeholder,
-                                             _migration_execution]
+MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5,
+                                             _migration_6]
 
 INSERTS = {
     table: f"INSERT INTO {table} (run_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"

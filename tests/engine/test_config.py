@@ -291,6 +291,8 @@ def refused(info, default, in_union: bool = False):
     if isinstance(info, inspect.UnionType):
         return [value for member in info.types for value in refused(member, default, in_union=True)]
     if isinstance(info, inspect.StrType):
+        if info.pattern and re.fullmatch(info.pattern, ""):  # empty allowed ("none"): refuse a stray word
+            return [("nope", "Expected")]
         return [("", "Expected")] if info.pattern or info.min_length else []
     if isinstance(info, inspect.BoolType):
         return [("yes", "Expected `bool`")]
@@ -436,7 +438,7 @@ def test_speed_refuses_non_finite_numbers(value):
     ("simulator.mo_pull_min=6.0", "Expected mo_pull_min <= mo_pull_max, got 6.0 > 5.0 - at `$.simulator.mo_pull_min`"),
     ("simulator.mo_pull_max=0.1", "Expected mo_pull_min <= mo_pull_max, got 0.2 > 0.1 - at `$.simulator.mo_pull_min`"),
     ("simulator.hawkes_c_cross=0.5", "Expected hawkes_c_self + hawkes_c_cross <= 1 (shares of the branching ratio), "
-     "got 0.8 + 0.5 - at `$.simulator.hawkes_c_self`"),
+     "got 0.9 + 0.5 - at `$.simulator.hawkes_c_self`"),
     ("risk.max_position=50", "Expected order_size <= max_order_size and max_position (every order would be "
      "rejected), got 100 > 50 - at `$.risk.order_size`"),
     ("book.view_levels=3", "Expected store.book_sample_levels <= book.view_levels (samples are cut from the book "
