@@ -160,7 +160,8 @@ class Sizing:
     - ``n_stop = floor(r_trade * equity / (L * tick_value))`` with L the stop distance in ticks;
     - ``n_vol = floor(dollar_vol / (sigma1 * sqrt(H) * tick_value))`` (H the holding time, seconds;
       skipped while sigma1 is unknown);
-    - ``n_liq = floor(liquidity_share * median best-queue size)`` over the last 64 signals' books;
+    - ``n_liq = floor(liquidity_share * median best-queue size)`` over the last 64 signals' books, at
+      least 1 (a cap, not a ban: thin simulated queues of a few lots would otherwise refuse everything);
     - ``c(p) = clip((p - p_be) / (p_hi - p_be), 0.25, 1)``.
     Equity is the configured starting equity (the risk stage does not see fills; the drawdown
     ladder in the execution stage halves sizes when equity falls).
@@ -192,7 +193,7 @@ class Sizing:
         if view is not None and view.bid_sz and view.ask_sz:
             seen = self.queues.setdefault(signal.instrument_id, deque(maxlen=64))
             seen.append((view.bid_sz[0] + view.ask_sz[0]) // 2)
-            parts["n_liq"] = math.floor(self.liquidity_share * float(np.median(seen)))
+            parts["n_liq"] = max(1, math.floor(self.liquidity_share * float(np.median(seen))))
         parts["n_max"] = self.max_size
         span = self.p_hi - self.p_be
         confidence = min(1.0, max(0.25, (scored.probability - self.p_be) / span)) if span > 0 else 1.0

@@ -32,6 +32,7 @@ def summary_tables(summary: dict) -> list[Table]:
         ("events/s", f"{summary['events_per_s']:,.0f}"),
         ("signals", f"{summary['signals']:,}"),
         ("orders accepted / rejected", f"{summary['orders_accepted']:,} / {summary['orders_rejected']:,}"),
+        ("orders refused by the guards", f"{summary.get('orders_refused', 0):,}"),
         ("fills", f"{summary['fills']:,}"),
         ("truth labels", f"{summary['truth_labels']:,}"),
         ("DB rows", f"{sum(summary['db_rows'].values()):,} in {summary['db_batches']:,} batches"),

@@ -18,7 +18,7 @@ when it was decided. Assumptions, all of them:
   of ours cannot take it again) until the market itself has removed that much from the level.
 - Passive limit orders join the back of their level. With order ids (L3) their position is exact
   FIFO (``FifoQueue``); with L2 only, or when ``[execution] queue_model`` asks for it, the
-  probabilistic model (``L2Queue``). Any print through our price, or the opposite best crossing it,
+  probabilistic model (``L2Queue``). A print through our price, or the opposite best crossing it,
   fills what is left at our price, capped by the displayed size that crossed.
 - Replay limitation: recorded data cannot react to us: our resting size adds nothing to the book,
   our fills remove nothing from the queue others see, and passive fills at a level are capped by
@@ -119,12 +119,16 @@ class SimulatedExchange:
         while pending and pending[0][0] <= ev.ts_event:
             self._arrive(heapq.heappop(pending), out)
         kind = type(ev)
-        if kind in L3_EVENTS:
+        l3_event = kind in L3_EVENTS
+        if l3_event:
             self.l3[iid] = True
-        before_known = kind in L3_EVENTS and book.order(ev.order_id) is not None
-        moved_from = book.order(ev.order_id) if kind is OrderModify else None
         resting = self.resting[iid]
-        if resting and kind is not Trade and kind is not BookSnapshot and kind in L3_EVENTS:
+        if not (out or resting or self.stops[iid] or self.consumed[iid]):
+            book.update(ev)  # the common case: nothing of ours at this instrument
+            return out
+        if resting and l3_event:
+            before_known = book.order(ev.order_id) is not None
+            moved_from = book.order(ev.order_id) if kind is OrderModify else None
             key = (ev.side, ev.price)
             if moved_from is not None and (moved_from[0], moved_from[1]) != key:
                 for order in resting.get((moved_from[0], moved_from[1]), ()):
@@ -206,21 +210,30 @@ class SimulatedExchange:
 
     def _crossed(self, book: OrderBook, resting: dict, ts: int, out: list[Response]) -> None:
         """The opposite best at or through our price fills us at our price, up to the size that crossed
-        (less what our own orders already took there)."""
+        (less what our own orders already took there); what we take there is consumed too."""
         bid, ask = book.best_bid, book.best_ask
         consumed = self.consumed[book.instrument_id]
         for (side, price), orders in list(resting.items()):
             if side == BUY and ask is not None and ask <= price:
-                crossing = sum(size - consumed.get((-1, p), 0) for p, size in book.levels(-1) if p <= price)
+                levels = [(p, size) for p, size in book.top(-1, len(book.ask_prices)) if p <= price]
             elif side != BUY and bid is not None and bid >= price:
-                crossing = sum(size - consumed.get((BUY, p), 0) for p, size in book.levels(BUY) if p >= price)
+                levels = [(p, size) for p, size in book.top(BUY, len(book.bid_prices)) if p >= price]
             else:
                 continue
+            available = [[p, size - consumed.get((-side, p), 0)] for p, size in levels]
             for order in list(orders):
-                take = min(order.remaining, crossing)
-                if take > 0:
-                    crossing -= take
-                    self._passive_fill(order, price, take, ts, out)
+                take = min(order.remaining, sum(a for _, a in available if a > 0))
+                if take <= 0:
+                    break
+                left = take
+                for level in available:
+                    used = min(left, max(0, level[1]))
+                    if used:
+                        level[1] -= used
+                        left -= used
+                        key = (-side, level[0])
+                        consumed[key] = consumed.get(key, 0) + used
+                self._passive_fill(order, price, take, ts, out)
 
     def _trigger_stops(self, ev, book: OrderBook, out: list[Response]) -> None:
         iid = ev.instrument_id

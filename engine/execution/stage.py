@@ -61,7 +61,7 @@ class RoundTrip:
 
     __slots__ = ("trip_id", "instrument_id", "strategy", "regime", "side", "qty", "entry_notional", "exited",
                  "exit_notional", "entry_ts", "exit_ts", "initial_stop", "stop", "target", "time_stop_at",
-                 "fees", "exit_reason", "entry_id", "exit_id", "exits")
+                 "fees", "exit_reason", "entry_id", "exit_id", "exits", "retry_at")
 
     def __init__(self, intent: OrderIntent, ts: int) -> None:
         order = intent.order
@@ -85,6 +85,7 @@ class RoundTrip:
         self.entry_id = order.client_id
         self.exit_id: str | None = None
         self.exits = 0
+        self.retry_at = 0  # an exit that ended short is sent again from this time (100 ms later)
 
     @property
     def entry_price(self) -> float:
@@ -109,6 +110,7 @@ class ExecutionStage(RecordBuffer):
         self.decision_latency_ns = decision_latency_ns
         self.equity_interval_ns = equity_interval_ns
         self.buffer: deque = deque()
+        self.buffer_peak = 0  # most market events held at once (bounded by the pipeline's depth)
         self.intents: list = []  # heap of (ts_local, n, intent)
         self.responses: list = []  # heap of (ts_local, n, response)
         self.orders: dict[str, OrderState] = {}
@@ -128,6 +130,8 @@ class ExecutionStage(RecordBuffer):
     def market(self, events: list) -> list:
         """Market events in feed order; processed once the intent watermark passes them."""
         self.buffer.extend(ev for ev in events if type(ev) is not TruthLabel)
+        if len(self.buffer) > self.buffer_peak:
+            self.buffer_peak = len(self.buffer)
         return []
 
     def orders_in(self, intents: list[OrderIntent], watermark: int | None) -> list:
@@ -202,8 +206,11 @@ class ExecutionStage(RecordBuffer):
             self._release_fills(iid, ts)
 
     def _mark(self, iid: int, ts: int) -> None:
-        bid, ask = self.broker.quote(iid)
-        self.best[iid] = (bid, ask)
+        quote = self.broker.quote(iid)
+        if quote == self.best.get(iid):
+            return
+        self.best[iid] = quote
+        bid, ask = quote
         if bid is None or ask is None or bid >= ask:
             return
         mid = (bid + ask) / 2
@@ -261,6 +268,10 @@ class ExecutionStage(RecordBuffer):
             if trip.open <= 0 or trip.exit_id is not None:
                 if trip.time_stop_at and ts >= trip.time_stop_at and self._entry_working(trip):
                     self.broker.cancel(iid, trip.entry_id, ts)
+                continue
+            if trip.exit_reason:  # an exit that ended short, or an entry fill after the exit began
+                if ts >= trip.retry_at:
+                    self._exit(trip, trip.exit_reason, ts)
                 continue
             exit_price = bid if trip.side == BUY else ask
             mark = self.mids.get(iid, float(exit_price))
@@ -335,11 +346,15 @@ class ExecutionStage(RecordBuffer):
         self._order_row(state)
         trip = state.trip
         if trip is not None and state.purpose != "entry" and trip.exit_id == state.request.client_id:
-            trip.exit_id = None  # an exit that ended short: the next event sends another
+            trip.exit_id = None  # an exit that ended short: sent again 100 ms later
+            trip.retry_at = ts + NS // 10
             if trip.open == 0 and not self._entry_working(trip):
                 self._close(trip, ts)
-        elif trip is not None and state.purpose == "entry" and trip.qty == 0:
-            self.trips[trip.instrument_id].remove(trip)  # never filled: no round trip
+        elif trip is not None and state.purpose == "entry":
+            if trip.qty == 0:
+                self.trips[trip.instrument_id].remove(trip)  # never filled: no round trip
+            elif trip.open == 0 and trip.exit_id is None:
+                self._close(trip, ts)  # the exits were done before the entry's cancel came back
 
     def _on_fill(self, state: OrderState, fill: Fill) -> None:
         self.fills += 1

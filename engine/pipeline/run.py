@@ -282,6 +282,7 @@ async def _merge_stage(merge: WatermarkMerge, q_in: asyncio.Queue, q_out: asynci
                        stats: StageStats) -> None:
     """Release the lanes' signals in canonical order (see engine/pipeline/merge.py)."""
     ended = 0
+    sent = -1
     while ended < lanes:
         depth = q_in.qsize()
         item = await q_in.get()
@@ -294,7 +295,8 @@ async def _merge_stage(merge: WatermarkMerge, q_in: asyncio.Queue, q_out: asynci
         stats.events_in += len(batch)
         lane, watermark = (None, None) if token is None else (token[1], token[0])
         released = merge.push(lane, watermark, batch)
-        if released:
+        if released or merge.low > sent:  # a bare watermark too: the execution stage advances the market by it
+            sent = merge.low
             stats.events_out += len(released)
             await q_out.put(((merge.low, None), released))
     rest = merge.flush()

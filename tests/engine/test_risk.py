@@ -309,3 +309,11 @@ def test_portfolio_dollar_vol_cap():
     """sqrt(w' S w) above the cap refuses the order."""
     cap = correlated(portfolio_cap=1.0)
     assert cap.check({}, 0, 10).startswith("portfolio dollar vol")
+
+
+def test_liquidity_cap_is_at_least_one_lot():
+    """A median best queue of 2 lots gives floor(0.2 * 2) = 0, raised to 1: thin queues cap the size, never ban it."""
+    sizing = Sizing(1e5, {0: 0.01}, 0.0025, 1e9, 100.0, 0.2, 500, 0.5, 0.8)
+    thin = BookView(0, 0, 0, 1, 0, (100,), (2,), (101,), (2,))
+    size, parts = sizing.size(with_sigma(2.0, entry_view=thin, p=0.9))
+    assert (size, parts["n_liq"]) == (1, 1)

@@ -20,7 +20,8 @@ from tests.engine.app.browser import HeadlessPage, find_browser
 def run_db(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("report") / "run.db")
     code = main(["run", "--symbol", "TSLA,AAPL", "--duration", "180", "--speed", "max", "--db", path, "--json",
-                 "--set", "risk.max_consecutive_losses=100"])
+                 "--set", "risk.max_consecutive_losses=100", "--set",
+                 'strategies.enabled=["sweep_reversal","iceberg_defense","queue_imbalance"]'])
     assert code == 0
     return path
 

@@ -229,3 +229,16 @@ def test_orders_are_rejected_on_a_halted_book():
     ex.submit(order(b, BUY, 1))
     out = ex.on_market(b(OrderAdd, 9, BUY, 98, 1))
     assert [type(r) for r in out] == [Reject] and "halted" in out[0].reason
+
+
+def test_a_crossing_fill_consumes_what_it_took():
+    """Our bid at 100 filled by an ask arriving at 100 (3 lots of 9 taken): a market buy then gets only the other 6."""
+    ex = exchange()
+    b = seeded(ex)
+    ex.submit(order(b, BUY, 3, OrderType.LIMIT, 100, cid="p"))
+    ex.on_market(b(OrderDelete, 1, BUY, 100, 3))
+    ex.on_market(b(OrderDelete, 2, BUY, 100, 4))  # the bids ahead left: best bid 99, ours rests at 100 unseen
+    assert fills(ex.on_market(b(OrderAdd, 31, SELL, 100, 9))) == [("p", 100, 3, Liquidity.MAKER)]
+    ex.submit(order(b, BUY, 8, cid="m"))
+    out = ex.on_market(b(OrderAdd, 40, BUY, 97, 1))
+    assert fills(out) == [("m", 100, 6, Liquidity.TAKER), ("m", 101, 2, Liquidity.TAKER)]

@@ -147,3 +147,17 @@ def test_rows_do_not_depend_on_how_the_inputs_interleave():
     core.market(events[20:])
     core.flush()
     assert core.records == whole
+
+
+def test_an_exit_that_ends_short_is_sent_again():
+    """A stop exit of 10 meets a bid of only 4 lots: it sells 4 @ 95, then, 100 ms later, the other 6 @ 94."""
+    b = EventBuilder(ts=NS, step_ns=100_000_000)
+    events = [b(OrderAdd, 1, BUY, 100, 50), b(OrderAdd, 2, SELL, 101, 50), b(OrderAdd, 3, BUY, 99, 1),
+              b(OrderDelete, 1, BUY, 100, 50), b(OrderDelete, 3, BUY, 99, 1), b(OrderAdd, 4, BUY, 95, 4),
+              b(OrderAdd, 5, BUY, 94, 0 + 50)]
+    events += [b(OrderAdd, 10 + k, SELL, 120 + k, 1) for k in range(5)]
+    core = run(stage(), events, [intent(NS + 150_000_000, stop=96)])
+    [trip] = rows(core, "round_trips")
+    assert trip["exit_reason"] == "stop" and trip["exit_price"] == pytest.approx((4 * 95 + 6 * 94) / 10)
+    exits = [o for o in rows(core, "orders") if o["purpose"] == "exit:stop"]
+    assert [(o["filled"], o["status"]) for o in exits] == [(4, "partially_filled"), (6, "filled")]

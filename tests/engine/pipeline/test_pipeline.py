@@ -205,3 +205,15 @@ def test_a_feed_error_fails_the_run_after_every_event_before_it_is_processed_and
     for table in TABLES:
         assert len(rows[table]) == len(expected.get(table, [])), table
     assert len(rows["trades"]) > 100 and pipeline.stats.signals == len(clean_signals)
+
+
+def test_execution_stage_holds_a_bounded_market_buffer_without_signals(tmp_path):
+    """With no signal at all, bare watermarks still advance the execution stage: it never holds the whole stream."""
+    feed = zi_feed(120.0)
+    events = sum(1 for _ in zi_feed(120.0).events())
+    pipeline = Pipeline(feed, config_with(4, 64), str(tmp_path / "b.db"), "run",
+                        RunOptions(strategies=lambda d: []))
+    store.connect(tmp_path / "b.db").close()
+    asyncio.run(pipeline.run())
+    execution = pipeline.portfolio[-1][1]
+    assert execution.buffer_peak < events / 4
