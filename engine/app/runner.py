@@ -21,12 +21,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TypeVar
 
 import numpy as np
 import orjson
 
 from engine import store
+from engine.analytics import run_analytics
 from engine.config import Config
 from engine.errors import ChimeraError, StoreError, UsageError
 from engine.logs import get_logger
@@ -96,7 +98,7 @@ def execute(request: RunRequest) -> dict:
                     resumed_rows_skipped=skip.total if skip else 0))
         except Exception as exc:  # noqa: BLE001 - every failure is recorded in the run row, then re-raised
             error = exc
-        status, reason = _outcome(pipeline.stats, error)
+        status, reason = outcome(pipeline.stats, error)
         _until_writable(pipeline.writer.flush_pending, request, "pending_rows")
         summary = build_summary(request, run_id, pipeline, conn, status, reason)
         _until_writable(lambda: store.finish_run(conn, run_id, status, _now_iso(), orjson.dumps(summary).decode(),
@@ -136,7 +138,7 @@ def _claim_run(conn, request: RunRequest) -> tuple[str, store.CommittedPrefix | 
     return row.run_id, skip
 
 
-def _outcome(stats: RunStats, error: BaseException | None) -> tuple[str, str]:
+def outcome(stats: RunStats, error: BaseException | None) -> tuple[str, str]:
     """The run's status and the reason it stopped."""
     if error is not None:
         return "failed", str(error) if isinstance(error, ChimeraError) else f"{type(error).__name__}: {error}"
@@ -267,12 +269,23 @@ def build_summary(request: RunRequest, run_id: str, pipeline: Pipeline, conn, st
         "orders_accepted": stats.orders_accepted,
         "orders_rejected": stats.orders_rejected,
         "fills": stats.fills,
+        "orders_refused": stats.orders_refused,
+        "analytics": run_analytics_of(conn, run_id, request.config.risk.equity, pipeline.instruments),
         "truth_labels": stats.truth_labels,
         "db_rows": store.table_counts(conn, run_id),
         "db_batches": stats.writer_batches,
         "feed": feed_stats,
         "errors": {"integrity": integrity, "feed_malformed_lines": feed_stats.get("malformed_lines", 0)},
     }
+
+
+def run_analytics_of(conn, run_id: str, equity0: float, instruments) -> dict:
+    """The analytics section (engine/analytics.py) from the run's stored rows."""
+    rows = store.run_analytics_rows(conn, run_id)
+    symbols = {d.instrument_id: d.symbol for d in instruments}
+    tick_values = {d.instrument_id: float(Decimal(d.tick_size) * Decimal(d.multiplier)) for d in instruments}
+    return run_analytics(rows["equity"], rows["round_trips"], rows["orders"], rows["fills"], equity0, symbols,
+                         tick_values)
 
 
 def _stage_totals(stats: RunStats) -> dict[str, dict[str, float]]:
