@@ -136,7 +136,7 @@ class Confluence:
             self.ofi_1s.add(values["ofi_1s"])
         if frames & TF2:
             self.frames["10s"].close(values, "ofi_10s", "t_drift_tf2")
-            self._regime(values)
+            self.update_regime(values)
         if frames & TF3:
             self.frames["60s"].close(values, "ofi_60s", "t_drift_tf3")
 
@@ -151,7 +151,8 @@ class Confluence:
         while ring[0][0] < horizon:
             ring.popleft()
 
-    def _regime(self, values: dict[str, float]) -> None:
+    def update_regime(self, values: dict[str, float]) -> None:
+        """The rule label (SPEC 5) at a TF2 close, with hysteresis; nothing until the 20-min statistics are ready."""
         p = self.params
         rv = values.get("rv_60s_5m", 0.0)
         high = self.rv.n >= self.rv.min_samples and rv > self.rv.mean + 0.43 * math.sqrt(self.rv.var)  # ~q67

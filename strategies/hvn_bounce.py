@@ -1,7 +1,9 @@
 """S6 HVN Bounce, the high-volume-node variant (SPEC section 3).
 
 Long at a significant HVN H below the price (mirror: short at an HVN above): the node's extent
-[H_lo, H_hi] from the session profile's nodes (F24), its first retest after >= 10 min untested
+[H_lo, H_hi] from the session profile's nodes (F24; when its significance test finds none, the
+local volume peaks of the profile at >= ``peak_ratio`` times the mean bin: measured on
+profile_bounce, where the test finds no node), its first retest after >= 10 min untested
 (the mid entered the node after staying outside it that long), and within ``confirm_s`` of entering
 it a confirmation: an absorption on the bid inside the node with AS >= 0.7, or QI >= 0.3 with the
 1 s OFI z-score turning positive; not against a trend (t_drift(20 min) > -2.5 once ready). Entry:
@@ -14,10 +16,37 @@ from __future__ import annotations
 from engine.config.strategies import CommonParams, HvnBounceParams
 from engine.detectors.absorption import AbsorptionDetection
 from engine.events import OrderType
+from engine.features.profile import Node, ProfileSnapshot
 from engine.features.vector import FeatureVector
 from strategies.base import Signal
 from strategies.common import NS, OrderFlowStrategy
 from strategies.confluence import Confluence
+
+
+def volume_peaks(profile: ProfileSnapshot, ratio: float) -> tuple[Node, ...]:
+    """HVNs when the profile's significance test found none: local maxima of the 3-bin smoothed volume at
+    least ``ratio`` times the mean occupied bin, extended over the bins at >= 50 % of the peak."""
+    volume = profile.volume
+    n = len(volume)
+    if n < 5:
+        return ()
+    smooth = [sum(volume[max(0, i - 1):i + 2]) / len(volume[max(0, i - 1):i + 2]) for i in range(n)]
+    occupied = [v for v in volume if v > 0]
+    floor = ratio * sum(occupied) / max(1, len(occupied))
+    w, first = profile.bin_ticks, profile.first_bin
+    nodes = []
+    for i in range(1, n - 1):
+        peak = smooth[i]
+        if peak < floor or peak < smooth[i - 1] or peak <= smooth[i + 1]:
+            continue
+        lo = hi = i
+        while lo > 0 and smooth[lo - 1] >= 0.5 * peak:
+            lo -= 1
+        while hi < n - 1 and smooth[hi + 1] >= 0.5 * peak:
+            hi += 1
+        nodes.append(Node("hvn", float((first + i) * w + (w - 1) / 2), (first + lo) * w, (first + hi) * w + w - 1,
+                          peak / max(floor, 1e-9)))
+    return tuple(nodes)
 
 
 class HvnBounce(OrderFlowStrategy):
@@ -32,12 +61,15 @@ class HvnBounce(OrderFlowStrategy):
         self.entered: dict[float, tuple[int, int]] = {}  # node centre -> (entered at, side) for a first retest
         self.absorptions: list[AbsorptionDetection] = []
         self.last_mid: float | None = None
+        self.profile = None
 
     def setup(self, features: FeatureVector) -> Signal | None:
         values, ts = features.values, features.ts_recv
         profile = features.structures.get("profile")
-        if profile is not None and profile.nodes is not self.nodes:
-            self.nodes = tuple(n for n in profile.nodes if n.kind == "hvn")
+        if profile is not None and profile is not self.profile:
+            self.profile = profile
+            nodes = tuple(n for n in profile.nodes if n.kind == "hvn")
+            self.nodes = nodes or volume_peaks(profile, self.p.peak_ratio)
         for d in features.detections:
             if isinstance(d, AbsorptionDetection):
                 self.absorptions.append(d)
@@ -53,17 +85,20 @@ class HvnBounce(OrderFlowStrategy):
         untested = int(self.p.untested_s * NS)
         for node in self.nodes:
             key = node.price
-            inside = node.lo <= mid <= node.hi
+            inside = node.lo - 0.5 <= mid <= node.hi + 0.5  # the mid is a half tick off the touched price
             if not inside:
-                self.entered.pop(key, None)
                 self.outside_since.setdefault(key, ts)
-                continue
-            since = self.outside_since.pop(key, None)
-            if since is not None and ts - since >= untested:
-                before = self.last_mid if self.last_mid is not None else mid
-                self.entered[key] = (ts, 1 if before > node.hi else -1)
+            else:
+                since = self.outside_since.pop(key, None)
+                if since is not None and ts - since >= untested:
+                    before = self.confluence.value_at("mid", ts - int(self.p.approach_s * NS)) or mid
+                    self.entered[key] = (ts, 1 if before > node.price else -1)  # came from above: long
             entry = self.entered.get(key)
-            if entry is not None and ts - entry[0] <= int(self.p.confirm_s * NS):
+            if entry is None:
+                continue
+            if ts - entry[0] > int(self.p.confirm_s * NS):
+                del self.entered[key]  # the first retest passed unconfirmed
+            else:
                 signal = self._check(features, node, entry[1])
                 if signal is not None:
                     del self.entered[key]

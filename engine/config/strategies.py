@@ -180,6 +180,10 @@ class MeanReversionParams(_Params, frozen=True):
 class HvnBounceParams(_Params, frozen=True):
     """S6 HVN Bounce (the HVN variant)."""
 
+    # without significant nodes, HVNs are the profile's volume peaks at least this many times the mean bin
+    peak_ratio: Ratio = 1.5
+    # the side: long when the mid this many seconds before entering the node was above it, else short
+    approach_s: Secs = 60.0
     # the node must have been untested this many seconds before the retest
     untested_s: Secs = 600.0
     # confirmation: absorption on the node's side with AS at least this within confirm_s ...

@@ -15,6 +15,7 @@ from pathlib import Path
 
 TOKEN = "test-token-0123456789abcdef"
 STARTUP_S = 90.0  # the longest a daemon may take to listen or become ready before a test fails
+BUSY = ("--set", 'strategies.enabled=["queue_imbalance"]')  # the plumbing strategy: signals every few seconds
 
 
 class DaemonProcess:
@@ -26,7 +27,7 @@ class DaemonProcess:
         if token:
             env["CHIMERA_API_TOKEN"] = token
         command = [sys.executable, "-m", "engine.app.cli", "daemon", "--port", "0", "--db", str(self.db),
-                   "--log-json", "--log-level", "info", *args]
+                   "--log-json", "--log-level", "info", *BUSY, *args]
         if config is not None:
             command += ["-c", str(config)]
         self.log = self.log_path.open("wb")

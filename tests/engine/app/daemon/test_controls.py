@@ -11,8 +11,8 @@ import pytest
 from tests.engine.app.daemon.helpers import TOKEN, DaemonProcess, wait_until
 
 CONTROLS = [
-    ("/api/control/strategies/queue_imbalance_probe/pause", None),
-    ("/api/control/strategies/queue_imbalance_probe/resume", None),
+    ("/api/control/strategies/queue_imbalance/pause", None),
+    ("/api/control/strategies/queue_imbalance/resume", None),
     ("/api/control/flatten", None),
     ("/api/control/kill-switch", {"reason": "test"}),
     ("/api/control/kill-switch/reset", None),
@@ -44,20 +44,20 @@ def test_every_control_refuses_a_missing_or_wrong_token(daemon, path, payload, t
 
 def test_pause_and_resume_a_strategy(daemon):
     """Pausing a strategy lists it as paused and its later signals are rejected as paused; resume lifts it."""
-    assert daemon.post("/api/control/strategies/queue_imbalance_probe/pause") == (
-        200, {"strategy": "queue_imbalance_probe", "paused": True})
-    assert daemon.get("/api/control")[1]["paused"] == ["queue_imbalance_probe"]
+    assert daemon.post("/api/control/strategies/queue_imbalance/pause") == (
+        200, {"strategy": "queue_imbalance", "paused": True})
+    assert daemon.get("/api/control")[1]["paused"] == ["queue_imbalance"]
     since = max([s["ts_recv"] for s in daemon.get("/api/signals")[1]], default=0)
     signals = wait_until(lambda: daemon.get(f"/api/signals?since={since}")[1], "a signal while paused")
     assert {(s["decision"], s["reason"]) for s in signals} == {("rejected", "strategy paused")}
-    assert daemon.post("/api/control/strategies/queue_imbalance_probe/resume")[0] == 200
+    assert daemon.post("/api/control/strategies/queue_imbalance/resume")[0] == 200
     assert daemon.get("/api/control")[1]["paused"] == []
 
 
 def test_pausing_an_unknown_strategy_is_404(daemon):
     """An unknown strategy name is refused naming the running ones."""
     assert daemon.post("/api/control/strategies/nope/pause") == (
-        404, {"error": "unknown strategy 'nope'; running: queue_imbalance_probe"})
+        404, {"error": "unknown strategy 'nope'; running: queue_imbalance"})
 
 
 def test_kill_switch_rejects_every_signal_until_reset_and_flatten_closes_positions(daemon):

@@ -67,7 +67,7 @@ def test_a_restarted_daemon_resumes_positions_kill_switch_pauses_and_limits(tmp_
     try:
         wait_until(lambda: any(p["qty"] for p in first.get("/api/positions")[1]["positions"]), "an open position")
         assert first.post("/api/control/kill-switch", {"reason": "restart drill"})[0] == 200
-        assert first.post("/api/control/strategies/queue_imbalance_probe/pause")[0] == 200
+        assert first.post("/api/control/strategies/queue_imbalance/pause")[0] == 200
         assert first.post("/api/control/risk", {"max_position": 400})[0] == 200
     finally:
         assert first.stop() == 0
@@ -78,7 +78,7 @@ def test_a_restarted_daemon_resumes_positions_kill_switch_pauses_and_limits(tmp_
         second.wait_ready()
         control = second.get("/api/control")[1]
         assert control["kill_switch"] == {"engaged": True, "reason": "restart drill"}
-        assert control["paused"] == ["queue_imbalance_probe"]
+        assert control["paused"] == ["queue_imbalance"]
         assert control["risk"]["max_position"] == 400
         positions = {p["symbol"]: p for p in second.get("/api/positions")[1]["positions"]}
         for symbol, pos in saved["positions"].items():
