@@ -20,6 +20,7 @@ BENCHMARKS = [
     ("benchmarks.bench_pipeline", True),
     ("benchmarks.bench_store", False),
     ("benchmarks.bench_simulator", False),
+    ("benchmarks.bench_daemon", False),
 ]
 
 

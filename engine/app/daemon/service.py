@@ -133,6 +133,8 @@ class Daemon:
             self.bound_port = _bound_port(runner, self.port)
             self.log.info("daemon_listening", host=self.host, port=self.bound_port, db=self.db_path,
                           control="enabled" if self.token else "disabled")
+            print(f"chimera daemon: http://{self.host}:{self.bound_port}/ (database {self.db_path}; "
+                  f"controls {'enabled' if self.token else 'disabled'})", flush=True)
             checkpoints = asyncio.create_task(self._checkpoints(), name="checkpoints")
             await self._sessions(conn)
             return 0
