@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/chimera demo
+	$(BIN)/chimera demo --db chimera-demo.db
+	$(BIN)/chimera report --db chimera-demo.db --out chimera-demo-report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = [
     ("benchmarks.bench_book", True),
     ("benchmarks.bench_pipeline", True),
+    ("benchmarks.bench_stages", True),
     ("benchmarks.bench_store", False),
     ("benchmarks.bench_simulator", False),
+    ("benchmarks.bench_strategies", True),
     ("benchmarks.bench_daemon", False),
 ]
 

@@ -195,14 +195,17 @@ class OrderBook:
     def update(self, ev) -> bool:
         """Apply one event (no view); same integrity rules as ``apply``. False when the event was
         dropped (a duplicate or out-of-order ``seq``)."""
-        if ev.seq != self.last_seq + 1 and not self._sequence_ok(ev):
+        seq = ev.seq
+        if seq != self.last_seq + 1 and not self._sequence_ok(ev):
             return False
-        self.last_seq = ev.seq
+        self.last_seq = seq
         self._dispatch[type(ev)](ev)
         if ev.flags & LAST:
             self.ts_event = ev.ts_event
             self.ts_recv = ev.ts_recv
-            self._check_crossed()
+            bp, ap = self.bid_prices, self.ask_prices
+            if bp and ap and bp[-1] >= ap[0]:
+                self._check_crossed()
         return True
 
     # ---- integrity ------------------------------------------------------------------------------

@@ -69,6 +69,8 @@ class MarketState(RecordBuffer):
         self.last_hooks: list[Callable[[int], None]] = []
         self.bar_hooks: list[Callable[[int, int], None]] = []
         self.structure_providers: list[Accumulator] = []
+        self.value_fns: list[Callable[[int], dict[str, float]]] = []  # bound once: called at every sample
+        self.structure_fns: list[Callable[[int], dict[str, object]]] = []
         self.pending: list[Detection] = []
         self.events = 0
         self.samples = 0
@@ -81,8 +83,10 @@ class MarketState(RecordBuffer):
         self.listeners.append(listener)
         if isinstance(listener, Accumulator):
             self.accumulators.append(listener)
+            self.value_fns.append(listener.values)
             if listener.overrides("structures"):
                 self.structure_providers.append(listener)
+                self.structure_fns.append(listener.structures)
         for kind, handler in listener.handlers().items():
             self.dispatch.setdefault(kind, []).append(handler)
         if listener.overrides("on_last"):
@@ -102,22 +106,23 @@ class MarketState(RecordBuffer):
             mark = batch[-1].ts
             batch = batch[:-1]
         self.events += len(batch)
-        book = self.book
-        update = book.update
+        update = self.book.update
         bars = self.bars
-        dispatch = self.dispatch
+        get_handlers = self.dispatch.get
         last_hooks = self.last_hooks
         pending = self.pending
+        close = bars.next_close
+        if close is None and batch:
+            bars.start(batch[0].ts_recv)
+            close = bars.next_close
         for ev in batch:
             ts = ev.ts_recv
-            close = bars.next_close
-            if close is None:
-                bars.start(ts)
-            elif ts >= close:
+            if ts >= close:  # type: ignore[operator]  # set by ``start`` above
                 self._close_bars(ts, out)
+                close = bars.next_close
             if not update(ev):
                 continue
-            handlers = dispatch.get(type(ev))
+            handlers = get_handlers(type(ev))
             if handlers is not None:
                 for handler in handlers:
                     handler(ev)
@@ -126,7 +131,7 @@ class MarketState(RecordBuffer):
                     hook(ts)
             if pending:
                 self._detection_sample(ev, out)
-        if mark is not None and bars.next_close is not None and mark >= bars.next_close:
+        if mark is not None and close is not None and mark >= close:
             self._close_bars(mark, out)
         return out
 
@@ -153,11 +158,12 @@ class MarketState(RecordBuffer):
 
     def _sample(self, ts: int, frames: int, detections: tuple[Detection, ...]) -> Sample:
         flow: dict[str, float] = {}
-        for accumulator in self.accumulators:
-            flow.update(accumulator.values(ts))
+        merge = flow.update
+        for values in self.value_fns:
+            merge(values(ts))
         structures: dict[str, object] = {}
-        for provider in self.structure_providers:
-            structures.update(provider.structures(ts))
+        for provide in self.structure_fns:
+            structures.update(provide(ts))
         self.samples += 1
         return Sample(self.instrument_id, ts, self.book.last_seq, frames, self.book.view(), flow, detections,
                       structures)

@@ -13,6 +13,13 @@ queue into the store included.
 
 from __future__ import annotations
 
+SIGNAL_DETAIL = (
+    "targets", "confluence", "structural", "regime", "confidence", "confidence_mode", "invalidation",
+    "detection_ids", "evidence",
+)
+"""The signals columns added by schema version 4 (``Signal.detail_columns``): every target, C, K, the regime,
+the confidence and how it was obtained, the invalidation rule, the causing detections, the trigger values."""
+
 TABLES: dict[str, tuple[str, ...]] = {
     "instruments": (
         "instrument_id", "symbol", "venue", "tick_size", "price_scale", "lot_size", "multiplier",
@@ -30,17 +37,23 @@ TABLES: dict[str, tuple[str, ...]] = {
     "signals": (
         "signal_id", "instrument_id", "seq", "ts_recv", "strategy", "side", "entry_type",
         "entry_price", "stop", "target", "time_stop_ns", "score", "probability", "score_mode",
-        "decision", "reason", "features",
+        "decision", "reason", "features", *SIGNAL_DETAIL,
     ),
     "orders": (
         "client_id", "signal_id", "instrument_id", "ts_local", "side", "order_type", "price", "size",
-        "tif", "strategy", "status", "reason",
+        "tif", "strategy", "status", "reason", "purpose", "filled", "avg_price", "decision_mid", "ts_done",
     ),
     "fills": (
         "client_id", "fill_no", "instrument_id", "ts_exchange", "ts_local", "side", "price", "size",
-        "liquidity", "fee",
+        "liquidity", "fee", "mid", "mid_1s", "mid_10s",
     ),
-    "equity": ("instrument_id", "ts", "position", "cash", "realized", "unrealized", "equity"),
+    "equity": ("instrument_id", "ts", "position", "cash", "realized", "unrealized", "equity", "mark", "marked_value",
+               "fees"),
+    "round_trips": (
+        "trip_id", "instrument_id", "strategy", "regime", "side", "qty", "entry_ts", "exit_ts", "entry_price",
+        "exit_price", "initial_stop", "final_stop", "target", "pnl", "fees", "r_multiple", "exit_reason",
+    ),
+    "risk_events": ("instrument_id", "ts", "strategy", "event", "detail"),
     "truth_labels": (
         "instrument_id", "seq", "episode_id", "kind", "side", "price_lo", "price_hi", "t_start",
         "t_end", "params", "outcome",

@@ -1,6 +1,6 @@
 """A plumbing strategy for demos and tests: trade in the direction of a strong L1 queue imbalance.
 
-Not one of the six order-flow setups (those arrive with their own issue). It exists so that the
+Not one of the six order-flow setups, and off by default (``strategies.enabled``). It exists so that the
 signal, scoring, risk and execution stages carry real traffic: when ``|QI| >= threshold`` and the
 spread is at most ``max_spread`` ticks it signals a market order toward the heavier side, with a
 stop ``stop_ticks`` away and a target at ``reward_ratio`` times the stop, at most once per
@@ -17,7 +17,7 @@ NS = 1_000_000_000
 
 
 class QueueImbalanceProbe:
-    name = "queue_imbalance_probe"
+    name = "queue_imbalance"
 
     def __init__(
         self,

@@ -38,7 +38,9 @@ def summary_tables(summary: dict) -> list[Table]:
         ("database", escape(summary["db"])),
     ):
         totals.add_row(label, value)
-    tables = [per, totals, _stage_table(summary["stages"])]
+    tables = [per, totals, *_performance_tables(summary.get("analytics")), _stage_table(summary["stages"])]
+    if summary.get("strategies"):
+        tables.insert(2, strategy_table(summary["strategies"]))
     feed = summary.get("feed", {})
     if feed.get("malformed_lines"):
         totals.add_row("[yellow]malformed input lines skipped", f"{feed['malformed_lines']:,}")
@@ -54,6 +56,66 @@ def summary_tables(summary: dict) -> list[Table]:
             for name, value in counters.items():
                 problems.add_row(escape(symbol), escape(name), f"{value:,}")
         tables.append(problems)
+    return tables
+
+
+def strategy_table(strategies: dict) -> Table:
+    """Per strategy: signals (long / short), accepted by risk, mean confidence and how it was obtained."""
+    table = Table(title="Signals per strategy")
+    for column in ("strategy", "signals", "long / short", "accepted", "mean confidence", "confidence"):
+        table.add_column(column, justify="left" if column in ("strategy", "confidence") else "right")
+    for name, row in strategies.items():
+        mean = "" if row["mean_confidence"] is None else f"{row['mean_confidence']:.3f}"
+        mode = "S_raw·C (no classifier yet)" if row["confidence_mode"] == "fallback_sraw_c" else row["confidence_mode"]
+        table.add_row(escape(name), f"{row['signals']:,}", f"{row['long']:,} / {row['short']:,}",
+                      f"{row['accepted']:,}", mean, escape(mode))
+    return table
+
+
+def _figure(value, fmt: str = ",.2f") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value == float("inf"):
+        return "inf"
+    return format(value, fmt)
+
+
+def _performance_tables(analytics: dict | None) -> list[Table]:
+    """Portfolio performance, transaction costs, and the round trips per strategy, regime and instrument."""
+    if not analytics:
+        return []
+    p, t, c = analytics["portfolio"], analytics["trades"], analytics["tca"]
+    perf = Table(title="Performance (equity marked to mid, fees included)")
+    perf.add_column("figure")
+    perf.add_column("value", justify="right")
+    for label, value in (
+        ("equity start / end", f"{_figure(p['equity_start'])} / {_figure(p['equity_end'])}"),
+        ("total return", _figure(p["total_return"], ".4%")),
+        ("Sharpe / Sortino (annualised)", f"{_figure(p['sharpe'])} / {_figure(p['sortino'])}"),
+        ("max drawdown", f"{_figure(p['max_drawdown'], '.3%')} ({_figure(p['max_drawdown_value'])})"),
+        ("round trips / PnL / fees", f"{t['trades']:,} / {_figure(t['pnl'])} / {_figure(t['fees'])}"),
+        ("hit rate / profit factor", f"{_figure(t['hit_rate'], '.1%')} / {_figure(t['profit_factor'])}"),
+        ("mean R / mean holding (s)", f"{_figure(t['mean_r'])} / {_figure(t['mean_holding_s'], ',.1f')}"),
+        ("implementation shortfall (ticks/order, total)",
+         f"{_figure(c['implementation_shortfall_ticks'])} / {_figure(c['implementation_shortfall_value'])}"),
+        ("passive fill ratio / limit fill ratio",
+         f"{_figure(c['passive_fill_ratio'], '.1%')} / {_figure(c['limit_fill_ratio'], '.1%')}"),
+        ("adverse selection 1 s / 10 s (ticks)",
+         f"{_figure(c['adverse_selection_1s_ticks'])} / {_figure(c['adverse_selection_10s_ticks'])}"),
+    ):
+        perf.add_row(label, value)
+    tables = [perf]
+    for key, title in (("per_strategy", "strategy"), ("per_regime", "regime"), ("per_instrument", "instrument")):
+        groups = analytics[key]
+        if not groups:
+            continue
+        table = Table(title=f"Round trips per {title}")
+        for column in (title, "trades", "PnL", "hit rate", "profit factor", "mean R", "holding (s)"):
+            table.add_column(column, justify="left" if column == title else "right")
+        for name, g in groups.items():
+            table.add_row(escape(name), f"{g['trades']:,}", _figure(g["pnl"]), _figure(g["hit_rate"], ".1%"),
+                          _figure(g["profit_factor"]), _figure(g["mean_r"]), _figure(g["mean_holding_s"], ",.1f"))
+        tables.append(table)
     return tables
 
 

@@ -21,16 +21,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TypeVar
 
 import numpy as np
 import orjson
 
 from engine import store
+from engine.analytics import run_analytics
 from engine.config import Config
 from engine.errors import ChimeraError, StoreError, UsageError
 from engine.logs import get_logger
 from engine.pipeline import Pipeline, RunOptions, RunStats
+from engine.store.signals import strategy_summary
 from feeds.base import Feed
 
 try:  # uvloop when installed (Linux/macOS); the standard loop otherwise
@@ -262,15 +265,27 @@ def build_summary(request: RunRequest, run_id: str, pipeline: Pipeline, conn, st
         "stages": _stage_totals(stats),
         "per_instrument": _per_instrument(stats, conn, run_id, pipeline),
         "signals": stats.signals,
+        "strategies": strategy_summary(conn, run_id),
         "orders_accepted": stats.orders_accepted,
         "orders_rejected": stats.orders_rejected,
         "fills": stats.fills,
+        "orders_refused": stats.orders_refused,
+        "analytics": run_analytics_of(conn, run_id, request.config.risk.equity, pipeline.instruments),
         "truth_labels": stats.truth_labels,
         "db_rows": store.table_counts(conn, run_id),
         "db_batches": stats.writer_batches,
         "feed": feed_stats,
         "errors": {"integrity": integrity, "feed_malformed_lines": feed_stats.get("malformed_lines", 0)},
     }
+
+
+def run_analytics_of(conn, run_id: str, equity0: float, instruments) -> dict:
+    """The analytics section (engine/analytics.py) from the run's stored rows."""
+    rows = store.run_analytics_rows(conn, run_id)
+    symbols = {d.instrument_id: d.symbol for d in instruments}
+    tick_values = {d.instrument_id: float(Decimal(d.tick_size) * Decimal(d.multiplier)) for d in instruments}
+    return run_analytics(rows["equity"], rows["round_trips"], rows["orders"], rows["fills"], equity0, symbols,
+                         tick_values)
 
 
 def _stage_totals(stats: RunStats) -> dict[str, dict[str, float]]:

@@ -218,6 +218,8 @@ class DetectorsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     """Which detectors run in every market stage, and each one's thresholds."""
 
     enabled: list[DetectorName] = msgspec.field(default_factory=lambda: list(ALL_DETECTORS))
+    # w: ticks per bin of the per-price statistics; 0: by the instrument's profile (small_tick 10, else 1)
+    bin_ticks: Annotated[int, Meta(ge=0, le=1_000_000)] = 0
     iceberg: IcebergParams = IcebergParams()
     absorption: AbsorptionParams = AbsorptionParams()
     sweep: SweepParams = SweepParams()

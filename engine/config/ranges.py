@@ -36,16 +36,24 @@ BusyTimeout = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]  # SQLite's busy_
 Speed = Literal["max"] | Annotated[float, msgspec.Meta(gt=0, le=MAX_SPEED)]
 Feed = Literal["simulator", "zero_intelligence"]
 Profile = Literal["large_tick", "small_tick"]
+FeeUnit = Literal["per_lot", "bps"]
+LatencyKind = Literal["lognormal", "constant"]
+QueueKind = Literal["fifo", "prob", "risk_averse"]
+SizingMode = Literal["risk", "fixed"]
+FeeRate = Annotated[float, msgspec.Meta(ge=-100, le=100)]  # a fee rate, per lot or in bps; negative = rebate
 
 SYMBOL_PATTERN = r"^\S+$"
 DECIMAL_PATTERN = r"^(?=[0-9.]*[1-9])[0-9]+(\.[0-9]+)?$"  # at least one non-zero digit: "0.01", "0.25", "1"
 Symbol = Annotated[str, msgspec.Meta(pattern=SYMBOL_PATTERN)]
 TickSize = Annotated[str, msgspec.Meta(pattern=DECIMAL_PATTERN)]
 FilePath = Annotated[str, msgspec.Meta(min_length=1)]
+OPTIONAL_JSON_PATTERN = r"^(.*\.json)?$"
+OptionalJsonPath = Annotated[str, msgspec.Meta(pattern=OPTIONAL_JSON_PATTERN)]  # "" = none
 
 PATTERN_MEANINGS = {
     SYMBOL_PATTERN: "a symbol without spaces, such as \"AAPL\"",
     DECIMAL_PATTERN: "a positive decimal string, such as \"0.01\"",
+    OPTIONAL_JSON_PATTERN: "a path ending in .json, or \"\" for none",
 }
 """What each pattern above asks for, in words (error messages show these instead of the regex)."""
 

@@ -31,6 +31,7 @@ from engine.config.ranges import (
     Seconds,
     Share,
     SizeMix,
+    TickSize,
     check_mixture,
     check_ordered,
 )
@@ -56,7 +57,9 @@ class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     in_spread_rate: NonNegative = 0.04  # in-spread limit orders per second per side per tick of (spread - 1)
     in_spread_mean: AtLeastOne = 2.0  # mean improvement (ticks) of an in-spread order over its own best (geometric)
     in_spread_capped: bool = True  # in-spread orders never cross the latent price (bids < X, asks > X)
-    mo_rate: Positive = 0.04  # market-order Hawkes baseline mu_MO per side per second
+    in_spread_floor: Count = 6  # in-spread quoting stops at this spread (ticks): rate L_in (s - floor)
+    in_spread_queue_weight: Share = 0.8  # w: in-spread rates x (1 +- w (qb - qa) / (qb + qa)), bid / ask
+    mo_rate: Positive = 0.02  # market-order Hawkes baseline mu_MO per side per second
     kappa_l: NonNegative = 0.3  # limit-order pull exp(+-kappa_l (X - m)), per tick of latent-mid gap
     kappa_mo: NonNegative = 1.5  # market-order pull exp(+-kappa_mo (X - m) / sigma1)
     lo_sizes: SizeMix = (
@@ -70,7 +73,12 @@ class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     start_spread: Count = 12  # spread (ticks) of the seeded opening book
     stale_rate: NonNegative = 8.0  # cancel hazard (1/s) of quotes on the wrong side of the latent price
     theta_scale: NonNegative = 1.0  # multiplies the permanent impact per market order theta
-    meta_burst_mean: AtLeastOne = 2.5  # mean number of back-to-back market orders per metaorder child (geometric)
+    meta_burst_mean: AtLeastOne = 6.0  # mean number of back-to-back market orders per metaorder child (geometric)
+    hidden_prob: Share = 0.25  # probability that a background market order meets a hidden order first
+    hidden_improve_mean: AtLeastOne = 2.0  # mean ticks of a hidden order in front of its side's best (geometric)
+    best_level_share: Share = 0.97  # share of background market orders sized to at most the best level
+    start_price: Positive = 223.0  # opening price of the profile's synthetic instruments (sim-check, calibrate)
+    tick_size: TickSize = "0.01"  # their tick: $223 and $0.01 is AMZN's level (1 tick = 0.45 bp)
 
     def __post_init__(self) -> None:
         check_mixture("lo_sizes", self.lo_sizes)
@@ -92,6 +100,8 @@ class LargeTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, k
     in_spread_rate: NonNegative = 20.0  # in-spread orders per second per side per tick of (spread - 1)
     in_spread_mean: AtLeastOne = 1.0  # mean improvement over the own best (ticks)
     in_spread_capped: bool = False  # a one-tick gap is closed whatever the latent price
+    in_spread_floor: Count = 1  # any gap is closed
+    in_spread_queue_weight: Share = 0.0  # in-spread rates do not depend on the best queues
     mo_rate: Positive = 0.4  # Hawkes baseline per side per second
     kappa_l: NonNegative = 0.8  # limit-order pull per tick
     kappa_mo: NonNegative = 3.0  # market-order pull per sigma1
@@ -105,6 +115,11 @@ class LargeTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, k
     stale_rate: NonNegative = 8.0  # cancel hazard (1/s) of stale quotes
     theta_scale: NonNegative = 0.25  # 4 market orders/s against ~11 lots at the best: theta 0.05, not 0.2
     meta_burst_mean: AtLeastOne = 3.5  # mean number of back-to-back market orders per metaorder child
+    hidden_prob: Share = 0.3  # probability that a background market order meets a hidden order first
+    hidden_improve_mean: AtLeastOne = 1.0  # a one-tick spread leaves no room: hidden orders sit at the best
+    best_level_share: Share = 0.9  # share of background market orders sized to at most the best level
+    start_price: Positive = 100.0  # opening price of the profile's synthetic instruments
+    tick_size: TickSize = "0.01"  # their tick (1 tick = 1 bp at $100)
 
 
 class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -117,30 +132,36 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     flow_refresh_ms: Count = 500  # refresh interval of the market-order baseline (latent pull, decays)
     latency_us: Positive = 200.0  # mean feed latency ts_recv - ts_event, microseconds
     latency_jitter_us: NonNegative = 50.0  # standard deviation of the lognormal feed latency
-    intraday_u_shape: bool = False  # scale order-flow rates by a U-shaped intraday profile
+    intraday_u_shape: bool = True  # the intraday profile in full-day sessions (duration >= session_length_s)
+    intraday_open_tau_s: Seconds = 1800.0  # decay time of the open's activity, spread and volatility excess
+    intraday_close_tau_s: Seconds = 1200.0  # rise time of the close's activity excess
+    intraday_open_activity: NonNegative = 0.6  # A_o: activity excess at the open (before normalising to mean 1)
+    intraday_close_activity: NonNegative = 4.0  # A_c: activity excess at the close
+    intraday_open_spread: NonNegative = 1.0  # S_o: liquidity providers 1 + S_o times further apart at the open
+    intraday_open_volatility: NonNegative = 0.5  # V_o: latent volatility 1 + V_o times its level at the open
     regime_dwell_scale: Positive = 1.0  # multiplies every mean regime dwell (tests shorten it)
     hawkes_beta1: Positive = 10.0  # fast kernel decay, 1/s
     hawkes_beta2: Positive = 0.2  # slow kernel decay, 1/s
-    hawkes_w1: Share = 0.6  # weight of the fast kernel (slow gets 1 - w1)
-    hawkes_c_self: Share = 0.8  # share of the branching ratio that excites the same side
-    hawkes_c_cross: Share = 0.2  # share that excites the other side
+    hawkes_w1: Share = 0.9  # weight of the fast kernel (slow gets 1 - w1)
+    hawkes_c_self: Share = 0.9  # share of the branching ratio that excites the same side
+    hawkes_c_cross: Share = 0.1  # share that excites the other side
     mo_pull_min: Positive = 0.2  # clip of the market-order latent pull (lower)
     mo_pull_max: Positive = 5.0  # clip of the market-order latent pull (upper)
     theta: NonNegative = 0.2  # permanent impact per market order: theta * sign * size / mean best depth
     fleeting_share: Share = 0.15  # share of limit orders with a fleeting lifetime
     fleeting_mean_s: Seconds = 0.05  # mean fleeting lifetime, seconds
     patient_mean_s: Seconds = 10.0  # mean patient lifetime, seconds (divided by the regime cancel multiplier)
-    partial_cancel_share: Share = 0.1  # share of patient cancels that are partial (OrderCancel)
+    partial_cancel_share: Share = 0.0075  # share of patient cancels that are partial (OrderCancel)
     reaction_ticks: Count = 2  # queue reaction zone: ticks from the best
     reaction_mult: AtLeastOne = 2.0  # patient hazard multiplier in the zone under adverse order flow
     reaction_tau_s: Seconds = 1.0  # time scale of the order-flow imbalance that triggers the reaction
-    meta_active: NonNegative = 8.0  # mean number of metaorders being executed at once per instrument
+    meta_active: NonNegative = 20.0  # mean number of metaorders being executed at once per instrument
     meta_alpha: Alpha = 1.5  # Pareto tail exponent of metaorder sizes
     meta_min_orders: Positive = 12.0  # minimum metaorder size in mean market-order sizes
     meta_cap: MetaCap = 0.1  # metaorder size cap as a fraction of the background daily volume (~5% of all)
     meta_participation: tuple[OpenShare, OpenShare] = (0.05, 0.20)  # participation range (uniform)
     meta_impact: NonNegative = 0.42  # Y in the square-root permanent impact Y sigma_day sqrt(Q / V_day)
-    vol_of_vol: NonNegative = 0.3  # s: shared volatility factor exp(s Y - s^2), Y a unit OU (E[factor^2] = 1)
+    vol_of_vol: NonNegative = 0.12  # s: shared volatility factor exp(s Y - s^2), Y a unit OU (E[factor^2] = 1)
     vol_tau_s: Seconds = 60.0  # time scale of the shared volatility factor
     common_lag_ms: LagMs = 2000  # each instrument receives the common factor after a lag uniform in [0, this]
     info_rate: NonNegative = 0.3  # rate (1/s) of latent information jumps (common and per instrument)

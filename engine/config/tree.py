@@ -39,21 +39,28 @@ from engine.config.ranges import (
     BusyTimeout,
     Count,
     Feed,
+    FeeRate,
+    FeeUnit,
     FieldError,
     FilePath,
+    LatencyKind,
     NonNegative,
     NonNegativeInt,
+    OptionalJsonPath,
     Positive,
     Profile,
+    QueueKind,
     Seconds,
     Seed,
     Share,
+    SizingMode,
     Speed,
     Symbol,
     TickSize,
     check_distinct,
 )
 from engine.config.simulator import SimulatorConfig
+from engine.config.strategies import StrategiesConfig, StrategyName
 from engine.config.validation import Problem, config_error, non_finite, problem_of
 from engine.errors import ConfigError
 
@@ -91,6 +98,7 @@ class FeatureConfig(_Section, frozen=True):
     trade_window_s: Annotated[list[Seconds], Meta(min_length=1)] = msgspec.field(
         default_factory=lambda: [5.0, 30.0])  # trade-imbalance windows (distinct)
     spread_window_s: Seconds = 10.0  # time-weighted mean spread window
+    microprice_table: OptionalJsonPath = ""  # F4 table from calibrate-microprice; "": the weighted-mid fallback
     ofi_bias: OfiBiasParams = OfiBiasParams()
     volatility: VolatilityParams = VolatilityParams()
     trade_intensity: TradeIntensityParams = TradeIntensityParams()
@@ -122,8 +130,32 @@ class RiskConfig(_Section, frozen=True):
     equity: Positive = 1_000_000.0
     max_position: Count = 1000  # lots per instrument
     max_order_size: Count = 500
-    order_size: Count = 100  # lots per order until volatility-targeted sizing arrives
+    order_size: Count = 100  # lots per order when sizing = "fixed"
     max_orders_per_second: Count = 20
+    sizing: SizingMode = "risk"  # "risk": SPEC 11 sizing; "fixed": order_size lots
+    r_trade: Annotated[float, Meta(gt=0, le=0.1)] = 0.0025  # share of equity at risk per trade (stop-based)
+    dollar_vol: Positive = 2500.0  # per-position dollar-volatility budget over the holding time
+    holding_s: Seconds = 60.0  # expected holding time H for the volatility-targeted size
+    liquidity_share: Share = 0.2  # at most this share of the median best-queue size
+    p_be: Share = 0.5  # break-even probability of the confidence scaling
+    p_hi: Share = 0.8  # probability at which the full size is used
+    price_band_sigma: Positive = 4.0  # entry within this many sigma1 of the mid
+    stop_max_sigma: Positive = 3.0  # refuse stops farther than this many sigma1
+    decision_latency_us: NonNegative = 50.0  # signal to order decision
+    drawdown_soft: Share = 0.015  # drawdown that halves sizes and raises the probability bar
+    drawdown_hard: Share = 0.03  # drawdown that latches the kill switch
+    daily_loss: Positive = 20_000.0  # loss from the start of the session that latches the kill switch
+    max_consecutive_losses: Count = 5  # losing round trips in a row that latch the kill switch
+    strategy_drawdown: Share = 0.02  # a strategy's own drawdown (share of equity) that disables it
+    breakeven_cost_ticks: NonNegativeInt = 1  # breakeven stop = entry + this many ticks of costs
+    swing_buffer_ticks: NonNegativeInt = 1  # trailing stop this many ticks beyond the last swing
+    correlation_sample_s: Seconds = 60.0  # return sampling interval of the covariance
+    correlation_half_life_s: Seconds = 7200.0  # EWMA half-life of the covariance
+    correlation_shrink: Share = 0.5  # weight of the diagonal in the shrunk covariance
+    portfolio_vol_cap: Positive = 50_000.0  # cap on sqrt(w' S w), currency per sample interval
+    single_exposure_cap: Positive = 250_000.0  # cap on one instrument's signed dollar exposure
+    cluster_rho: Share = 0.7  # instruments with pairwise correlation above this form a cluster
+    cluster_factor: Positive = 1.5  # a cluster's same-direction exposure cap, in single caps
 
     def __post_init__(self) -> None:
         limit = min(self.max_order_size, self.max_position)
@@ -134,7 +166,14 @@ class RiskConfig(_Section, frozen=True):
 
 
 class ExecutionConfig(_Section, frozen=True):
-    taker_fee_per_lot: NonNegative = 0.0030  # placeholder per SPEC section 12; no rebates for takers
+    fee_model: FeeUnit = "per_lot"  # unit of the instruments' maker_fee and taker_fee: "per_lot" or "bps"
+    latency_model: LatencyKind = "lognormal"  # "lognormal" (jitter) or "constant"
+    entry_latency_us: Positive = 1000.0  # order entry latency (decision to exchange), mean
+    response_latency_us: Positive = 1000.0  # exchange to local receipt, mean
+    latency_sigma: Annotated[float, Meta(ge=0, le=2)] = 0.25  # log-space standard deviation of the jitter
+    queue_model: QueueKind = "fifo"  # "fifo" (exact where order ids exist, else prob), "prob", "risk_averse"
+    queue_power: Annotated[float, Meta(gt=0, le=10)] = 2.0  # n of f(x) = x^n in the prob queue model
+    equity_interval_ms: Annotated[int, Meta(ge=100, le=3_600_000)] = 1000  # equity rows at this event-time step
 
 
 class InstrumentSpec(_Section, frozen=True):
@@ -147,6 +186,11 @@ class InstrumentSpec(_Section, frozen=True):
     volatility: Positive = 1.0  # scales the profile's base volatility
     beta: Share = 0.5  # loading on the common factor (cross-asset correlation ~ beta_i * beta_j)
     lot_size: Count = 1
+    maker_fee: FeeRate = -0.0020  # passive fills, in [execution] fee_model units (negative = rebate)
+    taker_fee: FeeRate = 0.0030  # aggressive fills, same units
+    order_fee: NonNegative = 0.0  # fixed fee per order, currency units
+    # the strategies this instrument runs: "all" (every one of [strategies] enabled) or some of them
+    strategies: Annotated[list[StrategyName], Meta(min_length=1)] = msgspec.field(default_factory=lambda: ["all"])
 
 
 DEFAULT_INSTRUMENTS: dict[str, InstrumentSpec] = {
@@ -168,6 +212,7 @@ class Config(_Section, frozen=True):
     store: StoreConfig = StoreConfig()
     risk: RiskConfig = RiskConfig()
     execution: ExecutionConfig = ExecutionConfig()
+    strategies: StrategiesConfig = StrategiesConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     daemon: DaemonConfig = DaemonConfig()
     instruments: dict[str, InstrumentSpec] = msgspec.field(default_factory=lambda: dict(DEFAULT_INSTRUMENTS))

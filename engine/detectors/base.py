@@ -28,6 +28,17 @@ class DetectorContext:
     bin_ticks: int = 1  # per-price statistics use bins of this many ticks (SPEC section 0, small tick)
 
 
+SMALL_TICK_BIN = 10  # ticks per bin on the simulator's small-tick profile (its episodes are planted on it)
+
+
+def profile_bin(instrument: InstrumentDef, configured: int = 0) -> int:
+    """Ticks per bin for the detectors' per-price statistics: ``configured`` when > 0, else by the
+    instrument's simulator profile (``small_tick`` 10, ``large_tick`` 1) and 1 for real data."""
+    if configured > 0:
+        return configured
+    return SMALL_TICK_BIN if instrument.profile == "small_tick" else 1
+
+
 class Detector(Listener):
     """A listener that emits detections."""
 

@@ -9,7 +9,12 @@ label's ``[t_start, t_end + SLACK_NS]`` (labels are stamped in event time and ma
 as a planted sweep; detections in receive time, after the events that completed them). Per detector:
 a label is *matched* when at least one detection matches it (else *missed*); a detection is *false*
 when it matches no label of its kinds; precision = true detections / detections, recall = matched
-labels / labels; the delay is from the label's start to its first matching detection. Sides: the
+labels / labels; the delay is from the label's start to its first matching detection. A session is scored
+for a detector only when it plants at least one label of that detector's kinds: the simulator's own
+flow makes real sweeps, pulls and absorptions that no label names (a market order that walks two
+levels is a sweep by SPEC F22), so a session that plants none of a kind has no truth to judge that
+kind's detections by; they are counted apart (``unscored``) and ``precision_all`` counts them as
+false. Sides: the
 liquidity's side for icebergs, absorption, vacuums and spoofs, the aggressor's for sweeps and
 trapped volume — the same convention as the labels.
 
@@ -67,10 +72,15 @@ class DetectorScore:
     true: int = 0
     labels: int = 0
     matched: int = 0
+    unscored: int = 0  # detections in sessions that plant no label of the detector's kinds
     delays_ms: list[float] = field(default_factory=list)
 
     def add(self, detections: list[Detection], labels: list[TruthLabel], bin_of) -> None:
-        """Score one session's detections of this detector against its labels of the scored kinds."""
+        """Score one session's detections of this detector against its labels of the scored kinds
+        (none planted: the detections are only counted as unscored)."""
+        if not labels:
+            self.unscored += len(detections)
+            return
         self.detections += len(detections)
         self.labels += len(labels)
         self.true += sum(any(matches(d, lb, bin_of(d.instrument_id)) for lb in labels) for d in detections)
@@ -87,7 +97,9 @@ class DetectorScore:
             "precision": round(self.true / self.detections, 4) if self.detections else None,
             "recall": round(self.matched / self.labels, 4) if self.labels else None,
             "matched": self.matched, "missed": self.labels - self.matched, "false": self.detections - self.true,
-            "detections": self.detections, "labels": self.labels,
+            "detections": self.detections, "labels": self.labels, "unscored": self.unscored,
+            "precision_all": round(self.true / (self.detections + self.unscored), 4)
+            if self.detections + self.unscored else None,
             "delay_ms_p50": round(statistics.median(self.delays_ms), 1) if self.delays_ms else None,
             "target_recall": target[0] if target else None, "target_precision": target[1] if target else None,
         }

@@ -134,37 +134,27 @@ def best_of(book: OrderBook, side: int) -> int | None:
 
 def gap_max(book: OrderBook, side: int, bins: int, width: int) -> int:
     """Longest run of empty bins among the ``bins`` bins of ``width`` ticks from the best (the best's bin
-    first, so it is occupied): one bisection per bin, O(N log L)."""
-    longest = run = 0
+    first, so it is occupied): one pass over the levels inside those bins (at most ``bins * width``)."""
     if side == BUY:
-        prices = book.bid_prices  # ascending: walk down from the best
+        prices = book.bid_prices  # ascending: the window is the tail, walked down from the best
         if not prices:
             return bins
         best = prices[-1]
-        edge = bisect_left(prices, best - width + 1)  # prices of the bins done so far are at and above this index
-        for j in range(2, bins + 1):
-            k = bisect_left(prices, best - j * width + 1, 0, edge)
-            if k < edge:
-                run, edge = 0, k
-            else:
-                run += 1
-                if run > longest:
-                    longest = run
+        inside = prices[bisect_left(prices, best - bins * width + 1):]
+        inside.reverse()
     else:
-        prices = book.ask_prices  # ascending: walk up from the best
+        prices = book.ask_prices  # ascending: the window is the head, walked up from the best
         if not prices:
             return bins
         best = prices[0]
-        edge = bisect_left(prices, best + width)  # prices of the bins done so far are below this index
-        for j in range(2, bins + 1):
-            k = bisect_left(prices, best + j * width, edge)
-            if k > edge:
-                run, edge = 0, k
-            else:
-                run += 1
-                if run > longest:
-                    longest = run
-    return longest
+        inside = prices[:bisect_left(prices, best + bins * width)]
+    longest = previous = 0  # previous: the last occupied bin (the best's is 0)
+    for price in inside:
+        k = (best - price) // width if side == BUY else (price - best) // width
+        if k - previous - 1 > longest:
+            longest = k - previous - 1
+        previous = k
+    return longest if bins - 1 - previous <= longest else bins - 1 - previous
 
 
 class SideState:

@@ -218,20 +218,26 @@ class WallAccumulator(Accumulator):
     def values(self, ts: int) -> dict[str, float]:
         out: dict[str, float] = {}
         persist = self.params.persist_ms * MS
-        for side, name in ((BUY, "bid"), (SELL, "ask")):
+        for side, dist_name, size_name, hhi_name in _VALUE_NAMES:
             scan = self.scan(side)
             dist, size, hhi = float(self.reach), 0.0, 0.0
             if scan is not None:
                 hhi = scan.hhi
-                walls = [j for j, c in self.candidates[side].items() if c.emitted or ts - c.since >= persist]
-                if walls:
-                    j = max(walls) if side == BUY else min(walls)
-                    dist = float(self.distance(side, scan.best, j))
-                    size = float(scan.bins.get(j, 0))
-            out[f"wall_dist_{name}"] = dist
-            out[f"wall_size_{name}"] = size
-            out[f"hhi_{name}"] = hhi
+                candidates = self.candidates[side]
+                if candidates:
+                    walls = [j for j, c in candidates.items() if c.emitted or ts - c.since >= persist]
+                    if walls:
+                        j = max(walls) if side == BUY else min(walls)
+                        dist = float(self.distance(side, scan.best, j))
+                        size = float(scan.bins.get(j, 0))
+            out[dist_name] = dist
+            out[size_name] = size
+            out[hhi_name] = hhi
         return out
+
+
+_VALUE_NAMES = tuple((side, f"wall_dist_{name}", f"wall_size_{name}", f"hhi_{name}")
+                     for side, name in ((BUY, "bid"), (SELL, "ask")))
 
 
 class WallDetector(WallAccumulator, Detector):

@@ -9,6 +9,7 @@ vector carries exactly them, in that order, all finite.
 from __future__ import annotations
 
 import math
+from math import isfinite
 
 from engine.features.sample import Sample
 from engine.features.sampled import SampleFeature
@@ -29,6 +30,9 @@ class FeatureEngine:
         names += DERIVED
         self.names: tuple[str, ...] = tuple(dict.fromkeys(names))
         self.vectors = 0
+        # bound once, called at every sample
+        self.steps = [(feature.on_sample, feature.values) for feature in features]
+        self.count = len(self.names)
 
     def vector(self, sample: Sample) -> FeatureVector:
         """Update every feature from ``sample`` and return the vector.
@@ -36,16 +40,18 @@ class FeatureEngine:
         Raises:
             ValueError: a feature is NaN or infinite (a bug: every feature must stay finite).
         """
-        values: dict[str, float] = dict(sample.flow)
-        for feature in self.features:
-            feature.on_sample(sample)
-            values.update(feature.values())
+        values: dict[str, float] = sample.flow.copy()
+        merge = values.update
+        for on_sample, current in self.steps:
+            on_sample(sample)
+            merge(current())
         _derive(values)
-        if len(values) != len(self.names) or not math.isfinite(sum(values.values())):
+        if len(values) != self.count or not isfinite(sum(values.values())):
             self._refuse(values, sample)
         self.vectors += 1
-        return FeatureVector(sample.instrument_id, sample.ts_recv, sample.seq, sample.view.state, sample.frames,
-                             values, sample.view, sample.detections, sample.structures)
+        view = sample.view
+        return FeatureVector(sample.instrument_id, sample.ts_recv, sample.seq, view.state, sample.frames,
+                             values, view, sample.detections, sample.structures)
 
 
     def _refuse(self, values: dict[str, float], sample: Sample) -> None:
@@ -58,9 +64,10 @@ class FeatureEngine:
 
 def _derive(values: dict[str, float]) -> None:
     """Values from the flow and the book together: the mid's distance to the session VWAP (F9)."""
-    values["vwap_dev"] = values["vwap_dev_sigma"] = 0.0
     if values.get("has_bbo") and values.get("volume"):
         dev = values["mid"] - values["vwap"]
-        values["vwap_dev"] = dev
         sigma = values.get("vwap_sigma", 0.0)
+        values["vwap_dev"] = dev
         values["vwap_dev_sigma"] = dev / sigma if sigma > 0 else 0.0
+    else:
+        values["vwap_dev"] = values["vwap_dev_sigma"] = 0.0

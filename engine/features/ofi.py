@@ -181,15 +181,14 @@ def _side_terms(cum: list[int], px: list[int], sz: list[int], first: int, step: 
     ``px[first + level * step]`` is the level-th best price; ``sign`` is +1 for bids, -1 for asks.
     Returns the change of this side's depth over its first M levels.
     """
-    depth_change = 0
-    for level in range(n if n > prev_n else prev_n):
-        if level < n:
-            i = first + level * step
-            p, q = px[i], sz[i]
-        else:
-            p = q = 0
-        pp, pq = prev_px[level], prev_sz[level]
-        if level < n and level < prev_n and (p != pp or q != pq):
+    if step < 0:  # bids: best last
+        new_px, new_sz = px[:-n - 1:-1], sz[:-n - 1:-1]
+    else:
+        new_px, new_sz = px[:n], sz[:n]
+    common = n if n < prev_n else prev_n
+    for level in range(common):
+        p, q, pp, pq = new_px[level], new_sz[level], prev_px[level], prev_sz[level]
+        if p != pp or q != pq:
             better = (p - pp) * sign  # > 0: this side's level-th price improved
             term = 0
             if better >= 0:
@@ -197,6 +196,10 @@ def _side_terms(cum: list[int], px: list[int], sz: list[int], first: int, step: 
             if better <= 0:
                 term -= pq
             cum[3 + level] += term * sign
-        depth_change += q - pq
-        prev_px[level], prev_sz[level] = p, q
+    depth_change = sum(new_sz) - sum(prev_sz[:prev_n])
+    prev_px[:n] = new_px
+    prev_sz[:n] = new_sz
+    if prev_n > n:  # levels that emptied read as zeros
+        for level in range(n, prev_n):
+            prev_px[level] = prev_sz[level] = 0
     return depth_change

@@ -7,7 +7,8 @@ sample's view: spread in ticks and bps, mid, queue imbalance ``QI = (qb - qa)/(q
 imbalance within each configured window of ticks ``DI_N = (D^b_N - D^a_N)/(D^b_N + D^a_N)`` (the
 book measures ``D_N`` in its views) and its level-weighted variant ``w_i = exp(-alpha (i - 1))`` over
 the occupied levels of the view, and the micro-price lean ``p_micro - m``: from a calibrated
-table (``MicropriceTable``) when one is loaded, else the weighted mid ``b + s I`` (SPEC's fallback).
+table (``MicropriceTable``, engine/features/microprice.py) when one is loaded and covers the
+state, else the weighted mid ``b + s I`` (SPEC's fallback).
 A one-sided or empty book gives 0.0 everywhere and ``has_bbo = 0``.
 """
 
@@ -18,6 +19,7 @@ from collections import deque
 
 from engine.book import OrderBook
 from engine.features.listener import Accumulator
+from engine.features.microprice import MicropriceTable
 from engine.features.sample import Sample
 from engine.features.sampled import SampleFeature
 
@@ -72,22 +74,6 @@ class SpreadTime(Accumulator):
         return {"spread_twa": self.mean(ts)}
 
 
-class MicropriceTable:
-    """Stoikov's ``G*(I, s)`` by imbalance bucket and spread (ticks), estimated offline."""
-
-    def __init__(self, buckets: int, spreads: tuple[int, ...], adjustments: list[list[float]]) -> None:
-        self.buckets = buckets
-        self.spreads = spreads
-        self.adjustments = adjustments  # [spread index][imbalance bucket] -> lean in ticks
-
-    def lean(self, imbalance: float, spread: int) -> float | None:
-        """The table's ``p_micro - m`` for ``I = qb/(qb+qa)`` and ``spread``; None off the table."""
-        if spread not in self.spreads:
-            return None
-        bucket = min(int(imbalance * self.buckets), self.buckets - 1)
-        return self.adjustments[self.spreads.index(spread)][bucket]
-
-
 class BookShape(SampleFeature):
     """F1-F4 from the sample's view (``depth_ticks`` the windows the book measures per view)."""
 
@@ -99,24 +85,32 @@ class BookShape(SampleFeature):
         self.names = ("has_bbo", "best_bid", "best_ask", "spread", "spread_bps", "mid", "weighted_mid",
                       "queue_imbalance", "micro_lean", "micro_from_table", "depth_imbalance_weighted",
                       *(f"depth_imbalance_{n}" for n in self.depth_ticks))
-        self.current: dict[str, float] = dict.fromkeys(self.names, 0.0)
+        self.depth_names = tuple(f"depth_imbalance_{n}" for n in self.depth_ticks)
+        self.zeros: dict[str, float] = dict.fromkeys(self.names, 0.0)  # the key order of every vector
+        self.current: dict[str, float] = self.zeros.copy()
 
     def on_sample(self, sample: Sample) -> None:
         view = sample.view
-        out = dict.fromkeys(self.names, 0.0)
+        out = self.zeros.copy()
         if view.bid_px and view.ask_px:
             b, a = view.bid_px[0], view.ask_px[0]
             qb, qa = view.bid_sz[0], view.ask_sz[0]
             s = a - b
             mid = (a + b) / 2
             imbalance = qb / (qb + qa)
-            out.update(has_bbo=1.0, best_bid=b, best_ask=a, spread=s, mid=mid, weighted_mid=b + s * imbalance,
-                       queue_imbalance=(qb - qa) / (qb + qa), spread_bps=1e4 * s / mid if mid > 0 else 0.0)
+            out["has_bbo"] = 1.0
+            out["best_bid"] = b
+            out["best_ask"] = a
+            out["spread"] = s
+            out["spread_bps"] = 1e4 * s / mid if mid > 0 else 0.0
+            out["mid"] = mid
+            out["weighted_mid"] = b + s * imbalance
+            out["queue_imbalance"] = (qb - qa) / (qb + qa)
             lean = self.micro.lean(imbalance, s) if self.micro is not None else None
             out["micro_from_table"] = 0.0 if lean is None else 1.0
             out["micro_lean"] = b + s * imbalance - mid if lean is None else lean
-            for ticks, bid, ask in zip(self.depth_ticks, view.bid_depth, view.ask_depth, strict=False):
-                out[f"depth_imbalance_{ticks}"] = (bid - ask) / (bid + ask) if bid + ask else 0.0
+            for name, bid, ask in zip(self.depth_names, view.bid_depth, view.ask_depth, strict=False):
+                out[name] = (bid - ask) / (bid + ask) if bid + ask else 0.0
             out["depth_imbalance_weighted"] = self._weighted(view.bid_sz, view.ask_sz)
         self.current = out
 

@@ -111,12 +111,10 @@ class SwingStructure(Accumulator):
         out = self.out
         for kept, names, dist, count in self.sides:
             k = len(kept)
-            for i, (price, age) in enumerate(names):
-                if i < k:
-                    swing = kept[k - 1 - i]
-                    out[price], out[age] = swing.price, (ts - swing.ts_bar) / NS
-                else:
-                    out[price] = out[age] = 0.0
+            for (price, age), swing in zip(names, reversed(kept), strict=False):  # most recent first
+                out[price], out[age] = swing.price, (ts - swing.ts_bar) / NS
+            for price, age in names[k:]:
+                out[price] = out[age] = 0.0
             out[dist] = kept[-1].price - mid if k and mid is not None else 0.0
             out[count] = k
         for name, dist, level in (("session_high", "session_high_dist", self.session_high),

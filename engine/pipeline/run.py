@@ -28,14 +28,14 @@ from engine.logs import get_logger
 from engine.pipeline.lanes import TruthSink
 from engine.pipeline.merge import WatermarkMerge
 from engine.pipeline.router import Router
-from engine.pipeline.stages import FeedMark, StageStats, run_stage
+from engine.pipeline.stages import FeedMark, StageStats, put_records, run_stage
 from engine.pipeline.wiring import (
     Lane,
     StrategyFactory,
     build_lane,
     build_portfolio_stages,
-    default_strategies,
     instrument_rows,
+    lane_strategies,
 )
 from engine.records import END
 from engine.store import BatchWriter, CommittedPrefix
@@ -47,7 +47,7 @@ class RunOptions:
     no_ml: bool = False
     speed: float | None = None  # None = as fast as possible
     duration_s: float | None = None  # stop after this much event time
-    strategies: StrategyFactory = default_strategies
+    strategies: StrategyFactory | None = None  # None: the strategies of the configuration ([strategies])
     progress: Callable[[int, int], None] | None = None  # (events so far, last ts_recv)
 
 
@@ -68,6 +68,7 @@ class RunStats:
     orders_accepted: int = 0
     orders_rejected: int = 0
     fills: int = 0
+    orders_refused: int = 0  # by the execution stage's guards (kill switch, drawdown, correlation)
     truth_labels: int = 0
 
 
@@ -113,9 +114,11 @@ class Pipeline:
         self.stats = RunStats()
         self.stop_requested = asyncio.Event()
         self.truth = TruthSink()
-        self.lanes: list[Lane] = [build_lane(d, config, self.options.strategies) for d in self.instruments]
+        factory = lane_strategies(config, self.options.strategies)
+        self.lanes: list[Lane] = [build_lane(d, config, factory) for d in self.instruments]
         self.portfolio = build_portfolio_stages(self.instruments, config, self.options.no_ml)
         self.feed_mark = FeedMark()
+        self.execution_q: asyncio.Queue = asyncio.Queue(config.pipeline.queue_size)
         store = config.store
         self.writer = BatchWriter(db_path, run_id, store.batch_rows, store.batch_age_ms, store.busy_timeout_ms,
                                   self.clock.now, progress=lambda: self.stats.events, skip=skip)
@@ -176,8 +179,13 @@ class Pipeline:
         ))
         for index, (name, core) in enumerate(self.portfolio):
             last = index == len(self.portfolio) - 1
-            q_out = None if last else asyncio.Queue(size)
             stats = self.stats.stages.setdefault(name, StageStats(name))
+            if last:  # the execution stage: the intents and, from the feed, the market stream
+                tasks.append(group.create_task(
+                    _execution_stage(core, q_in, records_q, stats, self.feed_mark), name=name))
+                self.execution_q = q_in
+                break
+            q_out = asyncio.Queue(size)
             tasks.append(group.create_task(
                 _lane_stage("portfolio", name, core, q_in, q_out, records_q, stats, self.feed_mark), name=name
             ))
@@ -201,6 +209,7 @@ class Pipeline:
             per_lane, truth = router.split(batch)
             watermark = batch[-1].ts_recv
             self.feed_mark.ts = watermark
+            await self.execution_q.put((MARKET, batch))  # before the lanes: see _execution_stage
             for iid, q_lane in lane_inputs.items():
                 await q_lane.put(((watermark, iid), per_lane[iid]))
             if truth:
@@ -216,6 +225,7 @@ class Pipeline:
         for q_lane in lane_inputs.values():
             await q_lane.put(END)
         await truth_q.put(END)
+        await self.execution_q.put(END)
 
     def _paced(self, events: Iterator, pacer: Pacer) -> Iterator[list]:
         """Batches of events due within 10 ms (wall) of the batch's first event (paced runs only)."""
@@ -242,6 +252,7 @@ class Pipeline:
         self.stats.orders_accepted = risk.accepted
         self.stats.orders_rejected = risk.rejected
         self.stats.fills = execution.fills
+        self.stats.orders_refused = execution.rejected
         self.stats.truth_labels = self.truth.labels
 
 
@@ -293,18 +304,66 @@ async def _merge_stage(merge: WatermarkMerge, q_in: asyncio.Queue, q_out: asynci
     await q_out.put(END)
 
 
+class _Market:
+    """Tags the feed's batches on the execution stage's queue (the risk stage's items carry watermarks)."""
+
+    __slots__ = ()
+
+
+MARKET = _Market()
+
+
+async def _execution_stage(core, q_in: asyncio.Queue, records_q: asyncio.Queue, stats: StageStats,
+                           feed: FeedMark) -> None:
+    """Two producers share the execution queue: the feed (market batches, put before the lanes get them)
+    and the risk stage (intents with the merge's watermark). The feed's batches up to any watermark are
+    therefore in the queue before that watermark's intents; the core processes market events only below
+    the watermark, so its output does not depend on how the two interleave."""
+    ended = 0
+    try:
+        while ended < 2:
+            depth = q_in.qsize()
+            item = await q_in.get()
+            if item is END:
+                ended += 1
+                continue
+            tag, batch = item
+            if tag is None or feed.ts is None:
+                stats.observe(depth, None)
+            else:
+                stats.observe(depth, feed.ts - (batch[-1].ts_recv if tag is MARKET else tag[0]))
+            stats.items += 1
+            if tag is MARKET:
+                core.market(batch)
+            else:
+                stats.events_in += len(batch)
+                core.orders_in(batch, None if tag is None else tag[0])
+            await put_records(core, records_q, stats)
+        core.flush()
+        await put_records(core, records_q, stats)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        get_logger().error("lane_failed", instrument="portfolio", stage="execution",
+                           error=f"{type(exc).__name__}: {exc}")
+        raise LaneError("portfolio", "execution", exc) from exc
+
+
 def run_reference(feed: Feed, config: Config, options: RunOptions | None = None) -> tuple[list, list]:
     """The same cores in a plain loop: returns ``(signals, records)`` without touching the event loop."""
     options = options or RunOptions()
     instruments = feed.instruments()
-    lanes = [build_lane(d, config, options.strategies) for d in instruments]
+    factory = lane_strategies(config, options.strategies)
+    lanes = [build_lane(d, config, factory) for d in instruments]
     portfolio = build_portfolio_stages(instruments, config, options.no_ml)
     truth = TruthSink()
     router = Router([d.instrument_id for d in instruments])
     records: list = list(instrument_rows(instruments))
     signals: list = []
     stats = RunStats()
+    execution = portfolio[-1][1]
     for batch in batched(_limited(feed.events(), options.duration_s, stats), config.pipeline.batch_size):
+        execution.market(batch)
         per_lane, labels = router.split(batch)
         for lane in lanes:
             signals += _drive(lane.stages, per_lane[lane.instrument.instrument_id], records)

@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from engine.book import OrderBook
 from engine.config import Config
 from engine.detectors.absorption import AbsorptionDetector
-from engine.detectors.base import DetectorContext
+from engine.detectors.base import DetectorContext, profile_bin
 from engine.detectors.iceberg import IcebergDetector
 from engine.detectors.spoofing import SpoofDetector
 from engine.detectors.sweep import SweepDetector
@@ -19,13 +21,26 @@ from engine.detectors.vacuum import VacuumDetector, VoidAccumulator
 from engine.detectors.walls import WallAccumulator, WallDetector
 from engine.detectors.withdrawal import WithdrawalDetector
 from engine.events import InstrumentDef
-from engine.execution.exchange import BookWalkExchange, ExecutionStage
+from engine.execution.models import (
+    BpsFees,
+    ConstantLatency,
+    FeeModel,
+    LatencyModel,
+    LognormalLatency,
+    PerLotFees,
+    ProbQueueModel,
+    QueueModel,
+    RiskAverseQueueModel,
+)
+from engine.execution.simulated import SimulatedExchange
+from engine.execution.stage import ExecutionStage
 from engine.features.activity import TradeIntensity, VolumeAcceleration
 from engine.features.engine import FeatureEngine
 from engine.features.flow import TradeFlow
 from engine.features.impact import PriceImpact
 from engine.features.liquidity import BookSlope, LiquidityFlow
 from engine.features.listener import Accumulator, Listener
+from engine.features.microprice import load_table
 from engine.features.ofi import OrderFlowImbalance
 from engine.features.ofi_bias import OfiBias
 from engine.features.profile import VolumeProfile
@@ -37,18 +52,30 @@ from engine.features.volatility import RealisedVolatility
 from engine.features.vpin import Vpin
 from engine.pipeline.lanes import FeatureStage, MarketStage
 from engine.portfolio import Portfolio
-from engine.risk import MaxOrderSize, OrderRate, PositionLimit, RiskManager, UsableBook
+from engine.risk import (
+    CorrelationCap,
+    DrawdownGuard,
+    MaxOrderSize,
+    OrderRate,
+    PositionLimit,
+    PriceBand,
+    RiskManager,
+    Sizing,
+    StopDistance,
+    StopRule,
+    UsableBook,
+)
 from ml.scoring import DisabledScorer, ScoringStage, UntrainedScorer
 from strategies.base import Strategy
 from strategies.engine import SignalEngine
-from strategies.queue_imbalance import QueueImbalanceProbe
+from strategies.registry import strategy_factory
 
 StrategyFactory = Callable[[InstrumentDef], list[Strategy]]
 
 
-def default_strategies(instrument: InstrumentDef) -> list[Strategy]:
-    """The strategies every lane runs until the six order-flow setups arrive."""
-    return [QueueImbalanceProbe(instrument.instrument_id)]
+def lane_strategies(config: Config, factory: StrategyFactory | None) -> StrategyFactory:
+    """The given factory, or the one ``[strategies]`` describes (user strategies imported and checked once)."""
+    return factory if factory is not None else strategy_factory(config)
 
 
 @dataclass
@@ -68,7 +95,8 @@ def build_lane(instrument: InstrumentDef, config: Config, strategies: StrategyFa
     windows = tuple(sorted(config.features.depth_ticks))
     book = OrderBook(iid, view_levels=config.book.view_levels, depth_windows=windows)
     market = MarketStage(instrument, book, interval, config.store.book_sample_levels, config.book.check_l3)
-    context = DetectorContext(instrument, book, market.detected)
+    context = DetectorContext(instrument, book, market.detected,
+                              profile_bin(instrument, config.detectors.bin_ticks))
     for listener in market_accumulators(context, config) + market_detectors(context, config):
         market.add(listener)
     flow_names = tuple(name for a in market.accumulators for name in a.values(0))
@@ -120,7 +148,8 @@ def sample_features(config: Config) -> list[SampleFeature]:
     """The per-sample features of one instrument's feature stage (SPEC section 2, the bar features)."""
     f = config.features
     return [
-        BookShape(tuple(sorted(f.depth_ticks))),
+        BookShape(tuple(sorted(f.depth_ticks)),
+                  micro=load_table(f.microprice_table) if f.microprice_table else None),
         OfiBias(f.ofi_bias),
         RealisedVolatility(f.volatility),
         TradeIntensity(f.trade_intensity),
@@ -132,15 +161,65 @@ def sample_features(config: Config) -> list[SampleFeature]:
 
 
 def build_portfolio_stages(instruments: list[InstrumentDef], config: Config, no_ml: bool) -> list[tuple[str, object]]:
+    """scoring -> risk (sizing, pre-trade checks) -> execution (guards, exchange, portfolio, exits)."""
     risk = config.risk
     checks = [UsableBook(), MaxOrderSize(risk.max_order_size), PositionLimit(risk.max_position),
-              OrderRate(risk.max_orders_per_second)]
-    exchange = BookWalkExchange(config.execution.taker_fee_per_lot)
+              OrderRate(risk.max_orders_per_second), PriceBand(risk.price_band_sigma),
+              StopDistance(risk.stop_max_sigma)]
+    portfolio = Portfolio(instruments, risk.equity)
+    sizing = None
+    if risk.sizing == "risk":
+        sizing = Sizing(risk.equity, portfolio.tick_value, risk.r_trade, risk.dollar_vol, risk.holding_s,
+                        risk.liquidity_share, risk.max_order_size, risk.p_be, risk.p_hi)
+    decision_ns = int(risk.decision_latency_us * 1000)
     return [
         ("scoring", ScoringStage(DisabledScorer() if no_ml else UntrainedScorer())),
-        ("risk", RiskManager(checks, order_size=risk.order_size)),
-        ("execution", ExecutionStage(exchange, Portfolio(instruments), risk.equity)),
+        ("risk", RiskManager(checks, order_size=risk.order_size, decision_latency_ns=decision_ns, sizing=sizing)),
+        ("execution", build_execution(instruments, config, portfolio, decision_ns)),
     ]
+
+
+def build_execution(instruments: list[InstrumentDef], config: Config, portfolio: Portfolio,
+                    decision_ns: int) -> ExecutionStage:
+    risk, ex = config.risk, config.execution
+    guard = DrawdownGuard(risk.equity, risk.drawdown_soft, risk.drawdown_hard, risk.daily_loss,
+                          risk.max_consecutive_losses, risk.strategy_drawdown, risk.p_be)
+    correlation = CorrelationCap([d.instrument_id for d in instruments], int(risk.correlation_sample_s * 1e9),
+                                 risk.correlation_half_life_s, risk.correlation_shrink, risk.portfolio_vol_cap,
+                                 risk.single_exposure_cap, risk.cluster_rho, risk.cluster_factor)
+    exchange = SimulatedExchange(instruments, fee_models(instruments, config, portfolio), latency_model(config),
+                                 queue_model(config), force_l2=ex.queue_model != "fifo")
+    return ExecutionStage(exchange, portfolio, guard, correlation,
+                          StopRule(risk.breakeven_cost_ticks, risk.swing_buffer_ticks), decision_ns,
+                          ex.equity_interval_ms * 1_000_000)
+
+
+def fee_models(instruments: list[InstrumentDef], config: Config, portfolio: Portfolio) -> dict[int, FeeModel]:
+    """Each instrument's schedule from ``[instruments.SYMBOL]`` in the unit of ``[execution] fee_model``."""
+    out: dict[int, FeeModel] = {}
+    for d in instruments:
+        spec = config.instrument(d.symbol)
+        if config.execution.fee_model == "bps":
+            out[d.instrument_id] = BpsFees(spec.maker_fee, spec.taker_fee, portfolio.tick_value[d.instrument_id],
+                                           spec.order_fee)
+        else:
+            out[d.instrument_id] = PerLotFees(spec.maker_fee, spec.taker_fee, spec.order_fee)
+    return out
+
+
+def latency_model(config: Config) -> LatencyModel:
+    ex = config.execution
+    entry, response = int(ex.entry_latency_us * 1000), int(ex.response_latency_us * 1000)
+    if ex.latency_model == "constant":
+        return ConstantLatency(entry, response)
+    rng = np.random.default_rng(np.random.SeedSequence([config.run.seed, 10]))  # the execution stream
+    return LognormalLatency(entry, response, ex.latency_sigma, rng)
+
+
+def queue_model(config: Config) -> QueueModel:
+    if config.execution.queue_model == "risk_averse":
+        return RiskAverseQueueModel()
+    return ProbQueueModel(config.execution.queue_power)
 
 
 def instrument_rows(instruments: list[InstrumentDef]) -> list[tuple[str, tuple]]:

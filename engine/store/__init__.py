@@ -4,7 +4,15 @@ and the read helpers for the CLI, reports and tests.
 One writer (the persistence task) per run; readers open their own connections.
 """
 
-from engine.store.queries import CommittedPrefix, fetch_rows, group_rows, table_counts, write_records
+from engine.store.queries import (
+    CommittedPrefix,
+    fetch_dicts,
+    fetch_rows,
+    group_rows,
+    run_analytics_rows,
+    table_counts,
+    write_records,
+)
 from engine.store.runs import (
     FINAL_STATUSES,
     RESUMABLE_STATUSES,
@@ -30,6 +38,8 @@ from engine.store.schema import (
 from engine.store.writer import BatchWriter, WriterStats
 
 __all__ = [
+    "fetch_dicts",
+    "run_analytics_rows",
     "APPLICATION_ID", "FINAL_STATUSES", "INSERTS", "NATURAL_ORDER", "RESUMABLE_STATUSES", "SCHEMA_VERSION",
     "BatchWriter", "CommittedPrefix", "RunOwner", "RunRow", "WriterStats", "check_database", "connect", "fetch_rows",
     "finish_run", "get_run", "group_rows", "list_runs", "mark_interrupted", "migrate", "pragmas", "reclaim_run",

@@ -86,3 +86,18 @@ def fetch_rows(conn: sqlite3.Connection, table: str, run_id: str) -> list[tuple]
     cols = ", ".join(TABLES[table])
     sql = f"SELECT {cols} FROM {table} WHERE run_id = ? ORDER BY {NATURAL_ORDER[table]}"
     return conn.execute(sql, (run_id,)).fetchall()
+
+
+def fetch_dicts(conn: sqlite3.Connection, table: str, run_id: str, where: str = "",
+                params: tuple = ()) -> list[dict]:
+    """One run's rows of ``table`` as dicts keyed by column, in natural order; ``where`` adds a condition
+    on fixed column names with ``params`` bound."""
+    cols = TABLES[table]
+    condition = f" AND {where}" if where else ""
+    sql = f"SELECT {', '.join(cols)} FROM {table} WHERE run_id = ?{condition} ORDER BY {NATURAL_ORDER[table]}"
+    return [dict(zip(cols, row, strict=True)) for row in conn.execute(sql, (run_id, *params))]
+
+
+def run_analytics_rows(conn: sqlite3.Connection, run_id: str) -> dict[str, list[dict]]:
+    """The rows the analytics read: equity, round trips, orders, fills."""
+    return {table: fetch_dicts(conn, table, run_id) for table in ("equity", "round_trips", "orders", "fills")}

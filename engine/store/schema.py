@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import StoreError, UsageError
-from engine.records import TABLES
+from engine.records import SIGNAL_DETAIL, TABLES
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 APPLICATION_ID = 0x43484D52  # "CHMR"
 SQLITE_HEADER = b"SQLite format 3\x00"
 RUN_COLUMNS_V1 = ("run_id", "command", "started_at", "finished_at", "seed", "config_hash", "source", "status",
@@ -33,6 +33,12 @@ _COLUMN_TYPES = {
     "stage": "TEXT", "counter": "TEXT", "detection_id": "TEXT", "detector": "TEXT", "evidence": "TEXT",
     "strength": "REAL", "score": "REAL", "probability": "REAL", "fee": "REAL",
     "cash": "REAL", "realized": "REAL", "unrealized": "REAL", "equity": "REAL",
+    "targets": "TEXT", "confluence": "REAL", "regime": "TEXT", "confidence": "REAL", "confidence_mode": "TEXT",
+    "invalidation": "TEXT", "detection_ids": "TEXT",
+    "purpose": "TEXT", "avg_price": "REAL", "decision_mid": "REAL", "mid": "REAL", "mid_1s": "REAL",
+    "mid_10s": "REAL", "mark": "REAL", "marked_value": "REAL", "fees": "REAL", "trip_id": "TEXT",
+    "entry_price": "REAL", "exit_price": "REAL", "pnl": "REAL", "r_multiple": "REAL", "exit_reason": "TEXT",
+    "event": "TEXT", "detail": "TEXT",
 }
 
 # Indexes for every query the CLI, reports and benchmarks make (all filter by run first).
@@ -48,6 +54,8 @@ _INDEXES = {
     "integrity": ("run_id", "instrument_id"),
     "instruments": ("run_id", "instrument_id"),
     "detections": ("run_id", "instrument_id", "ts_recv"),
+    "round_trips": ("run_id", "instrument_id", "entry_ts"),
+    "risk_events": ("run_id", "instrument_id", "ts"),
 }
 
 # Natural order of each table, used to compare runs row by row.
@@ -63,7 +71,20 @@ NATURAL_ORDER = {
     "truth_labels": "instrument_id, seq",
     "integrity": "instrument_id, stage, counter",
     "detections": "instrument_id, ts_recv, seq, detection_id, evidence",
+    "round_trips": "trip_id",
+    "risk_events": "ts, instrument_id, event, detail",
 }
+
+
+# Columns added by later migrations (4: signal detail, 5: execution): the tables of the first
+# migration are created without them, and each migration adds its own.
+ADDED_BY_4 = {"signals": SIGNAL_DETAIL}
+ADDED_BY_5 = {
+    "orders": ("purpose", "filled", "avg_price", "decision_mid", "ts_done"),
+    "fills": ("mid", "mid_1s", "mid_10s"),
+    "equity": ("mark", "marked_value", "fees"),
+}
+ADDED_COLUMNS = {**ADDED_BY_4, **ADDED_BY_5}
 
 
 def _create_table(table: str, columns: tuple[str, ...]) -> str:
@@ -75,10 +96,11 @@ V1_TABLES = ("instruments", "trades", "book_samples", "feature_samples", "signal
              "truth_labels", "integrity")
 
 
-def _tables(names) -> list[str]:
+def _tables(names, without: dict[str, tuple[str, ...]] | None = None) -> list[str]:
     statements = []
     for table in names:
-        statements.append(_create_table(table, TABLES[table]))
+        skip = (without or {}).get(table, ())
+        statements.append(_create_table(table, tuple(c for c in TABLES[table] if c not in skip)))
         index_cols = _INDEXES[table]
         statements.append(f"CREATE INDEX IF NOT EXISTS {table}_by_time ON {table} ({', '.join(index_cols)})")
     return statements
@@ -89,7 +111,7 @@ def _migration_1() -> list[str]:
         "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, command TEXT, started_at TEXT, "
         "finished_at TEXT, seed INTEGER, config_hash TEXT, source TEXT, status TEXT, summary TEXT)",
         "CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)",
-        *_tables(V1_TABLES),
+        *_tables(V1_TABLES, without=ADDED_COLUMNS),
     ]
 
 
@@ -107,13 +129,30 @@ def _migration_3() -> list[str]:
     return _tables(("detections",))
 
 
-def _migration_7() -> list[str]:
+def _added(columns: dict[str, tuple[str, ...]]) -> list[str]:
+    return [f"ALTER TABLE {table} ADD COLUMN {column} {_COLUMN_TYPES.get(column, 'INTEGER')}"
+            for table, names in columns.items() for column in names]
+
+
+def _migration_4() -> list[str]:
+    """Signals carry every target, C, K, the regime, the confidence and its mode, invalidation, causes, evidence."""
+    return _added(ADDED_BY_4)
+
+
+def _migration_5() -> list[str]:
+    """Honest execution: order outcomes, fills with the mids after them, equity marks, round trips and
+    every risk event (kill switch, disabled strategy, stop moves, late rejections)."""
+    return _added(ADDED_BY_5) + _tables(("round_trips", "risk_events"))
+
+
+def _migration_6() -> list[str]:
     """The daemon's checkpoint: one JSON state per name (positions, kill switch, pauses, risk limits)."""
     return ["CREATE TABLE IF NOT EXISTS daemon_state (name TEXT PRIMARY KEY, state TEXT NOT NULL, "
             "saved_at TEXT NOT NULL)"]
 
 
-MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2, _migration_3, _migration_7]
+MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5,
+                                             _migration_6]
 
 INSERTS = {
     table: f"INSERT INTO {table} (run_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"

@@ -91,7 +91,7 @@ class BatchWriter:
         except sqlite3.Error as exc:
             raise self._failed(exc) from None
         finally:
-            if self._committing is not None:  # cancelled while a COMMIT was on its way
+            if self._committing is not None:  # cancelled while a transaction was on its way
                 await asyncio.wait([self._committing])
                 if not self._committing.cancelled() and self._committing.exception() is None:
                     self._committed()
@@ -208,20 +208,28 @@ class BatchWriter:
                 await conn.commit()
 
     async def _commit(self, conn: aiosqlite.Connection) -> None:
-        """One transaction for everything pending; pending rows are released only once committed."""
+        """One transaction for everything pending; pending rows are released only once committed.
+
+        The whole transaction (inserts and COMMIT) runs as one shielded task: a cancellation that
+        arrives meanwhile waits for it in ``run`` instead of abandoning a half-sent transaction
+        whose statements would keep the file's write lock after the connection is closed.
+        """
         started = time.perf_counter()
         grouped = group_rows(self.run_id, (rec for batch in self._pending for rec in batch))
-        for table, rows in grouped.items():
-            await conn.executemany(INSERTS[table], rows)
-        if self.progress is not None:
-            await conn.execute(HEARTBEAT_SQL, (now_iso(), self.progress(), self.run_id))
-        # A COMMIT once sent completes even if we are cancelled meanwhile; ``run`` awaits it before
-        # writing what is still pending, so a batch is never written twice.
-        self._committing = asyncio.ensure_future(conn.commit())
+        heartbeat = (now_iso(), self.progress(), self.run_id) if self.progress is not None else None
+        self._committing = asyncio.ensure_future(self._transaction(conn, grouped, heartbeat))
         await asyncio.shield(self._committing)
         if self.on_commit is not None:
             self.on_commit(self._count, time.perf_counter() - started)
         self._committed()
+
+    @staticmethod
+    async def _transaction(conn: aiosqlite.Connection, grouped: dict, heartbeat: tuple | None) -> None:
+        for table, rows in grouped.items():
+            await conn.executemany(INSERTS[table], rows)
+        if heartbeat is not None:
+            await conn.execute(HEARTBEAT_SQL, heartbeat)
+        await conn.commit()
 
     def _committed(self) -> None:
         self._committing = None

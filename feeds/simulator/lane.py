@@ -63,7 +63,7 @@ class Lane(VenueMixin):
     def __init__(self, iid: int, symbol: str, spec: InstrumentSpec, cfg: SimulatorConfig,
                  seed: np.random.SeedSequence, dt: float) -> None:
         prof = cfg.profile(spec.profile)
-        g = children(seed, 15)
+        g = children(seed, 16)
         self.iid, self.symbol, self.spec, self.cfg, self.prof, self.dt = iid, symbol, spec, cfg, prof, dt
         self.E = stream(g[0].standard_exponential)
         self.U = stream(g[1].random)
@@ -75,6 +75,10 @@ class Lane(VenueMixin):
                                improvement_draw(g[11], prof.in_spread_mean), mixture_draw(g[4], prof.lo_sizes),
                                lifetime_draw(g[6], cfg.fleeting_share, cfg.fleeting_mean_s, cfg.patient_mean_s),
                                g[0].standard_exponential)
+        # one tuple per background market order: hidden-liquidity uniform, best-level-cap uniform, the
+        # hidden order's size and its improvement inside the spread
+        self.HID = tuple_stream(g[15].random, g[15].random, mixture_draw(g[15], prof.lo_sizes),
+                                improvement_draw(g[15], prof.hidden_improve_mean))
         self.news_rng, self.meta_rng, self.rng, self.dir_rng = g[8], g[9], g[10], g[14]
         self.ex = Exchange(iid, cfg.session_start_ns, latency_sampler(g[7], cfg.latency_us, cfg.latency_jitter_us))
         self.book = self.ex.book
@@ -121,10 +125,14 @@ class Lane(VenueMixin):
         self.t_news = next_arrival(self.news_rng, 0.0, cfg.news_instrument_per_hour)
         self.kappa_mo = prof.kappa_mo / self.sigma1
         self.pull_lo, self.pull_hi = cfg.mo_pull_min, cfg.mo_pull_max
-        self.u_shape = cfg.intraday_u_shape
+        self.u_shape = False  # the intraday profile, on in full-day sessions (set by ``open``)
+        self.u_next = INF  # next refresh of the intraday profile
+        self.u_spread = self.u_vol = 1.0  # intraday spread and volatility multipliers
+        self.spread_floor = prof.in_spread_floor  # in-spread quoting stops at this spread (ticks)
         self.refresh_steps = max(1, round(cfg.flow_refresh_ms / cfg.grid_ms))
         self.burst_continue = 1.0 - 1.0 / max(1.0, prof.meta_burst_mean)  # geometric burst length
         self.u_level = 1.0  # intraday activity level s(t), refreshed every simulated minute
+        self.u_norm = self._intraday_norm()
         self.mu_b = self.mu_s = 0.0
         self.meta_mult = 1.0
         self._regime_constants()
@@ -150,6 +158,13 @@ class Lane(VenueMixin):
         ex.seq = 1
         ex.status(0.0, MarketState.OPEN, "simulated session open")
         self._seed_book()
+        cfg = self.cfg
+        if cfg.intraday_u_shape and duration_s >= cfg.session_length_s - 1e-9:
+            self.u_shape = True
+            self._intraday(0.0)
+        if cfg.meta_active > 0:  # metaorders in execution at the open: no warm-up ramp of the order flow
+            for _ in range(int(self.meta_rng.poisson(cfg.meta_active))):
+                self._meta_arrival(0.0)
         self.regime = None  # type: ignore[assignment] - forces the first REGIME label
         self._follow(0.0, regime, direction)
         self._next_special(0.0)
@@ -224,7 +239,7 @@ class Lane(VenueMixin):
             ps *= self.boost_s
         self.mu_b, self.mu_s = base * pb, base * ps
         self.meta_mult = base / self.mo_rate  # metaorder children keep their share of the current activity
-        if self.u_shape and int(t) % 60 == 0:
+        if self.u_shape and t >= self.u_next:
             self._intraday(t)
 
     def grid_special(self, t: float, regime: Regime, direction: int, news: NewsShock | None) -> None:
@@ -288,20 +303,44 @@ class Lane(VenueMixin):
         p = REGIME_TABLE[self.regime]
         self.drift = drift_of(self.regime, self.direction) * self.sigma0
         self.kappa = p.ou_kappa
-        self.sig_sqdt = p.sigma * self.sigma0 * math.sqrt(self.dt)
+        self.sig_sqdt = p.sigma * self.sigma0 * math.sqrt(self.dt) * self.u_vol
         self.mo_base = self.mo_rate * p.mo_mult * self.u_level
         self.hawkes_n = p.hawkes_n
         self.lo_mult = p.lo_mult * self.u_level
         # in-spread quoting: slower in low volatility (the spread stays ~flat across regimes); in SHOCK
         # liquidity providers step back (the spread stays wide while the shock lasts)
-        self.in_mult = self.lo_mult * (1.0 / p.cancel_mult if self.regime is SH else min(1.0, p.sigma))
+        self.in_mult = self.lo_mult * (1.0 / p.cancel_mult if self.regime is SH else min(1.0, p.sigma)) / self.u_spread
         self.inv_cancel = 1.0 / p.cancel_mult
 
+    def _intraday_norm(self) -> float:
+        """Day mean of the raw intraday activity ``1 + A_o e^(-t/tau_o) + A_c e^(-(T - t)/tau_c)``."""
+        cfg = self.cfg
+        day = cfg.session_length_s
+        tau_o, tau_c = cfg.intraday_open_tau_s, cfg.intraday_close_tau_s
+        return (1.0 + cfg.intraday_open_activity * tau_o / day * (1.0 - math.exp(-day / tau_o))
+                + cfg.intraday_close_activity * tau_c / day * (1.0 - math.exp(-day / tau_c)))
+
     def _intraday(self, t: float) -> None:
-        """Refresh the U-shaped intraday activity level ``s(t)`` (mean 1 over the session)."""
-        x = (t % self.cfg.session_length_s) / self.cfg.session_length_s
-        self.u_level = 0.6 + 1.2 * (2 * x - 1) ** 2
+        """Refresh the intraday profile (every simulated minute of a full-day session).
+
+        Activity ``s(t)`` (market and limit-order rates, mean 1 over the day) is raised at the open
+        and, more, toward the close; at the open the volatility is ``1 + V_o e^(-t/tau_o)`` times
+        its level and liquidity providers stay ``1 + S_o e^(-t/tau_o)`` times further apart (the
+        in-spread floor is raised and the in-spread rate divided by it): a wide, volatile, busy
+        open, a quiet midday, a busy close. The loop re-reads its rates at the next grid step.
+        """
+        cfg = self.cfg
+        day = cfg.session_length_s
+        t = min(t, day)
+        w_open = math.exp(-t / cfg.intraday_open_tau_s)
+        w_close = math.exp(-(day - t) / cfg.intraday_close_tau_s)
+        self.u_level = (1.0 + cfg.intraday_open_activity * w_open + cfg.intraday_close_activity * w_close) / self.u_norm
+        self.u_spread = 1.0 + cfg.intraday_open_spread * w_open
+        self.u_vol = 1.0 + cfg.intraday_open_volatility * w_open
+        self.spread_floor = max(1, round(self.prof.in_spread_floor * self.u_spread))
+        self.u_next = t + 60.0
         self._regime_constants()
+        self.t_special = t + self.dt
 
     def _news(self, t: float, shock: NewsShock, scale: float, scope: str) -> None:
         """Apply a news shock: latent jump, SHOCK regime entry, vacuum, NEWS and VACUUM labels."""
@@ -405,12 +444,30 @@ class Lane(VenueMixin):
         self.metas.append(mo)
         self.t_meta_arrival = next_arrival(rng, t, self.meta_per_hour)
 
+    def take(self, t: float, side: int, size: int) -> tuple[int, int]:
+        """A background market order: hidden liquidity first (``hidden_prob``), at most the best level.
+
+        With probability ``best_level_share`` the order is no larger than what it can see and meet
+        at the best (the visible best queue plus the hidden order): traders size aggressive orders
+        to the liquidity on offer, so most take at most the best level and the immediate impact is
+        nearly flat in size. Returns ``(filled, last price)`` as ``Exchange.market``.
+        """
+        u, uc, q, j = self.HID()
+        prof = self.prof
+        hidden = q if u < prof.hidden_prob else 0
+        if uc < prof.best_level_share:
+            book = self.book
+            cap = (book.ask_sizes[0] if side > 0 else book.bid_sizes[-1]) + hidden
+            if size > cap:
+                size = cap
+        return self.ex.market(t, side, size, None, hidden, j)
+
     def _meta_child(self, t: float, mo: Metaorder) -> None:
         """One child: a burst of back-to-back market orders (separate aggressive orders, same time)."""
         U = self.U
         while True:
             size = min(self.mo_size(), mo.size - mo.executed)
-            filled, _ = self.ex.market(t, mo.side, size)
+            filled, _ = self.take(t, mo.side, size)
             mo.children += 1
             if filled:
                 self.hawkes.excite(t, mo.side)

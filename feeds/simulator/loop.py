@@ -54,8 +54,14 @@ class Kind(IntEnum):
 LIMIT, MARKET, CANCEL, META_CHILD, WAKE, CLOCK, GRID = Kind
 
 
-def limit_rates(b: int, a: int, x: float, kl: float, L: float, Lin: float) -> tuple:
+def limit_rates(b: int, a: int, x: float, kl: float, L: float, Lin: float, floor: int = 1,
+                tilt: float = 0.0) -> tuple:
     """Limit-order placement references and proposal rates for best quotes ``b``/``a`` and latent ``x``.
+
+    In-spread orders arrive at ``Lin (s - floor)`` per side while the spread ``s`` exceeds ``floor``
+    ticks (``in_spread_floor``; 1: any gap is closed), times ``1 + tilt`` on the bid and ``1 - tilt``
+    on the ask: ``tilt = w (qb - qa) / (qb + qa)`` (``in_spread_queue_weight`` w) makes traders
+    behind a long queue step in front of it, so the mid moves toward the larger queue.
 
     Returns ``(bref, aref, rb_in, rb, ra_in, R)``: the prices each side places relative to (a quote
     through the latent price is stale, so the latent price replaces it), the bid in-spread rate,
@@ -66,8 +72,8 @@ def limit_rates(b: int, a: int, x: float, kl: float, L: float, Lin: float) -> tu
     d = kl * (x - (a + b) * 0.5)
     fb = math.exp(-3.0 if d < -3.0 else 3.0 if d > 3.0 else d)
     fa = 1.0 / fb
-    rb_in = Lin * (s - 1) * fb if s > 1 else 0.0
-    ra_in = Lin * (s - 1) * fa if s > 1 else 0.0
+    rb_in = Lin * (s - floor) * fb * (1.0 + tilt) if s > floor else 0.0
+    ra_in = Lin * (s - floor) * fa * (1.0 - tilt) if s > floor else 0.0
     rb = rb_in + L * fb
     return (b if b < x + 1.0 else int(x), a if a > x - 1.0 else -int(-x), rb_in, rb, ra_in, rb + ra_in + L * fa)
 
@@ -81,12 +87,14 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
     bid_prices, ask_prices, bids, asks, orders = book.bid_prices, book.ask_prices, book.bids, book.asks, book.orders
     bid_sizes, ask_sizes = book.bid_sizes, book.ask_sizes
     E, U, Z, LO, mo_size = lane.E, lane.U, lane.Z, lane.LO, lane.mo_size
-    reduce, market, clock, lat, iid, t0 = ex.reduce, ex.market, ex.clock, ex.lat, ex.iid, ex.t0
+    reduce, clock, lat, iid, t0 = ex.reduce, ex.clock, ex.lat, ex.iid, ex.t0
+    market = lane.take  # background market orders: hidden liquidity, sized to the best level
     rest, remove = book.rest, book.remove
     push_cancel = lane._push_cancel
     next_mo, excite = lane.hawkes.next_event, lane.hawkes.excite
     cfg, prof = lane.cfg, lane.prof
     kl, q_inv, theta, cap_in = prof.kappa_l, 1.0 / lane.q_sat, lane.theta, prof.in_spread_capped
+    qw = prof.in_spread_queue_weight
     silence = cfg.clock_silence_ms / 1000.0
     partial, patient_mean = cfg.partial_cancel_share, cfg.patient_mean_s
     dt = lane.dt
@@ -103,13 +111,15 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
     t_last = t_grid = supp_b = supp_a = vac_until = t_lo = t_mo = t_meta = t_misc = t_oth = 0.0
     supp_bk = supp_ak = mo_side = b = a = s = bref = aref = 0
     mu_b = mu_s = n_r = inv_cancel = L = Lin = rb_in = rb = ra_in = R = 0.0
+    floor = 1
     meta: Any = None
 
     def reload(t: float) -> None:
         """Re-read everything that may have changed behind the loop; new limit and market-order proposals."""
         nonlocal ch, t_last, supp_b, supp_bk, supp_a, supp_ak, mu_b, mu_s, n_r, inv_cancel, vac_until, L, Lin
-        nonlocal t_lo, t_mo, mo_side, t_meta, meta, t_misc, t_oth
+        nonlocal t_lo, t_mo, mo_side, t_meta, meta, t_misc, t_oth, floor
         ch = lane.ch
+        floor = lane.spread_floor
         t_last = lane.t_last
         supp_b, supp_bk, supp_a, supp_ak = lane.supp
         mu_b, mu_s, n_r, inv_cancel = lane.mu_b, lane.mu_s, lane.hawkes_n, lane.inv_cancel
@@ -128,7 +138,8 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
         """New best quotes (or latent price): new limit-order placement references and rates."""
         nonlocal b, a, s, bref, aref, rb_in, rb, ra_in, R
         b, a, s = new_b, new_a, new_a - new_b
-        bref, aref, rb_in, rb, ra_in, R = limit_rates(b, a, x, kl, L, Lin)
+        qb, qa = bid_sizes[-1], ask_sizes[0]
+        bref, aref, rb_in, rb, ra_in, R = limit_rates(b, a, x, kl, L, Lin, floor, qw * (qb - qa) / (qb + qa))
 
     def after_market_orders(t: float) -> None:
         """The best quotes may have moved: if so, new rates and a fresh limit-proposal wait."""
@@ -229,7 +240,7 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
                     if u < rb:
                         side = 1
                         if u < rb_in:
-                            price = b + (jj if jj < s else s - 1)
+                            price = b + (jj if jj <= s - floor else s - floor)
                             if cap_in and price > lane.X - 0.5:  # never bid through the latent price
                                 price = int(lane.X - 0.5)
                                 if price < b:
@@ -248,7 +259,7 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
                     else:
                         side = -1
                         if u < rb + ra_in:
-                            price = a - (jj if jj < s else s - 1)
+                            price = a - (jj if jj <= s - floor else s - floor)
                             if cap_in and price < lane.X + 0.5:  # never offer through the latent price
                                 price = -int(-(lane.X + 0.5))
                                 if price > a:
@@ -295,7 +306,9 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
                     if (side > 0 and price > b) or (side < 0 and price < a):  # a new best: new rates, same wait
                         b, a = bid_prices[-1], ask_prices[0]
                         s = a - b
-                        bref, aref, rb_in, rb, ra_in, R = limit_rates(b, a, lane.X, kl, L, Lin)
+                        qb, qa = bid_sizes[-1], ask_sizes[0]
+                        bref, aref, rb_in, rb, ra_in, R = limit_rates(b, a, lane.X, kl, L, Lin, floor,
+                                                                      qw * (qb - qa) / (qb + qa))
                     t_lo = t + e / R
                 elif kind is CANCEL:  # ---- scheduled cancel: skip gone orders, keep both sides, some partial
                     _, key = heappop(ch)
@@ -329,7 +342,9 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
                     if bid_prices[-1] != b or ask_prices[0] != a:
                         b, a = bid_prices[-1], ask_prices[0]
                         s = a - b
-                        bref, aref, rb_in, rb, ra_in, R = limit_rates(b, a, lane.X, kl, L, Lin)
+                        qb, qa = bid_sizes[-1], ask_sizes[0]
+                        bref, aref, rb_in, rb, ra_in, R = limit_rates(b, a, lane.X, kl, L, Lin, floor,
+                                                                      qw * (qb - qa) / (qb + qa))
                         t_lo = t + E() / R
                 elif kind is GRID:  # ---- grid tick: shared state and cancels of the step, latent step
                     if j == n_steps:

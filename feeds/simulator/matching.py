@@ -20,6 +20,12 @@ emits ``OrderExecute`` (resting order, its side) + ``Trade`` (aggressor sign, ``
 ``match_id`` per aggressive order) per fill. It never takes the last resting order of a side, so
 both sides stay populated (the unfilled rest is dropped, IOC-style). Order tags (agent orders) stay
 inside the simulator.
+
+Hidden liquidity (``market(..., hidden=q, improve=j)``): a non-displayed order of ``q`` lots resting
+``j`` ticks inside the spread in front of the passive side's best has price priority, so the
+aggressive order fills against it first. Its fill is a ``Trade`` flagged ``HIDDEN`` (``hidden=True``)
+with no ``OrderExecute`` and no book change: LOBSTER's type-5 semantics. The rest of the order then
+walks the visible book; the hidden fill shares the order's ``match_id``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from collections.abc import Callable
 
 from engine.book import OrderBook
 from engine.events import (
+    HIDDEN,
     LAST,
     SIM,
     Clock,
@@ -41,6 +48,7 @@ from engine.events import (
 )
 
 FLAG_LAST = SIM | LAST
+FLAG_HIDDEN = SIM | HIDDEN
 
 
 class Exchange:
@@ -48,7 +56,7 @@ class Exchange:
 
     __slots__ = ("iid", "book", "out", "t0", "lat", "prev_recv", "seq", "truth_seq", "next_oid",
                  "next_trade", "next_match", "tags", "tagged_fills", "last_trade", "episode",
-                 "n_trades", "n_market", "n_partial", "n_deletes", "n_clocks")
+                 "n_trades", "n_market", "n_partial", "n_deletes", "n_clocks", "n_hidden")
 
     def __init__(self, iid: int, t0_ns: int, latency_ns: Callable[[], int], view_levels: int = 10) -> None:
         self.iid = iid
@@ -67,6 +75,7 @@ class Exchange:
         self.last_trade = 0
         self.episode = 0
         self.n_trades = self.n_market = self.n_partial = self.n_deletes = self.n_clocks = 0
+        self.n_hidden = 0  # hidden (type-5) fills
 
     @property
     def n_adds(self) -> int:
@@ -157,8 +166,13 @@ class Exchange:
             oids.append(oid)
         return oids
 
-    def market(self, t: float, side: int, size: int, limit: int | None = None) -> tuple[int, int]:
-        """Execute a market order of ``side`` (up to ``limit`` if given); returns ``(filled, last price)``."""
+    def market(self, t: float, side: int, size: int, limit: int | None = None, hidden: int = 0,
+               improve: int = 0) -> tuple[int, int]:
+        """Execute a market order of ``side`` (up to ``limit`` if given); returns ``(filled, last price)``.
+
+        ``hidden`` lots of non-displayed liquidity ``improve`` ticks in front of the passive best
+        (kept inside the spread) fill first, as a hidden print (see the module docstring).
+        """
         book = self.book
         prices, best = (book.ask_prices, 0) if side > 0 else (book.bid_prices, -1)
         if not prices:
@@ -170,6 +184,19 @@ class Exchange:
         trade = self.next_trade
         rem = size
         blocked = False
+        n_hidden = 0
+        if hidden > 0 and limit is None:
+            own = book.bid_prices if side > 0 else book.ask_prices
+            price = prices[best]
+            if own:
+                gap = (price - own[-1 if side > 0 else 0]) * side - 1  # ticks strictly inside the spread
+                price -= side * (improve if improve < gap else max(gap, 0))
+            take = rem if rem < hidden else hidden
+            out.append(Trade(iid, ts, recv, seq, FLAG_HIDDEN, price, take, side, trade, match, True))
+            seq += 1
+            trade += 1
+            rem -= take
+            n_hidden = 1
         while rem > 0 and not blocked:
             price = prices[best]
             if limit is not None and (price - limit) * side > 0:
@@ -194,8 +221,10 @@ class Exchange:
         if seq == seq0:
             return 0, 0
         fill = out[-1]
-        out[-1] = Trade(iid, ts, recv, fill.seq, FLAG_LAST, fill.price, fill.size, side, fill.trade_id, match)
-        self.n_trades += (seq - seq0) >> 1
+        out[-1] = Trade(iid, ts, recv, fill.seq, fill.flags | LAST, fill.price, fill.size, side, fill.trade_id, match,
+                        fill.hidden)
+        self.n_trades += (seq - seq0 - n_hidden) >> 1
+        self.n_hidden += n_hidden
         self.seq, self.next_trade, self.next_match = seq, trade, match + 1
         self.last_trade = fill.price
         self.n_market += 1

@@ -8,7 +8,8 @@
   ``depth_ticks`` per side and the market state, each the *last value at or before* the grid time;
 - every change of the L1 state ``(b, qb, a, qa)`` seen at a ``LAST`` boundary (the book is never
   observed half-applied);
-- every trade print, and the truth labels (collected, never replayed into a book).
+- every trade print, and the truth labels (collected, never replayed into a book);
+- the number of market events of each type (``event_counts``, by class name).
 
 Everything else is derived after the pass with numpy: aggregated market orders (fills sharing a
 ``match_id``, or the same ``ts_event`` and sign when ``match_id`` is 0), the best-level OFI
@@ -75,6 +76,8 @@ class MarketSeries:
     trade_hidden: np.ndarray  # bool
     truth: list[TruthLabel] = field(default_factory=list)
     book_counters: dict[str, int] = field(default_factory=dict)
+    event_counts: dict[str, int] = field(default_factory=dict)  # market events by class name
+    tick_size: float = 0.01  # currency units per tick (prices are in ticks)
 
     @property
     def mid2(self) -> np.ndarray:
@@ -101,7 +104,7 @@ class _Collector:
     """Per-instrument state of the pass: the book, the grid cursor and the record lists."""
 
     __slots__ = ("definition", "book", "sample_ns", "depth_ticks", "next_grid", "grid", "l1",
-                 "trades", "truth", "is_open", "last_ts", "b", "qb", "a", "qa")
+                 "trades", "truth", "is_open", "last_ts", "b", "qb", "a", "qa", "counts")
 
     def __init__(self, definition: InstrumentDef, sample_ns: int, depth_ticks: int) -> None:
         self.definition = definition
@@ -116,6 +119,7 @@ class _Collector:
         self.is_open = True
         self.last_ts = -1
         self.b = self.qb = self.a = self.qa = 0
+        self.counts: dict[type, int] = {}
 
     def push(self, ev, kind: type) -> None:
         ts = ev.ts_event
@@ -124,6 +128,8 @@ class _Collector:
         if ts > self.last_ts:
             self.last_ts = ts
         self.book.update(ev)
+        counts = self.counts
+        counts[kind] = counts.get(kind, 0) + 1
         if kind is Trade:
             self.trades.append((ts, ev.price, ev.size, ev.aggressor, ev.match_id, ev.hidden))
         elif kind is Status:
@@ -201,6 +207,7 @@ def _to_series(col: _Collector) -> MarketSeries:
         **grid, l1_ts=l1[:, 0], l1_bid=l1[:, 1], l1_bid_size=l1[:, 2], l1_ask=l1[:, 3],
         l1_ask_size=l1[:, 4], **trades, truth=sorted(col.truth, key=lambda t: (t.ts_event, t.seq)),
         book_counters={k: getattr(col.book.counters, k) for k in col.book.counters.__struct_fields__},
+        event_counts={kind.__name__: n for kind, n in col.counts.items()}, tick_size=float(d.tick_size),
     )
 
 

@@ -203,11 +203,13 @@ class MarketSimulator:
         out = {"events": self._emitted, "events_OrderAdd": sum(e.n_adds for e in exs),
                "events_OrderDelete": sum(e.n_deletes for e in exs),
                "events_OrderCancel": sum(e.n_partial for e in exs),
-               "events_OrderExecute": sum(e.n_trades for e in exs), "events_Trade": sum(e.n_trades for e in exs),
+               "events_OrderExecute": sum(e.n_trades for e in exs),
+               "events_Trade": sum(e.n_trades + e.n_hidden for e in exs),
                "events_Clock": sum(e.n_clocks for e in exs), "events_TruthLabel": sum(e.truth_seq for e in exs)}
         out["orders"] = sum(lane.ex.n_adds for lane in self.lanes)
         out["cancels"] = sum(lane.ex.n_partial + lane.ex.n_deletes for lane in self.lanes)
-        out["trades"] = sum(lane.ex.n_trades for lane in self.lanes)
+        out["trades"] = sum(lane.ex.n_trades + lane.ex.n_hidden for lane in self.lanes)
+        out["hidden_trades"] = sum(lane.ex.n_hidden for lane in self.lanes)
         out["market_orders"] = sum(lane.ex.n_market for lane in self.lanes)
         out["clocks"] = sum(lane.ex.n_clocks for lane in self.lanes)
         out["news"] = sum(lane.n_news for lane in self.lanes)

@@ -1,4 +1,4 @@
-"""Tests of feeds.simulator.check: synthetic-profile config, sim-check wiring, calibration and rendering."""
+"""Tests of feeds.simulator.check: synthetic-profile config, sim-check wiring, rendering."""
 
 from __future__ import annotations
 
@@ -8,12 +8,8 @@ import pytest
 
 from engine.config import Config, InstrumentSpec
 from feeds.simulator.check import (
-    CALIBRATION_STATISTICS,
-    CalibrationRow,
     background_market,
-    calibrate,
     profile_config,
-    render_calibration,
     render_table,
     results_to_json,
     rule_references,
@@ -31,6 +27,10 @@ def test_profile_config_adds_three_synthetic_instruments():
     assert [cfg.instrument(s).beta for s in cfg.run.symbols] == [0.8, 0.6, 0.4]
     assert {cfg.instrument(s).profile for s in cfg.run.symbols} == {"large_tick"}
     assert "AAPL" in cfg.instruments
+    small = profile_config(Config(), "small_tick", start_price=580.0)
+    assert {(small.instrument(s).start_price, small.instrument(s).tick_size) for s in small.run.symbols} == {
+        (580.0, "0.01")}
+    assert profile_config(Config(), "small_tick").instrument("SIM1").start_price == 223.0
 
 
 def test_short_sim_check_returns_every_fact_with_simulator_truth():
@@ -80,22 +80,3 @@ def test_render_table_and_json_of_fact_results():
     assert rows[0] == {"name": "1 heavy tails", "value": 12.5, "target": "kurt > 10", "pass": True,
                        "detail": {"n": 10}}
     assert rows[1]["pass"] is None
-
-
-def test_render_table_and_json_of_calibration_rows():
-    """Calibration rows render real and simulated values side by side."""
-    rows = [CalibrationRow("kurtosis 1 s returns", 35.0, None, "> 10")]
-    assert render_table(rows).row_count == 1 and render_calibration(rows).row_count == 1
-    assert results_to_json(rows) == [{"name": "kurtosis 1 s returns", "real": 35.0, "sim": None, "target": "> 10"}]
-
-
-def test_calibrate_computes_real_and_simulated_statistics():
-    """Calibration gives every statistic for the AMZN day (computed now) and a simulator session."""
-    lobster = pytest.importorskip("feeds.lobster")
-    if not lobster.lobster_available(5):
-        pytest.skip("LOBSTER AMZN level-5 sample not found (set $CHIMERA_DATA to the data directory)")
-    rows = calibrate(5, Config(), seed=2, minutes=3)
-    assert [r.name for r in rows] == [name for name, _, _ in CALIBRATION_STATISTICS]
-    real = {r.name: r.real_value for r in rows}
-    assert real["kurtosis 1 s returns"] > 10 and real["metaorder impact exponent δ"] is None
-    assert all(r.sim_value is not None for r in rows if r.name.startswith("mean spread"))

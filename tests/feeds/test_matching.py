@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.book import OrderBook
-from engine.events import BUY, SELL, OrderExecute, TruthLabel
+from engine.events import BUY, HIDDEN, LAST, SELL, OrderExecute, Trade, TruthLabel
 from feeds.simulator.matching import Exchange
 
 T0 = 1_000_000_000
@@ -87,4 +87,31 @@ def test_market_order_never_takes_the_last_order_of_a_side():
     filled, _ = ex.market(1.0, SELL, 100)
     assert filled == 5 + 2  # the two orders at 100; the single order at 99 stays
     assert ex.book.view().bid_px == (99,)
+    assert_matches_replay(ex)
+
+
+def test_hidden_liquidity_fills_first_inside_the_spread_without_a_book_change():
+    """A buy meeting 4 hidden lots one tick inside the spread prints them hidden at 101, then takes 102."""
+    ex = opened()
+    before = sides(ex)
+    filled, last = ex.market(1.0, BUY, 6, hidden=4, improve=1)
+    assert (filled, last) == (6, 102)
+    trades = [ev for ev in ex.out if isinstance(ev, Trade)]
+    assert [(ev.price, ev.size, ev.hidden, bool(ev.flags & HIDDEN)) for ev in trades] == [
+        (101, 4, True, True), (102, 2, False, False)]
+    assert len({ev.match_id for ev in trades}) == 1 and trades[-1].flags & LAST
+    assert [(ev.price, ev.size) for ev in ex.out if isinstance(ev, OrderExecute)] == [(102, 2)]
+    assert ex.book.view().ask_sz[0] == 1 and sides(ex)[:2] == before[:2]
+    assert_matches_replay(ex)
+
+
+def test_a_fully_hidden_fill_leaves_the_book_unchanged_and_stays_inside_the_spread():
+    """A sell filled by a larger hidden bid prints once (HIDDEN|LAST), one tick under the ask at most."""
+    ex = opened()
+    before = sides(ex)
+    filled, last = ex.market(1.0, SELL, 3, hidden=10, improve=5)
+    assert (filled, last) == (3, 101)  # improvement capped: strictly inside the 100-102 spread
+    trades = [ev for ev in ex.out if isinstance(ev, Trade)]
+    assert len(trades) == 1 and trades[0].hidden and trades[0].flags & (HIDDEN | LAST) == HIDDEN | LAST
+    assert trades[0].aggressor == SELL and sides(ex) == before and ex.n_hidden == 1 and ex.n_trades == 0
     assert_matches_replay(ex)

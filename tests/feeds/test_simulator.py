@@ -189,7 +189,9 @@ def test_stats_count_the_stream_and_metaorders_are_recorded():
     kinds = Counter(type(e).__name__ for e in events)
     assert stats["events"] == len(events)
     assert stats["events_OrderAdd"] == kinds["OrderAdd"] == stats["orders"]
-    assert stats["events_Trade"] == kinds["Trade"] == kinds["OrderExecute"]
+    hidden = sum(1 for e in events if isinstance(e, Trade) and e.hidden)
+    assert stats["events_Trade"] == kinds["Trade"] == kinds["OrderExecute"] + hidden == stats["trades"]
+    assert stats["hidden_trades"] == hidden > 0
     assert stats["events_OrderDelete"] == kinds["OrderDelete"]
     assert stats["events_Clock"] == kinds["Clock"]
     assert not any(isinstance(e, BookDelta) for e in events)

@@ -19,7 +19,7 @@ from rich.table import Table
 from engine.app import arguments
 from engine.book import OrderBook
 from engine.config import Config
-from engine.detectors.base import DetectorContext
+from engine.detectors.base import DetectorContext, profile_bin
 from engine.detectors.scoring import (
     DetectorScore,
     flag_every_hidden_execution,
@@ -31,8 +31,6 @@ from engine.errors import UsageError
 from engine.events import Detection, TruthLabel
 from engine.market import MarketState
 from engine.pipeline.wiring import market_detectors
-
-SMALL_TICK_BIN = 10  # the bin small-tick episodes are planted on (feeds/simulator/agents/background.py)
 
 
 def register(sub, common, reporting) -> dict:
@@ -88,7 +86,7 @@ def _session(config: Config, name: str, seed: int, background_s: float):
                               scenario=scenario)
     instruments = sim.instruments()
     markets = {d.instrument_id: _market(d, config) for d in instruments}
-    bins = {d.instrument_id: 1 if d.profile == "large_tick" else SMALL_TICK_BIN for d in instruments}
+    bins = {d.instrument_id: profile_bin(d) for d in instruments}  # labels are planted on the profile's bin
     labels: list[TruthLabel] = []
     batch: dict[int, list] = {iid: [] for iid in markets}
     detections: list[Detection] = []
@@ -109,7 +107,8 @@ def _session(config: Config, name: str, seed: int, background_s: float):
 def _market(instrument, config: Config) -> MarketState:
     book = OrderBook(instrument.instrument_id, config.book.view_levels)
     market = MarketState(instrument, book)
-    for listener in market_detectors(DetectorContext(instrument, book, market.detected), config):
+    context = DetectorContext(instrument, book, market.detected, profile_bin(instrument, config.detectors.bin_ticks))
+    for listener in market_detectors(context, config):
         market.add(listener)
     return market
 

@@ -1,19 +1,25 @@
-"""Planted truth for detector tests: simulator runs split into market events and truth labels, and
-detections matched to labels (same side, price within one bin, time overlap)."""
+"""Planted truth for detector tests: simulator sessions split into market events and truth labels, and
+detections scored against the labels by the scorer itself (engine/detectors/scoring.py: same side,
+price within one bin, overlapping spans)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
+
+import msgspec
 
 from engine.config import Config
+from engine.detectors.base import profile_bin
+from engine.detectors.scoring import DetectorScore
 from engine.events import Detection, Event, InstrumentDef, TruthLabel
 from engine.testing import run_market
 from feeds.simulator import MarketSimulator
 from feeds.simulator.scenarios import load_preset
 
-SMALL_TICK_BIN = 10  # the bin the simulator plants small-tick episodes with (ticks)
+BACKGROUND = ("TSLA", "AAPL")
 
 
 @dataclass(frozen=True)
@@ -27,19 +33,30 @@ class Run:
     labels: tuple[TruthLabel, ...]
 
     def bin(self, instrument_id: int) -> int:
-        inst = next(i for i in self.instruments if i.instrument_id == instrument_id)
-        return 1 if inst.profile == "large_tick" else SMALL_TICK_BIN
+        """The bin the simulator plants this instrument's episodes on, which its detectors use too."""
+        return profile_bin(next(i for i in self.instruments if i.instrument_id == instrument_id))
+
+    def single(self) -> tuple[InstrumentDef, list[Event], tuple[TruthLabel, ...], int]:
+        """``(instrument, market events, its truth labels, its bin)`` of the session's first instrument."""
+        inst = self.instruments[0]
+        iid = inst.instrument_id
+        return inst, self.events.get(iid, []), tuple(lb for lb in self.labels if lb.instrument_id == iid), \
+            self.bin(iid)
 
 
 @cache
-def simulate(name: str, seed: int, duration_s: float = 600.0) -> Run:
-    """A preset (its symbols and duration), or ``"background"``: TSLA and AAPL for ``duration_s``."""
+def simulate(name: str, seed: int, symbols: tuple[str, ...] = (), duration_s: float | None = None,
+             episodes_per_hour: float | None = None) -> Run:
+    """A preset (its symbols and duration unless given), or ``"background"``: ``symbols`` (TSLA and
+    AAPL) for ``duration_s`` (600 s) with the simulator's random episodes; cached for the test session."""
+    config = Config() if episodes_per_hour is None else msgspec.convert(
+        {"simulator": {"episodes_per_hour": episodes_per_hour}}, Config)
     if name == "background":
-        sim = MarketSimulator(["TSLA", "AAPL"], Config(), seed=seed, duration_s=duration_s)
+        sim = MarketSimulator(list(symbols or BACKGROUND), config, seed=seed, duration_s=duration_s or 600.0)
     else:
         scenario = load_preset(name)
-        sim = MarketSimulator(scenario.spec.symbols, Config(), seed=seed, duration_s=scenario.spec.duration_s,
-                              scenario=scenario)
+        sim = MarketSimulator(list(symbols or scenario.spec.symbols), config, seed=seed,
+                              duration_s=duration_s or scenario.spec.duration_s, scenario=scenario)
     events: dict[int, list[Event]] = {}
     labels = []
     for ev in sim.events():
@@ -51,44 +68,37 @@ def simulate(name: str, seed: int, duration_s: float = 600.0) -> Run:
 
 
 def detect(run: Run, *factories: Callable, batch_size: int = 1_000_000) -> list[Detection]:
-    """Every detection of the factories' detectors over each instrument of ``run``."""
+    """Every detection of the factories' detectors over each instrument of ``run`` (on the
+    instrument's bin, as the pipeline runs them)."""
     found: list[Detection] = []
     for inst in run.instruments:
-        _, samples = run_market(inst, run.events.get(inst.instrument_id, []), *factories, batch_size=batch_size)
+        binned = [partial(_binned, factory, run.bin(inst.instrument_id)) for factory in factories]
+        _, samples = run_market(inst, run.events.get(inst.instrument_id, []), *binned, batch_size=batch_size)
         found += [d for s in samples for d in s.detections]
     return found
 
 
-def matches(detection: Detection, label: TruthLabel, bin_ticks: int) -> bool:
-    """Same instrument and side, prices within one bin, and the detection's span overlaps the label's."""
-    return (detection.instrument_id == label.instrument_id and detection.side == label.side
-            and detection.price_lo - bin_ticks <= label.price_hi and detection.price_hi + bin_ticks >= label.price_lo
-            and detection.ts_recv >= label.t_start and detection.t_start <= label.t_end)
+def _binned(factory: Callable, bin_ticks: int, context):
+    return factory(dataclasses.replace(context, bin_ticks=bin_ticks))
 
 
 @dataclass
-class Tally:
-    """Detections and labels counted over several runs."""
+class Tally(DetectorScore):
+    """A detector's score over several runs, with one line per run for assertion messages."""
 
-    detections: int = 0
-    true: int = 0
-    labels: int = 0
-    found: int = 0
+    detector: str = "test"
     rows: list[str] = field(default_factory=list)
     runs_with_true: int = 0  # runs with at least one true detection
 
-    def add(self, run: Run, detections: Iterable[Detection], kinds: tuple[int, ...]) -> None:
+    def add_run(self, run: Run, detections: Iterable[Detection], kinds: tuple[int, ...]) -> None:
+        """Score ``run``'s detections against its labels of ``kinds``."""
+        true, matched = self.true, self.matched
         dets = list(detections)
         labels = [lb for lb in run.labels if lb.kind in kinds]
-        true = sum(any(matches(d, lb, run.bin(d.instrument_id)) for lb in labels) for d in dets)
-        found = sum(any(matches(d, lb, run.bin(lb.instrument_id)) for d in dets) for lb in labels)
-        self.detections += len(dets)
-        self.true += true
-        self.labels += len(labels)
-        self.found += found
-        self.runs_with_true += true > 0
-        self.rows.append(f"{run.name} seed {run.seed}: {len(dets)} detections ({true} true), "
-                         f"{len(labels)} labels ({found} found)")
+        self.add(dets, labels, run.bin)
+        self.runs_with_true += self.true > true
+        self.rows.append(f"{run.name} seed {run.seed}: {len(dets)} detections ({self.true - true} true), "
+                         f"{len(labels)} labels ({self.matched - matched} found)")
 
     @property
     def precision(self) -> float:
@@ -96,4 +106,4 @@ class Tally:
 
     @property
     def recall(self) -> float:
-        return self.found / self.labels if self.labels else 1.0
+        return self.matched / self.labels if self.labels else 1.0

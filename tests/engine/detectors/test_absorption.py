@@ -3,16 +3,12 @@ volume, the fallback threshold, stacks, and the absorber/iceberg presets of the 
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import math
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.detectors import absorption
 from engine.detectors.absorption import (
     AbsorptionDetection,
     AbsorptionDetector,
@@ -21,9 +17,8 @@ from engine.detectors.absorption import (
 )
 from engine.events import BUY, SELL, Detection, TruthKind
 from engine.testing import instrument, run_market
-from feeds.lobster import LobsterFeed, lobster_available, locate_sample
 from tests.engine.detectors.planted import Tally, detect, simulate
-from tests.engine.detectors.script import MS, NS, Script
+from tests.engine.detectors.tape import MS, NS, Tape, finite
 
 INST = instrument(1, "TEST")
 P = 1000  # the absorbing bid
@@ -45,14 +40,14 @@ def primed(samples: list[float], params: AbsorptionParams | None = None, bin_tic
 AUTO_900 = [450.0, 750.0] * 20  # mean 600, std 150: T_auto = 900, ready (40 samples)
 
 
-def book(script: Script, t: int = T0, bid: int = P, shown: int = 200) -> int:
+def book(script: Tape, t: int = T0, bid: int = P, shown: int = 200) -> int:
     """A bid of ``shown`` at ``bid`` over deeper bids, an ask above; returns the bid order's id."""
-    script.at(t).add(BUY, bid - 2, 500)
-    script.at(t + 1).add(SELL, bid + 5, 300)
-    return script.at(t + 2).add(BUY, bid, shown)
+    script.at_ns(t).add(BUY, bid - 2, 500)
+    script.at_ns(t + 1).add(SELL, bid + 5, 300)
+    return script.at_ns(t + 2).add(BUY, bid, shown)
 
 
-def burst(script: Script, oid: int, t: int, trades: int = 14, size: int = 100, peak: int = 200,
+def burst(script: Tape, oid: int, t: int, trades: int = 14, size: int = 100, peak: int = 200,
           price: int = P, every_ns: int = 300 * MS, hidden: tuple[int, ...] = ()) -> int:
     """``trades`` sells of ``size`` into the bid at ``price`` every ``every_ns`` from ``t``; the bid is
     an iceberg showing ``peak``, shown again 1 ms after each full execution. Trades whose index is
@@ -61,16 +56,16 @@ def burst(script: Script, oid: int, t: int, trades: int = 14, size: int = 100, p
     for i in range(trades):
         at = t + i * every_ns
         if i in hidden:
-            script.at(at).hidden(BUY, price, size)
+            script.at_ns(at).hidden(BUY, price, size)
             continue
-        script.at(at).hit(BUY, price, [(oid, size)])
+        script.at_ns(at).hit(BUY, price, [(oid, size)])
         left -= size
         if left <= 0:
-            oid, left = script.at(at + 1 * MS).add(BUY, price, peak), peak
+            oid, left = script.at_ns(at + 1 * MS).add(BUY, price, peak), peak
     return oid
 
 
-def run(script: Script, factory) -> list[Detection]:
+def run(script: Tape, factory) -> list[Detection]:
     _, samples = run_market(INST, script.events, factory)
     return [d for s in samples for d in s.detections]
 
@@ -83,10 +78,10 @@ def events(found, kind=AbsorptionDetection) -> list:
 def test_spec_worked_example():
     """D0 = 200, 1,400 lots sold into the bid in 5 s, T_auto = 900, the price holds: AS = 1.56,
     refill_ratio = 7.0 (1400 / 201 here, SPEC rounds D0 + 1 to D0)."""
-    script = Script()
+    script = Tape()
     oid = book(script)
     burst(script, oid, T0 + 1 * NS)  # sells at 101.0 .. 104.9 s; AS reaches 1 at the 9th (103.4 s)
-    script.at(T0 + 5_500 * MS).add(SELL, P + 6, 10)  # 2.1 s after the crossing: decides
+    script.at_ns(T0 + 5_500 * MS).add(SELL, P + 6, 10)  # 2.1 s after the crossing: decides
     (event,) = run(script, primed(AUTO_900))
     assert isinstance(event, AbsorptionDetection)
     assert event.side == BUY and event.price_lo == event.price_hi == P
@@ -98,18 +93,18 @@ def test_spec_worked_example():
 
 def test_the_worked_example_on_an_l2_feed():
     """The same flow as level updates and trades (no order ids) gives the same event."""
-    script = Script(l2=True)
+    script = Tape(l2=True)
     burst(script, book(script), T0 + 1 * NS)
-    script.at(T0 + 5_500 * MS).add(SELL, P + 6, 10)
+    script.at_ns(T0 + 5_500 * MS).add(SELL, P + 6, 10)
     (event,) = run(script, primed(AUTO_900))
     assert (event.volume, event.d0, round(event.strength, 2), event.ts_recv) == (1400, 200, 1.56, T0 + 5_500 * MS)
 
 
 def test_a_quiet_market_decides_at_the_bar_close():
     """With no event after the burst, the decision comes at the first bar close past crossing + 2 s."""
-    script = Script()
+    script = Tape()
     burst(script, book(script), T0 + 1 * NS)
-    script.at(T0 + 9 * NS).add(SELL, P + 6, 10)
+    script.at_ns(T0 + 9 * NS).add(SELL, P + 6, 10)
     (event,) = run(script, primed(AUTO_900))
     assert event.ts_recv == T0 + 6 * NS and event.hold_s == pytest.approx(2.6)
 
@@ -118,39 +113,39 @@ def test_a_quiet_market_decides_at_the_bar_close():
 def test_a_level_that_gives_way_is_not_absorption():
     """The same flow, but the iceberg is not shown again after 1,100 lots: the bid falls to the
     deeper level and stays there, so no event."""
-    script = Script()
+    script = Tape()
     oid = book(script)
     burst(script, oid, T0 + 1 * NS, trades=11)
-    script.at(T0 + 4_400 * MS).hit(BUY, P, [(oid + 5, 100)])  # the last 100 shown: the level is gone
-    script.at(T0 + 5_500 * MS).add(SELL, P + 6, 10)
+    script.at_ns(T0 + 4_400 * MS).hit(BUY, P, [(oid + 5, 100)])  # the last 100 shown: the level is gone
+    script.at_ns(T0 + 5_500 * MS).add(SELL, P + 6, 10)
     assert events(run(script, primed(AUTO_900))) == []
 
 
 def test_an_ask_at_the_price_breaks_it():
     """An ask quoted at p while its bid is being refilled means the price moved through: no event."""
-    script = Script()
+    script = Tape()
     oid = burst(script, book(script), T0 + 1 * NS, trades=10)
-    script.at(T0 + 3_900 * MS).hit(BUY, P, [(oid, 200)])
-    script.at(T0 + 3_900 * MS + 1).add(SELL, P, 50)
-    script.at(T0 + 6 * NS).add(SELL, P + 6, 10)
+    script.at_ns(T0 + 3_900 * MS).hit(BUY, P, [(oid, 200)])
+    script.at_ns(T0 + 3_900 * MS + 1).add(SELL, P, 50)
+    script.at_ns(T0 + 6 * NS).add(SELL, P + 6, 10)
     assert events(run(script, primed(AUTO_900))) == []
 
 
 def test_volume_under_the_threshold_is_not_absorption():
     """800 lots against T_auto = 900: no event."""
-    script = Script()
+    script = Tape()
     burst(script, book(script), T0 + 1 * NS, trades=8)
-    script.at(T0 + 6 * NS).add(SELL, P + 6, 10)
+    script.at_ns(T0 + 6 * NS).add(SELL, P + 6, 10)
     assert events(run(script, primed(AUTO_900))) == []
 
 
 def test_a_queue_that_only_traded_what_it_showed_absorbed_nothing_beyond_it():
     """2,000 lots shown and 1,400 traded (refill ratio 0.7): no event by default; with
     min_refill_ratio = 0 (SPEC's condition alone) it is one."""
-    script = Script()
+    script = Tape()
     oid = book(script, shown=2000)
     burst(script, oid, T0 + 1 * NS, peak=2000)
-    script.at(T0 + 6 * NS).add(SELL, P + 6, 10)
+    script.at_ns(T0 + 6 * NS).add(SELL, P + 6, 10)
     assert events(run(script, primed(AUTO_900))) == []
     (event,) = events(run(script, primed(AUTO_900, AbsorptionParams(min_refill_ratio=0.0))))
     assert event.volume == 1400 and event.d0 == 2000 and event.refill_ratio == pytest.approx(1400 / 2001)
@@ -158,19 +153,19 @@ def test_a_queue_that_only_traded_what_it_showed_absorbed_nothing_beyond_it():
 
 def test_no_event_before_the_baseline_has_six_samples():
     """Five samples in the baseline: no threshold yet, no event."""
-    script = Script()
+    script = Tape()
     burst(script, book(script), T0 + 1 * NS)
-    script.at(T0 + 6 * NS).add(SELL, P + 6, 10)
+    script.at_ns(T0 + 6 * NS).add(SELL, P + 6, 10)
     assert run(script, primed([100.0] * 5)) == []
 
 
 def test_a_stale_book_gives_no_event():
     """A sequence gap before the burst marks the book STALE: nothing is emitted."""
-    script = Script()
+    script = Tape()
     oid = book(script)
     script.gap()
     burst(script, oid, T0 + 1 * NS)
-    script.at(T0 + 6 * NS).add(SELL, P + 6, 10)
+    script.at_ns(T0 + 6 * NS).add(SELL, P + 6, 10)
     assert run(script, primed(AUTO_900)) == []
 
 
@@ -179,26 +174,26 @@ def test_a_stale_book_gives_no_event():
                           st.booleans(), st.integers(1, 900)), max_size=150))
 def test_a_book_that_never_trades_gives_no_event(steps):
     """Adds and deletes in any order, with no trade: no detection, whatever the baseline."""
-    script = Script()
-    live: list[tuple[int, int, int]] = []
+    script = Tape()
+    live: list[int] = []
     t = T0
     for side, offset, size, remove, gap_ms in steps:
         t += gap_ms * MS
-        script.at(t)
+        script.at_ns(t)
         if remove and live:
-            script.delete(*live.pop())
+            script.delete(live.pop())
         else:
             price = (P - offset) if side == BUY else (P + 5 + offset)
-            live.append((script.add(side, price, size), side, price))
+            live.append(script.add(side, price, size))
     assert run(script, primed([1.0, 2.0] * 20)) == []
 
 
 # ---- threshold sources, hidden volume ---------------------------------------------------------------------
 def test_the_fallback_is_the_same_formula_over_fewer_samples():
     """Ten samples of 300 and 500 (the baseline wants 30): T = 400 + 2 x 100 = 600, marked fallback."""
-    script = Script()
+    script = Tape()
     burst(script, book(script), T0 + 1 * NS, trades=7)
-    script.at(T0 + 6 * NS).add(SELL, P + 6, 10)
+    script.at_ns(T0 + 6 * NS).add(SELL, P + 6, 10)
     (event,) = run(script, primed([300.0, 500.0] * 5))
     assert event.threshold_source == "fallback" and event.threshold == pytest.approx(600.0)
     assert event.volume == 700 and event.strength == pytest.approx(700 / 600)
@@ -206,24 +201,24 @@ def test_the_fallback_is_the_same_formula_over_fewer_samples():
 
 def test_hidden_executions_count_toward_the_absorbed_volume():
     """Four of the fourteen sells hit hidden liquidity at p: still 1,400 lots absorbed."""
-    script = Script()
+    script = Tape()
     burst(script, book(script), T0 + 1 * NS, hidden=(1, 4, 7, 10))
-    script.at(T0 + 6 * NS).add(SELL, P + 6, 10)
+    script.at_ns(T0 + 6 * NS).add(SELL, P + 6, 10)
     (event,) = run(script, primed(AUTO_900))
     assert event.volume == 1400 and event.d0 == 200
 
 
 # ---- stacked absorption -----------------------------------------------------------------------------------
-def two_bursts(second_price: int, second_at: int) -> Script:
+def two_bursts(second_price: int, second_at: int) -> Tape:
     """The worked example at P, then the bid steps to ``second_price`` and absorbs again."""
-    script = Script()
+    script = Tape()
     bid = book(script)
     burst(script, bid, T0 + 1 * NS)
-    script.at(second_at - 20 * MS).delete(bid - 1, SELL, P + 5)  # the first ask makes way
-    script.at(second_at - 10 * MS).add(SELL, second_price + 5, 300)
-    oid = script.at(second_at - 5 * MS).add(BUY, second_price, 200)
+    script.at_ns(second_at - 20 * MS).delete(bid - 1)  # the first ask makes way
+    script.at_ns(second_at - 10 * MS).add(SELL, second_price + 5, 300)
+    oid = script.at_ns(second_at - 5 * MS).add(BUY, second_price, 200)
     burst(script, oid, second_at, price=second_price)
-    script.at(second_at + 6 * NS).add(SELL, second_price + 7, 10)
+    script.at_ns(second_at + 6 * NS).add(SELL, second_price + 7, 10)
     return script
 
 
@@ -253,28 +248,6 @@ def test_stacking_counts_bins_on_a_small_tick_book():
 
 
 # ---- invariants ----------------------------------------------------------------------------------------------
-def test_detections_do_not_depend_on_the_batch_size():
-    """The stacked_absorption run gives the same detections in batches of 1, 97 and everything."""
-    run_ = simulate("stacked_absorption", 4)
-    reference = detect(run_, AbsorptionDetector)
-    assert events(reference)
-    for size in (1, 97):
-        assert detect(run_, AbsorptionDetector, batch_size=size) == reference
-
-
-def test_the_detector_cannot_see_truth():
-    """The detector module imports nothing from the feeds (simulator) and never names truth labels."""
-    source = Path(absorption.__file__).read_text()
-    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
-    assert not {m for m in imported if m and m.startswith(("feeds", "ml", "strategies"))}
-    assert "TruthLabel" not in source and "TruthKind" not in source
-
-
-def finite(found) -> bool:
-    return all(math.isfinite(v) for d in found for v in (d.strength, *d.evidence().values())
-               if isinstance(v, float))
-
-
 # ---- planted truth ------------------------------------------------------------------------------------------
 SEEDS = range(1, 7)
 PASSIVE = (TruthKind.ABSORPTION, TruthKind.ICEBERG)
@@ -290,10 +263,10 @@ def test_planted_absorbers_are_found():
         for seed in SEEDS:
             run_ = simulate(name, seed)
             found = detect(run_, AbsorptionDetector)
-            assert finite(found)
-            tally.add(run_, events(found), PASSIVE)
+            assert finite(*found)
+            tally.add_run(run_, events(found), PASSIVE)
             if name == "stacked_absorption":
-                stacks.add(run_, events(found, StackedAbsorptionDetection), (TruthKind.ABSORPTION,))
+                stacks.add_run(run_, events(found, StackedAbsorptionDetection), (TruthKind.ABSORPTION,))
     assert tally.precision >= 0.45 and tally.recall >= 0.7, tally.rows
     assert stacks.precision >= 0.6 and stacks.runs_with_true >= 4, stacks.rows
 
@@ -322,21 +295,12 @@ def test_background_sessions_absorb_ordinary_flow_too():
         assert len(found) <= 40, seed
 
 
-@pytest.fixture(scope="module", params=[1, 5])
-def amzn(request, tmp_path_factory):
-    if not lobster_available(request.param):
-        pytest.skip("LOBSTER sample data not found under $CHIMERA_DATA or ../shared/data")
-    message, _ = locate_sample(request.param, tmp_path_factory.mktemp("lobster"))
-    feed = LobsterFeed(message)
-    return feed.instruments()[0], list(feed.events())
-
-
 def test_the_amzn_day_runs_clean(amzn):
     """Both AMZN days (5 and 1 levels): no error, every evidence value finite, a selective output
     (measured 13 and 12 events with 4 and 3 stacks, all on the auto threshold)."""
     inst, events_ = amzn
     _, samples = run_market(inst, events_, AbsorptionDetector)
     found = [d for s in samples for d in s.detections]
-    assert finite(found)
+    assert finite(*found)
     assert 5 <= len(events(found)) <= 40 and all(d.threshold_source == "auto" for d in events(found))
     assert all(d.refill_ratio >= 1.0 and d.hold_s >= 2.0 for d in events(found))

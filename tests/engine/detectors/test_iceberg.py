@@ -4,18 +4,14 @@ real AMZN day."""
 
 from __future__ import annotations
 
-import ast
 import functools
 import math
-from collections import defaultdict
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import bdtrc, gammainc
 
-from engine.detectors import iceberg
 from engine.detectors.iceberg import (
     IcebergDetection,
     IcebergDetector,
@@ -24,49 +20,48 @@ from engine.detectors.iceberg import (
     binomial_pvalue,
     poisson_tail,
 )
+from engine.detectors.scoring import flag_every_hidden_execution, hidden_episodes, hidden_score
 from engine.events import (
     BUY,
     LAST,
     SELL,
     BookSnapshot,
     Detection,
-    Trade,
     TruthKind,
 )
 from engine.testing import instrument, run_market
-from feeds.lobster import LobsterFeed, lobster_available, locate_sample
 from tests.engine.detectors.planted import Tally, detect, simulate
-from tests.engine.detectors.script import MS, NS, Script
+from tests.engine.detectors.tape import MS, NS, Tape, finite
 
 INST = instrument(1, "TEST")
 BID = 1000  # the iceberg's price
 
 
-def background(script: Script, trials: int = 40, answered_every: int = 4, answer_sizes=(1, 2, 3)) -> int:
+def background(script: Tape, trials: int = 40, answered_every: int = 4, answer_sizes=(1, 2, 3)) -> int:
     """Ask levels above the bid emptied one by one, every ``answered_every``-th re-quoted 10 ms later
     by an order of another size: the null the detector learns. Returns the time after it."""
     t = script.ts
     for i in range(trials):
         price = 1010 + i % 5
-        oid = script.at(t).add(SELL, price, 1 + i % 4)
-        script.at(t + 100 * MS).hit(SELL, price, [(oid, 1 + i % 4)])
+        oid = script.at_ns(t).add(SELL, price, 1 + i % 4)
+        script.at_ns(t + 100 * MS).hit(SELL, price, [(oid, 1 + i % 4)])
         if i % answered_every == 0:
-            requote = script.at(t + 110 * MS).add(SELL, price, answer_sizes[i % len(answer_sizes)])
-            script.at(t + 300 * MS).delete(requote, SELL, price)
+            requote = script.at_ns(t + 110 * MS).add(SELL, price, answer_sizes[i % len(answer_sizes)])
+            script.at_ns(t + 300 * MS).delete(requote)
         t += 400 * MS
     return t
 
 
-def iceberg_cycles(script: Script, t: int, refills: list[int], delay_ns: int = 2 * MS, peak: int = 10) -> int:
+def iceberg_cycles(script: Tape, t: int, refills: list[int], delay_ns: int = 2 * MS, peak: int = 10) -> int:
     """A bid iceberg at BID showing ``peak``, hit in full every 200 ms and shown again ``delay_ns``
     later with the sizes of ``refills``. Returns the time of the last hit."""
-    oid, shown = script.at(t).add(BUY, BID, peak), peak
+    oid, shown = script.at_ns(t).add(BUY, BID, peak), peak
     for size in refills:
         t += 200 * MS
-        script.at(t).hit(BUY, BID, [(oid, shown)])
-        oid, shown = script.at(t + delay_ns).add(BUY, BID, size), size
+        script.at_ns(t).hit(BUY, BID, [(oid, shown)])
+        oid, shown = script.at_ns(t + delay_ns).add(BUY, BID, size), size
     t += 200 * MS
-    script.at(t).hit(BUY, BID, [(oid, shown)])
+    script.at_ns(t).hit(BUY, BID, [(oid, shown)])
     return t
 
 
@@ -111,7 +106,7 @@ def test_tails_at_their_edges():
 def test_l3_synthetic_iceberg_fires_at_the_third_link_and_updates_at_each_further_one():
     """Five refills of 10 lots within 2 ms of each full execution: the first detection comes with the
     third link, synthetic, peak 10; the fourth and fifth links are updates 1 and 2."""
-    script = Script()
+    script = Tape()
     t = background(script)
     iceberg_cycles(script, t, [10, 10, 10, 10, 10])
     found = icebergs(detections(script.events))
@@ -127,9 +122,9 @@ def test_l3_synthetic_iceberg_fires_at_the_third_link_and_updates_at_each_furthe
 
 def test_an_iceberg_used_up_ends_as_exhausted():
     """After the last peak is executed and nothing comes back within 50 ms, the episode ends exhausted."""
-    script = Script()
+    script = Tape()
     t = iceberg_cycles(script, background(script), [10, 10, 10, 10])
-    script.at(t + 80 * MS).add(SELL, 1020, 5)  # any later event decides
+    script.at_ns(t + 80 * MS).add(SELL, 1020, 5)  # any later event decides
     found = detections(script.events)
     (end,) = ends(found)
     assert end.reason == "exhausted" and end.ts_recv == t + 80 * MS and end.executed == 50
@@ -139,33 +134,33 @@ def test_an_iceberg_used_up_ends_as_exhausted():
 
 def test_deleting_the_displayed_peak_ends_a_detected_iceberg_as_cancelled():
     """The iceberg's current peak order is deleted: the episode ends, cancelled."""
-    script = Script()
+    script = Tape()
     t = iceberg_cycles(script, background(script), [10, 10, 10])
-    peak = script.at(t + 2 * MS).add(BUY, BID, 10)
-    script.at(t + 500 * MS).delete(peak, BUY, BID)
+    peak = script.at_ns(t + 2 * MS).add(BUY, BID, 10)
+    script.at_ns(t + 500 * MS).delete(peak)
     found = detections(script.events)
     assert len(icebergs(found)) == 2 and [e.reason for e in ends(found)] == ["cancelled"]
 
 
 def test_the_opposite_best_reaching_the_price_ends_it_as_traded_through():
     """An ask quoted at the iceberg's price while its level is empty ends the episode."""
-    script = Script()
+    script = Tape()
     t = iceberg_cycles(script, background(script), [10, 10, 10])
-    script.at(t + 1 * MS).add(SELL, BID, 4)
+    script.at_ns(t + 1 * MS).add(SELL, BID, 4)
     found = detections(script.events)
     assert [e.reason for e in ends(found)] == ["traded_through"] and ends(found)[0].ts_recv == t + 1 * MS
 
 
 def test_refills_of_scattered_sizes_are_not_an_iceberg():
     """Something comes back after every execution, but never near the size before it: no detection."""
-    script = Script()
+    script = Tape()
     iceberg_cycles(script, background(script), [3, 25, 1, 17, 6])
     assert icebergs(detections(script.events)) == []
 
 
 def test_refills_later_than_delta_do_not_count():
     """The same refills, 80 ms after each execution (delta is 50 ms): no detection."""
-    script = Script()
+    script = Tape()
     iceberg_cycles(script, background(script), [10, 10, 10, 10, 10], delay_ns=80 * MS)
     assert detections(script.events) == []
 
@@ -173,7 +168,7 @@ def test_refills_later_than_delta_do_not_count():
 def test_where_every_emptied_level_is_requoted_alike_a_regular_refill_is_not_significant():
     """When every emptied level in the market is re-quoted with 10 lots within 10 ms, the iceberg's
     refills are what chance gives: no detection."""
-    script = Script()
+    script = Tape()
     t = background(script, answered_every=1, answer_sizes=(10,))
     iceberg_cycles(script, t, [10, 10, 10, 10, 10])
     assert icebergs(detections(script.events)) == []
@@ -181,7 +176,7 @@ def test_where_every_emptied_level_is_requoted_alike_a_regular_refill_is_not_sig
 
 def test_a_stale_book_gives_no_detection():
     """A sequence gap before the iceberg marks the book STALE: nothing is emitted."""
-    script = Script()
+    script = Tape()
     t = background(script)
     script.gap()
     iceberg_cycles(script, t, [10, 10, 10, 10, 10])
@@ -190,7 +185,7 @@ def test_a_stale_book_gives_no_detection():
 
 def test_one_lot_refills_are_not_tested_by_default():
     """A one-lot iceberg (one-lot orders are the commonest size) is not reported unless min_peak is 1."""
-    script = Script()
+    script = Tape()
     iceberg_cycles(script, background(script), [1, 1, 1, 1, 1], peak=1)
     assert icebergs(detections(script.events)) == []
     factory = functools.partial(IcebergDetector, params=IcebergParams(min_peak=1))
@@ -200,7 +195,7 @@ def test_one_lot_refills_are_not_tested_by_default():
 
 def test_a_large_min_refills_waits_for_more_links():
     """With min_refills = 5 the first detection comes with the fifth link."""
-    script = Script()
+    script = Tape()
     iceberg_cycles(script, background(script), [10, 10, 10, 10, 10])
     factory = functools.partial(IcebergDetector, params=IcebergParams(min_refills=5))
     found = icebergs(detections(script.events, factory))
@@ -210,7 +205,7 @@ def test_a_large_min_refills_waits_for_more_links():
 # ---- L2: the depletion/refill test ----------------------------------------------------------------------------
 def test_l2_iceberg_is_found_by_the_depletion_refill_test():
     """On an L2 feed the same iceberg is found by the statistical test: refills are level increases."""
-    script = Script(l2=True)
+    script = Tape(l2=True)
     script.events.append(BookSnapshot(1, script.ts, script.ts, 0, LAST, ((990, 50, 1),), ((1030, 50, 1),), 10, True))
     script.seq = 1
     t = background(script)
@@ -226,13 +221,13 @@ def test_l2_iceberg_is_found_by_the_depletion_refill_test():
 def test_hidden_executions_at_one_price_form_a_run():
     """Hidden executions at one bid price 1 s apart: detections from the second on; a gap of more than
     5 s starts a new run, and another price is another run."""
-    script = Script()
-    script.at(10 * NS).add(BUY, 990, 100)
-    script.at(10 * NS + 1).add(SELL, 1010, 100)
+    script = Tape()
+    script.at_ns(10 * NS).add(BUY, 990, 100)
+    script.at_ns(10 * NS + 1).add(SELL, 1010, 100)
     for i in range(3):
-        script.at((11 + i) * NS).hidden(BUY, 1002, 100)
-    script.at(19 * NS).hidden(BUY, 1002, 100)  # 6 s later: a new run of one
-    script.at(19 * NS + 5).hidden(BUY, 1003, 100)
+        script.at_ns((11 + i) * NS).hidden(BUY, 1002, 100)
+    script.at_ns(19 * NS).hidden(BUY, 1002, 100)  # 6 s later: a new run of one
+    script.at_ns(19 * NS + 5).hidden(BUY, 1003, 100)
     found = icebergs(detections(script.events))
     assert [(d.ts_recv, d.hidden_execs, d.update) for d in found] == [(12 * NS, 2, 0), (13 * NS, 3, 1)]
     assert all(d.chain_type == "hidden" and d.side == BUY and d.price_lo == 1002 for d in found)
@@ -242,22 +237,22 @@ def test_hidden_executions_at_one_price_form_a_run():
 
 def test_a_crossed_book_gives_no_detection():
     """A bid above the ask marks the book CROSSED: a run of hidden executions emits nothing."""
-    script = Script()
-    script.at(10 * NS).add(BUY, 1012, 100)
-    script.at(10 * NS + 1).add(SELL, 1010, 100)
+    script = Tape()
+    script.at_ns(10 * NS).add(BUY, 1012, 100)
+    script.at_ns(10 * NS + 1).add(SELL, 1010, 100)
     for i in range(4):
-        script.at((11 + i) * NS).hidden(BUY, 1002, 100)
+        script.at_ns((11 + i) * NS).hidden(BUY, 1002, 100)
     assert detections(script.events) == []
 
 
 def test_hidden_executions_at_an_iceberg_count_as_hidden_volume():
     """A hidden execution at a detected iceberg's price adds to its executed and hidden volume."""
-    script = Script()
+    script = Tape()
     t = iceberg_cycles(script, background(script), [10, 10, 10])
-    script.at(t + 1 * MS).hidden(BUY, BID, 7)
-    peak = script.at(t + 2 * MS).add(BUY, BID, 10)
-    script.at(t + 200 * MS).hit(BUY, BID, [(peak, 10)])
-    script.at(t + 202 * MS).add(BUY, BID, 10)
+    script.at_ns(t + 1 * MS).hidden(BUY, BID, 7)
+    peak = script.at_ns(t + 2 * MS).add(BUY, BID, 10)
+    script.at_ns(t + 200 * MS).hit(BUY, BID, [(peak, 10)])
+    script.at_ns(t + 202 * MS).add(BUY, BID, 10)
     last = icebergs(detections(script.events))[-1]
     assert last.chain_type == "synthetic" and last.executed == 57 and last.hidden_volume == 7
 
@@ -268,46 +263,24 @@ def test_hidden_executions_at_an_iceberg_count_as_hidden_volume():
                           st.integers(0, 3), st.integers(1, 60)), max_size=200))
 def test_a_book_that_never_trades_gives_no_detection(steps):
     """Adds, partial cancels and deletes in any order, with no trade: no detection."""
-    script = Script()
+    script = Tape()
     live: list[tuple[int, int, int, int]] = []
     t = 10 * NS
     for side, offset, size, action, gap_ms in steps:
         t += gap_ms * MS
-        script.at(t)
+        script.at_ns(t)
         if action == 0 or not live:
             price = (990 - offset) if side == BUY else (1010 + offset)
             live.append((script.add(side, price, size), side, price, size))
         elif action == 1:
             oid, s, price, left = live.pop(0)
-            script.cancel(oid, s, price, 1, left - 1) if left > 1 else script.delete(oid, s, price)
+            script.cancel(oid, 1) if left > 1 else script.delete(oid)
             if left > 1:
                 live.append((oid, s, price, left - 1))
         else:
             oid, s, price, _ = live.pop()
-            script.delete(oid, s, price)
+            script.delete(oid)
     assert detections(script.events) == []
-
-
-def test_detections_do_not_depend_on_the_batch_size():
-    """The iceberg_defense run gives the same detections in batches of 1, 97 and everything."""
-    run = simulate("iceberg_defense", 4)
-    reference = detect(run, IcebergDetector)
-    assert icebergs(reference)
-    for size in (1, 97):
-        assert detect(run, IcebergDetector, batch_size=size) == reference
-
-
-def test_the_detector_cannot_see_truth():
-    """The detector module imports nothing from the feeds (simulator) and never names truth labels."""
-    source = Path(iceberg.__file__).read_text()
-    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
-    assert not {m for m in imported if m and m.startswith(("feeds", "ml", "strategies"))}
-    assert "TruthLabel" not in source and "TruthKind" not in source
-
-
-def finite(found) -> bool:
-    return all(math.isfinite(v) for d in found for v in (d.strength, *d.evidence().values())
-               if isinstance(v, float))
 
 
 # ---- planted truth ------------------------------------------------------------------------------------------
@@ -323,8 +296,8 @@ def test_planted_icebergs_are_found():
         for seed in SEEDS:
             run = simulate(name, seed)
             found = detect(run, IcebergDetector)
-            assert finite(found)
-            tally.add(run, icebergs(found), (TruthKind.ICEBERG,))
+            assert finite(*found)
+            tally.add_run(run, icebergs(found), (TruthKind.ICEBERG,))
     assert tally.recall >= 0.66 and tally.precision >= 0.8, tally.rows
 
 
@@ -353,47 +326,8 @@ def test_background_sessions_give_few_false_icebergs():
 
 
 # ---- real hidden executions (LOBSTER AMZN 2012-06-21) ------------------------------------------------------
-def hidden_episodes(events) -> dict[tuple[int, int], list[list[Trade]]]:
-    """Issue 14's episodes: maximal runs of hidden executions on one side at one price with gaps
-    <= 5 s and at least 3 executions, by (side, price)."""
-    runs: list[list[Trade]] = []
-    last: dict[tuple[int, int], list[Trade]] = {}
-    for ev in events:
-        if type(ev) is Trade and ev.hidden:
-            key = (-ev.aggressor, ev.price)
-            run = last.get(key)
-            if run is not None and ev.ts_recv - run[-1].ts_recv <= 5 * NS:
-                run.append(ev)
-            else:
-                last[key] = [ev]
-                runs.append(last[key])
-    episodes: dict[tuple[int, int], list[list[Trade]]] = defaultdict(list)
-    for run in runs:
-        if len(run) >= 3:
-            episodes[(-run[0].aggressor, run[0].price)].append(run)
-    return episodes
-
-
-def hidden_score(episodes, named: list[tuple[int, int, int]]) -> tuple[float, float]:
-    """(precision, recall) of detections ``(seq, side, price)``: a hit names an episode's side and price
-    and falls after its first execution and before its last (in stream order)."""
-    hit_episodes: set[int] = set()
-    hits = 0
-    for seq, side, price in named:
-        inside = [id(ep) for ep in episodes.get((side, price), ()) if ep[0].seq < seq < ep[-1].seq]
-        hits += bool(inside)
-        hit_episodes.update(inside)
-    total = sum(len(v) for v in episodes.values())
-    return hits / len(named), len(hit_episodes) / total
-
-
-@pytest.fixture(scope="module", params=[1, 5])
-def amzn(request, tmp_path_factory):
-    if not lobster_available(request.param):
-        pytest.skip("LOBSTER sample data not found under $CHIMERA_DATA or ../shared/data")
-    message, _ = locate_sample(request.param, tmp_path_factory.mktemp("lobster"))
-    feed = LobsterFeed(message)
-    return feed.instruments()[0], list(feed.events())
+def pr(score: dict) -> tuple[float, float]:
+    return score["precision"], score["recall"]
 
 
 def test_hidden_liquidity_on_amzn_beats_flagging_every_hidden_execution(amzn):
@@ -404,15 +338,15 @@ def test_hidden_liquidity_on_amzn_beats_flagging_every_hidden_execution(amzn):
     inst, events = amzn
     _, samples = run_market(inst, events, IcebergDetector)
     found = [d for s in samples for d in s.detections]
-    assert finite(found)
+    assert finite(*found)
     episodes = hidden_episodes(events)
     assert sum(len(v) for v in episodes.values()) == 195
     ours = icebergs(found)
     hidden = [(d.seq, d.side, d.price_lo) for d in ours if d.chain_type == "hidden"]
     every = [(d.seq, d.side, d.price_lo) for d in ours]
-    baseline = [(ev.seq, -ev.aggressor, ev.price) for ev in events if type(ev) is Trade and ev.hidden]
-    base_p, base_r = hidden_score(episodes, baseline)
-    (p, r), (p_all, r_all) = hidden_score(episodes, hidden), hidden_score(episodes, every)
+    baseline = flag_every_hidden_execution(events)
+    base_p, base_r = pr(hidden_score(episodes, baseline))
+    (p, r), (p_all, r_all) = pr(hidden_score(episodes, hidden)), pr(hidden_score(episodes, every))
     assert base_r == 1.0 and base_p == pytest.approx(0.19, abs=0.01)
     assert r >= 0.95 and p >= 2 * base_p and p == pytest.approx(0.50, abs=0.02)
     assert r_all >= 0.95 and p_all >= 2 * base_p

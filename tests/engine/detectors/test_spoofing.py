@@ -7,17 +7,18 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.detectors import spoofing as spoofing_module
 from engine.detectors.spoofing import SpoofDetection, SpoofDetector, SpoofParams
 from engine.events import BUY, SELL, TruthKind
-from tests.engine.detectors.mm_tape import MS, NS, T0, Tape, detections, finite, reads_no_truth, score, simulate
+from tests.engine.detectors.planted import Tally, simulate
+from tests.engine.detectors.tape import NS, T0, Tape, detections, finite
 
 FIXED = {"fallback_lots": 50, "min_adds": 10**9}  # large = 50 lots throughout (a layer: 25)
 
 
 def spoofs(tape: Tape, batch_size: int = 1_000_000, bin_ticks: int = 1, **params) -> list[SpoofDetection]:
     merged = {**FIXED, **params}
-    return detections(tape.events, lambda c: SpoofDetector(c, SpoofParams(**merged)), batch_size, bin_ticks)
+    return detections(tape.events, lambda c: SpoofDetector(c, SpoofParams(**merged)), batch_size=batch_size,
+                      bin_ticks=bin_ticks)
 
 
 def book() -> Tape:
@@ -219,7 +220,7 @@ def test_a_book_where_nothing_is_cancelled_has_no_spoof(orders):
     """Random adds (large ones included) and market orders, but no cancel or delete: never a spoof."""
     tape = book()
     for i, (side, gap, size, taken) in enumerate(orders):
-        best = tape.book.best_bid if side == BUY else tape.book.best_ask
+        best = tape.best(side)
         tape.at(0.1 * (i + 1)).add(side, (best or 100 + (side < 0)) - side * gap, size)
         if taken:
             tape.market(-side, taken)
@@ -231,16 +232,15 @@ def test_the_planted_spoofs_are_found():
     """spoof_pull seeds 1-5 (one 20-mean-order offer each) and two 30-minute background sessions per profile
     at 60 episodes an hour (every kind of episode, one in six a spoof): recall and precision 1.0 measured;
     the bar is recall >= 0.8 and precision >= 0.9."""
-    totals = [0, 0, 0, 0]
-    runs = [("spoof_pull", seed, None, None, None) for seed in range(1, 6)]
-    runs += [(None, seed, symbol, 1800.0, 60.0) for symbol in ("TSLA", "AAPL") for seed in (1, 2)]
-    for preset, seed, symbol, duration, rate in runs:
-        inst, market, labels, w = simulate(preset, seed, symbol, duration, rate)
+    tally = Tally()
+    runs = [simulate("spoof_pull", seed) for seed in range(1, 6)]
+    runs += [simulate("background", seed, (symbol,), 1800.0, 60.0) for symbol in ("TSLA", "AAPL") for seed in (1, 2)]
+    for run in runs:
+        inst, market, _, w = run.single()
         found = detections(market, SpoofDetector, bin_ticks=w, instrument_def=inst)
-        assert all(finite(d) for d in found)
-        totals = [a + b for a, b in zip(totals, score(found, labels, TruthKind.SPOOF, w, 500 * MS), strict=True)]
-    labels, hit, found, good = totals
-    assert labels >= 20 and hit >= 0.8 * labels and good >= 0.9 * found, totals
+        assert finite(*found)
+        tally.add_run(run, found, (TruthKind.SPOOF,))
+    assert tally.labels >= 20 and tally.recall >= 0.8 and tally.precision >= 0.9, tally.rows
 
 
 def test_other_planted_episodes_are_not_spoofs():
@@ -248,10 +248,6 @@ def test_other_planted_episodes_are_not_spoofs():
     orders trade or sit at the touch)."""
     for preset in ("stacked_absorption", "absorption_break", "iceberg_defense", "stop_run_reversal", "vacuum"):
         for seed in (1, 2, 3):
-            inst, market, _, w = simulate(preset, seed)
+            inst, market, _, w = simulate(preset, seed).single()
             assert detections(market, SpoofDetector, bin_ticks=w, instrument_def=inst) == [], (preset, seed)
 
-
-def test_the_module_reads_no_truth():
-    """The spoofing detector imports nothing from the simulator and never names truth labels."""
-    assert reads_no_truth(spoofing_module)

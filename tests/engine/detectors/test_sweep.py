@@ -17,12 +17,13 @@ from engine.detectors import sweep, trapped, vacuum
 from engine.detectors.sweep import BurstVolumes, SweepDetection, SweepDetector, SweepParams
 from engine.events import BUY, SELL, Trade, TruthKind
 from engine.testing import run_market
-from tests.engine.detectors.flow_tape import INST, MS, T0, Tape, book_around, detections, preset_run
+from tests.engine.detectors.planted import simulate
+from tests.engine.detectors.tape import INST, MS, T0, Tape, book_around, of_kind
 
 
 def sweeps(tape: Tape, **params) -> list[SweepDetection]:
     _, samples = run_market(INST, tape.events, partial(SweepDetector, params=SweepParams(**params)))
-    return detections(samples, SweepDetection)
+    return of_kind(samples, SweepDetection)
 
 
 def test_one_market_order_through_three_levels_is_one_sweep_with_its_evidence():
@@ -58,7 +59,7 @@ def test_the_sweep_is_emitted_by_the_first_event_that_cannot_belong_to_it():
     tape.at(1.04).market(SELL, 1)
     _, samples = run_market(INST, tape.events, SweepDetector)
     (sample,) = [s for s in samples if s.detections]
-    assert sample.ts_recv == T0 + 1_040 * MS and sample.seq == tape.seq  # the sell print's event
+    assert sample.ts_recv == T0 + 1_040 * MS and sample.seq == tape.seq - 1  # the sell print's event
     assert sample.detections[0].levels == 2
 
 
@@ -262,15 +263,6 @@ def test_a_book_that_never_trades_has_no_sweep(adds):
     assert sweeps(tape) == []
 
 
-def test_detections_do_not_depend_on_the_batch_size():
-    """A preset run gives the same samples in batches of 1, 37 and everything."""
-    inst, market, _, _ = preset_run("stop_run_reversal", 1)
-    reference = run_market(inst, market, SweepDetector)[1]
-    assert detections(reference, SweepDetection)
-    for size in (1, 37):
-        assert run_market(inst, market, SweepDetector, batch_size=size)[1] == reference
-
-
 def planted_match(found: list[SweepDetection], label, slack_ns: int = 100 * MS) -> list[SweepDetection]:
     """Detections of the label's side that overlap its prices and start within ``slack`` of it."""
     return [d for d in found if d.side == label.side and d.price_lo <= label.price_hi and d.price_hi >= label.price_lo
@@ -282,8 +274,8 @@ def test_the_planted_sweep_is_found_and_is_the_largest_sweep_of_its_run(preset):
     """Seeds 1-5: the planted buy sweep is detected (recall 1) with at least its levels and volume, and no
     other sweep of the run is larger (the natural ones are small; precision against labels is reported)."""
     for seed in range(1, 6):
-        inst, market, labels, _ = preset_run(preset, seed)
-        found = detections(run_market(inst, market, SweepDetector)[1], SweepDetection)
+        inst, market, labels, _ = simulate(preset, seed).single()
+        found = of_kind(run_market(inst, market, SweepDetector)[1], SweepDetection)
         (label,) = [lb for lb in labels if lb.kind == TruthKind.SWEEP]
         hit = planted_match(found, label)[0]  # the stop orders it sets off may follow as a second sweep
         assert hit.levels >= label.params["levels"] and hit.volume >= label.params["volume"]
@@ -301,8 +293,8 @@ def test_detector_modules_read_no_truth():
 
 def test_evidence_is_finite():
     """Every numeric evidence field of every sweep of a preset run is finite."""
-    inst, market, _, _ = preset_run("breakout_sweep", 2)
-    for d in detections(run_market(inst, market, SweepDetector)[1], SweepDetection):
+    inst, market, _, _ = simulate("breakout_sweep", 2).single()
+    for d in of_kind(run_market(inst, market, SweepDetector)[1], SweepDetection):
         assert all(math.isfinite(v) for v in d.evidence().values()) and math.isfinite(d.strength)
 
 

@@ -3,7 +3,6 @@ planted stop run (trapped) against the planted breakout (not trapped)."""
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import pytest
@@ -14,7 +13,8 @@ from engine.detectors.sweep import SweepDetection, SweepDetector
 from engine.detectors.trapped import RollingExtremes, TrappedDetection, TrappedDetector, TrappedParams
 from engine.events import BUY, SELL, TruthKind
 from engine.testing import run_market
-from tests.engine.detectors.flow_tape import INST, MS, NS, T0, Tape, detections, preset_run
+from tests.engine.detectors.planted import simulate
+from tests.engine.detectors.tape import INST, MS, NS, T0, Tape, of_kind
 
 
 def history(tape: Tape, high: int = 1000, low: int = 999) -> None:
@@ -36,7 +36,7 @@ def spec_example(tape: Tape, r_high: int = 1000) -> None:
 
 def trapped(tape: Tape, **params) -> list[TrappedDetection]:
     _, samples = run_market(INST, tape.events, partial(TrappedDetector, params=TrappedParams(**params)))
-    return detections(samples, TrappedDetection)
+    return of_kind(samples, TrappedDetection)
 
 
 def test_spec_worked_example_traps_600_lots_with_pain_minus_3():
@@ -69,8 +69,8 @@ def test_the_trap_names_the_sweep_the_sweep_detector_reported():
     tape.at(120.0).add(SELL, 1000, 50)
     tape.at(123.0).clock()
     _, samples = run_market(INST, tape.events, SweepDetector, TrappedDetector)
-    sweeps = [d for d in detections(samples, SweepDetection) if d.t_start == T0 + 100 * NS]
-    (found,) = detections(samples, TrappedDetection)
+    sweeps = [d for d in of_kind(samples, SweepDetection) if d.t_start == T0 + 100 * NS]
+    (found,) = of_kind(samples, TrappedDetection)
     assert len(sweeps) == 1 and found.sweep_id == sweeps[0].detection_id()
 
 
@@ -161,9 +161,9 @@ def test_the_planted_stop_run_traps_its_buyers_and_the_breakout_does_not(preset)
     """Seeds 1-5: after the planted buy sweep, stop_run_reversal reports trapped buyers within S1's 20 s, with the
     sweep as its origin; breakout_sweep (the move goes on) reports none within 20 s."""
     for seed in range(1, 6):
-        inst, market, labels, _ = preset_run(preset, seed)
+        inst, market, labels, _ = simulate(preset, seed).single()
         (label,) = [lb for lb in labels if lb.kind == TruthKind.SWEEP]
-        found = [d for d in detections(run_market(inst, market, TrappedDetector)[1], TrappedDetection)
+        found = [d for d in of_kind(run_market(inst, market, TrappedDetector)[1], TrappedDetection)
                  if d.side == BUY and abs(d.t_start - label.t_start) <= 100 * MS and d.delay_ms <= 20_000]
         if preset == "breakout_sweep":
             assert found == [], seed
@@ -172,12 +172,3 @@ def test_the_planted_stop_run_traps_its_buyers_and_the_breakout_does_not(preset)
             assert trap.reference < label.price_hi and trap.volume > 0 and trap.pain < 0
 
 
-def test_detections_do_not_depend_on_the_batch_size():
-    """A preset run gives the same samples in batches of 1, 53 and everything."""
-    inst, market, _, _ = preset_run("stop_run_reversal", 2)
-    reference = run_market(inst, market, TrappedDetector)[1]
-    assert detections(reference, TrappedDetection)
-    for size in (1, 53):
-        assert run_market(inst, market, TrappedDetector, batch_size=size)[1] == reference
-    for d in detections(reference, TrappedDetection):
-        assert all(math.isfinite(v) for v in d.evidence().values() if not isinstance(v, str))

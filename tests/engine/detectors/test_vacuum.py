@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.book import OrderBook
+from engine.detectors.scoring import matches
 from engine.detectors.vacuum import (
     RunningMedian,
     VacuumDetection,
@@ -23,7 +24,8 @@ from engine.detectors.vacuum import (
 )
 from engine.events import BUY, SELL, OrderCancel, OrderDelete, OrderExecute, OrderModify, TruthKind
 from engine.testing import run_market
-from tests.engine.detectors.flow_tape import INST, MS, NS, T0, Tape, detections, preset_run
+from tests.engine.detectors.planted import simulate
+from tests.engine.detectors.tape import INST, MS, NS, T0, Tape, of_kind
 
 ASKS = range(1001, 1011)  # ten asks of 100: D_N(ask) = 1000
 BIDS = range(990, 980, -1)
@@ -47,22 +49,16 @@ def pull(tape: Tape, prices, t: float, step: float = 0.01, l2: bool = False) -> 
         if l2:
             tape.delta(SELL, p, 0)
         else:
-            tape.delete(SELL, p)
+            tape.delete(tape.order_at(SELL, p))
 
 
 def vacuums(tape: Tape, factory=VacuumDetector) -> list[VacuumDetection]:
     _, samples = run_market(INST, tape.events, factory)
-    return detections(samples, VacuumDetection)
+    return of_kind(samples, VacuumDetection)
 
 
 def vacuums_of(inst, market) -> list[VacuumDetection]:
-    return detections(run_market(inst, market, partial(VacuumDetector, params=VacuumParams()))[1], VacuumDetection)
-
-
-def matches(d: VacuumDetection, label, bin_ticks: int = 1) -> bool:
-    """Same side, zones within one bin, detection time inside the episode (its start 2 s early at most)."""
-    near = d.price_lo <= label.price_hi + bin_ticks and d.price_hi >= label.price_lo - bin_ticks
-    return d.side == label.side and near and label.t_start - 2 * NS <= d.ts_recv <= label.t_end
+    return of_kind(run_market(inst, market, partial(VacuumDetector, params=VacuumParams()))[1], VacuumDetection)
 
 
 def test_asks_pulled_within_a_second_are_a_vacuum_with_its_evidence():
@@ -101,7 +97,7 @@ def test_a_pulled_wall_that_leaves_normal_depth_is_not_a_vacuum():
     tape = Tape()
     base(tape)
     tape.at(31.0).add(SELL, 1003, 1000)
-    tape.at(33.0).delete(SELL, 1003, which=-1)
+    tape.at(33.0).delete(tape.order_at(SELL, 1003, -1))
     assert vacuums(tape) == []
 
 
@@ -204,7 +200,7 @@ def test_the_void_accumulator_gives_every_sample_its_values():
     base(tape)
     tape.at(35.0)
     for p in (1003, 1004, 1005):
-        tape.delete(SELL, p)
+        tape.delete(tape.order_at(SELL, p))
     tape.at(36.0).clock()
     _, samples = run_market(INST, tape.events, VoidAccumulator)
     flow = samples[-1].flow
@@ -248,10 +244,10 @@ def test_gap_max_equals_a_scan_of_every_bin(offsets, side, bins, width):
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_the_planted_vacuum_is_found(seed):
     """The vacuum preset: an ask vacuum (side SELL) inside the planted zone during the planted episode."""
-    inst, market, labels, _ = preset_run("vacuum", seed)
+    inst, market, labels, _ = simulate("vacuum", seed).single()
     (label,) = [lb for lb in labels if lb.kind == TruthKind.VACUUM]
     found = vacuums_of(inst, market)
-    assert [d for d in found if matches(d, label)]
+    assert [d for d in found if matches(d, label, 1)]
 
 
 def test_spoof_pull_gives_a_vacuum_for_its_pull():
@@ -259,21 +255,21 @@ def test_spoof_pull_gives_a_vacuum_for_its_pull():
     makes spoof_pull the negative of the S4 *strategy*, which also needs buying); a vacuum when the spoof wall is
     pulled (seed 5: the wall was most of the depth left) covers the wall's price."""
     for seed in range(1, 6):
-        inst, market, labels, _ = preset_run("spoof_pull", seed)
+        inst, market, labels, _ = simulate("spoof_pull", seed).single()
         (pulled,) = [lb for lb in labels if lb.kind == TruthKind.VACUUM]
         (spoof,) = [lb for lb in labels if lb.kind == TruthKind.SPOOF]
         found = vacuums_of(inst, market)
-        assert [d for d in found if matches(d, pulled)], seed
+        assert [d for d in found if matches(d, pulled, 1)], seed
         at_spoof = [d for d in found if d.side == SELL and abs(d.ts_recv - spoof.t_end) <= 2 * NS]
         assert all(d.price_lo <= spoof.price_lo <= d.price_hi for d in at_spoof), seed
 
 
 def test_detections_do_not_depend_on_the_batch_size():
     """A preset run gives the same samples (detections and void values) in batches of 1, 41 and everything."""
-    inst, market, _, _ = preset_run("vacuum", 1)
+    inst, market, _, _ = simulate("vacuum", 1).single()
     factories = (VacuumDetector, VoidAccumulator)
     reference = run_market(inst, market, *factories)[1]
-    assert detections(reference, VacuumDetection)
+    assert of_kind(reference, VacuumDetection)
     for size in (1, 41):
         assert run_market(inst, market, *factories, batch_size=size)[1] == reference
     for s in reference:
@@ -313,7 +309,7 @@ def test_depth_and_classification_equal_a_naive_replay(ops, width):
             orders[tape.add(side, price, size)] = [side, price, size]
         elif op == "ghost":  # an order the book never saw (added before the data started)
             price = (990 - offset) if side == BUY else (1001 + offset)
-            tape.events.append(OrderDelete(*tape.header(), 10_000 + offset, side, price, size))
+            tape.emit(OrderDelete, 10_000 + offset, side, price, size)
             naive[side][0] += size * in_zone(reference, side, price, width)
         else:
             oid = sorted(orders)[size % len(orders)]
@@ -321,18 +317,18 @@ def test_depth_and_classification_equal_a_naive_replay(ops, width):
             zone = in_zone(reference, side, price, width)
             take = min(size, left)
             if op == "cancel" and take < left:
-                tape.events.append(OrderCancel(*tape.header(), oid, side, price, take, left - take))
+                tape.emit(OrderCancel, oid, side, price, take, left - take)
                 naive[side][0] += take * zone
             elif op in ("delete", "cancel"):
-                tape.events.append(OrderDelete(*tape.header(), oid, side, price, left))
+                tape.emit(OrderDelete, oid, side, price, left)
                 naive[side][0] += left * zone
                 take = left
             elif op == "execute":
-                tape.events.append(OrderExecute(*tape.header(), oid, side, price, take))
+                tape.emit(OrderExecute, oid, side, price, take)
                 naive[side][1] += take * zone
             else:
                 take = left - max(1, left // 2)
-                tape.events.append(OrderModify(*tape.header(), oid, side, price, left - take))
+                tape.emit(OrderModify, oid, side, price, left - take)
             orders[oid][2] -= take
             if orders[oid][2] == 0:
                 del orders[oid]

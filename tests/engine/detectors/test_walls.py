@@ -10,15 +10,16 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.detectors import walls as walls_module
 from engine.detectors.walls import WallAccumulator, WallDetection, WallDetector, WallParams
 from engine.events import BUY, SELL, TruthKind
 from engine.testing import run_market
-from tests.engine.detectors.mm_tape import INST, NS, T0, Tape, detections, finite, reads_no_truth, simulate
+from tests.engine.detectors.planted import simulate
+from tests.engine.detectors.tape import INST, NS, T0, Tape, detections, finite
 
 
 def walls(tape: Tape, bin_ticks: int = 1, batch_size: int = 1_000_000, **params) -> list[WallDetection]:
-    return detections(tape.events, lambda c: WallDetector(c, WallParams(**params)), batch_size, bin_ticks)
+    return detections(tape.events, lambda c: WallDetector(c, WallParams(**params)), batch_size=batch_size,
+                      bin_ticks=bin_ticks)
 
 
 def book_with_wall(wall: int = 100) -> tuple[Tape, int]:
@@ -232,7 +233,7 @@ def test_the_planted_spoof_wall_is_a_wall_while_it_rests():
     shown and before it is pulled (recall 5/5)."""
     found = 0
     for seed in range(1, 6):
-        inst, market, labels, w = simulate("spoof_pull", seed)
+        inst, market, labels, w = simulate("spoof_pull", seed).single()
         (spoof,) = [lb for lb in labels if lb.kind == TruthKind.SPOOF]
         hits = [d for d in detections(market, WallDetector, bin_ticks=w, instrument_def=inst)
                 if d.side == spoof.side and d.price_lo <= spoof.price_lo <= d.price_hi
@@ -245,11 +246,7 @@ def test_background_sessions_give_finite_walls_at_a_modest_rate():
     """A 10-minute background session per profile: every wall is finite, one to twenty a minute (measured:
     TSLA 62, AAPL 23 in seed 3)."""
     for symbol in ("TSLA", "AAPL"):
-        inst, market, _, w = simulate(None, 3, symbol, 600.0)
+        inst, market, _, w = simulate("background", 3, (symbol,), 600.0).single()
         found = detections(market, WallDetector, bin_ticks=w, instrument_def=inst)
-        assert all(finite(d) for d in found) and 10 <= len(found) <= 200, (symbol, len(found))
+        assert finite(*found) and 10 <= len(found) <= 200, (symbol, len(found))
 
-
-def test_the_module_reads_no_truth():
-    """The wall detector imports nothing from the simulator and never names truth labels."""
-    assert reads_no_truth(walls_module)

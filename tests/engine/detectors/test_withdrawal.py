@@ -8,17 +8,18 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.detectors import withdrawal as withdrawal_module
+from engine.detectors.scoring import matches
 from engine.detectors.withdrawal import WithdrawalDetection, WithdrawalDetector, WithdrawalParams
 from engine.events import BUY, SELL, TruthKind
-from tests.engine.detectors.mm_tape import MS, NS, T0, Tape, detections, finite, matches, reads_no_truth, simulate
+from tests.engine.detectors.planted import simulate
+from tests.engine.detectors.tape import MS, NS, T0, Tape, detections, finite
 
 FIXED = {"fallback_lots": 30, "min_clusters": 10**9}  # a burst needs 30 lots throughout
 
 
 def withdrawals(tape: Tape, batch_size: int = 1_000_000, **params) -> list[WithdrawalDetection]:
     merged = {**FIXED, **params}
-    return detections(tape.events, lambda c: WithdrawalDetector(c, WithdrawalParams(**merged)), batch_size)
+    return detections(tape.events, lambda c: WithdrawalDetector(c, WithdrawalParams(**merged)), batch_size=batch_size)
 
 
 def book() -> tuple[Tape, list[int]]:
@@ -74,7 +75,7 @@ def test_a_burst_nobody_trades_through_is_not_reported():
 def test_only_the_touch_counts_and_only_when_it_is_gone():
     """Cancels at 103-106, or three of the four touch orders (30 lots, the best moved one tick): nothing."""
     tape, _ = book()
-    behind = [oid for p in (103, 104, 105, 106) for oid, _ in tape.book.queue(SELL, p)]
+    behind = [oid for p in (103, 104, 105, 106) for oid in tape.queues.get((SELL, p), ())]
     pull(tape, behind)
     tape.at(0.8).market(BUY, 5)
     assert withdrawals(tape) == []
@@ -185,7 +186,7 @@ def test_a_market_without_cancels_has_no_withdrawal(orders):
     """Random adds and market orders, nothing cancelled: never a withdrawal."""
     tape, _ = book()
     for i, (side, gap, size, taken) in enumerate(orders):
-        best = tape.book.best_bid if side == BUY else tape.book.best_ask
+        best = tape.best(side)
         tape.at(0.05 * (i + 1)).add(side, (best or 100 + (side < 0)) - side * gap, size)
         if taken:
             tape.market(-side, taken)
@@ -198,10 +199,10 @@ def test_the_market_makers_pull_of_the_vacuum_preset_is_found():
     pull has no planted buying, background buyers came within 2 s in 10 of 20 seeds (reported, not a bar)."""
     hit = 0
     for seed in range(1, 11):
-        inst, market, labels, w = simulate("vacuum", seed)
+        inst, market, labels, w = simulate("vacuum", seed).single()
         (pulled,) = [lb for lb in labels if lb.kind == TruthKind.VACUUM and lb.params.get("name") == "air"]
         found = detections(market, WithdrawalDetector, bin_ticks=w, instrument_def=inst)
-        assert all(finite(d) for d in found)
+        assert finite(*found)
         hit += any(matches(d, pulled, w) and d.ts_recv - pulled.t_start <= 2_500 * MS for d in found)
     assert hit >= 8
 
@@ -212,11 +213,7 @@ def test_background_sessions_have_few_withdrawals():
     for symbol in ("TSLA", "AAPL"):
         found = []
         for seed in (1, 3):
-            inst, market, _, w = simulate(None, seed, symbol, 1800.0)
+            inst, market, _, w = simulate("background", seed, (symbol,), 1800.0).single()
             found += detections(market, WithdrawalDetector, bin_ticks=w, instrument_def=inst)
-        assert len(found) <= 15 and all(finite(d) for d in found), (symbol, len(found))
+        assert len(found) <= 15 and finite(*found), (symbol, len(found))
 
-
-def test_the_module_reads_no_truth():
-    """The withdrawal detector imports nothing from the simulator and never names truth labels."""
-    assert reads_no_truth(withdrawal_module)

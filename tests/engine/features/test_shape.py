@@ -12,8 +12,9 @@ from engine.book import BookView, OrderBook
 from engine.events import BUY, SELL, OrderAdd, OrderCancel, Trade
 from engine.features.engine import FeatureEngine
 from engine.features.flow import TradeFlow
+from engine.features.microprice import MicropriceTable
 from engine.features.sample import Sample
-from engine.features.shape import BookShape, MicropriceTable, SpreadTime
+from engine.features.shape import BookShape, SpreadTime
 from engine.testing import EventBuilder, instrument, run_market
 
 NS = 1_000_000_000
@@ -58,6 +59,14 @@ def test_a_calibrated_table_replaces_the_fallback():
     table = MicropriceTable(buckets=4, spreads=(4,), adjustments=[[-0.3, -0.1, 0.1, 0.3]])
     v = shape_of(sample(bids=[(1000, 300)], asks=[(1004, 100)]), micro=table)
     assert v["micro_lean"] == 0.3 and v["micro_from_table"] == 1.0
+
+
+def test_a_state_the_table_never_saw_falls_back_to_the_weighted_mid():
+    """A table without the sample's spread, or with no estimate for its bucket, leaves the weighted-mid lean."""
+    tables = (MicropriceTable(4, (1,), [[-0.3, -0.1, 0.1, 0.3]]), MicropriceTable(4, (4,), [[0.0, 0.0, 0.0, None]]))
+    for table in tables:
+        v = shape_of(sample(bids=[(1000, 300)], asks=[(1004, 100)]), micro=table)
+        assert v["micro_lean"] == 1.0 and v["micro_from_table"] == 0.0  # b + s I - m = 1000 + 3 - 1002
 
 
 @pytest.mark.parametrize(("bids", "asks"), [((), ()), ([(1000, 5)], ()), ((), [(1001, 5)])])

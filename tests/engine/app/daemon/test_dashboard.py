@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engine.app.daemon.browser import Browser, find_browser
+from tests.engine.app.browser import HeadlessPage, find_browser
 from tests.engine.app.daemon.helpers import DaemonProcess
 
 BROWSER = find_browser()
@@ -22,27 +22,26 @@ def daemon(tmp_path):
     assert process.stop() == 0
 
 
-async def test_the_heatmap_moves_and_the_console_stays_clean(daemon):
+def test_the_heatmap_moves_and_the_console_stays_clean(daemon):
     """Two screenshots of the heatmap 8 frames (about 2 s) apart differ, the canvas is drawn, no console error."""
     assert BROWSER is not None
-    async with Browser(BROWSER) as browser:
-        await browser.call("Page.navigate", url=f"http://127.0.0.1:{daemon.port}/")
-        await browser.wait_for("window.chimeraFrames >= 2")
-        rect = await browser.evaluate(
-            "(() => { const r = document.getElementById('heatmap').getBoundingClientRect();"
-            " return {x: r.x, y: r.y, width: r.width, height: r.height}; })()")
-        assert rect["width"] > 100 and rect["height"] > 100
-        first_frames = await browser.evaluate("window.chimeraFrames")
-        first = await browser.screenshot(rect)
-        await browser.wait_for(f"window.chimeraFrames >= {first_frames + 8}")
-        second = await browser.screenshot(rect)
+    with HeadlessPage(BROWSER, width=1300, height=700) as page:
+        page.open(f"http://127.0.0.1:{daemon.port}/")
+        page.wait_for("window.chimeraFrames >= 2")
+        box = page.evaluate("(() => { const r = document.getElementById('heatmap').getBoundingClientRect();"
+                            " return [r.width, r.height]; })()")
+        assert box[0] > 100 and box[1] > 100
+        first_frames = page.evaluate("window.chimeraFrames")
+        first = page.screenshot("#heatmap")
+        page.wait_for(f"window.chimeraFrames >= {first_frames + 8}")
+        second = page.screenshot("#heatmap")
         assert first != second
-        lit = await browser.evaluate(
+        lit = page.evaluate(
             "(() => { const c = document.getElementById('heatmap'); const d = c.getContext('2d')"
             ".getImageData(0, 0, c.width, c.height).data; let n = 0;"
             " for (let i = 0; i < d.length; i += 4) if (d[i] + d[i+1] + d[i+2] > 60) n++; return n; })()")
         assert lit > 1000  # liquidity cells are drawn, not only the background
-        options = await browser.evaluate("[...document.querySelectorAll('#symbol option')].map(o => o.value)")
+        options = page.evaluate("[...document.querySelectorAll('#symbol option')].map(o => o.value)")
         assert options == ["AAPL", "TSLA"]
-        assert await browser.evaluate("document.querySelectorAll('#positions tbody tr').length") == 2
-        assert browser.errors == []
+        assert page.evaluate("document.querySelectorAll('#positions tbody tr').length") == 2
+        assert page.errors == []

@@ -1,0 +1,1 @@
+"""An example desk package holding one user strategy (see docs/strategies.md)."""

@@ -1,0 +1,88 @@
+"""Pinned digests of what the reference path persists, so that speed work cannot change behaviour unseen.
+
+Every table's rows (in the order the cores emit them) are hashed for a fixed simulator session and
+for the first 30 minutes of the AMZN level-5 LOBSTER day. A change of the features, the detectors
+or the book changes a digest on purpose: then update ``SIMULATOR`` / ``AMZN`` with the digests the
+failure prints (``python -m tests.engine.pipeline.test_digest`` prints both), and say why in the
+commit. A speed change must leave every digest as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import orjson
+import pytest
+
+from engine.config import load_config
+from engine.pipeline import RunOptions, run_reference
+
+SIMULATOR = {
+    "book_samples": "79dd449f63d2c764",
+    "detections": "60a41457b0299c78",
+    "equity": "9311d0765fef43ba",
+    "feature_samples": "e8d677c69fbc5f18",
+    "fills": "b84dc1bf38bfe4c9",
+    "instruments": "5d0c4e93e1663045",
+    "integrity": "67a6cd22cc2a4eb3",
+    "orders": "aeb678a07c4f248c",
+    "signals": "f6c761f1a082a678",
+    "trades": "33671442597a7da7",
+    "truth_labels": "bf1a03a8593658d2",
+}
+
+AMZN = {
+    "book_samples": "d8c6007bda869b89",
+    "detections": "f60c794d7b1c4fa6",
+    "equity": "e508e9ef59e2684c",
+    "feature_samples": "3ad0a43182100ab5",
+    "fills": "3ae92aaf56309a5d",
+    "instruments": "1e4ca8f32da7e8a8",
+    "integrity": "285cfa59323e33e3",
+    "orders": "ed4633dff03c0427",
+    "signals": "19e07ccf97f76e90",
+    "trades": "be2793e2b5e30a9f",
+}
+
+
+def digests(records: list) -> dict[str, str]:
+    """SHA-256 (first 16 hex digits) of each table's rows, in emission order."""
+    hashes: dict[str, hashlib._Hash] = {}
+    for table, row in records:
+        hashes.setdefault(table, hashlib.sha256()).update(orjson.dumps(row) + b"\n")
+    return {table: h.hexdigest()[:16] for table, h in sorted(hashes.items())}
+
+
+def simulator_digests() -> dict[str, str]:
+    from feeds.simulator import MarketSimulator
+
+    config = load_config()
+    feed = MarketSimulator(["AAPL", "TSLA"], config, seed=5, duration_s=120.0)
+    return digests(run_reference(feed, config, RunOptions())[1])
+
+
+def amzn_digests() -> dict[str, str]:
+    from feeds.lobster import LobsterFeed
+    from feeds.lobster_files import locate_sample
+
+    feed = LobsterFeed(locate_sample(5)[0])
+    return digests(run_reference(feed, load_config(), RunOptions(duration_s=1800.0))[1])
+
+
+def test_simulator_session_rows_are_pinned():
+    """Two minutes of AAPL and TSLA (seed 5), every feature and detector on: every table as pinned."""
+    assert simulator_digests() == SIMULATOR
+
+
+def test_amzn_half_hour_rows_are_pinned():
+    """The first 30 minutes of the AMZN level-5 day: every table as pinned."""
+    from feeds.lobster_files import lobster_available
+
+    if not lobster_available(5):
+        pytest.skip("the LOBSTER AMZN level-5 sample is not available ($CHIMERA_DATA or ../shared/data)")
+    assert amzn_digests() == AMZN
+
+
+if __name__ == "__main__":
+    print("SIMULATOR =", simulator_digests())
+    print("AMZN =", amzn_digests())

