@@ -306,16 +306,34 @@ class ExecutionStage(RecordBuffer):
                              ts + self.decision_latency_ns, trip.strategy, trip.trip_id)
         self._send(order, f"exit:{reason}", self.mids.get(trip.instrument_id), trip)
 
+    def flatten(self, reason: str) -> int:
+        """Operator action: cancel every working entry and send a market exit for every open position
+        (filled as the market stream goes on); returns the exits sent."""
+        ts = self.last_ts
+        self.records.append(("risk_events", (PORTFOLIO, ts, "", "flatten", reason)))
+        return self._flatten(ts, "flatten")
+
+    def kill(self, reason: str) -> None:
+        """Operator action: latch the kill switch (``guard.reset()`` unlatches it) and flatten."""
+        self.guard.killed = reason
+        self._kill(reason, self.last_ts)
+
     def _kill(self, reason: str, ts: int) -> None:
         """The kill switch latched: cancel every working order, flatten every position."""
         self.records.append(("risk_events", (PORTFOLIO, ts, "", "kill_switch", reason)))
+        self._flatten(ts, "kill switch")
+
+    def _flatten(self, ts: int, why: str) -> int:
+        exits = 0
         for state in list(self.orders.values()):
             if state.status == "working" and state.purpose == "entry" and self.broker.working(state.request.client_id):
                 self.broker.cancel(state.request.instrument_id, state.request.client_id, ts)
         for trips in self.trips.values():
             for trip in trips:
                 if trip.open > 0 and trip.exit_id is None:
-                    self._exit(trip, "kill switch", ts)
+                    self._exit(trip, why, ts)
+                    exits += 1
+        return exits
 
     # ---- responses ------------------------------------------------------------------------------------
     def _collect(self, responses: list[Response]) -> None:

@@ -4,10 +4,10 @@ and the state they make up (checkpointed in SQLite, restored by the next session
 Pauses and the kill switch are risk checks placed first in the risk stage's list (``RiskManager.checks``):
 a paused strategy's signals, or every signal while the kill switch is engaged, are rejected with that
 reason in the ``signals`` table, never silently dropped. A risk-limit change is validated as a whole
-``[risk]`` section (``RiskConfig``, the ranges of config.toml) before any check is changed. Flatten
-sends market orders through the execution stage's core at once, against the current book (positions
-change immediately); their ``orders``/``fills``/``equity`` rows reach the store with that stage's next
-batch, or at the end of the session.
+``[risk]`` section (``RiskConfig``, the ranges of config.toml) before any check is changed. Flatten and
+the kill switch act through the execution stage (``ExecutionStage.flatten``/``kill``): market exits of
+every open round trip, filled as the market stream goes on. A session ends flat (the execution stage
+flattens at end of stream), so what a restart resumes is cash and realized P&L, not open positions.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import msgspec
 from engine.config import Config
 from engine.config.tree import RiskConfig
 from engine.errors import ConfigError
-from engine.events import OrderRequest, OrderType
-from engine.risk import MaxOrderSize, OrderIntent, OrderRate, PositionLimit, RiskState
+from engine.risk import MaxOrderSize, OrderRate, PositionLimit, RiskState
 from ml.scoring import ScoredSignal
 
 RISK_LIMITS = ("max_position", "max_order_size", "order_size", "max_orders_per_second")
@@ -76,6 +75,7 @@ class Controls:
                 pos = positions[iid]
                 pos.qty, pos.cash = int(saved["qty"]), float(saved["cash"])
                 pos.realized, pos.avg_price = float(saved["realized"]), float(saved["avg_price"])
+                pos.fees = float(saved.get("fees", 0.0))
                 self.risk_manager.state.position[iid] = pos.qty
 
     def detach(self) -> None:
@@ -90,10 +90,24 @@ class Controls:
         (self.pauses.paused.add if paused else self.pauses.paused.discard)(strategy)
 
     def engage(self, reason: str) -> None:
+        """Reject every new signal at the risk stage, latch the execution stage's kill switch (it cancels
+        working entries and flattens)."""
         self.kill_switch.engaged, self.kill_switch.reason = True, reason
+        if self.execution is not None:
+            self.execution.kill(f"operator: {reason}")
 
     def reset_kill_switch(self) -> None:
+        """Unlatch both: the operator's and the execution stage's (drawdown, daily loss, losing streak)."""
         self.kill_switch.engaged, self.kill_switch.reason = False, ""
+        if self.execution is not None:
+            self.execution.guard.reset()
+
+    @property
+    def engaged(self) -> str | None:
+        """Why new orders are blocked (the operator's switch or the execution stage's latch), or None."""
+        if self.kill_switch.engaged:
+            return self.kill_switch.reason or "operator"
+        return self.execution.guard.killed if self.execution is not None else None
 
     def set_risk_limits(self, changes: dict) -> RiskConfig:
         """Validate ``changes`` over the current ``[risk]`` section, then apply it.
@@ -127,25 +141,14 @@ class Controls:
                 check.per_second = self.risk.max_orders_per_second
 
     def flatten(self) -> list[dict]:
-        """Close every open position with a market order against the current book; return the orders."""
+        """Exit every open position at market through the execution stage (filled as the market goes on);
+        return the positions it is closing."""
         if self.execution is None:
             return []
-        done = []
-        for iid, pos in self.execution.portfolio.positions.items():
-            if pos.qty == 0:
-                continue
-            book = self.books[iid]
-            view = book.view()
-            side = -1 if pos.qty > 0 else 1
-            client_id = f"flatten-{iid}-{view.seq}"
-            order = OrderRequest(instrument_id=iid, client_id=client_id, side=side, order_type=OrderType.MARKET,
-                                 price=0, size=abs(pos.qty), tif="IOC", ts_local=view.ts_recv, strategy="flatten",
-                                 signal_id="")
-            before = pos.qty
-            self.execution.apply([OrderIntent(order, view)])
-            self.risk_manager.state.position[iid] = pos.qty
-            done.append({"symbol": self.symbols[iid], "side": side, "size": abs(before), "position": pos.qty})
-        return done
+        closing = [{"symbol": self.symbols[iid], "position": pos.qty}
+                   for iid, pos in self.execution.portfolio.positions.items() if pos.qty]
+        self.execution.flatten("operator")
+        return closing
 
     # --- state ---------------------------------------------------------------------------------------
     def position_state(self) -> dict[str, dict[str, float]]:
@@ -154,7 +157,7 @@ class Controls:
         out = dict(self.positions)
         for iid, pos in self.execution.portfolio.positions.items():
             out[self.symbols[iid]] = {"qty": pos.qty, "cash": pos.cash, "realized": pos.realized,
-                                      "avg_price": pos.avg_price}
+                                      "avg_price": pos.avg_price, "fees": pos.fees}
         return out
 
     def state(self) -> dict:
@@ -162,6 +165,7 @@ class Controls:
         return {
             "positions": self.position_state(),
             "kill_switch": {"engaged": self.kill_switch.engaged, "reason": self.kill_switch.reason},
+            "latched": self.engaged,
             "paused": sorted(self.pauses.paused),
             "risk": msgspec.to_builtins(self.risk),
             "open_orders": [],

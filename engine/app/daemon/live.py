@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from engine.events import InstrumentDef
 
+PORTFOLIO = -1  # instrument id of the execution stage's whole-portfolio equity rows
 LATENCY_WINDOW = 4096  # tick-to-signal samples kept
 PENDING_SAMPLES = 8192  # samples awaiting a possible signal (oldest dropped)
 
@@ -107,7 +108,8 @@ class LiveView:
             live.fills.append(row)
 
     def _equity(self, row: tuple) -> None:
-        self.note_equity(row[6])
+        if row[0] == PORTFOLIO:  # the whole portfolio's row (the others are per instrument)
+            self.note_equity(row[6])
 
     def note_equity(self, equity: float) -> None:
         """The latest total equity (the drawdown is measured from its running peak)."""

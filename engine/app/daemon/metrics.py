@@ -66,7 +66,7 @@ class DaemonCollector(Collector):
         yield position
         yield _gauge("chimera_drawdown_ratio", "Fraction of equity below its peak.", live.drawdown)
         yield _gauge("chimera_kill_switch_engaged", "1 while the kill switch rejects every signal.",
-                     float(controls.kill_switch.engaged))
+                     float(controls.engaged is not None))
         models = GaugeMetricFamily("chimera_model_info", "The signal scorer in use (1 per scorer).",
                                    labels=["scorer"])
         models.add_metric([d.scorer_name()], 1.0)

@@ -92,6 +92,7 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.sessions = 0
         self.stopping = asyncio.Event()
+        self.checkpoint_due = asyncio.Event()
         self.stop_signal: str | None = None
         self.bound_port: int | None = None
         self.session_started = 0.0
@@ -133,6 +134,8 @@ class Daemon:
             self.bound_port = _bound_port(runner, self.port)
             self.log.info("daemon_listening", host=self.host, port=self.bound_port, db=self.db_path,
                           control="enabled" if self.token else "disabled")
+            print(f"chimera daemon: http://{self.host}:{self.bound_port}/ (database {self.db_path}; "
+                  f"controls {'enabled' if self.token else 'disabled'})", flush=True)
             checkpoints = asyncio.create_task(self._checkpoints(), name="checkpoints")
             await self._sessions(conn)
             return 0
@@ -230,13 +233,19 @@ class Daemon:
         return True
 
     def control_changed(self, event: str, **fields) -> None:
+        """Log an operator action and checkpoint soon (in a worker thread: a write from the event loop's
+        thread could wait on a lock held by the writer, whose commit needs the loop)."""
         self.log.info(event, **fields)
-        self._checkpoint_now()
+        self.checkpoint_due.set()
 
     async def _checkpoints(self) -> None:
-        """Checkpoint and prune every ``checkpoint_s``; a refused write is logged and tried again next time."""
+        """Checkpoint and prune every ``checkpoint_s`` and after each control; a refused write is logged
+        and tried again next time."""
         while True:
-            await asyncio.sleep(self.config.daemon.checkpoint_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.daemon.checkpoint_s):
+                    await self.checkpoint_due.wait()
+            self.checkpoint_due.clear()
             try:
                 await asyncio.to_thread(self._save, orjson.dumps(self.controls.state()).decode(),
                                         self._retention_cut())

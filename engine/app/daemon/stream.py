@@ -71,7 +71,7 @@ def frame(daemon, cursors: dict[str, int]) -> dict:
             "position": positions.get(symbol),
         }
     return {"t": time.time(), "equity": live.equity, "drawdown": live.drawdown,
-            "kill_switch": controls.kill_switch.engaged, "instruments": instruments}
+            "kill_switch": controls.engaged is not None, "instruments": instruments}
 
 
 async def serve(daemon, request: web.Request) -> web.StreamResponse:

@@ -11,8 +11,8 @@ import pytest
 from tests.engine.app.daemon.helpers import TOKEN, DaemonProcess, wait_until
 
 CONTROLS = [
-    ("/api/control/strategies/queue_imbalance/pause", None),
-    ("/api/control/strategies/queue_imbalance/resume", None),
+    ("/api/control/strategies/queue_imbalance_probe/pause", None),
+    ("/api/control/strategies/queue_imbalance_probe/resume", None),
     ("/api/control/flatten", None),
     ("/api/control/kill-switch", {"reason": "test"}),
     ("/api/control/kill-switch/reset", None),
@@ -23,7 +23,8 @@ CONTROLS = [
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("controls")
-    process = DaemonProcess(tmp, "--symbol", "AAPL,TSLA", "--set", "daemon.speed=100").start()
+    process = DaemonProcess(tmp, "--symbol", "AAPL,TSLA", "--set", "daemon.speed=100",
+                            "--set", "risk.sizing=fixed").start()  # every rejection is then a check's
     process.wait_ready()
     yield process
     assert process.stop() == 0
@@ -42,40 +43,70 @@ def test_every_control_refuses_a_missing_or_wrong_token(daemon, path, payload, t
                                                                       before["risk"])
 
 
-def test_pause_and_resume_a_strategy(daemon):
-    """Pausing a strategy lists it as paused and its later signals are rejected as paused; resume lifts it."""
-    assert daemon.post("/api/control/strategies/queue_imbalance/pause") == (
-        200, {"strategy": "queue_imbalance", "paused": True})
-    assert daemon.get("/api/control")[1]["paused"] == ["queue_imbalance"]
+def _strategies(daemon) -> list[str]:
+    return daemon.get("/api/control")[1]["strategies"]
+
+
+def _signals_after(daemon, since: int) -> list[dict]:
+    return wait_until(lambda: daemon.get(f"/api/signals?since={since}")[1], "a signal")
+
+
+def test_pause_and_resume_every_strategy(daemon):
+    """Paused strategies are listed; their later signals are rejected (as paused unless sizing refused them
+    first); resume lifts the pause."""
+    names = _strategies(daemon)
+    assert names
     since = max([s["ts_recv"] for s in daemon.get("/api/signals")[1]], default=0)
-    signals = wait_until(lambda: daemon.get(f"/api/signals?since={since}")[1], "a signal while paused")
-    assert {(s["decision"], s["reason"]) for s in signals} == {("rejected", "strategy paused")}
-    assert daemon.post("/api/control/strategies/queue_imbalance/resume")[0] == 200
+    for name in names:
+        assert daemon.post(f"/api/control/strategies/{name}/pause") == (200, {"strategy": name, "paused": True})
+    assert daemon.get("/api/control")[1]["paused"] == sorted(names)
+    signals = _signals_after(daemon, since)
+    assert {s["decision"] for s in signals} == {"rejected"}
+    assert "strategy paused" in {s["reason"] for s in signals}
+    for name in names:
+        assert daemon.post(f"/api/control/strategies/{name}/resume")[0] == 200
     assert daemon.get("/api/control")[1]["paused"] == []
 
 
 def test_pausing_an_unknown_strategy_is_404(daemon):
     """An unknown strategy name is refused naming the running ones."""
-    assert daemon.post("/api/control/strategies/nope/pause") == (
-        404, {"error": "unknown strategy 'nope'; running: queue_imbalance"})
+    status, body = daemon.post("/api/control/strategies/nope/pause")
+    assert status == 404
+    assert body["error"] == f"unknown strategy 'nope'; running: {', '.join(sorted(_strategies(daemon)))}"
 
 
-def test_kill_switch_rejects_every_signal_until_reset_and_flatten_closes_positions(daemon):
-    """With the kill switch engaged signals are rejected; flatten brings every position to zero; reset lifts it."""
-    wait_until(lambda: any(p["qty"] for p in daemon.get("/api/positions")[1]["positions"]), "an open position")
-    assert daemon.post("/api/control/kill-switch", {"reason": "drill"}) == (200, {"kill_switch": True,
-                                                                                  "reason": "drill"})
+def _flat(daemon) -> bool:
+    return all(p["qty"] == 0 for p in daemon.get("/api/positions")[1]["positions"])
+
+
+def test_flatten_exits_the_open_positions(daemon):
+    """Flatten lists the open positions and sends their exits; the positions reach zero as the exits fill."""
+    wait_until(lambda: not _flat(daemon), "an open position")
     status, flattened = daemon.post("/api/control/flatten")
     assert status == 200 and flattened["orders"]
-    assert all(order["position"] == 0 for order in flattened["orders"])
-    assert [p["qty"] for p in daemon.get("/api/positions")[1]["positions"]] == [0, 0]
-    since = max(s["ts_recv"] for s in daemon.get("/api/signals")[1])
-    signals = wait_until(lambda: daemon.get(f"/api/signals?since={since}")[1], "a signal under the kill switch")
-    assert {(s["decision"], s["reason"]) for s in signals} == {("rejected", "kill switch engaged: drill")}
-    assert [p["qty"] for p in daemon.get("/api/positions")[1]["positions"]] == [0, 0]
+    closing = {order["symbol"] for order in flattened["orders"]}
+
+    def closed() -> bool:
+        positions = {p["symbol"]: p["qty"] for p in daemon.get("/api/positions")[1]["positions"]}
+        return all(positions[symbol] == 0 for symbol in closing)
+
+    wait_until(closed, "the exits to fill")
+
+
+def test_kill_switch_flattens_rejects_every_signal_until_reset(daemon):
+    """With the kill switch engaged positions go flat and new signals are rejected; reset lifts it."""
+    assert daemon.post("/api/control/kill-switch", {"reason": "drill"}) == (200, {"kill_switch": True,
+                                                                                  "reason": "drill"})
+    wait_until(lambda: _flat(daemon), "flat positions")
+    since = max([s["ts_recv"] for s in daemon.get("/api/signals")[1]], default=0)
+    signals = _signals_after(daemon, since)
+    assert {s["decision"] for s in signals} == {"rejected"}
+    assert "kill switch engaged: drill" in {s["reason"] for s in signals}
+    assert _flat(daemon)
     assert "\nchimera_kill_switch_engaged 1.0\n" in daemon.request("GET", "/metrics")[1]
     assert daemon.post("/api/control/kill-switch/reset") == (200, {"kill_switch": False})
-    assert daemon.get("/api/control")[1]["kill_switch"] == {"engaged": False, "reason": ""}
+    control = daemon.get("/api/control")[1]
+    assert (control["kill_switch"], control["latched"]) == ({"engaged": False, "reason": ""}, None)
 
 
 def test_risk_limits_change_after_validation(daemon):

@@ -62,27 +62,29 @@ def test_sighup_applies_a_valid_file_and_keeps_the_old_limits_on_a_bad_one(tmp_p
 
 
 def test_a_restarted_daemon_resumes_positions_kill_switch_pauses_and_limits(tmp_path):
-    """State checkpointed by one daemon (positions, kill switch, pauses, limits) is what the next one starts with."""
+    """State checkpointed by one daemon (cash and realized P&L, kill switch, pauses, limits) is what the next
+    one starts with (a session ends flat: the execution stage flattens at end of stream)."""
     first = DaemonProcess(tmp_path, "--symbol", "AAPL,TSLA", "--set", "daemon.speed=100").start()
     try:
         wait_until(lambda: any(p["qty"] for p in first.get("/api/positions")[1]["positions"]), "an open position")
+        strategy = first.get("/api/control")[1]["strategies"][0]
         assert first.post("/api/control/kill-switch", {"reason": "restart drill"})[0] == 200
-        assert first.post("/api/control/strategies/queue_imbalance/pause")[0] == 200
+        assert first.post(f"/api/control/strategies/{strategy}/pause")[0] == 200
         assert first.post("/api/control/risk", {"max_position": 400})[0] == 200
     finally:
         assert first.stop() == 0
     saved = orjson.loads(sqlite3.connect(first.db).execute("SELECT state FROM daemon_state").fetchone()[0])
-    assert any(p["qty"] for p in saved["positions"].values())
+    assert any(p["cash"] for p in saved["positions"].values())
     second = DaemonProcess(tmp_path, "--symbol", "AAPL,TSLA", "--set", "daemon.speed=100", db=first.db).start()
     try:
         second.wait_ready()
         control = second.get("/api/control")[1]
         assert control["kill_switch"] == {"engaged": True, "reason": "restart drill"}
-        assert control["paused"] == ["queue_imbalance"]
+        assert control["paused"] == [strategy]
         assert control["risk"]["max_position"] == 400
         positions = {p["symbol"]: p for p in second.get("/api/positions")[1]["positions"]}
         for symbol, pos in saved["positions"].items():
-            assert (positions[symbol]["qty"], positions[symbol]["realized"]) == (pos["qty"], pos["realized"])
+            assert (positions[symbol]["qty"], positions[symbol]["cash"]) == (pos["qty"], pos["cash"])
         runs = second.get("/api/runs")[1]
         assert [(r["status"], r["seed"]) for r in runs] == [("stopped", 7), ("running", 8)]
     finally:
