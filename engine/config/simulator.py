@@ -57,7 +57,7 @@ class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     in_spread_rate: NonNegative = 0.04  # in-spread limit orders per second per side per tick of (spread - 1)
     in_spread_mean: AtLeastOne = 2.0  # mean improvement (ticks) of an in-spread order over its own best (geometric)
     in_spread_capped: bool = True  # in-spread orders never cross the latent price (bids < X, asks > X)
-    in_spread_floor: Count = 6  # in-spread quoting stops at this spread (ticks): rate L_in (s - floor)
+    in_spread_floor: Count = 5  # in-spread quoting stops at this spread (ticks): rate L_in (s - floor)
     in_spread_queue_weight: Share = 0.8  # w: in-spread rates x (1 +- w (qb - qa) / (qb + qa)), bid / ask
     mo_rate: Positive = 0.02  # market-order Hawkes baseline mu_MO per side per second
     kappa_l: NonNegative = 0.3  # limit-order pull exp(+-kappa_l (X - m)), per tick of latent-mid gap
@@ -132,12 +132,12 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     flow_refresh_ms: Count = 500  # refresh interval of the market-order baseline (latent pull, decays)
     latency_us: Positive = 200.0  # mean feed latency ts_recv - ts_event, microseconds
     latency_jitter_us: NonNegative = 50.0  # standard deviation of the lognormal feed latency
-    intraday_u_shape: bool = True  # the intraday profile in full-day sessions (duration >= session_length_s)
+    intraday_u_shape: bool = True  # the intraday profile in full-day sessions (>= 99 % of session_length_s)
     intraday_open_tau_s: Seconds = 1800.0  # decay time of the open's activity, spread and volatility excess
     intraday_close_tau_s: Seconds = 1200.0  # rise time of the close's activity excess
-    intraday_open_activity: NonNegative = 0.6  # A_o: activity excess at the open (before normalising to mean 1)
-    intraday_close_activity: NonNegative = 4.0  # A_c: activity excess at the close
-    intraday_open_spread: NonNegative = 1.0  # S_o: liquidity providers 1 + S_o times further apart at the open
+    intraday_open_activity: NonNegative = 1.0  # A_o: activity excess at the open (before normalising to mean 1)
+    intraday_close_activity: NonNegative = 6.0  # A_c: activity excess at the close
+    intraday_open_spread: NonNegative = 1.5  # S_o: liquidity providers 1 + S_o times further apart at the open
     intraday_open_volatility: NonNegative = 0.5  # V_o: latent volatility 1 + V_o times its level at the open
     regime_dwell_scale: Positive = 1.0  # multiplies every mean regime dwell (tests shorten it)
     hawkes_beta1: Positive = 10.0  # fast kernel decay, 1/s

@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # engine.config imports this package
 INF = math.inf
 TYPICAL_N = 0.6  # branching ratio used for the daily-volume estimate
 META_SETTLE_S = 5.0  # a metaorder's end mid is read this long after its last child
+FULL_DAY = 0.99  # a session this share of session_length_s long or longer is a full trading day
 NEWS_REPRICE_RATE = 20.0  # cancel hazard (1/s) of the quotes a news jump leaves through the latent price
 
 
@@ -159,7 +160,7 @@ class Lane(VenueMixin):
         ex.status(0.0, MarketState.OPEN, "simulated session open")
         self._seed_book()
         cfg = self.cfg
-        if cfg.intraday_u_shape and duration_s >= cfg.session_length_s - 1e-9:
+        if cfg.intraday_u_shape and duration_s >= FULL_DAY * cfg.session_length_s:
             self.u_shape = True
             self._intraday(0.0)
         if cfg.meta_active > 0:  # metaorders in execution at the open: no warm-up ramp of the order flow
@@ -442,7 +443,7 @@ class Lane(VenueMixin):
         mo.x_start = self.X
         mo.t_next = t + self.E() / (rate * self.meta_mult)
         self.metas.append(mo)
-        self.t_meta_arrival = next_arrival(rng, t, self.meta_per_hour)
+        self.t_meta_arrival = next_arrival(rng, t, self.meta_per_hour * self.u_level)  # intraday activity too
 
     def take(self, t: float, side: int, size: int) -> tuple[int, int]:
         """A background market order: hidden liquidity first (``hidden_prob``), at most the best level.
