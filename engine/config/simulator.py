@@ -135,8 +135,8 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     intraday_u_shape: bool = True  # the intraday profile in full-day sessions (>= 99 % of session_length_s)
     intraday_open_tau_s: Seconds = 1800.0  # decay time of the open's activity, spread and volatility excess
     intraday_close_tau_s: Seconds = 1200.0  # rise time of the close's activity excess
-    intraday_open_activity: NonNegative = 1.0  # A_o: activity excess at the open (before normalising to mean 1)
-    intraday_close_activity: NonNegative = 6.0  # A_c: activity excess at the close
+    intraday_open_activity: NonNegative = 2.0  # A_o: activity excess at the open (before normalising to mean 1)
+    intraday_close_activity: NonNegative = 4.0  # A_c: activity excess at the close
     intraday_open_spread: NonNegative = 1.5  # S_o: liquidity providers 1 + S_o times further apart at the open
     intraday_open_volatility: NonNegative = 0.5  # V_o: latent volatility 1 + V_o times its level at the open
     regime_dwell_scale: Positive = 1.0  # multiplies every mean regime dwell (tests shorten it)
