@@ -117,6 +117,7 @@ class Lane(VenueMixin):
         self.metas: list[Metaorder] = []
         self.records: list[MetaorderRecord] = []
         self.settling: list[tuple[float, Metaorder]] = []  # finished metaorders waiting to be recorded
+        self.meta_active = cfg.meta_active * prof.meta_active_scale  # mean metaorders in execution
         self.meta_per_hour = self._meta_arrival_rate()
         self.beta_c = math.sqrt(max(0.0, 1.0 - spec.beta**2))
         # the common factor reaches this instrument after its own lag (a few 100 ms grid steps)
@@ -163,8 +164,8 @@ class Lane(VenueMixin):
         if cfg.intraday_u_shape and duration_s >= FULL_DAY * cfg.session_length_s:
             self.u_shape = True
             self._intraday(0.0)
-        if cfg.meta_active > 0:  # metaorders in execution at the open: no warm-up ramp of the order flow
-            for _ in range(int(self.meta_rng.poisson(cfg.meta_active))):
+        if self.meta_active > 0:  # metaorders in execution at the open: no warm-up ramp of the order flow
+            for _ in range(int(self.meta_rng.poisson(self.meta_active))):
                 self._meta_arrival(0.0)
         self.regime = None  # type: ignore[assignment] - forces the first REGIME label
         self._follow(0.0, regime, direction)
@@ -429,7 +430,7 @@ class Lane(VenueMixin):
         inv_part = (math.log(hi / lo) - (hi - lo)) / (hi - lo) if hi > lo else (1 - lo) / lo
         mean_q = cfg.meta_min_orders * self.mean_mo * cfg.meta_alpha / (cfg.meta_alpha - 1.0)
         volume_rate = self.daily_volume / cfg.session_length_s
-        return 3600.0 * cfg.meta_active / (mean_q * inv_part / volume_rate)
+        return 3600.0 * self.meta_active / (mean_q * inv_part / volume_rate)
 
     def _meta_arrival(self, t: float) -> None:
         cfg, rng = self.cfg, self.meta_rng
