@@ -98,7 +98,7 @@ def execute(request: RunRequest) -> dict:
                     resumed_rows_skipped=skip.total if skip else 0))
         except Exception as exc:  # noqa: BLE001 - every failure is recorded in the run row, then re-raised
             error = exc
-        status, reason = _outcome(pipeline.stats, error)
+        status, reason = outcome(pipeline.stats, error)
         _until_writable(pipeline.writer.flush_pending, request, "pending_rows")
         summary = build_summary(request, run_id, pipeline, conn, status, reason)
         _until_writable(lambda: store.finish_run(conn, run_id, status, _now_iso(), orjson.dumps(summary).decode(),
@@ -138,7 +138,7 @@ def _claim_run(conn, request: RunRequest) -> tuple[str, store.CommittedPrefix | 
     return row.run_id, skip
 
 
-def _outcome(stats: RunStats, error: BaseException | None) -> tuple[str, str]:
+def outcome(stats: RunStats, error: BaseException | None) -> tuple[str, str]:
     """The run's status and the reason it stopped."""
     if error is not None:
         return "failed", str(error) if isinstance(error, ChimeraError) else f"{type(error).__name__}: {error}"

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from engine.config.daemon import DaemonConfig
 from engine.config.detectors import DetectorsConfig
 from engine.config.features import (
     BookSlopeParams,
@@ -213,6 +214,7 @@ class Config(_Section, frozen=True):
     execution: ExecutionConfig = ExecutionConfig()
     strategies: StrategiesConfig = StrategiesConfig()
     simulator: SimulatorConfig = SimulatorConfig()
+    daemon: DaemonConfig = DaemonConfig()
     instruments: dict[str, InstrumentSpec] = msgspec.field(default_factory=lambda: dict(DEFAULT_INSTRUMENTS))
 
     def __post_init__(self) -> None:

@@ -41,7 +41,7 @@ class StageStats:
     """Counters of one stage, for the run summary: items, events in and out, rows, the deepest input
     queue seen, and the stage's lag (event time behind the feed, one sample per batch, bounded)."""
 
-    __slots__ = ("name", "items", "events_in", "events_out", "records", "max_depth", "lags", "_next_lag")
+    __slots__ = ("name", "items", "events_in", "events_out", "records", "depth", "max_depth", "lags", "_next_lag")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -49,12 +49,14 @@ class StageStats:
         self.events_in = 0
         self.events_out = 0
         self.records = 0
+        self.depth = 0  # input-queue depth at the latest take
         self.max_depth = 0
         self.lags: list[int] = []
         self._next_lag = 0
 
     def observe(self, depth: int, lag_ns: int | None) -> None:
         """One item taken from the input queue, which held ``depth`` items before the take."""
+        self.depth = depth
         if depth > self.max_depth:
             self.max_depth = depth
         if lag_ns is None:

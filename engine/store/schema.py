@@ -19,7 +19,7 @@ from pathlib import Path
 from engine.errors import StoreError, UsageError
 from engine.records import SIGNAL_DETAIL, TABLES
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 APPLICATION_ID = 0x43484D52  # "CHMR"
 SQLITE_HEADER = b"SQLite format 3\x00"
 RUN_COLUMNS_V1 = ("run_id", "command", "started_at", "finished_at", "seed", "config_hash", "source", "status",
@@ -145,7 +145,14 @@ def _migration_5() -> list[str]:
     return _added(ADDED_BY_5) + _tables(("round_trips", "risk_events"))
 
 
-MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5]
+def _migration_6() -> list[str]:
+    """The daemon's checkpoint: one JSON state per name (positions, kill switch, pauses, risk limits)."""
+    return ["CREATE TABLE IF NOT EXISTS daemon_state (name TEXT PRIMARY KEY, state TEXT NOT NULL, "
+            "saved_at TEXT NOT NULL)"]
+
+
+MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5,
+                                             _migration_6]
 
 INSERTS = {
     table: f"INSERT INTO {table} (run_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"

@@ -65,6 +65,7 @@ class BatchWriter:
         self.heartbeat_s = heartbeat_s
         self.skip = skip
         self.error: StoreError | None = None
+        self.on_commit: Callable[[int, float], None] | None = None  # (rows, wall seconds) after each commit
 
     @property
     def pending_rows(self) -> int:
@@ -213,10 +214,13 @@ class BatchWriter:
         arrives meanwhile waits for it in ``run`` instead of abandoning a half-sent transaction
         whose statements would keep the file's write lock after the connection is closed.
         """
+        started = time.perf_counter()
         grouped = group_rows(self.run_id, (rec for batch in self._pending for rec in batch))
         heartbeat = (now_iso(), self.progress(), self.run_id) if self.progress is not None else None
         self._committing = asyncio.ensure_future(self._transaction(conn, grouped, heartbeat))
         await asyncio.shield(self._committing)
+        if self.on_commit is not None:
+            self.on_commit(self._count, time.perf_counter() - started)
         self._committed()
 
     @staticmethod

@@ -1,8 +1,9 @@
 """A headless Chromium driven over the DevTools protocol (a small websocket client, no downloaded browser).
 
-Used by the report's browser test: open a page, wait for it to load, collect every console error
-and uncaught exception, and screenshot an element. Chromium is Debian's package (``.ci/run``
-installs it); ``find_browser`` returns None when none is installed.
+Used by the report's and the dashboard's browser tests: open a page, wait for it to load (or for an
+expression to hold), collect every console error and uncaught exception, and screenshot an element.
+Chromium is Debian's package (``.ci/run`` installs it); ``find_browser`` returns None when none is
+installed.
 """
 
 from __future__ import annotations
@@ -116,6 +117,15 @@ class HeadlessPage:
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails'].get('text')}")
         return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout_s: float = 60.0):
+        """Poll ``expression`` (every 0.1 s of page time, events read meanwhile) until truthy; return it."""
+        deadline = time.monotonic() + timeout_s
+        while not (value := self.evaluate(expression)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{expression}: still false after {timeout_s:g} s")
+            self.evaluate("new Promise(done => setTimeout(done, 100))")
+        return value
 
     def screenshot(self, selector: str) -> bytes:
         """PNG bytes of the element matching ``selector`` (scrolled into view)."""
