@@ -57,7 +57,7 @@ class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     in_spread_rate: NonNegative = 0.04  # in-spread limit orders per second per side per tick of (spread - 1)
     in_spread_mean: AtLeastOne = 2.0  # mean improvement (ticks) of an in-spread order over its own best (geometric)
     in_spread_capped: bool = True  # in-spread orders never cross the latent price (bids < X, asks > X)
-    in_spread_floor: Count = 6  # in-spread quoting stops at this spread (ticks): rate L_in (s - floor)
+    in_spread_floor: Count = 5  # in-spread quoting stops at this spread (ticks): rate L_in (s - floor)
     in_spread_queue_weight: Share = 0.8  # w: in-spread rates x (1 +- w (qb - qa) / (qb + qa)), bid / ask
     mo_rate: Positive = 0.02  # market-order Hawkes baseline mu_MO per side per second
     kappa_l: NonNegative = 0.3  # limit-order pull exp(+-kappa_l (X - m)), per tick of latent-mid gap
@@ -73,6 +73,7 @@ class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     start_spread: Count = 12  # spread (ticks) of the seeded opening book
     stale_rate: NonNegative = 8.0  # cancel hazard (1/s) of quotes on the wrong side of the latent price
     theta_scale: NonNegative = 1.0  # multiplies the permanent impact per market order theta
+    meta_active_scale: NonNegative = 2.5  # multiplies meta_active: 20 metaorders in execution (sign memory)
     meta_burst_mean: AtLeastOne = 6.0  # mean number of back-to-back market orders per metaorder child (geometric)
     hidden_prob: Share = 0.25  # probability that a background market order meets a hidden order first
     hidden_improve_mean: AtLeastOne = 2.0  # mean ticks of a hidden order in front of its side's best (geometric)
@@ -115,6 +116,7 @@ class LargeTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, k
     stale_rate: NonNegative = 8.0  # cancel hazard (1/s) of stale quotes
     theta_scale: NonNegative = 0.25  # 4 market orders/s against ~11 lots at the best: theta 0.05, not 0.2
     meta_burst_mean: AtLeastOne = 3.5  # mean number of back-to-back market orders per metaorder child
+    meta_active_scale: NonNegative = 1.0  # multiplies meta_active
     hidden_prob: Share = 0.3  # probability that a background market order meets a hidden order first
     hidden_improve_mean: AtLeastOne = 1.0  # a one-tick spread leaves no room: hidden orders sit at the best
     best_level_share: Share = 0.9  # share of background market orders sized to at most the best level
@@ -132,12 +134,12 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     flow_refresh_ms: Count = 500  # refresh interval of the market-order baseline (latent pull, decays)
     latency_us: Positive = 200.0  # mean feed latency ts_recv - ts_event, microseconds
     latency_jitter_us: NonNegative = 50.0  # standard deviation of the lognormal feed latency
-    intraday_u_shape: bool = True  # the intraday profile in full-day sessions (duration >= session_length_s)
+    intraday_u_shape: bool = True  # the intraday profile in full-day sessions (>= 99 % of session_length_s)
     intraday_open_tau_s: Seconds = 1800.0  # decay time of the open's activity, spread and volatility excess
     intraday_close_tau_s: Seconds = 1200.0  # rise time of the close's activity excess
-    intraday_open_activity: NonNegative = 0.6  # A_o: activity excess at the open (before normalising to mean 1)
+    intraday_open_activity: NonNegative = 2.0  # A_o: activity excess at the open (before normalising to mean 1)
     intraday_close_activity: NonNegative = 4.0  # A_c: activity excess at the close
-    intraday_open_spread: NonNegative = 1.0  # S_o: liquidity providers 1 + S_o times further apart at the open
+    intraday_open_spread: NonNegative = 1.5  # S_o: liquidity providers 1 + S_o times further apart at the open
     intraday_open_volatility: NonNegative = 0.5  # V_o: latent volatility 1 + V_o times its level at the open
     regime_dwell_scale: Positive = 1.0  # multiplies every mean regime dwell (tests shorten it)
     hawkes_beta1: Positive = 10.0  # fast kernel decay, 1/s
@@ -155,7 +157,7 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     reaction_ticks: Count = 2  # queue reaction zone: ticks from the best
     reaction_mult: AtLeastOne = 2.0  # patient hazard multiplier in the zone under adverse order flow
     reaction_tau_s: Seconds = 1.0  # time scale of the order-flow imbalance that triggers the reaction
-    meta_active: NonNegative = 20.0  # mean number of metaorders being executed at once per instrument
+    meta_active: NonNegative = 8.0  # mean number of metaorders being executed at once per instrument
     meta_alpha: Alpha = 1.5  # Pareto tail exponent of metaorder sizes
     meta_min_orders: Positive = 12.0  # minimum metaorder size in mean market-order sizes
     meta_cap: MetaCap = 0.1  # metaorder size cap as a fraction of the background daily volume (~5% of all)

@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # engine.config imports this package
 INF = math.inf
 TYPICAL_N = 0.6  # branching ratio used for the daily-volume estimate
 META_SETTLE_S = 5.0  # a metaorder's end mid is read this long after its last child
+FULL_DAY = 0.99  # a session this share of session_length_s long or longer is a full trading day
 NEWS_REPRICE_RATE = 20.0  # cancel hazard (1/s) of the quotes a news jump leaves through the latent price
 
 
@@ -116,6 +117,7 @@ class Lane(VenueMixin):
         self.metas: list[Metaorder] = []
         self.records: list[MetaorderRecord] = []
         self.settling: list[tuple[float, Metaorder]] = []  # finished metaorders waiting to be recorded
+        self.meta_active = cfg.meta_active * prof.meta_active_scale  # mean metaorders in execution
         self.meta_per_hour = self._meta_arrival_rate()
         self.beta_c = math.sqrt(max(0.0, 1.0 - spec.beta**2))
         # the common factor reaches this instrument after its own lag (a few 100 ms grid steps)
@@ -159,11 +161,11 @@ class Lane(VenueMixin):
         ex.status(0.0, MarketState.OPEN, "simulated session open")
         self._seed_book()
         cfg = self.cfg
-        if cfg.intraday_u_shape and duration_s >= cfg.session_length_s - 1e-9:
+        if cfg.intraday_u_shape and duration_s >= FULL_DAY * cfg.session_length_s:
             self.u_shape = True
             self._intraday(0.0)
-        if cfg.meta_active > 0:  # metaorders in execution at the open: no warm-up ramp of the order flow
-            for _ in range(int(self.meta_rng.poisson(cfg.meta_active))):
+        if self.meta_active > 0:  # metaorders in execution at the open: no warm-up ramp of the order flow
+            for _ in range(int(self.meta_rng.poisson(self.meta_active))):
                 self._meta_arrival(0.0)
         self.regime = None  # type: ignore[assignment] - forces the first REGIME label
         self._follow(0.0, regime, direction)
@@ -428,7 +430,7 @@ class Lane(VenueMixin):
         inv_part = (math.log(hi / lo) - (hi - lo)) / (hi - lo) if hi > lo else (1 - lo) / lo
         mean_q = cfg.meta_min_orders * self.mean_mo * cfg.meta_alpha / (cfg.meta_alpha - 1.0)
         volume_rate = self.daily_volume / cfg.session_length_s
-        return 3600.0 * cfg.meta_active / (mean_q * inv_part / volume_rate)
+        return 3600.0 * self.meta_active / (mean_q * inv_part / volume_rate)
 
     def _meta_arrival(self, t: float) -> None:
         cfg, rng = self.cfg, self.meta_rng
@@ -442,7 +444,7 @@ class Lane(VenueMixin):
         mo.x_start = self.X
         mo.t_next = t + self.E() / (rate * self.meta_mult)
         self.metas.append(mo)
-        self.t_meta_arrival = next_arrival(rng, t, self.meta_per_hour)
+        self.t_meta_arrival = next_arrival(rng, t, self.meta_per_hour * self.u_level)  # intraday activity too
 
     def take(self, t: float, side: int, size: int) -> tuple[int, int]:
         """A background market order: hidden liquidity first (``hidden_prob``), at most the best level.

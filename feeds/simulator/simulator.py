@@ -6,8 +6,9 @@ second at a time):
   + sqrt(1 - beta_i^2) dW_i) + J dN_news + theta eps q / Dbar`` per market order (``Dbar``: slow average
   of the best-queue size), the anchor ``A`` reset to the mid on entering a ranging regime;
 - market orders: bivariate Hawkes (two-exponential kernel, Ogata thinning, O(1) state) with baseline
-  ``mu_MO m_r s(t) clip(exp(+-kappa_MO (X - m) / sigma1), 0.2, 5)``; ``s(t)`` is flat by default
-  (``intraday_u_shape`` switches on a U-shape with mean 1);
+  ``mu_MO m_r s(t) clip(exp(+-kappa_MO (X - m) / sigma1), 0.2, 5)``; ``s(t)`` is flat, except in
+  full-day sessions, where the intraday profile (``intraday_u_shape``, on by default) makes it
+  busy at the open and busier at the close (mean 1 over the day);
 - metaorders: Pareto(1.5) sizes, participation 5-20 %, executed as child market orders;
 - limit orders behind the own best with the hump profile ``k^0.5 exp(-k / k0)``, acceptance
   ``exp(-q / Q_sat)`` and pull ``exp(+-kappa_L (X - m))`` by thinning, in-spread orders at rate
@@ -66,6 +67,26 @@ docs/simulator.md. Regime-table changes are listed in ``regimes``.
     both sides are always quoted and the mid is always defined.
 12. Metaorder diagnostics (never on the stream) carry the latent move the metaorder did not cause
     (``exogenous``, a control variate for fact 5) and read the end mid 5 s after the last child.
+
+Realism against a real day (``chimera calibrate --lobster``; figures in docs/simulator.md):
+13. Hidden liquidity: a background market order meets a non-displayed order (``hidden_prob``, its
+    size from the limit-order mixture) ``hidden_improve_mean`` ticks in front of the passive best,
+    inside the spread; it fills first as a LOBSTER type-5 print (``Trade`` flagged ``HIDDEN``, no
+    ``OrderExecute``, no book change). Agent orders of the scenarios never meet hidden liquidity.
+14. A background market order is sized to at most what it sees at the best (visible queue plus
+    the hidden order) with probability ``best_level_share``: the immediate impact is nearly flat
+    in size (AMZN: about 1 tick from 4 to 300 lots), not the walk of a size drawn blind to the book.
+15. In-spread quoting stops at ``in_spread_floor`` ticks and leans toward the longer best queue
+    (``in_spread_queue_weight``): traders behind a long queue step in front of it, so the next mid
+    move goes toward the larger queue (queue imbalance as predictive as on AMZN) and the spread is
+    as narrow in distribution as AMZN's.
+16. The market-order Hawkes kernel excites mostly its own side (``hawkes_c_self`` 0.9) through the
+    fast kernel (``hawkes_w1`` 0.9), and metaorder children are bursts of 6 orders (small tick):
+    order-sign ACF(1) ≈ 0.6 as on AMZN; metaorders already in execution at the open (Poisson with
+    mean ``meta_active``) remove the warm-up ramp of the flow.
+17. Full-day sessions follow an intraday profile (see ``Lane._intraday``): activity
+    ``1 + A_o e^(-t/tau_o) + A_c e^(-(T-t)/tau_c)`` normalised to mean 1, a raised in-spread floor
+    and volatility at the open. Opening and closing auctions are not simulated.
 
 Output: per instrument ``InstrumentDef`` (seq 0), ``Status`` OPEN, the opening book (one atomic
 event), then the flow; ``TruthLabel`` REGIME per instrument (``t_start`` = change time, ``t_end = 0``:

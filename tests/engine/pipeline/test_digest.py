@@ -18,17 +18,14 @@ from engine.config import load_config
 from engine.pipeline import RunOptions, run_reference
 
 SIMULATOR = {
-    "book_samples": "a681d7be50e5ec46",
-    "detections": "f77b27b1e77df403",
-    "equity": "9ec860dcba17727c",
-    "feature_samples": "6f203caf43d868bf",
-    "fills": "335100ff0ebce85c",
+    "book_samples": "e9c57766912f85bb",
+    "detections": "9c853875693da87f",
+    "equity": "5a81f0e1f533bf45",
+    "feature_samples": "00e99d8147b378f6",
     "instruments": "5d0c4e93e1663045",
     "integrity": "67a6cd22cc2a4eb3",
-    "orders": "c474096cdbf8b3bc",
-    "round_trips": "456205c3245a128e",
-    "signals": "06e47c3ba351a7bc",
-    "trades": "97cac3314725a99c",
+    "signals": "c569b874ba502307",
+    "trades": "7639ea402e7dce7c",
     "truth_labels": "bf1a03a8593658d2",
 }
 
