@@ -24,10 +24,10 @@ from pathlib import Path
 from benchmarks.common import main, result
 from engine.book import OrderBook
 from engine.config import load_config
-from engine.detectors.base import DetectorContext
+from engine.detectors.base import DetectorContext, profile_bin
 from engine.pipeline.lanes import MarketStage
 from engine.pipeline.router import Router
-from engine.pipeline.wiring import build_lane, default_strategies, market_accumulators, market_detectors
+from engine.pipeline.wiring import build_lane, lane_strategies, market_accumulators, market_detectors
 from feeds.base import batched
 from feeds.lobster import import_lobster, locate_sample
 from feeds.tape import TapeFeed
@@ -69,7 +69,8 @@ def market_variant(instrument, config, with_accumulators: bool, with_detectors: 
                      depth_windows=tuple(sorted(config.features.depth_ticks)))
     fresh = MarketStage(instrument, book, config.store.sample_interval_ms * 1_000_000,
                         config.store.book_sample_levels)
-    context = DetectorContext(instrument, fresh.book, fresh.detected)
+    context = DetectorContext(instrument, fresh.book, fresh.detected,
+                              profile_bin(instrument, config.detectors.bin_ticks))  # as build_lane
     listeners = (market_accumulators(context, config) if with_accumulators else []) + (
         market_detectors(context, config) if with_detectors else [])
     for listener in listeners:
@@ -96,7 +97,8 @@ def measure(tape: str) -> list[dict]:
     n = len(events)
     router = Router([iid])
     size = config.pipeline.batch_size
-    lane = best(lambda: build_lane(instrument, config, default_strategies).stages, router, iid, events, size)
+    strategies = lane_strategies(config, None)  # the strategies [strategies] configures, as the pipeline
+    lane = best(lambda: build_lane(instrument, config, strategies).stages, router, iid, events, size)
     book = best(lambda: market_variant(instrument, config, False, False), router, iid, events, size)["market"]
     accumulators = best(lambda: market_variant(instrument, config, True, False), router, iid, events, size)["market"]
     parts = [

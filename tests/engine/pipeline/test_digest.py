@@ -18,29 +18,31 @@ from engine.config import load_config
 from engine.pipeline import RunOptions, run_reference
 
 SIMULATOR = {
-    "book_samples": "79dd449f63d2c764",
-    "detections": "60a41457b0299c78",
-    "equity": "9311d0765fef43ba",
-    "feature_samples": "e8d677c69fbc5f18",
-    "fills": "b84dc1bf38bfe4c9",
+    "book_samples": "a681d7be50e5ec46",
+    "detections": "f77b27b1e77df403",
+    "equity": "9ec860dcba17727c",
+    "feature_samples": "6f203caf43d868bf",
+    "fills": "335100ff0ebce85c",
     "instruments": "5d0c4e93e1663045",
     "integrity": "67a6cd22cc2a4eb3",
-    "orders": "aeb678a07c4f248c",
-    "signals": "f6c761f1a082a678",
-    "trades": "33671442597a7da7",
+    "orders": "c474096cdbf8b3bc",
+    "round_trips": "456205c3245a128e",
+    "signals": "06e47c3ba351a7bc",
+    "trades": "97cac3314725a99c",
     "truth_labels": "bf1a03a8593658d2",
 }
 
 AMZN = {
     "book_samples": "d8c6007bda869b89",
     "detections": "f60c794d7b1c4fa6",
-    "equity": "e508e9ef59e2684c",
+    "equity": "3f3984e68f6914c4",
     "feature_samples": "3ad0a43182100ab5",
-    "fills": "3ae92aaf56309a5d",
+    "fills": "8e8a206fe10d9372",
     "instruments": "1e4ca8f32da7e8a8",
     "integrity": "285cfa59323e33e3",
-    "orders": "ed4633dff03c0427",
-    "signals": "19e07ccf97f76e90",
+    "orders": "cca6170185f56b28",
+    "round_trips": "c9cb9f6214bba858",
+    "signals": "2b6c770f4860941d",
     "trades": "be2793e2b5e30a9f",
 }
 
