@@ -15,7 +15,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine.app.arguments import Parser, common_options, reporting_options
-from engine.app.commands import daemon, dbn, detectors, live, microprice, replay, report, runs, signals, simulator
+from engine.app.commands import (
+    daemon,
+    dbn,
+    detectors,
+    live,
+    microprice,
+    models,
+    replay,
+    report,
+    runs,
+    signals,
+    simulator,
+)
 from engine.config import load_config
 from engine.errors import ChimeraError, UsageError
 from engine.logs import configure, get_logger
@@ -29,7 +41,7 @@ def build_parser() -> tuple[Parser, dict[str, Handler]]:
     parser = Parser(prog="chimera", description="Event-driven order-flow trading engine.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     handlers: dict[str, Handler] = {}
-    for module in (live, replay, dbn, simulator, runs, signals, detectors, microprice, report, daemon):
+    for module in (live, replay, dbn, simulator, runs, models, signals, detectors, microprice, report, daemon):
         handlers.update(module.register(sub, common, reporting))
     sub.add_parser("test", help="run the test suite (pytest); every further argument goes to pytest",
                    add_help=False)

@@ -19,7 +19,7 @@ from pathlib import Path
 from engine.errors import StoreError, UsageError
 from engine.records import SIGNAL_DETAIL, TABLES
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 APPLICATION_ID = 0x43484D52  # "CHMR"
 SQLITE_HEADER = b"SQLite format 3\x00"
 RUN_COLUMNS_V1 = ("run_id", "command", "started_at", "finished_at", "seed", "config_hash", "source", "status",
@@ -151,8 +151,16 @@ def _migration_6() -> list[str]:
             "saved_at TEXT NOT NULL)"]
 
 
+def _migration_7() -> list[str]:
+    """The model registry: every model version with its file's SHA-256, training window, metrics and status."""
+    return ["CREATE TABLE IF NOT EXISTS models (version TEXT PRIMARY KEY, kind TEXT NOT NULL, path TEXT NOT NULL, "
+            "sha256 TEXT NOT NULL, created_at TEXT NOT NULL, training TEXT, metrics TEXT, "
+            "status TEXT NOT NULL, mode TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS models_by_kind ON models (kind, created_at)"]
+
+
 MIGRATIONS: list[Callable[[], list[str]]] = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5,
-                                             _migration_6]
+                                             _migration_6, _migration_7]
 
 INSERTS = {
     table: f"INSERT INTO {table} (run_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"
