@@ -78,6 +78,12 @@ def ends(found) -> list[IcebergEndDetection]:
     return [d for d in found if isinstance(d, IcebergEndDetection)]
 
 
+def displayed(found) -> list:
+    """The detections of the displayed (synthetic, statistical) chains: the scorer scores the hidden chain
+    apart (``HiddenLiquidity``), against the simulator's hidden executions, not against planted icebergs."""
+    return [d for d in found if d.chain_type != "hidden"]
+
+
 # ---- the tail sums ----------------------------------------------------------------------------------------
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 2000), st.data())
@@ -297,7 +303,7 @@ def test_planted_icebergs_are_found():
             run = simulate(name, seed)
             found = detect(run, IcebergDetector)
             assert finite(*found)
-            tally.add_run(run, icebergs(found), (TruthKind.ICEBERG,))
+            tally.add_run(run, displayed(icebergs(found)), (TruthKind.ICEBERG,))
     assert tally.recall >= 0.66 and tally.precision >= 0.8, tally.rows
 
 
@@ -309,10 +315,10 @@ def test_exhaustion_is_visible_in_iceberg_exhausted():
         run = simulate("iceberg_exhausted", seed)
         (label,) = [lb for lb in run.labels if lb.kind == TruthKind.ICEBERG]
         found = detect(run, IcebergDetector)
-        hits = [d for d in icebergs(found) if d.price_lo == label.price_lo and d.side == label.side]
+        hits = [d for d in displayed(icebergs(found)) if d.price_lo == label.price_lo and d.side == label.side]
         if not hits:
             continue
-        closing = [e for e in ends(found) if e.price_lo == label.price_lo and e.ts_recv > hits[0].ts_recv]
+        closing = [e for e in displayed(ends(found)) if e.price_lo == label.price_lo and e.ts_recv > hits[0].ts_recv]
         assert closing and closing[0].reason in ("exhausted", "traded_through", "cancelled"), seed
         assert closing[0].ts_recv <= label.t_end + 5 * NS, seed
 
@@ -322,7 +328,7 @@ def test_background_sessions_give_few_false_icebergs():
     them true); the bar is at most 8 per session."""
     for seed in (1, 2, 3):
         run = simulate("background", seed)
-        assert len(icebergs(detect(run, IcebergDetector))) <= 8, seed
+        assert len(displayed(icebergs(detect(run, IcebergDetector)))) <= 8, seed
 
 
 # ---- real hidden executions (LOBSTER AMZN 2012-06-21) ------------------------------------------------------
