@@ -3,7 +3,7 @@ whose every type is on an explicit trusted list.
 
 No pickle or joblib: ``skops.io`` stores an estimator as a zip of JSON plus numpy arrays and refuses
 to build any type it is not told to trust. ``load_model`` hashes the bytes it read and loads those
-same bytes (no second read between the check and the load). Any refusal is a ``ModelRefused``
+same bytes (no second read between the check and the load). Every refusal is a ``ModelRefused``
 (exit code 2) with one line naming the file and the reason; nothing of a refused file is executed.
 
 The registry rows themselves (version, kind, path, SHA-256, training window, metrics, status) live in
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 from skops import io as sio
 
@@ -58,7 +57,7 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def save_model(model: Any, path: str | Path) -> str:
+def save_model(model: object, path: str | Path) -> str:
     """Write ``model`` with skops to ``path`` (parents created); return the file's SHA-256."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +72,7 @@ def save_model(model: Any, path: str | Path) -> str:
     return sha256_of(data)
 
 
-def load_model(path: str | Path, expected_sha256: str | None) -> Any:
+def load_model(path: str | Path, expected_sha256: str | None) -> object:
     """Load a registered model file, refusing it unless its SHA-256 equals ``expected_sha256``.
 
     ``expected_sha256`` is None for a file the registry does not know: always refused.

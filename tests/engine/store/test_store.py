@@ -38,7 +38,7 @@ def test_connect_creates_every_table_and_index_and_sets_user_version(db):
     path, conn = db
     assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"runs", "daemon_state", *TABLES}
+    assert tables == {"runs", "daemon_state", "models", *TABLES}
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {f"{t}_by_time" for t in TABLES} | {"runs_started"} <= indexes
     for table, columns in TABLES.items():
