@@ -294,9 +294,9 @@ SEEDS = range(1, 7)
 
 
 def test_planted_icebergs_are_found():
-    """iceberg_defense and iceberg_exhausted, six seeds each: measured recall 0.83 and precision 1.0
-    (ICEBERG labels, 54 detections; over 20 seeds 0.80 and 0.95); the bar is recall >= 0.66 and
-    precision >= 0.8."""
+    """iceberg_defense and iceberg_exhausted, six seeds each, the displayed chains: measured recall 0.92
+    and precision 1.0 (ICEBERG labels, 61 detections, after the simulator's realism change); the bar is
+    recall >= 0.66 and precision >= 0.8."""
     tally = Tally()
     for name in ("iceberg_defense", "iceberg_exhausted"):
         for seed in SEEDS:
@@ -324,8 +324,9 @@ def test_exhaustion_is_visible_in_iceberg_exhausted():
 
 
 def test_background_sessions_give_few_false_icebergs():
-    """Three 10-minute background sessions (TSLA and AAPL): measured 4, 0 and 3 detections (one of
-    them true); the bar is at most 8 per session."""
+    """Three 10-minute background sessions (TSLA and AAPL): measured 0, 1 and 1 detections of the
+    displayed chains (the hidden chain gives 694-790 a session on the simulator's hidden prints,
+    scored apart); the bar is at most 8 per session."""
     for seed in (1, 2, 3):
         run = simulate("background", seed)
         assert len(displayed(icebergs(detect(run, IcebergDetector)))) <= 8, seed
