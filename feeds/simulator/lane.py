@@ -200,9 +200,10 @@ class Lane(VenueMixin):
             tc, key = t + life, oid
         else:
             tc, key = t - life * inv_cancel, -oid
-        self._push_cancel(tc, key)
+        self.push_cancel(tc, key)
 
-    def _push_cancel(self, tc: float, key: int) -> None:
+    def push_cancel(self, tc: float, key: int) -> None:
+        """Schedule a cancel at ``tc`` (the next bucket's heap when it is near, a later bucket otherwise)."""
         b = int(tc / self.dt)
         if b <= self.k:
             heappush(self.ch, (tc, key))
@@ -384,7 +385,7 @@ class Lane(VenueMixin):
                         continue
                     wait = self.E() / rate
                     if wait < duration:
-                        self._push_cancel(t + wait, oid)
+                        self.push_cancel(t + wait, oid)
             self.ex.label(t, TruthKind.VACUUM, side, lo, hi, ts, ts + int(duration * 1e9),
                           {"cause": "news", "cancel_mult": cfg.vacuum_mult})
 
@@ -419,7 +420,7 @@ class Lane(VenueMixin):
                 continue
             for oid in lv.orders:
                 if U() < p and oid not in owner:
-                    self._push_cancel(t + U() * dt, oid)
+                    self.push_cancel(t + U() * dt, oid)
 
     # ---- metaorders ---------------------------------------------------------------------------------
     def _meta_arrival_rate(self) -> float:
@@ -522,7 +523,8 @@ class Lane(VenueMixin):
         self.imb = self.imb * math.exp(-(t - self.imb_t) / tau) + signed
         self.imb_t = t
 
-    def _next_meta(self) -> tuple[float, Metaorder | None]:
+    def next_meta(self) -> tuple[float, Metaorder | None]:
+        """The metaorder in execution whose next child is due first, and that time (INF when none)."""
         best, t_best = None, INF
         for mo in self.metas:
             if mo.t_next < t_best:

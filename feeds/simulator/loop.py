@@ -90,7 +90,7 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
     reduce, clock, lat, iid, t0 = ex.reduce, ex.clock, ex.lat, ex.iid, ex.t0
     market = lane.take  # background market orders: hidden liquidity, sized to the best level
     rest, remove = book.rest, book.remove
-    push_cancel = lane._push_cancel
+    push_cancel = lane.push_cancel
     next_mo, excite = lane.hawkes.next_event, lane.hawkes.excite
     cfg, prof = lane.cfg, lane.prof
     kl, q_inv, theta, cap_in = prof.kappa_l, 1.0 / lane.q_sat, lane.theta, prof.in_spread_capped
@@ -128,7 +128,7 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
         requote(bid_prices[-1], ask_prices[0], lane.X)
         t_lo = t + E() / R
         t_mo, mo_side = next_mo(t, t_win, mu_b, mu_s, n_r, E, U)
-        t_meta, meta = lane._next_meta()
+        t_meta, meta = lane.next_meta()
         t_misc = lane.t_meta_arrival
         if lane.agent_heap and lane.agent_heap[0][0] < t_misc:
             t_misc = lane.agent_heap[0][0]
@@ -175,7 +175,7 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
             lane._after_trade(t)
             return True
         t_mo, mo_side = next_mo(t, t_win, mu_b, mu_s, n_r, E, U)
-        t_meta, meta = lane._next_meta()
+        t_meta, meta = lane.next_meta()
         t_oth = t_grid if t_grid <= t_meta and t_grid <= t_misc else t_meta if t_meta <= t_misc else t_misc
         after_market_orders(t)
         return False
