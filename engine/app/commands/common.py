@@ -1,4 +1,5 @@
-"""Helpers shared by the commands: running one pipeline and reporting a simple summary."""
+"""Helpers shared by the commands: opening an existing database, running one pipeline and reporting a
+simple summary."""
 
 from __future__ import annotations
 
@@ -7,7 +8,23 @@ from pathlib import Path
 
 import orjson
 
+from engine import store
 from engine.config import Config
+from engine.errors import UsageError
+
+
+def open_database(args, config: Config, readonly: bool = False):
+    """``(path, connection)`` for ``--db`` (default ``[store] path``): an existing Chimera database, or a
+    one-line UsageError; read-only connections first migrate a file of an older schema."""
+    path = args.db or config.store.path
+    if not Path(path).is_file():
+        raise UsageError(f"--db {path}: no such database file")
+    store.check_database(path)
+    conn = store.connect(path, config.store.busy_timeout_ms, readonly=readonly)
+    if readonly and conn.execute("PRAGMA user_version").fetchone()[0] < store.SCHEMA_VERSION:
+        conn.close()
+        conn = store.connect(path, config.store.busy_timeout_ms)  # an older schema: migrate it first
+    return path, conn
 
 
 def pipeline_command(args, config: Config, feed, source: str, seed: int | None, db: str,

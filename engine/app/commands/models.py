@@ -14,7 +14,7 @@ import orjson
 from rich.markup import escape
 from rich.table import Table
 
-from engine import store
+from engine.app.commands.common import open_database
 from engine.config import Config
 from engine.errors import UsageError
 from engine.store import models as registry_rows
@@ -54,11 +54,7 @@ def load_verified(row: registry_rows.ModelRow) -> Any:
 def cmd_models(args, config: Config) -> int:
     from engine.app.report import console
 
-    path = args.db or config.store.path
-    if not Path(path).is_file():
-        raise UsageError(f"--db {path}: no such database file")
-    store.check_database(path)
-    conn = store.connect(path, config.store.busy_timeout_ms)
+    path, conn = open_database(args, config)
     try:
         if args.action == "list":
             rows = [row.as_dict() for row in registry_rows.list_models(conn)]

@@ -22,6 +22,7 @@ from pathlib import Path
 import orjson
 
 from engine import store
+from engine.app.commands.common import open_database
 from engine.config import Config
 from engine.errors import UsageError
 from engine.records import TABLES
@@ -70,14 +71,7 @@ def _open(args, config: Config):
     """Read-only connection and the run id (checked)."""
     from engine.app.heatmap import latest_run
 
-    path = args.db or config.store.path
-    if not Path(path).is_file():
-        raise UsageError(f"--db {path}: no such database file")
-    store.check_database(path)
-    conn = store.connect(path, config.store.busy_timeout_ms, readonly=True)
-    if conn.execute("PRAGMA user_version").fetchone()[0] < store.SCHEMA_VERSION:
-        conn.close()
-        conn = store.connect(path, config.store.busy_timeout_ms)  # an older schema: migrate it first
+    path, conn = open_database(args, config, readonly=True)
     run_id = args.run or latest_run(conn)
     if store.get_run(conn, run_id) is None:
         conn.close()

@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine import store
+from engine.app.commands.common import open_database
 from engine.config import Config
-from engine.errors import UsageError
 
 
 def register(sub, common, reporting) -> dict:
@@ -25,11 +25,7 @@ def register(sub, common, reporting) -> dict:
 def cmd_runs(args, config: Config) -> int:
     from engine.app.report import console
 
-    path = args.db or config.store.path
-    if not Path(path).is_file():
-        raise UsageError(f"--db {path}: no such database file")
-    store.check_database(path)
-    conn = store.connect(path, config.store.busy_timeout_ms)
+    path, conn = open_database(args, config)
     try:
         store.mark_interrupted(conn)
         rows = [row.as_dict() for row in store.list_runs(conn)]

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine import store
+from engine.app.commands.common import open_database
 from engine.config import Config
 from engine.errors import UsageError
 from engine.store.signals import list_signals, strategy_summary
@@ -51,14 +52,10 @@ def parse_since(text: str | None) -> int | None:
 def cmd_signals(args, config: Config) -> int:
     from engine.app.report import console, strategy_table
 
-    path = args.db or config.store.path
-    if not Path(path).is_file():
-        raise UsageError(f"--db {path}: no such database file")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit {args.limit}: expected a positive number")
     since = parse_since(args.since)
-    store.check_database(path)
-    conn = store.connect(path, config.store.busy_timeout_ms, readonly=True)
+    path, conn = open_database(args, config, readonly=True)
     try:
         if args.run is not None and store.get_run(conn, args.run) is None:
             raise UsageError(f"--run {args.run}: no such run in {path} (see `chimera runs --db {path}`)")
