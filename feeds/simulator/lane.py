@@ -481,7 +481,7 @@ class Lane(VenueMixin):
                 d = mo.side * self.cfg.meta_impact * sigma_day * (math.sqrt(mo.executed / v) - math.sqrt(x0 / v))
                 self.X += d
                 mo.own += d
-                self._flow(t, mo.side * filled)
+                self.record_flow(t, mo.side * filled)
             if mo.executed >= mo.size or not filled or U() >= self.burst_continue:
                 break
         if mo.executed >= mo.size:
@@ -517,7 +517,7 @@ class Lane(VenueMixin):
             self.settling.append((t, mo))
         self._settle(math.inf)
 
-    def _flow(self, t: float, signed: float) -> None:
+    def record_flow(self, t: float, signed: float) -> None:
         """Update the ~1 s market-order imbalance (queue reaction trigger) and the trade impact."""
         tau = self.cfg.reaction_tau_s
         self.imb = self.imb * math.exp(-(t - self.imb_t) / tau) + signed

@@ -155,11 +155,11 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
         if filled:
             excite(t, mo_side)
             lane.X += theta * mo_side * filled / lane.dbar
-            lane._flow(t, mo_side * filled)
+            lane.record_flow(t, mo_side * filled)
             t_last = t
             if ex.tagged_fills or lane.stops:
                 lane.t_last = t_last
-                lane._after_trade(t)
+                lane.after_trade(t)
                 return True
         t_mo, mo_side = next_mo(t, t_win, mu_b, mu_s, n_r, E, U)
         after_market_orders(t)
@@ -172,7 +172,7 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
         t_last = t
         if ex.tagged_fills or lane.stops:
             lane.t_last = t_last
-            lane._after_trade(t)
+            lane.after_trade(t)
             return True
         t_mo, mo_side = next_mo(t, t_win, mu_b, mu_s, n_r, E, U)
         t_meta, meta = lane.next_meta()

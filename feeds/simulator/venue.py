@@ -73,9 +73,9 @@ class VenueMixin:
             self.current_agent = None
             if nxt is not None:
                 self.wake_at(agent, nxt)
-        self._after_trade(t)
+        self.after_trade(t)
 
-    def _after_trade(self: Any, t: float) -> None:
+    def after_trade(self: Any, t: float) -> None:
         """Release triggered stops, then tell agents about fills of their orders."""
         self.now = t
         ex = self.ex
@@ -111,7 +111,7 @@ class VenueMixin:
         if filled:
             self.hawkes.excite(t, side)
             self.X += self.theta * side * filled / self.dbar
-            self._flow(t, side * filled)
+            self.record_flow(t, side * filled)
             self.t_last = t
         return filled, price
 
