@@ -143,10 +143,8 @@ class VacuumEntryParams(_Params, frozen=True):
 
     # the 1 s OFI z-score (in the vacuum's direction) must exceed this
     min_ofi_z: Z = 1.0
-    # aggressive volume toward the vacuum (CVD change) over flow_window_s must reach this many lots (0: not against)
+    # aggressive volume toward the vacuum (CVD change from its start to the entry) must reach this many lots (0: not against)
     min_flow: Annotated[int, Meta(ge=0, le=10_000_000)] = 0
-    # ... seconds
-    flow_window_s: Secs = 5.0
     # no absorption on the vacuum side within this many seconds
     absorption_quiet_s: Secs = 10.0
     # the next wall on the vacuum side must be at least this many ticks away
@@ -155,6 +153,14 @@ class VacuumEntryParams(_Params, frozen=True):
     target_stops: Ratio = 2.0
     # time stop without progress, seconds
     time_stop_s: Secs = 20.0
+    # the vacuum waits this many seconds at most for its side's depth to come back
+    confirm_s: Secs = 15.0
+    # ... back means D_N >= refill_share * the detector's median depth (SPEC's 80 % of baseline)
+    refill_share: Fraction = 0.8
+    # then the mid must still be this many ticks beyond the mid before the vacuum ...
+    progress_ticks: Ticks = 3
+    # ... or this many sigma1, whichever is larger
+    progress_sigma1: Ratio = 1.0
 
 
 class MeanReversionParams(_Params, frozen=True):
