@@ -143,7 +143,7 @@ class VacuumEntryParams(_Params, frozen=True):
 
     # the 1 s OFI z-score (in the vacuum's direction) must exceed this
     min_ofi_z: Z = 1.0
-    # aggressive volume toward the vacuum (CVD change from its start to the entry) must reach this many lots (0: not against)
+    # aggressive volume toward the vacuum (CVD change since its start) at least this many lots (0: not against)
     min_flow: Annotated[int, Meta(ge=0, le=10_000_000)] = 0
     # no absorption on the vacuum side within this many seconds
     absorption_quiet_s: Secs = 10.0
