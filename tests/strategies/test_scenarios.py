@@ -93,8 +93,8 @@ def test_iceberg_defense_loses_when_the_iceberg_is_exhausted(seed):
 def test_vacuum_entry_buys_into_the_planted_ask_vacuum(seed):
     """vacuum: S4 goes long once the asks are back and the mid held its progress, with its stop below the
     pre-vacuum mid and the entry at most 6 ticks above the void (it holds on 5 of seeds 1-20: 4, 6, 7, 9, 20;
-    the set is those seeds; on the others the trend confluence C at the vacuum is under 0.2 or the asks are
-    not back to 80 % of their median within 15 s)."""
+    the set is those seeds; on the others the trend confluence C at the vacuum is under 0.2, the asks are
+    not back to 80 % of their median within 15 s, or no vacuum is detected at the pull: seed 10)."""
     run = session("vacuum", seed)
     vacuum = [v for v in run.labels_of(TruthKind.VACUUM) if v[4] == -1][-1]  # the planted pull of the asks
     signals = [s for s in run.of("vacuum_entry") if s.ts_recv >= vacuum[7]]
