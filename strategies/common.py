@@ -91,8 +91,12 @@ class OrderFlowStrategy:
     def signal(self, features: FeatureVector, *, side: int, entry_type: int, entry: int, stop: int,
                targets: list[int], time_stop_s: float, triggers: list[tuple[float, float]],
                min_rr: float = 0.0, causes: tuple[Detection, ...] = (), evidence: dict[str, float] | None = None,
-               invalidation: str = "") -> Signal | None:
-        """The signal of a setup whose triggers held, or None (cooldown, confluence, gate, reward to risk)."""
+               invalidation: str = "", confluence: tuple[float, bool] | None = None) -> Signal | None:
+        """The signal of a setup whose triggers held, or None (cooldown, confluence, gate, reward to risk).
+
+        ``confluence`` is ``(C, passes)`` when the strategy read it earlier than the signal (S4 reads it
+        at the vacuum it waited on); by default it is read now.
+        """
         ts = features.ts_recv
         if ts < self.next_allowed:
             return None
@@ -112,7 +116,7 @@ class OrderFlowStrategy:
         gate = self.confluence.gate(self.name, side)
         if gate <= 0:
             return None
-        c, passes = self.confluence.confluence(self.name, side)
+        c, passes = confluence if confluence is not None else self.confluence.confluence(self.name, side)
         if not passes:
             return None
         values = features.values

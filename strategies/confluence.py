@@ -199,11 +199,13 @@ class Confluence:
         return (0.5 * side * self.d("1s") + 0.3 * (1.0 - abs(self.d("10s")))
                 + 0.2 * (1.0 + side * self.d("60s")) / 2.0)
 
-    def reversal_ok(self, side: int) -> bool:
-        """Fast frame turned, slow frame not strongly against, middle frame exhausting (SPEC 4.3)."""
+    def reversal_ok(self, side: int, slow: bool = True) -> bool:
+        """Fast frame turned, slow frame not strongly against, middle frame exhausting (SPEC 4.3);
+        ``slow=False`` leaves the slow frame out (S6, whose own 20-minute trend filter stands in)."""
         history = self.frames["10s"].history
         exhausting = len(history) < 3 or abs(history[-1]) <= abs(history[-3])
-        return side * self.d("1s") > 0 and side * self.d("60s") > -self.params.slow_against and exhausting
+        slow_ok = not slow or side * self.d("60s") > -self.params.slow_against
+        return side * self.d("1s") > 0 and slow_ok and exhausting
 
     def confluence(self, strategy: str, side: int) -> tuple[float, bool]:
         """``(C, passes)`` of a strategy's family (reversal unless the strategy is S4)."""

@@ -143,10 +143,8 @@ class VacuumEntryParams(_Params, frozen=True):
 
     # the 1 s OFI z-score (in the vacuum's direction) must exceed this
     min_ofi_z: Z = 1.0
-    # aggressive volume toward the vacuum (CVD change) over flow_window_s must reach this many lots (0: not against)
+    # aggressive volume toward the vacuum (CVD change since its start) at least this many lots (0: not against)
     min_flow: Annotated[int, Meta(ge=0, le=10_000_000)] = 0
-    # ... seconds
-    flow_window_s: Secs = 5.0
     # no absorption on the vacuum side within this many seconds
     absorption_quiet_s: Secs = 10.0
     # the next wall on the vacuum side must be at least this many ticks away
@@ -155,6 +153,14 @@ class VacuumEntryParams(_Params, frozen=True):
     target_stops: Ratio = 2.0
     # time stop without progress, seconds
     time_stop_s: Secs = 20.0
+    # the vacuum waits this many seconds at most for its side's depth to come back
+    confirm_s: Secs = 15.0
+    # ... back means D_N >= refill_share * the detector's median depth (SPEC's 80 % of baseline)
+    refill_share: Fraction = 0.8
+    # then the mid must still be this many ticks beyond the mid before the vacuum ...
+    progress_ticks: Ticks = 3
+    # ... or this many sigma1, whichever is larger
+    progress_sigma1: Ratio = 1.0
 
 
 class MeanReversionParams(_Params, frozen=True):
@@ -178,7 +184,7 @@ class MeanReversionParams(_Params, frozen=True):
 
 
 class HvnBounceParams(_Params, frozen=True):
-    """S6 HVN Bounce (the HVN variant)."""
+    """S6 HVN/LVN Bounce: the HVN retest and the LVN rejection."""
 
     # without significant nodes, HVNs are the profile's volume peaks at least this many times the mean bin
     peak_ratio: Ratio = 1.5
@@ -190,14 +196,20 @@ class HvnBounceParams(_Params, frozen=True):
     min_absorption: Ratio = 0.7
     # ... or QI at least this with the 1 s OFI z turning in the trade's direction
     min_qi: Fraction = 0.3
-    # confirmation window after entering the node, seconds
-    confirm_s: Secs = 30.0
+    # the retest (confirmation window) lasts this many seconds after entering the node, while the mid stays within buf
+    confirm_s: Secs = 90.0
     # not against a trend: eps * t_drift(20 min) > -max_trend_t
     max_trend_t: Ratio = 2.5
     # minimum reward to risk
     min_rr: Ratio = 2.0
     # time stop, seconds
     time_stop_s: Secs = 900.0
+    # without significant nodes, LVNs are the runs between two HVNs at most this many times the mean bin
+    trough_ratio: Ratio = 0.5
+    # LVN rejection: the mid penetrates the LVN's near edge by at most this many ticks ...
+    lvn_penetration_ticks: Ticks = 2
+    # ... and is back outside on the same side within this many seconds
+    lvn_return_s: Secs = 10.0
 
 
 class QueueImbalanceParams(_Params, frozen=True):

@@ -32,14 +32,14 @@ SIMULATOR = {
 AMZN = {
     "book_samples": "d8c6007bda869b89",
     "detections": "f60c794d7b1c4fa6",
-    "equity": "3f3984e68f6914c4",
+    "equity": "48d7d2ab043b6ab5",
     "feature_samples": "3ad0a43182100ab5",
-    "fills": "8e8a206fe10d9372",
+    "fills": "3042a04485cedb70",
     "instruments": "1e4ca8f32da7e8a8",
     "integrity": "285cfa59323e33e3",
-    "orders": "cca6170185f56b28",
-    "round_trips": "c9cb9f6214bba858",
-    "signals": "2b6c770f4860941d",
+    "orders": "eb46ae21c6acf1c5",
+    "round_trips": "1719276f8066df97",
+    "signals": "902504663b09be65",
     "trades": "be2793e2b5e30a9f",
 }
 

@@ -1,0 +1,101 @@
+"""S6 HVN/LVN Bounce on hand-built samples: the LVN rejection fades back toward the HVN it came from, a
+deeper or slower penetration is a crossing, and the fallback nodes of a profile whose test found none."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.book import BookView
+from engine.config.strategies import ConfluenceParams
+from engine.features.profile import Node, ProfileSnapshot
+from engine.features.vector import FeatureVector
+from strategies.confluence import Confluence
+from strategies.hvn_bounce import HvnBounce, volume_peaks, volume_troughs
+
+NS = 1_000_000_000
+HVN_LOW = Node("hvn", 1000.0, 998, 1002, 5.0)
+LVN = Node("lvn", 1010.0, 1005, 1014, -4.0)
+HVN_HIGH = Node("hvn", 1020.0, 1018, 1022, 5.0)
+
+
+def profile(nodes=(HVN_LOW, LVN, HVN_HIGH)) -> ProfileSnapshot:
+    return ProfileSnapshot(0, "session", 1, 995, (0,) * 30, (0,) * 30, 1020.0, 1022, 998, tuple(nodes))
+
+
+def sample(ts_s: float, bid: int, ask: int, ofi_z: float = 0.0, seq: int = 0) -> FeatureVector:
+    values = {"has_bbo": 1.0, "best_bid": float(bid), "best_ask": float(ask), "mid": (bid + ask) / 2,
+              "spread": float(ask - bid), "queue_imbalance": 0.0, "cvd": 0.0, "ofi_z_ready": 1.0, "ofi_z_1s": ofi_z,
+              "sigma1": 0.0}
+    ts = int(ts_s * NS)
+    view = BookView(0, ts, ts, seq, 0, (bid,), (10,), (ask,), (10,))
+    return FeatureVector(0, ts, seq, 0, 0, values, view, (), {"profile": profile()})
+
+
+def strategy() -> HvnBounce:
+    """S6 with the 1 s frame turned up, the 10 s frame quiet and the 60 s frame against (a reversal's shape)."""
+    c = Confluence(ConfluenceParams(z_min_samples=2))
+    for frame, d in zip(c.frames.values(), (0.8, 0.1, -0.9), strict=True):
+        frame.d = d
+        frame.ofi.n = 10
+        frame.history.extend([d])
+    return HvnBounce(0, confluence=c)
+
+
+def run(s: HvnBounce, path: list[tuple[float, int, int, float]]):
+    signals = [s.on_features(sample(t, bid, ask, ofi, seq)) for seq, (t, bid, ask, ofi) in enumerate(path)]
+    return [x for x in signals if x is not None]
+
+
+def test_a_shallow_quick_penetration_of_an_lvn_from_above_is_faded_back_up_to_the_hvn():
+    """From above, the mid dips half a tick past the LVN's edge and is back above it 4 s later with OFI up: long, target
+    the HVN above, stop below the dip by buf."""
+    s = strategy()
+    (signal,) = run(s, [(1, 1016, 1017, 0.0), (2, 1015, 1016, 0.0), (3, 1013, 1014, -1.0), (5, 1013, 1014, 0.5),
+                        (7, 1015, 1016, 1.5), (8, 1016, 1017, 1.0)])
+    assert signal.side == 1 and signal.evidence["lvn"] == 1.0
+    assert signal.entry_price == 1016 and signal.targets[-1] >= 1020
+    assert signal.stop == 1013 - 2 and signal.evidence["penetration"] == 0.5
+    assert signal.evidence["home"] == 1020.0
+
+
+def test_a_penetration_from_below_is_faded_back_down():
+    """The mirror: from below, up into the LVN by a tick, back below with OFI down: short toward the HVN below."""
+    (signal,) = run(strategy_short(), [(1, 1002, 1003, 0.0), (2, 1003, 1004, 0.0), (3, 1005, 1006, 1.0),
+                                       (4, 1003, 1004, -1.5)])
+    assert signal.side == -1 and signal.evidence["home"] == 1000.0
+    assert signal.stop == 1006 + 2 and signal.entry_price == 1003
+
+
+def strategy_short() -> HvnBounce:
+    s = strategy()
+    for frame, d in zip(s.confluence.frames.values(), (-0.8, -0.1, 0.9), strict=True):
+        frame.d = d
+        frame.history.clear()
+        frame.history.extend([d])
+    return s
+
+
+@pytest.mark.parametrize("path", [
+    # 3.5 ticks deep: a crossing
+    [(1, 1016, 1017, 0.0), (2, 1010, 1011, -1.0), (3, 1015, 1016, 1.5)],
+    # back after 12 s: too slow
+    [(1, 1016, 1017, 0.0), (2, 1013, 1014, -1.0), (14, 1015, 1016, 1.5)],
+    # back above, but the OFI still points down into the LVN
+    [(1, 1016, 1017, 0.0), (2, 1013, 1014, -1.0), (3, 1015, 1016, -0.5)],
+    # through the LVN and out on the other side
+    [(1, 1016, 1017, 0.0), (2, 1013, 1014, -1.0), (3, 1003, 1004, -1.0), (4, 1002, 1003, 1.0)],
+])
+def test_no_fade_when_the_lvn_is_crossed_or_the_return_is_slow_or_unconfirmed(path):
+    """Deeper than 2 ticks, back after more than 10 s, or without the OFI pointing away from the LVN: no signal."""
+    assert [x for x in run(strategy(), path) if x.evidence["lvn"] == 1.0] == []
+
+
+def test_fallback_nodes_are_the_volume_peaks_and_the_thin_run_between_them():
+    """Without significant nodes: HVNs at the two volume peaks, an LVN over the thin bins between them."""
+    volume = (10, 200, 900, 1000, 800, 100, 20, 10, 0, 5, 20, 150, 700, 1200, 900, 80, 5)
+    snap = ProfileSnapshot(0, "session", 1, 990, volume, volume, 1003.0, 1005, 991, ())
+    hvns = volume_peaks(snap, 1.5)
+    assert [n.price for n in hvns] == [993.0, 1003.0]
+    (lvn,) = volume_troughs(snap, hvns, 0.5)
+    assert lvn.kind == "lvn" and lvn.price == 998.0
+    assert hvns[0].hi < lvn.lo <= 998 <= lvn.hi < hvns[1].lo
