@@ -210,6 +210,7 @@ class MarketSimulator:
             yield from out
         rest: list = []
         for lane, held in zip(self.lanes, carry, strict=True):
+            lane.closing_auction(n_steps * self.dt)
             rest += held
             rest += lane.ex.out
             lane.ex.out = []
