@@ -133,7 +133,6 @@ class Lane(VenueMixin):
         self.u_next = INF  # next refresh of the intraday profile
         self.u_spread = self.u_vol = 1.0  # intraday spread and volatility multipliers
         self.spread_floor = prof.in_spread_floor  # in-spread quoting stops at this spread (ticks)
-        self.spread_convexity = prof.in_spread_convexity  # per tick of gap: in-spread rate L_in g (1 + c g)
         self.refresh_steps = max(1, round(cfg.flow_refresh_ms / cfg.grid_ms))
         self.burst_continue = 1.0 - 1.0 / max(1.0, prof.meta_burst_mean)  # geometric burst length
         self.u_level = 1.0  # intraday activity level s(t), refreshed every simulated minute
@@ -346,6 +345,8 @@ class Lane(VenueMixin):
         # in-spread quoting: slower in low volatility (the spread stays ~flat across regimes); in SHOCK
         # liquidity providers step back (the spread stays wide while the shock lasts)
         self.in_mult = self.lo_mult * (1.0 / p.cancel_mult if self.regime is SH else min(1.0, p.sigma)) / self.u_spread
+        # convex in-spread quoting; wider apart at the open, and in SHOCK liquidity providers step back
+        self.spread_convexity = self.prof.in_spread_convexity / self.u_spread / (p.cancel_mult if self.regime is SH else 1.0)
         self.inv_cancel = 1.0 / p.cancel_mult
 
     def _intraday_norm(self) -> float:
@@ -374,7 +375,6 @@ class Lane(VenueMixin):
         self.u_spread = 1.0 + cfg.intraday_open_spread * w_open
         self.u_vol = 1.0 + cfg.intraday_open_volatility * w_open
         self.spread_floor = max(1, round(self.prof.in_spread_floor * self.u_spread))
-        self.spread_convexity = self.prof.in_spread_convexity / self.u_spread
         self.u_next = t + 60.0
         self._regime_constants()
         self.t_special = t + self.dt
