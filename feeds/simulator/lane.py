@@ -346,7 +346,8 @@ class Lane(VenueMixin):
         # liquidity providers step back (the spread stays wide while the shock lasts)
         self.in_mult = self.lo_mult * (1.0 / p.cancel_mult if self.regime is SH else min(1.0, p.sigma)) / self.u_spread
         # convex in-spread quoting; wider apart at the open, and in SHOCK liquidity providers step back
-        self.spread_convexity = self.prof.in_spread_convexity / self.u_spread / (p.cancel_mult if self.regime is SH else 1.0)
+        step_back = p.cancel_mult if self.regime is SH else 1.0
+        self.spread_convexity = self.prof.in_spread_convexity / self.u_spread / step_back
         self.inv_cancel = 1.0 / p.cancel_mult
 
     def _intraday_norm(self) -> float:
