@@ -44,6 +44,8 @@ SessionLength = Annotated[float, msgspec.Meta(gt=0, le=86_400)]  # at most a cal
 SessionStart = Annotated[int, msgspec.Meta(ge=SESSION_START_RANGE_NS[0], le=SESSION_START_RANGE_NS[1])]
 Alpha = Annotated[float, msgspec.Meta(gt=1)]  # a Pareto tail with a finite mean
 MetaCap = Annotated[float, msgspec.Meta(gt=0, le=1)]
+AuctionOrders = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+Convexity = Annotated[float, msgspec.Meta(ge=0, le=10)]  # per tick: 10 doubles the rate at a 0.1-tick gap
 
 
 class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -57,8 +59,9 @@ class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     in_spread_rate: NonNegative = 0.04  # in-spread limit orders per second per side per tick of (spread - 1)
     in_spread_mean: AtLeastOne = 2.0  # mean improvement (ticks) of an in-spread order over its own best (geometric)
     in_spread_capped: bool = True  # in-spread orders never cross the latent price (bids < X, asks > X)
-    in_spread_floor: Count = 5  # in-spread quoting stops at this spread (ticks): rate L_in (s - floor)
+    in_spread_floor: Count = 7  # in-spread quoting stops at this spread (ticks): rate L_in (s - floor)
     in_spread_queue_weight: Share = 0.8  # w: in-spread rates x (1 +- w (qb - qa) / (qb + qa)), bid / ask
+    in_spread_convexity: Convexity = 0.15  # c per tick of gap g = spread - floor: in-spread rate L_in g (1 + c g)
     mo_rate: Positive = 0.02  # market-order Hawkes baseline mu_MO per side per second
     kappa_l: NonNegative = 0.3  # limit-order pull exp(+-kappa_l (X - m)), per tick of latent-mid gap
     kappa_mo: NonNegative = 1.5  # market-order pull exp(+-kappa_mo (X - m) / sigma1)
@@ -103,6 +106,7 @@ class LargeTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, k
     in_spread_capped: bool = False  # a one-tick gap is closed whatever the latent price
     in_spread_floor: Count = 1  # any gap is closed
     in_spread_queue_weight: Share = 0.0  # in-spread rates do not depend on the best queues
+    in_spread_convexity: Convexity = 0.0  # linear in the gap
     mo_rate: Positive = 0.4  # Hawkes baseline per side per second
     kappa_l: NonNegative = 0.8  # limit-order pull per tick
     kappa_mo: NonNegative = 3.0  # market-order pull per sigma1
@@ -139,8 +143,11 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     intraday_close_tau_s: Seconds = 1200.0  # rise time of the close's activity excess
     intraday_open_activity: NonNegative = 2.0  # A_o: activity excess at the open (before normalising to mean 1)
     intraday_close_activity: NonNegative = 4.0  # A_c: activity excess at the close
-    intraday_open_spread: NonNegative = 1.5  # S_o: liquidity providers 1 + S_o times further apart at the open
+    intraday_open_spread: NonNegative = 2.0  # S_o: liquidity providers 1 + S_o times further apart at the open
     intraday_open_volatility: NonNegative = 0.5  # V_o: latent volatility 1 + V_o times its level at the open
+    auctions: bool = False  # opening and closing auctions: call phase, one uncrossing print, then OPEN / CLOSED
+    auction_orders: AuctionOrders = 10  # call-phase limit orders per side of each auction
+    auction_width_ticks: Count = 5  # call-phase prices uniform within this many ticks of the latent price
     regime_dwell_scale: Positive = 1.0  # multiplies every mean regime dwell (tests shorten it)
     hawkes_beta1: Positive = 10.0  # fast kernel decay, 1/s
     hawkes_beta2: Positive = 0.2  # slow kernel decay, 1/s

@@ -29,6 +29,7 @@ import numpy as np
 
 from engine.config.simulator import SimulatorConfig
 from engine.events import BUY, LAST, SELL, SIM, InstrumentDef, MarketState, Regime, TruthKind
+from feeds.simulator.auction import uncross
 from feeds.simulator.flow import (
     Metaorder,
     MetaorderRecord,
@@ -64,7 +65,7 @@ class Lane(VenueMixin):
     def __init__(self, iid: int, symbol: str, spec: InstrumentSpec, cfg: SimulatorConfig,
                  seed: np.random.SeedSequence, dt: float) -> None:
         prof = cfg.profile(spec.profile)
-        g = children(seed, 16)
+        g = children(seed, 17)
         self.iid, self.symbol, self.spec, self.cfg, self.prof, self.dt = iid, symbol, spec, cfg, prof, dt
         self.E = stream(g[0].standard_exponential)
         self.U = stream(g[1].random)
@@ -81,6 +82,7 @@ class Lane(VenueMixin):
         self.HID = tuple_stream(g[15].random, g[15].random, mixture_draw(g[15], prof.lo_sizes),
                                 improvement_draw(g[15], prof.hidden_improve_mean))
         self.news_rng, self.meta_rng, self.rng, self.dir_rng = g[8], g[9], g[10], g[14]
+        self.auction_rng, self.auction_size = g[16], mixture_sampler(g[16], prof.lo_sizes)
         self.ex = Exchange(iid, cfg.session_start_ns, latency_sampler(g[7], cfg.latency_us, cfg.latency_jitter_us))
         self.book = self.ex.book
         self.tick = Decimal(spec.tick_size)
@@ -153,14 +155,24 @@ class Lane(VenueMixin):
                              self.spec.profile)
 
     def open(self, duration_s: float, regime: Regime, direction: int) -> None:
-        """Emit the InstrumentDef, Status OPEN, the seeded opening book and the first REGIME label."""
+        """Emit the InstrumentDef, Status OPEN, the seeded opening book and the first REGIME label.
+
+        With ``auctions`` the instrument starts in ``PRE_OPEN``: the seeded book, the opening auction
+        (``auction``), then ``OPEN``.
+        """
         ex = self.ex
         _, recv = ex.stamp(0.0)
         ex.out.append(self.definition(duration_s, recv))
         ex.seq = 1
-        ex.status(0.0, MarketState.OPEN, "simulated session open")
-        self._seed_book()
         cfg = self.cfg
+        if cfg.auctions:
+            ex.status(0.0, MarketState.PRE_OPEN, "opening auction: call phase")
+            self._seed_book()
+            self.auction(0.0)
+            ex.status(0.0, MarketState.OPEN, "opening auction uncrossed")
+        else:
+            ex.status(0.0, MarketState.OPEN, "simulated session open")
+            self._seed_book()
         if cfg.intraday_u_shape and duration_s >= FULL_DAY * cfg.session_length_s:
             self.u_shape = True
             self._intraday(0.0)
@@ -192,6 +204,26 @@ class Lane(VenueMixin):
         oids = self.ex.seed(0.0, orders)
         for oid, lf in zip(oids, lives, strict=True):
             self._schedule(0.0, oid, lf, 1.0)
+
+    def auction(self, t: float) -> None:
+        """An auction at ``t`` (``auction``): crossing call-phase orders around the latent price, uncrossed.
+
+        The call-phase orders that stay in the book get patient lifetimes.
+        """
+        cfg, rng, x = self.cfg, self.auction_rng, self.X
+        w = cfg.auction_width_ticks
+        call = [(side, round(x + float(rng.uniform(-w, w))), self.auction_size())
+                for _ in range(cfg.auction_orders) for side in (BUY, SELL)]
+        for oid in uncross(self.ex, t, x, call):
+            if oid in self.book.orders:
+                self._schedule(t, oid, -float(rng.standard_exponential()) * cfg.patient_mean_s, 1.0)
+
+    def closing_auction(self, t: float) -> None:
+        """The closing auction at the session end (``simulator.auctions``), then ``CLOSED``."""
+        if self.cfg.auctions:
+            self.ex.status(t, MarketState.QUOTE_ONLY, "closing auction: call phase")
+            self.auction(t)
+            self.ex.status(t, MarketState.CLOSED, "closing auction uncrossed")
 
     # ---- scheduling helpers ----------------------------------------------------------------------
     def _schedule(self, t: float, oid: int, life: float, inv_cancel: float) -> None:
@@ -313,6 +345,9 @@ class Lane(VenueMixin):
         # in-spread quoting: slower in low volatility (the spread stays ~flat across regimes); in SHOCK
         # liquidity providers step back (the spread stays wide while the shock lasts)
         self.in_mult = self.lo_mult * (1.0 / p.cancel_mult if self.regime is SH else min(1.0, p.sigma)) / self.u_spread
+        # convex in-spread quoting; wider apart at the open, and in SHOCK liquidity providers step back
+        step_back = p.cancel_mult if self.regime is SH else 1.0
+        self.spread_convexity = self.prof.in_spread_convexity / self.u_spread / step_back
         self.inv_cancel = 1.0 / p.cancel_mult
 
     def _intraday_norm(self) -> float:

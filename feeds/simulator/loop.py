@@ -55,13 +55,16 @@ LIMIT, MARKET, CANCEL, META_CHILD, WAKE, CLOCK, GRID = Kind
 
 
 def limit_rates(b: int, a: int, x: float, kl: float, L: float, Lin: float, floor: int = 1,
-                tilt: float = 0.0) -> tuple:
+                tilt: float = 0.0, conv: float = 0.0) -> tuple:
     """Limit-order placement references and proposal rates for best quotes ``b``/``a`` and latent ``x``.
 
     In-spread orders arrive at ``Lin (s - floor)`` per side while the spread ``s`` exceeds ``floor``
     ticks (``in_spread_floor``; 1: any gap is closed), times ``1 + tilt`` on the bid and ``1 - tilt``
     on the ask: ``tilt = w (qb - qa) / (qb + qa)`` (``in_spread_queue_weight`` w) makes traders
-    behind a long queue step in front of it, so the mid moves toward the larger queue.
+    behind a long queue step in front of it, so the mid moves toward the larger queue. With a
+    convexity ``conv`` (``in_spread_convexity`` per tick of gap, divided by the intraday spread
+    multiplier) the rate is ``Lin g (1 + conv g)``, ``g = s - floor``: a wide spread is closed faster
+    than linearly, which keeps the spread's upper tail as narrow as on a real small-tick day.
 
     Returns ``(bref, aref, rb_in, rb, ra_in, R)``: the prices each side places relative to (a quote
     through the latent price is stale, so the latent price replaces it), the bid in-spread rate,
@@ -72,8 +75,13 @@ def limit_rates(b: int, a: int, x: float, kl: float, L: float, Lin: float, floor
     d = kl * (x - (a + b) * 0.5)
     fb = math.exp(-3.0 if d < -3.0 else 3.0 if d > 3.0 else d)
     fa = 1.0 / fb
-    rb_in = Lin * (s - floor) * fb * (1.0 + tilt) if s > floor else 0.0
-    ra_in = Lin * (s - floor) * fa * (1.0 - tilt) if s > floor else 0.0
+    if s > floor:
+        g = s - floor
+        gin = Lin * g * (1.0 + conv * g)
+        rb_in = gin * fb * (1.0 + tilt)
+        ra_in = gin * fa * (1.0 - tilt)
+    else:
+        rb_in = ra_in = 0.0
     rb = rb_in + L * fb
     return (b if b < x + 1.0 else int(x), a if a > x - 1.0 else -int(-x), rb_in, rb, ra_in, rb + ra_in + L * fa)
 
@@ -112,14 +120,15 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
     supp_bk = supp_ak = mo_side = b = a = s = bref = aref = 0
     mu_b = mu_s = n_r = inv_cancel = L = Lin = rb_in = rb = ra_in = R = 0.0
     floor = 1
+    conv = 0.0
     meta: Any = None
 
     def reload(t: float) -> None:
         """Re-read everything that may have changed behind the loop; new limit and market-order proposals."""
         nonlocal ch, t_last, supp_b, supp_bk, supp_a, supp_ak, mu_b, mu_s, n_r, inv_cancel, vac_until, L, Lin
-        nonlocal t_lo, t_mo, mo_side, t_meta, meta, t_misc, t_oth, floor
+        nonlocal t_lo, t_mo, mo_side, t_meta, meta, t_misc, t_oth, floor, conv
         ch = lane.ch
-        floor = lane.spread_floor
+        floor, conv = lane.spread_floor, lane.spread_convexity
         t_last = lane.t_last
         supp_b, supp_bk, supp_a, supp_ak = lane.supp
         mu_b, mu_s, n_r, inv_cancel = lane.mu_b, lane.mu_s, lane.hawkes_n, lane.inv_cancel
@@ -139,7 +148,7 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
         nonlocal b, a, s, bref, aref, rb_in, rb, ra_in, R
         b, a, s = new_b, new_a, new_a - new_b
         qb, qa = bid_sizes[-1], ask_sizes[0]
-        bref, aref, rb_in, rb, ra_in, R = limit_rates(b, a, x, kl, L, Lin, floor, qw * (qb - qa) / (qb + qa))
+        bref, aref, rb_in, rb, ra_in, R = limit_rates(b, a, x, kl, L, Lin, floor, qw * (qb - qa) / (qb + qa), conv)
 
     def after_market_orders(t: float) -> None:
         """The best quotes may have moved: if so, new rates and a fresh limit-proposal wait."""
@@ -308,7 +317,7 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
                         s = a - b
                         qb, qa = bid_sizes[-1], ask_sizes[0]
                         bref, aref, rb_in, rb, ra_in, R = limit_rates(b, a, lane.X, kl, L, Lin, floor,
-                                                                      qw * (qb - qa) / (qb + qa))
+                                                                      qw * (qb - qa) / (qb + qa), conv)
                     t_lo = t + e / R
                 elif kind is CANCEL:  # ---- scheduled cancel: skip gone orders, keep both sides, some partial
                     _, key = heappop(ch)
@@ -344,7 +353,7 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
                         s = a - b
                         qb, qa = bid_sizes[-1], ask_sizes[0]
                         bref, aref, rb_in, rb, ra_in, R = limit_rates(b, a, lane.X, kl, L, Lin, floor,
-                                                                      qw * (qb - qa) / (qb + qa))
+                                                                      qw * (qb - qa) / (qb + qa), conv)
                         t_lo = t + E() / R
                 elif kind is GRID:  # ---- grid tick: shared state and cancels of the step, latent step
                     if j == n_steps:

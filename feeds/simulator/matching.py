@@ -56,7 +56,7 @@ class Exchange:
 
     __slots__ = ("iid", "book", "out", "t0", "lat", "prev_recv", "seq", "truth_seq", "next_oid",
                  "next_trade", "next_match", "tags", "tagged_fills", "last_trade", "episode",
-                 "n_trades", "n_market", "n_partial", "n_deletes", "n_clocks", "n_hidden")
+                 "n_trades", "n_market", "n_partial", "n_deletes", "n_clocks", "n_hidden", "n_auctions")
 
     def __init__(self, iid: int, t0_ns: int, latency_ns: Callable[[], int], view_levels: int = 10) -> None:
         self.iid = iid
@@ -76,6 +76,7 @@ class Exchange:
         self.episode = 0
         self.n_trades = self.n_market = self.n_partial = self.n_deletes = self.n_clocks = 0
         self.n_hidden = 0  # hidden (type-5) fills
+        self.n_auctions = 0  # auction uncrossing prints (``auction``)
 
     @property
     def n_adds(self) -> int:

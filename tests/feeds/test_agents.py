@@ -349,7 +349,7 @@ def test_fills_of_one_order_from_several_market_orders_all_reach_the_agent():
             self.fills.append(size)
 
     maker = Maker()
-    sim, market, labels = run(Planted((0, 5.0, maker), (0, 5.5, Taker(maker))), symbols=("AAPL",), duration=8.0)
+    sim, market, labels = run(Planted((0, 5.0, maker), (0, 5.001, Taker(maker))), symbols=("AAPL",), duration=8.0)
     assert maker.fills == [4, 6]
 
 

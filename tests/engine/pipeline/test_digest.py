@@ -18,14 +18,17 @@ from engine.config import load_config
 from engine.pipeline import RunOptions, run_reference
 
 SIMULATOR = {
-    "book_samples": "e9c57766912f85bb",
-    "detections": "9c853875693da87f",
-    "equity": "5a81f0e1f533bf45",
-    "feature_samples": "00e99d8147b378f6",
+    "book_samples": "271f420863cc458b",
+    "detections": "a32fdf2eb075bbb6",
+    "equity": "a9568506ce051d63",
+    "feature_samples": "7aa2ab59a73d9dc3",
+    "fills": "ab302b9200aae1d5",
     "instruments": "5d0c4e93e1663045",
     "integrity": "67a6cd22cc2a4eb3",
-    "signals": "c569b874ba502307",
-    "trades": "7639ea402e7dce7c",
+    "orders": "d9b82dff38fe7e0b",
+    "round_trips": "9946e8ecb528875c",
+    "signals": "a9a7452f2d31d751",
+    "trades": "18f6481b193aab99",
     "truth_labels": "bf1a03a8593658d2",
 }
 
