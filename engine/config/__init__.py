@@ -16,6 +16,7 @@ from engine.config.tree import (
     StoreConfig,
     load_config,
     parse_override,
+    with_values,
 )
 
 __all__ = [
