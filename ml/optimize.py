@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+import sqlalchemy
 
 from engine.errors import UsageError
 from ml.executors import Executor
@@ -134,7 +135,19 @@ class Settings:
 
 
 def storage(path: str) -> optuna.storages.RDBStorage:
-    return optuna.storages.RDBStorage(f"sqlite:///{path}")
+    """The study file: SQLite in WAL mode with ``synchronous=NORMAL`` (a trial writes a row per gene; a
+    sync per commit would cost more than the evaluation of a small trial), ``busy_timeout`` 10 s."""
+    rdb = optuna.storages.RDBStorage(f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 10.0}})
+    sqlalchemy.event.listen(rdb.engine, "connect", _pragmas)
+    rdb.engine.dispose()  # connections opened before the listener are closed; new ones get the pragmas
+    return rdb
+
+
+def _pragmas(connection, _record) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def create_study(path: str, name: str, settings: Settings) -> optuna.Study:
