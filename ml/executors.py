@@ -12,16 +12,18 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
 from engine.errors import UsageError
+
+R = TypeVar("R")
 
 
 class Executor(Protocol):
     name: str
     workers: int
 
-    def map(self, fn: Callable[..., Any], calls: Sequence[tuple]) -> list[Any]: ...
+    def map(self, fn: Callable[..., R], calls: Sequence[tuple]) -> list[R]: ...
 
     def close(self) -> None: ...
 
@@ -32,7 +34,7 @@ class SerialExecutor:
     name = "serial"
     workers = 1
 
-    def map(self, fn: Callable[..., Any], calls: Sequence[tuple]) -> list[Any]:
+    def map(self, fn: Callable[..., R], calls: Sequence[tuple]) -> list[R]:
         return [fn(*args) for args in calls]
 
     def close(self) -> None:
@@ -49,7 +51,7 @@ class PoolExecutor:
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                         max_tasks_per_child=max_tasks_per_child)
 
-    def map(self, fn: Callable[..., Any], calls: Sequence[tuple]) -> list[Any]:
+    def map(self, fn: Callable[..., R], calls: Sequence[tuple]) -> list[R]:
         futures = [self.pool.submit(fn, *args) for args in calls]
         return [f.result() for f in futures]
 
@@ -76,13 +78,13 @@ class RayExecutor:
                      log_to_driver=False)
             self.started = True
         self.workers = int(ray.cluster_resources().get("CPU", 1))
-        self.remote: dict[Callable, Any] = {}
+        self.remote: dict[Callable, object] = {}
 
-    def map(self, fn: Callable[..., Any], calls: Sequence[tuple]) -> list[Any]:
+    def map(self, fn: Callable[..., R], calls: Sequence[tuple]) -> list[R]:
         remote = self.remote.get(fn)
         if remote is None:
             remote = self.remote[fn] = self.ray.remote(fn)
-        return self.ray.get([remote.remote(*args) for args in calls])
+        return self.ray.get([remote.remote(*args) for args in calls])  # type: ignore[attr-defined]
 
     def close(self) -> None:
         if self.started:

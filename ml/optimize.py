@@ -25,7 +25,6 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import optuna
 import sqlalchemy
@@ -34,7 +33,8 @@ from engine.errors import UsageError
 from ml.executors import Executor
 
 OBJECTIVES = ("mean_r", "sharpe", "max_drawdown")
-DIRECTIONS = ("maximize", "maximize", "minimize")
+DIRECTIONS = [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MAXIMIZE,
+              optuna.study.StudyDirection.MINIMIZE]
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,9 @@ def genes_for(enabled: Iterable[str]) -> list[Gene]:
     return genes
 
 
-def suggest(trial: optuna.trial.BaseTrial, genes: list[Gene]) -> dict[str, Any]:
+def suggest(trial: optuna.trial.BaseTrial, genes: list[Gene]) -> dict[str, object]:
     """The trial's value of every gene, keyed by config key."""
-    params: dict[str, Any] = {}
+    params: dict[str, object] = {}
     for g in genes:
         if g.kind == "float":
             params[g.key] = trial.suggest_float(g.key, g.low, g.high)
@@ -131,7 +131,9 @@ class Settings:
 
     @classmethod
     def from_dict(cls, d: dict) -> Settings:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return cls(symbol=d["symbol"], seeds=tuple(d["seeds"]), minutes=d["minutes"], tapes=tuple(d["tapes"]),
+                   holdout_seeds=tuple(d["holdout_seeds"]), seed=d["seed"], population=d["population"],
+                   min_trades=d["min_trades"], genes=tuple(d["genes"]), config_hash=d["config_hash"])
 
 
 def storage(path: str) -> optuna.storages.RDBStorage:
@@ -151,7 +153,7 @@ def _pragmas(connection, _record) -> None:
 
 
 def create_study(path: str, name: str, settings: Settings) -> optuna.Study:
-    study = optuna.create_study(storage=storage(path), study_name=name, directions=list(DIRECTIONS),
+    study = optuna.create_study(storage=storage(path), study_name=name, directions=DIRECTIONS,
                                 sampler=sampler(settings))
     study.set_user_attr("settings", settings.as_dict())
     return study
@@ -180,7 +182,7 @@ def sampler(settings: Settings) -> optuna.samplers.NSGAIISampler:
             crossover=optuna.samplers.nsgaii.SBXCrossover(eta=15.0), crossover_prob=0.9)
 
 
-def trial_record(metrics, min_trades: int) -> dict[str, Any]:
+def trial_record(metrics, min_trades: int) -> dict[str, object]:
     """The user attributes a trial keeps: its objectives, the constraint and its sessions."""
     return {
         "metrics": metrics.as_dict(),
@@ -197,7 +199,7 @@ def objective_values(metrics) -> list[float]:
 Progress = Callable[[int, int, float | None], None]  # (trials done, trials wanted, best mean R so far)
 
 
-def run_study(study: optuna.Study, settings: Settings, evaluate: Callable, dataset: Any, trials: int,
+def run_study(study: optuna.Study, settings: Settings, evaluate: Callable, dataset: object, trials: int,
               executor: Executor, progress: Progress | None = None) -> None:
     """Evaluate trials until the study holds ``trials`` completed ones, one generation at a time."""
     genes = [GENES[key] for key in settings.genes]
@@ -227,7 +229,7 @@ def _tell(study: optuna.Study, settings: Settings, trials: list[optuna.trial.Tri
         record = trial_record(metrics, settings.min_trades)
         for key, value in record.items():
             trial.set_user_attr(key, value)
-        trial.set_constraint("min_trades", record["constraint"][0])
+        trial.set_constraint("min_trades", float(settings.min_trades - metrics.trades))
         study.tell(trial, objective_values(metrics))
 
 

@@ -14,7 +14,6 @@ in-sample PnL per session, DSR >= 0.95, PBO < 0.2 and the walk-forward efficienc
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import optuna
@@ -74,7 +73,7 @@ def _mean_r(trial: optuna.trial.FrozenTrial, sessions: tuple[int, ...]) -> float
     return float(np.mean(values)) if values else 0.0
 
 
-def walk_forward_of(trials: list[optuna.trial.FrozenTrial], windows: int) -> dict[str, Any] | None:
+def walk_forward_of(trials: list[optuna.trial.FrozenTrial], windows: int) -> dict[str, object] | None:
     """Walk-forward over the sessions in order (None with fewer sessions than 2 windows)."""
     if not trials:
         return None

@@ -93,6 +93,9 @@ def pbo_cscv(matrix: np.ndarray, blocks: int = 16,
 
 
 def _sharpe_columns(block: np.ndarray) -> np.ndarray:
+    """Each column's mean over standard deviation (its mean when a half holds a single period)."""
+    if block.shape[0] < 2:
+        return block.mean(axis=0)
     std = block.std(axis=0, ddof=1)
     mean = block.mean(axis=0)
     return np.divide(mean, std, out=np.zeros_like(mean), where=std > 0)

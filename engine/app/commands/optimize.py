@@ -7,6 +7,7 @@ at ``--study-db``; ``--resume STUDY`` continues one with its recorded sessions a
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -22,13 +23,14 @@ from engine.errors import UsageError
 def register(sub, common, reporting) -> dict:
     p = sub.add_parser("optimize", parents=[common, reporting],
                        help="multi-objective parameter search with walk-forward, deflated Sharpe and PBO")
-    p.add_argument("--symbol", help="the simulated instrument (default: the first of [run] symbols)")
+    p.add_argument("--symbol", type=str.upper, help="the simulated instrument (default: the first of [run] symbols)")
     p.add_argument("--trials", type=int, default=48, help="completed trials the study should hold (default 48)")
     p.add_argument("--seeds", type=_seeds, default=(1, 2, 3),
                    help="simulator seeds of the selection sessions, e.g. 1,2,3 (default 1,2,3)")
     p.add_argument("--holdout-seeds", type=_seeds, default=(101, 102),
                    help="seeds of the held-out sessions, never used for selection (default 101,102)")
-    p.add_argument("--minutes", type=arguments.positive, default=10.0, help="minutes per simulated session (default 10)")
+    p.add_argument("--minutes", type=arguments.positive, default=10.0,
+                   help="minutes per simulated session (default 10)")
     p.add_argument("--tape", nargs="+", default=[], metavar="FILE", help="tapes as further selection sessions")
     p.add_argument("--population", type=int, help="trials per generation (default: 48, at most half of --trials)")
     p.add_argument("--min-trades", type=int, default=30, help="a trial needs this many trades to be feasible (30)")
@@ -40,7 +42,8 @@ def register(sub, common, reporting) -> dict:
                    help="local process pool, or Ray (pip install 'chimera[distributed]')")
     p.add_argument("--address", help="Ray cluster: auto or HOST:PORT (default: a local Ray)")
     p.add_argument("--study-db", metavar="PATH", help="optuna SQLite file (default: beside [store] path)")
-    p.add_argument("--resume", metavar="STUDY", help="continue this study (see the study name in the summary)")
+    p.add_argument("--resume", metavar="STUDY",
+                   help="continue this study up to --trials, with its recorded sessions and settings")
     p.add_argument("--write-config", metavar="PATH", help="write the configuration with the chosen parameters")
     return {"optimize": cmd_optimize}
 
@@ -49,9 +52,9 @@ def _seeds(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise UsageError(f"--seeds {text!r}: expected comma-separated integers, e.g. 1,2,3") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 1,2,3, got {text!r}") from None
     if not values:
-        raise UsageError("--seeds: at least one seed")
+        raise argparse.ArgumentTypeError("expected at least one seed")
     return values
 
 
@@ -76,19 +79,12 @@ def cmd_optimize(args, config: Config) -> int:
         if not Path(tape).is_file():
             raise UsageError(f"--tape {tape}: no such file")
     path = study_path(args, config)
-    if args.resume:
-        study, settings = optimize.load_study(path, args.resume)
-        if settings.config_hash != config.hash():
-            raise UsageError(f"--resume {args.resume}: the effective configuration differs from the study's; "
-                             "use the same -c and --set")
-    else:
-        settings = _new_settings(args, config)
-        study = optimize.create_study(path, optimize.now_name(settings.symbol), settings)
-    dataset = Dataset(config=config, symbol=settings.symbol, seeds=settings.seeds, minutes=settings.minutes,
-                      tapes=settings.tapes)
     executor = make_executor(args.executor, args.workers, args.address)
-    started = time.perf_counter()
     try:
+        study, settings = _study(args, config, path)
+        dataset = Dataset(config=config, symbol=settings.symbol, seeds=settings.seeds, minutes=settings.minutes,
+                          tapes=settings.tapes)
+        started = time.perf_counter()
         with _progress(args) as progress:
             optimize.run_study(study, settings, evaluate, dataset, args.trials, executor, progress)
     finally:
@@ -101,6 +97,20 @@ def cmd_optimize(args, config: Config) -> int:
         summary["config_written"] = args.write_config
     _report(args, summary)
     return 0
+
+
+def _study(args, config: Config, path: str):
+    """The study resumed (its settings recorded) or created (settings from the flags)."""
+    from ml import optimize
+
+    if args.resume:
+        study, settings = optimize.load_study(path, args.resume)
+        if settings.config_hash != config.hash():
+            raise UsageError(f"--resume {args.resume}: the effective configuration differs from the study's; "
+                             "use the same -c and --set")
+        return study, settings
+    settings = _new_settings(args, config)
+    return optimize.create_study(path, optimize.now_name(settings.symbol), settings), settings
 
 
 def _new_settings(args, config: Config):
