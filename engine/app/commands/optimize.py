@@ -144,8 +144,10 @@ def _analyse(args, config: Config, study, settings, dataset, evaluate, path: str
     pbo = selection.pbo_of(trials)
     wf = selection.walk_forward_of(trials, args.windows)
     holdout = None
-    survives, reasons = False, ["no feasible trial on the Pareto front within the drawdown cap "
-                                f"(min trades {settings.min_trades}, max drawdown {cap})"]
+    most = max((t.user_attrs["metrics"]["trades"] for t in trials), default=0)
+    survives, reasons = False, [f"no feasible trial on the Pareto front within the drawdown cap (min trades "
+                                f"{settings.min_trades}, the most any trial made {most}; max drawdown {cap}): "
+                                "add --seeds or --minutes, or lower --min-trades"]
     if chosen is not None:
         held = evaluate(chosen["params"], dataset.subset(settings.holdout_seeds))
         holdout = held.as_dict()
