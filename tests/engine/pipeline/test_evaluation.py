@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from engine.config import load_config
+from engine.config import load_config, with_values
 from engine.errors import ConfigError
 from engine.pipeline.evaluation import Dataset, Session, combine, evaluate
 
@@ -52,3 +52,18 @@ def test_combine_computes_the_figures_by_hand():
     m = combine([a, b])
     assert (m.trades, m.mean_r, m.max_drawdown, m.pnl) == (3, 1.0, 0.03, 6.0)
     assert m.sharpe == pytest.approx(1.0 / 2.0)  # std of (1, -1, 3) with ddof=1 is 2
+
+
+def test_a_recorded_session_replayed_from_its_tape_gives_the_same_trades(tmp_path):
+    """A tape of simulated session seed 1 is a dataset too: its trades, PnL and drawdown equal the session's."""
+    from feeds.simulator import MarketSimulator
+    from feeds.tape import record
+
+    config = with_values(CONFIG, {"run.seed": 1})
+    tape = tmp_path / "s1.jsonl"
+    record(MarketSimulator(["AAPL"], config, 1, 180.0), tape, source="test", meta={}, created_at="2026-01-01T00:00:00Z")
+    simulated = evaluate({}, dataset()).sessions[0]
+    replayed = evaluate({}, Dataset(config=config, symbol="AAPL", tapes=(str(tape),))).sessions[0]
+    assert replayed.label == str(tape) and simulated.net_r
+    assert (replayed.net_r, replayed.pnl, replayed.max_drawdown) == (simulated.net_r, simulated.pnl,
+                                                                     simulated.max_drawdown)
