@@ -23,6 +23,7 @@ BENCHMARKS = [
     ("benchmarks.bench_simulator", False),
     ("benchmarks.bench_strategies", True),
     ("benchmarks.bench_daemon", False),
+    ("benchmarks.bench_optimize", False),
 ]
 
 

@@ -16,10 +16,11 @@ from engine.config.tree import (
     StoreConfig,
     load_config,
     parse_override,
+    with_values,
 )
 
 __all__ = [
     "DEFAULT_INSTRUMENTS", "PROFILES", "BookConfig", "Config", "ExecutionConfig", "FeatureConfig", "InstrumentSpec",
     "LargeTickProfile", "PipelineConfig", "ProfileParams", "RiskConfig", "RunConfig", "SimulatorConfig",
-    "SmallTickProfile", "StoreConfig", "load_config", "parse_override",
+    "SmallTickProfile", "StoreConfig", "load_config", "parse_override", "with_values",
 ]

@@ -282,6 +282,24 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         key, value = parse_override(item)
         _set_path(tree, key, value)
         origins.append((key, item.strip()))
+    return _validated(tree, path or None, origins)
+
+
+def with_values(config: Config, values: dict[str, Any]) -> Config:
+    """``config`` with dotted keys set (``{"strategies.sweep_reversal.min_rr": 2.0}``), validated like ``--set``.
+
+    Raises:
+        ConfigError: an unknown key or a value out of its range, naming the key.
+    """
+    tree = msgspec.to_builtins(config)
+    origins = []
+    for key, value in values.items():
+        _set_path(tree, key, value)
+        origins.append((key, f"{key}={value!r}"))
+    return _validated(tree, None, origins)
+
+
+def _validated(tree: dict[str, Any], path: str | Path | None, origins: list[tuple[str, str]]) -> Config:
     _speed_from_text(tree)
     try:
         problem = non_finite(tree)
@@ -295,7 +313,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         except msgspec.ValidationError as exc:
             raise _Invalid(problem_of(exc, Config)) from exc
     except _Invalid as invalid:
-        raise config_error(invalid.problem, path or None, origins) from invalid.__cause__
+        raise config_error(invalid.problem, path, origins) from invalid.__cause__
 
 
 class _Invalid(Exception):

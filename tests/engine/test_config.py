@@ -526,3 +526,17 @@ def test_cli_reads_a_numeric_speed_from_the_config(tmp_path, capsys):
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["events"] > 0
+
+
+def test_with_values_sets_dotted_keys_and_validates_them():
+    """with_values changes only the keys given, and refuses an unknown key or a value out of range by name."""
+    from engine.config import with_values
+
+    base = Config()
+    changed = with_values(base, {"strategies.sweep_reversal.min_rr": 2.5, "run.seed": 3})
+    assert (changed.strategies.sweep_reversal.min_rr, changed.run.seed) == (2.5, 3)
+    assert changed.risk == base.risk and with_values(base, {}) == base
+    with pytest.raises(ConfigError, match="min_rrr"):
+        with_values(base, {"strategies.sweep_reversal.min_rrr": 2.5})
+    with pytest.raises(ConfigError, match="trap_share"):
+        with_values(base, {"strategies.sweep_reversal.trap_share": 1.5})
