@@ -19,12 +19,15 @@ from engine.pipeline import RunOptions, run_reference
 
 SIMULATOR = {
     "book_samples": "e9c57766912f85bb",
-    "detections": "9c853875693da87f",
-    "equity": "5a81f0e1f533bf45",
-    "feature_samples": "00e99d8147b378f6",
+    "detections": "d25979e09a97669c",
+    "equity": "7dbee706b82e6309",
+    "feature_samples": "48d1f0717f958de8",
+    "fills": "c4290d549dc0bb46",
     "instruments": "5d0c4e93e1663045",
     "integrity": "67a6cd22cc2a4eb3",
-    "signals": "c569b874ba502307",
+    "orders": "135b3112da6e6ccc",
+    "round_trips": "9c5e1b672f79d89e",
+    "signals": "bcf75f0315ae778c",
     "trades": "7639ea402e7dce7c",
     "truth_labels": "bf1a03a8593658d2",
 }
