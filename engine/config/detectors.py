@@ -28,6 +28,9 @@ class SweepParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     min_bursts: Annotated[int, Meta(ge=2, le=1_000_000)] = 20
     # True: a sweep needs min_levels prices AND a volume above the threshold (Bookmap's rule)
     require_volume: bool = False
+    # True: fills that carry a match_id group by it (one aggressive order); the time window groups only
+    # fills without one (SPEC F22: "match_id when available"); False: the window groups every fill
+    group_by_match: bool = True
 
 
 class TrappedParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

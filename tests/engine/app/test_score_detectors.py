@@ -55,18 +55,26 @@ SMALL_PACK_BARS = {
 }
 
 
-@pytest.mark.xfail(reason="after the simulator's realism change the small pack's absorption precision is 0.30 "
-                          "(bar 0.6: 19 false events, most in the background before each preset's episodes, "
-                          "e.g. a bid at 1000 in every seed-2 preset) and vacuum precision 0.50 (bar 0.6)",
-                   strict=False)
+@pytest.mark.xfail(reason="absorption precision 0.30 and vacuum precision 0.50 (bar 0.6) on the small pack: the "
+                          "false events are real F20/F18 events of the simulator's own flow that no label names "
+                          "(see the docstring)", strict=False)
 def test_a_small_pack_meets_its_documented_bar(capsys):
     """Two seeds of the seven presets that plant icebergs, absorbers, sweeps, vacuums and spoofs (issue 14
     item 4's smaller pack; the standard pack is 20 seeds of every preset plus background sessions). Measured
-    (recall, precision): iceberg (0.75, 0.95), absorption (0.67, 0.73), vacuum (1.0, 0.67), sweep (1.0, 0.03),
-    hidden liquidity (1.0, 0.84), spoofing (1.0, 1.0). The bar: iceberg (0.7, 0.6), absorption (0.6, 0.6),
+    (recall, precision): iceberg (1.0, 1.0), absorption (0.73, 0.30), vacuum (1.0, 0.50), sweep (1.0, 0.13),
+    hidden liquidity (1.0, 0.76), spoofing (1.0, 1.0). The bar: iceberg (0.7, 0.6), absorption (0.6, 0.6),
     vacuum (0.7, 0.6), hidden liquidity (0.9, 0.7), spoofing (0.8, 0.8); sweep recall 0.7 only: the
-    simulator's own market orders walk two or more levels (a sweep by SPEC F22) hundreds of times a session
-    and no label names them, so the sweep's precision against planted labels is reported, not held."""
+    simulator's own market orders walk two or more prices (a sweep by SPEC F22) dozens of times a session
+    and no label names them, so the sweep's precision against planted labels is reported, not held.
+    Why absorption and vacuum miss the bar: 12 of the 19 false absorption events come before the planted
+    episodes and are three events of the shared warm-up (every preset of a seed has the same first 60 s):
+    seed 1 at 52 s (bid 1000, 54 lots against 26 shown), seed 2 at 37.8 s (bid 1000, 76 against 44) and
+    37.9 s (ask 1001, 69 against 31), each counted in three or four presets; each traded past the auto
+    threshold, more than was displayed, and held 2 s, an F20 absorption by definition. Two of the four false
+    vacuums are the planted spoof being pulled in spoof_pull (a 104-lot order within N ticks cancelled:
+    D_N falls by more than half through cancels, an F18 vacuum; its label is SPOOF), the other two are
+    natural thinning of the TSLA book. Raising thresholds does not separate them: the planted events are not
+    stronger than the natural ones (absorption strength 1.0-2.5 both; vacuum 1.0-1.1 both)."""
     args = ["score-detectors", "--seeds", "2", "--background", "0", "--json"]
     for preset in SMALL_PACK:
         args += ["--scenario", preset]

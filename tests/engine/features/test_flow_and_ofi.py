@@ -9,10 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.book import OrderBook
-from engine.events import BUY, LAST, SELL, OrderAdd, OrderCancel, Trade
+from engine.events import BUY, LAST, SELL, Clock, OrderAdd, OrderCancel, Trade
 from engine.features.flow import TradeFlow
 from engine.features.ofi import OrderFlowImbalance
 from engine.testing import EventBuilder, instrument, run_market
+from tests.engine.features.conftest import STEPS, market_events
 
 NS = 1_000_000_000
 INST = instrument(1, "TEST")
@@ -102,3 +103,54 @@ def test_ofi_windows_at_bar_closes_equal_a_naive_sum_of_terms(steps):
         for seconds in (1, 10):
             expected = sum(v for t, v in terms if sample.ts_recv - seconds * NS < t < sample.ts_recv)
             assert sample.flow.get(f"ofi_{seconds}s", 0) == expected, (seconds, sample.ts_recv)
+
+
+def _naive_multilevel_ofi(events: list, levels: int) -> list[tuple[int, list[int], int]]:
+    """From scratch: ``(ts, [e^(1..M)_n], depth of the first M levels of both sides)`` at every LAST with
+    both sides present, applying the F5 formula to the m-th occupied level of each side (a level that one
+    of the two states lacks contributes nothing)."""
+    book = OrderBook(1)
+    out = []
+    previous = None
+    for ev in events:
+        book.update(ev)
+        if not ev.flags & LAST or not book.bid_prices or not book.ask_prices:
+            continue
+        bids = list(zip(book.bid_prices[::-1], book.bid_sizes[::-1], strict=True))[:levels]
+        asks = list(zip(book.ask_prices, book.ask_sizes, strict=True))[:levels]
+        terms = [0] * levels
+        if previous is not None:
+            prev_bids, prev_asks = previous
+            for m in range(levels):
+                if m < len(bids) and m < len(prev_bids):
+                    (b, qb), (pb, pqb) = bids[m], prev_bids[m]
+                    terms[m] += (qb if b >= pb else 0) - (pqb if b <= pb else 0)
+                if m < len(asks) and m < len(prev_asks):
+                    (a, qa), (pa, pqa) = asks[m], prev_asks[m]
+                    terms[m] += -(qa if a <= pa else 0) + (pqa if a >= pa else 0)
+        previous = (bids, asks)
+        out.append((ev.ts_recv, terms, sum(q for _, q in bids) + sum(q for _, q in asks)))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(STEPS)
+def test_multilevel_and_integrated_ofi_at_bar_closes_equal_a_naive_recompute(steps):
+    """F6: at every bar close, each level's 10 s OFI normalised by the mean depth of the first M levels
+    (per side), and the integrated OFI (equal weights), equal a from-scratch recompute over the same
+    random events (adds and deletes at several levels, trades, quiet gaps)."""
+    levels = 5
+    events = market_events(steps)
+    last = events[-1]
+    events.append(Clock(1, last.ts_recv + 11 * NS, last.ts_recv + 11 * NS, last.seq + 1, LAST))  # closes bars
+    _, samples = run_market(INST, events, lambda ctx: OrderFlowImbalance(ctx.book, levels))
+    updates = _naive_multilevel_ofi(events, levels)
+    assert samples
+    for sample in samples:
+        inside = [u for u in updates if sample.ts_recv - 10 * NS < u[0] < sample.ts_recv]
+        depth = sum(d for _, _, d in inside)
+        scale = 2 * len(inside) / depth if depth else 0.0
+        expected = [sum(terms[m] for _, terms, _ in inside) * scale for m in range(levels)]
+        for m in range(levels):
+            assert math.isclose(sample.flow.get(f"ofi_l{m + 1}_10s", 0.0), expected[m], abs_tol=1e-9), (m, sample)
+        assert math.isclose(sample.flow.get("ofi_integrated_10s", 0.0), sum(expected) / levels, abs_tol=1e-9)

@@ -19,15 +19,15 @@ from engine.pipeline import RunOptions, run_reference
 
 SIMULATOR = {
     "book_samples": "271f420863cc458b",
-    "detections": "a32fdf2eb075bbb6",
-    "equity": "a9568506ce051d63",
-    "feature_samples": "7aa2ab59a73d9dc3",
-    "fills": "ab302b9200aae1d5",
+    "detections": "d41561035eabf149",
+    "equity": "d6fdb7c38762636e",
+    "feature_samples": "00d728cd7e0f2d45",
+    "fills": "937907f6487c6175",
     "instruments": "5d0c4e93e1663045",
     "integrity": "67a6cd22cc2a4eb3",
-    "orders": "d9b82dff38fe7e0b",
-    "round_trips": "9946e8ecb528875c",
-    "signals": "a9a7452f2d31d751",
+    "orders": "4376025088286171",
+    "round_trips": "9f88397261036d34",
+    "signals": "c812029ecd996704",
     "trades": "18f6481b193aab99",
     "truth_labels": "bf1a03a8593658d2",
 }
