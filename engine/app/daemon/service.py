@@ -95,6 +95,7 @@ class Daemon:
         self.sessions = 0
         self.stopping = asyncio.Event()
         self.checkpoint_due = asyncio.Event()
+        self.saving: asyncio.Future | None = None  # the periodic checkpoint being written, if any
         self.stop_signal: str | None = None
         self.bound_port: int | None = None
         self.session_started = 0.0
@@ -134,6 +135,10 @@ class Daemon:
                     checkpoints.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await checkpoints
+                if self.saving is not None and not self.saving.done():
+                    # a periodic checkpoint still in its thread holds older state: it lands before the last one
+                    await asyncio.wait([self.saving])
+                    self._saved(self.saving)
                 self._checkpoint_now()
                 await runner.cleanup()
                 conn.close()
@@ -238,11 +243,17 @@ class Daemon:
                 async with asyncio.timeout(self.config.daemon.checkpoint_s):
                     await self.checkpoint_due.wait()
             self.checkpoint_due.clear()
-            try:
-                await asyncio.to_thread(self._save, orjson.dumps(self.controls.state()).decode(),
-                                        self._retention_cut())
-            except (sqlite3.Error, ChimeraError) as exc:
-                self.log.warning("checkpoint_failed", error=str(exc))
+            # shielded: a cancelled await would leave the thread writing; the stop waits for it instead
+            self.saving = asyncio.ensure_future(asyncio.to_thread(
+                self._save, orjson.dumps(self.controls.state()).decode(), self._retention_cut()))
+            await asyncio.wait([self.saving])
+            self._saved(self.saving)
+
+    def _saved(self, saving: asyncio.Future) -> None:
+        if not saving.cancelled() and (exc := saving.exception()) is not None:
+            if not isinstance(exc, sqlite3.Error | ChimeraError):
+                raise exc
+            self.log.warning("checkpoint_failed", error=str(exc))
 
     def _checkpoint_now(self) -> None:
         try:
