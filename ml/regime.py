@@ -101,7 +101,20 @@ def new_classifier(seed: int = 0) -> HistGradientBoostingClassifier:
 
 
 def train_regime(data: RegimeSet, seed: int = 0) -> HistGradientBoostingClassifier:
-    return new_classifier(seed).fit(data.X, data.y)
+    return fit(new_classifier(seed), data.X, data.y)
+
+
+def fit(model: HistGradientBoostingClassifier, X: np.ndarray, y: np.ndarray) -> HistGradientBoostingClassifier:
+    """``model.fit`` with columns that hold no value at all (windows longer than short sessions) set to 0.
+
+    scikit-learn's binning fails on a column without a single finite value; at prediction time a
+    NaN in such a column goes where the training zeros went.
+    """
+    empty = ~np.isfinite(X).any(axis=0)
+    if empty.any():
+        X = X.copy()
+        X[:, empty] = 0.0
+    return model.fit(X, y)
 
 
 def cross_validate(data: RegimeSet, n_splits: int = 3, seed: int = 0) -> dict:
@@ -110,7 +123,7 @@ def cross_validate(data: RegimeSet, n_splits: int = 3, seed: int = 0) -> dict:
     for train, test in purged_kfold(data.bar, data.bar, n_splits, EMBARGO_BARS, data.session):
         if len(np.unique(data.y[train])) < 2:
             continue
-        pred[test] = new_classifier(seed).fit(data.X[train], data.y[train]).predict(data.X[test])
+        pred[test] = fit(new_classifier(seed), data.X[train], data.y[train]).predict(data.X[test])
     scored = pred != UNKNOWN
     return evaluate(data.y[scored], pred[scored])
 

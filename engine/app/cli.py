@@ -27,6 +27,7 @@ from engine.app.commands import (
     runs,
     signals,
     simulator,
+    train,
 )
 from engine.config import load_config
 from engine.errors import ChimeraError, UsageError
@@ -41,7 +42,8 @@ def build_parser() -> tuple[Parser, dict[str, Handler]]:
     parser = Parser(prog="chimera", description="Event-driven order-flow trading engine.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     handlers: dict[str, Handler] = {}
-    for module in (live, replay, dbn, simulator, runs, models, signals, detectors, microprice, report, daemon):
+    for module in (live, replay, dbn, simulator, runs, models, signals, detectors, microprice, report, daemon,
+                   train):
         handlers.update(module.register(sub, common, reporting))
     sub.add_parser("test", help="run the test suite (pytest); every further argument goes to pytest",
                    add_help=False)
