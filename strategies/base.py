@@ -83,6 +83,9 @@ class Strategy(Protocol):
         """Return a signal or None, given the newest features (with their book view and detections)."""
         ...
 
+    # Optional: ``retune(self, config: StrategiesConfig) -> None`` takes a reloaded ``[strategies]``
+    # section (the daemon's SIGHUP) without losing the strategy's state; see docs/strategies.md.
+
 
 def signal_id(instrument_id: int, seq: int, strategy: str) -> str:
     """Deterministic id: the same input always names its signals the same way."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from engine.config.strategies import CommonParams
+from engine.config.strategies import CommonParams, StrategiesConfig
 from engine.detectors.iceberg import IcebergDetection
 from engine.events import Detection
 from engine.features.vector import FeatureVector
@@ -54,6 +54,13 @@ class OrderFlowStrategy:
 
     def setup(self, features: FeatureVector) -> Signal | None:
         raise NotImplementedError
+
+    def retune(self, config: StrategiesConfig) -> None:
+        """Take the parameters of a reloaded config (the daemon's SIGHUP): this strategy's own block and
+        the common one. What the strategy has seen (open episodes, levels, the cooldown) stays."""
+        self.p = getattr(config, self.name)
+        self.common = config.common
+        self.cooldown_ns = int(self.common.cooldown_s * NS)
 
     # ---- helpers for subclasses ------------------------------------------------------------------
     def buffer(self, values: dict[str, float]) -> int:

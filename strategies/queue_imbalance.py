@@ -9,6 +9,7 @@ stop ``stop_ticks`` away and a target at ``reward_ratio`` times the stop, at mos
 
 from __future__ import annotations
 
+from engine.config.strategies import QueueImbalanceParams, StrategiesConfig
 from engine.events import OrderType
 from engine.features.vector import FeatureVector
 from strategies.base import Signal, signal_id
@@ -37,6 +38,20 @@ class QueueImbalanceProbe:
         self.cooldown_ns = int(cooldown_s * NS)
         self.time_stop_ns = int(time_stop_s * NS)
         self.next_allowed = 0
+
+    @property
+    def p(self) -> QueueImbalanceParams:
+        """The parameters in use, as the config block that gives them."""
+        return QueueImbalanceParams(threshold=self.threshold, max_spread=self.max_spread, stop_ticks=self.stop_ticks,
+                                    reward_ratio=self.reward_ratio, cooldown_s=self.cooldown_ns / NS,
+                                    time_stop_s=self.time_stop_ns / NS)
+
+    def retune(self, config: StrategiesConfig) -> None:
+        """Take the parameters of a reloaded config (the daemon's SIGHUP); the cooldown in progress stays."""
+        q = config.queue_imbalance
+        self.threshold, self.max_spread, self.stop_ticks = q.threshold, q.max_spread, q.stop_ticks
+        self.reward_ratio = q.reward_ratio
+        self.cooldown_ns, self.time_stop_ns = int(q.cooldown_s * NS), int(q.time_stop_s * NS)
 
     def on_features(self, features: FeatureVector) -> Signal | None:
         qi = features["queue_imbalance"]

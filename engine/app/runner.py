@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import signal
 import sqlite3
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ import orjson
 
 from engine import store
 from engine.analytics import run_analytics
+from engine.app.stop_signals import stop_on_signals
 from engine.config import Config
 from engine.errors import ChimeraError, StoreError, UsageError
 from engine.logs import get_logger
@@ -174,30 +174,12 @@ def _run_loop(pipeline: Pipeline, loop_factory, on_ready) -> RunStats:
     """Run on ``loop_factory``'s loop with SIGINT/SIGTERM handlers; ``on_ready`` is called once they are
     installed."""
     async def main() -> RunStats:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        signals_seen = 0
+        def cancelled() -> None:
+            pipeline.stats.stopped_by = "cancelled"
 
-        def on_signal(name: str) -> None:
-            nonlocal signals_seen
-            signals_seen += 1
-            if signals_seen == 1:
-                get_logger().warning("stop_requested", signal=name, hint="press Ctrl-C again to cancel")
-                pipeline.request_stop(name)
-            elif task is not None:
-                pipeline.stats.stopped_by = "cancelled"
-                task.cancel()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, on_signal, sig.name)
-        on_ready()
-        try:
+        with stop_on_signals(pipeline.request_stop, on_cancel=cancelled):
+            on_ready()
             return await pipeline.run()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
 
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         try:

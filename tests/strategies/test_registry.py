@@ -98,3 +98,20 @@ def test_a_broken_user_strategy_stops_the_run_with_a_one_line_error(tmp_path):
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(lines) == 1 and "lacks an 'on_features(self, features)' method" in lines[0], result.stderr
+
+
+def test_retune_gives_every_builtin_the_reloaded_parameters_and_keeps_its_state():
+    """The daemon's SIGHUP path: each built-in takes its own block and the common one; what it holds stays."""
+    config = load_config(None, ['strategies.enabled=["sweep_reversal", "stacked_absorption", "iceberg_defense", '
+                                '"vacuum_entry", "mean_reversion", "hvn_bounce", "queue_imbalance"]'])
+    reloaded = load_config(None, [*(f"strategies.{name}.time_stop_s=77.0" for name in config.strategies.enabled),
+                                  "strategies.common.cooldown_s=9.0"])
+    for strategy in strategy_factory(config)(instrument()):
+        before = strategy.p
+        assert before.time_stop_s != 77.0
+        strategy.next_allowed = 123
+        strategy.retune(reloaded.strategies)
+        assert strategy.p == getattr(reloaded.strategies, strategy.name), strategy.name
+        assert strategy.next_allowed == 123
+        if strategy.name != "queue_imbalance":
+            assert (strategy.common.cooldown_s, strategy.cooldown_ns) == (9.0, 9_000_000_000)

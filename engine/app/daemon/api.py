@@ -187,6 +187,7 @@ class Routes:
         controls = self.daemon.controls
         state = controls.state()
         state["strategies"] = sorted(controls.strategies)
+        state["strategy_params"] = controls.strategy_params()
         return json_response(state)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import msgspec
 
 from engine.config import Config
+from engine.config.strategies import StrategiesConfig
 from engine.config.tree import RiskConfig
 from engine.errors import ConfigError
 from engine.risk import MaxOrderSize, OrderRate, PositionLimit, RiskState
@@ -57,6 +58,7 @@ class Controls:
         self.symbols: dict[int, str] = {}
         self.books: dict[int, object] = {}
         self.strategies: set[str] = set()
+        self.running: list = []  # the strategy objects of every lane of the attached run
 
     # --- attaching to a run ---------------------------------------------------------------------------
     def attach(self, pipeline) -> None:
@@ -66,7 +68,8 @@ class Controls:
         self.risk_manager.checks[:0] = [self.kill_switch, self.pauses]
         self.symbols = {d.instrument_id: d.symbol for d in pipeline.instruments}
         self.books = {lane.instrument.instrument_id: dict(lane.stages)["market"].book for lane in pipeline.lanes}
-        self.strategies = {s.name for lane in pipeline.lanes for s in dict(lane.stages)["signals"].strategies}
+        self.running = [s for lane in pipeline.lanes for s in dict(lane.stages)["signals"].strategies]
+        self.strategies = {s.name for s in self.running}
         self._apply_limits()
         positions = self.execution.portfolio.positions
         for iid, symbol in self.symbols.items():
@@ -82,6 +85,30 @@ class Controls:
         """Keep the run's final positions for the next session."""
         self.positions = self.position_state()
         self.risk_manager = self.execution = None
+        self.running = []
+
+    def retune(self, config: StrategiesConfig) -> tuple[list[str], list[str]]:
+        """Give the running strategies ``config``'s parameters; return the names retuned and the names kept
+        as they were (a user strategy without a ``retune(config)`` method takes new parameters at the next
+        session)."""
+        retuned, kept = set(), set()
+        for strategy in self.running:
+            retune = getattr(strategy, "retune", None)
+            if retune is None:
+                kept.add(strategy.name)
+            else:
+                retune(config)
+                retuned.add(strategy.name)
+        return sorted(retuned), sorted(kept)
+
+    def strategy_params(self) -> dict[str, dict]:
+        """The parameters each running built-in strategy uses now (one instrument's: every lane has the same)."""
+        params: dict[str, dict] = {}
+        for strategy in self.running:
+            p = getattr(strategy, "p", None)
+            if p is not None and strategy.name not in params:
+                params[strategy.name] = msgspec.to_builtins(p)
+        return params
 
     # --- the operations -----------------------------------------------------------------------------
     def pause(self, strategy: str, paused: bool) -> None:

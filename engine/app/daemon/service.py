@@ -27,6 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import msgspec
 import orjson
 from aiohttp import web
 
@@ -36,6 +37,7 @@ from engine.app.daemon.controls import Controls
 from engine.app.daemon.live import LiveView, tap_pipeline
 from engine.app.daemon.metrics import registry_for
 from engine.app.runner import RunRequest, build_summary, new_run_id, outcome
+from engine.app.stop_signals import stop_on_signals
 from engine.config import Config
 from engine.errors import ChimeraError, UsageError
 from engine.logs import get_logger
@@ -104,57 +106,38 @@ class Daemon:
         store.check_database(self.db_path)
         _prepare_vacuum(self.db_path, self.config.store.busy_timeout_ms)
         conn = store.connect(self.db_path, self.config.store.busy_timeout_ms)
-        loop = asyncio.get_running_loop()
-        main = asyncio.current_task()
-        signals_seen = 0
-
-        def on_stop(name: str) -> None:
-            nonlocal signals_seen
-            signals_seen += 1
-            if signals_seen == 1:
-                self.log.warning("stop_requested", signal=name)
-                self.request_stop(name)
-            elif main is not None:
-                main.cancel()
-
-        handlers = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop, signal.SIGHUP: lambda _name: self.reload()}
-        for sig, handler in handlers.items():
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, handler, sig.name)
         runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False, shutdown_timeout=2.0)
         checkpoints: asyncio.Task | None = None
-        try:
-            interrupted = store.mark_interrupted(conn)
-            if interrupted:
-                self.log.info("runs_interrupted", runs=interrupted)
-            self._restore(conn)
-            await runner.setup()
-            site = web.TCPSite(runner, self.host, self.port)
-            await site.start()
-            self.bound_port = _bound_port(runner, self.port)
-            self.log.info("daemon_listening", host=self.host, port=self.bound_port, db=self.db_path,
-                          control="enabled" if self.token else "disabled")
-            print(f"chimera daemon: http://{self.host}:{self.bound_port}/ (database {self.db_path}; "
-                  f"controls {'enabled' if self.token else 'disabled'})", flush=True)
-            checkpoints = asyncio.create_task(self._checkpoints(), name="checkpoints")
-            await self._sessions(conn)
-            return 0
-        except asyncio.CancelledError:
-            self.log.warning("daemon_cancelled")
-            return 130
-        finally:
-            self.stopping.set()
-            if checkpoints is not None:
-                checkpoints.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await checkpoints
-            self._checkpoint_now()
-            await runner.cleanup()
-            for sig in handlers:
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
-            conn.close()
-            self.log.info("daemon_stopped", signal=self.stop_signal, sessions=self.sessions)
+        with stop_on_signals(self.request_stop, extra={signal.SIGHUP: lambda _name: self.reload()}):
+            try:
+                interrupted = store.mark_interrupted(conn)
+                if interrupted:
+                    self.log.info("runs_interrupted", runs=interrupted)
+                self._restore(conn)
+                await runner.setup()
+                site = web.TCPSite(runner, self.host, self.port)
+                await site.start()
+                self.bound_port = _bound_port(runner, self.port)
+                self.log.info("daemon_listening", host=self.host, port=self.bound_port, db=self.db_path,
+                              control="enabled" if self.token else "disabled")
+                print(f"chimera daemon: http://{self.host}:{self.bound_port}/ (database {self.db_path}; "
+                      f"controls {'enabled' if self.token else 'disabled'})", flush=True)
+                checkpoints = asyncio.create_task(self._checkpoints(), name="checkpoints")
+                await self._sessions(conn)
+                return 0
+            except asyncio.CancelledError:
+                self.log.warning("daemon_cancelled")
+                return 130
+            finally:
+                self.stopping.set()
+                if checkpoints is not None:
+                    checkpoints.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await checkpoints
+                self._checkpoint_now()
+                await runner.cleanup()
+                conn.close()
+                self.log.info("daemon_stopped", signal=self.stop_signal, sessions=self.sessions)
 
     def request_stop(self, reason: str) -> None:
         self.stop_signal = reason
@@ -215,7 +198,9 @@ class Daemon:
 
     # --- reload, checkpoints, retention ------------------------------------------------------------------
     def reload(self) -> bool:
-        """SIGHUP: read and validate the config file again; apply its risk limits, or keep everything."""
+        """SIGHUP: read and validate the config file again; apply its risk limits and strategy parameters
+        (to the running strategies and to the next sessions), or keep everything. Which strategies run is
+        read at start only: a changed ``strategies.enabled`` is reported and waits for a restart."""
         if self.reload_config is None:
             self.log.warning("reload_ignored", reason="no config file was given (-c)")
             return False
@@ -228,8 +213,15 @@ class Daemon:
         except ChimeraError as exc:
             self.log.error("reload_rejected", error=str(exc))
             return False
+        strategies = msgspec.structs.replace(config.strategies, enabled=self.config.strategies.enabled)
+        self.config = msgspec.structs.replace(self.config, strategies=strategies)
+        retuned, kept = self.controls.retune(strategies)
+        if config.strategies.enabled != strategies.enabled:
+            self.log.warning("reload_needs_restart", key="strategies.enabled", running=strategies.enabled,
+                             reloaded=config.strategies.enabled)
         self.log.info("reload_applied", max_position=risk.max_position, max_order_size=risk.max_order_size,
-                      order_size=risk.order_size, max_orders_per_second=risk.max_orders_per_second)
+                      order_size=risk.order_size, max_orders_per_second=risk.max_orders_per_second,
+                      strategies_retuned=retuned, strategies_kept=kept)
         return True
 
     def control_changed(self, event: str, **fields) -> None:

@@ -81,9 +81,15 @@ def _flat(daemon) -> bool:
 
 def test_flatten_exits_the_open_positions(daemon):
     """Flatten lists the open positions and sends their exits; the positions reach zero as the exits fill."""
-    wait_until(lambda: not _flat(daemon), "an open position")
-    status, flattened = daemon.post("/api/control/flatten")
-    assert status == 200 and flattened["orders"]
+    def flatten_an_open_position() -> dict | None:
+        # a position can close on its own between seeing it and flattening; then flatten lists nothing: retry
+        if _flat(daemon):
+            return None
+        status, body = daemon.post("/api/control/flatten")
+        assert status == 200
+        return body if body["orders"] else None
+
+    flattened = wait_until(flatten_an_open_position, "an open position to flatten")
     closing = {order["symbol"] for order in flattened["orders"]}
 
     def closed() -> bool:

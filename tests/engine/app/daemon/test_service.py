@@ -33,29 +33,42 @@ def test_sigterm_drains_commits_and_exits_zero(tmp_path):
     assert [line["event"] for line in process.lines()][-3:] == ["stop_requested", "session_finished", "daemon_stopped"]
 
 
-def _config(path, max_position: int) -> None:
-    path.write_text(f"[risk]\nmax_position = {max_position}\n")
+def _config(path, max_position: int, threshold: float | None = None) -> None:
+    strategies = "" if threshold is None else f"[strategies.queue_imbalance]\nthreshold = {threshold}\n"
+    path.write_text(f"[risk]\nmax_position = {max_position}\n{strategies}")
 
 
 def test_sighup_applies_a_valid_file_and_keeps_the_old_limits_on_a_bad_one(tmp_path):
-    """SIGHUP re-reads -c: valid limits apply; an invalid file is rejected with one log line, limits unchanged."""
+    """SIGHUP re-reads -c: valid limits and strategy parameters apply to the running strategies; an invalid
+    file is rejected with one log line, limits and parameters unchanged."""
     config = tmp_path / "chimera.toml"
     _config(config, 700)
     process = DaemonProcess(tmp_path, "--symbol", "AAPL", "--set", "daemon.speed=20", config=config).start()
     try:
-        assert process.get("/api/control")[1]["risk"]["max_position"] == 700
-        _config(config, 250)
+        process.wait_ready()
+        control = process.get("/api/control")[1]
+        assert control["risk"]["max_position"] == 700
+        assert control["strategy_params"]["queue_imbalance"]["threshold"] == 0.8
+        _config(config, 250, threshold=0.65)
         process.signal(signal.SIGHUP)
-        assert process.wait_log("reload_applied")["max_position"] == 250
-        assert process.get("/api/control")[1]["risk"]["max_position"] == 250
+        applied = process.wait_log("reload_applied")
+        assert applied["max_position"] == 250 and applied["strategies_retuned"] == ["queue_imbalance"]
+        control = process.get("/api/control")[1]
+        assert control["risk"]["max_position"] == 250
+        assert control["strategy_params"]["queue_imbalance"]["threshold"] == 0.65
         config.write_text("[risk]\nmax_position = -5\n")
         process.signal(signal.SIGHUP)
         rejected = process.wait_log("reload_rejected")
         assert "max_position" in rejected["error"] and ">= 1" in rejected["error"]
+        config.write_text("[strategies.queue_imbalance]\nthreshold = 1.5\n")
+        process.signal(signal.SIGHUP)
+        assert "threshold" in process.wait_log("reload_rejected", count=2)["error"]
         config.write_text("[risk\n")
         process.signal(signal.SIGHUP)
-        assert "chimera.toml" in process.wait_log("reload_rejected", count=2)["error"]
-        assert process.get("/api/control")[1]["risk"]["max_position"] == 250
+        assert "chimera.toml" in process.wait_log("reload_rejected", count=3)["error"]
+        control = process.get("/api/control")[1]
+        assert control["risk"]["max_position"] == 250
+        assert control["strategy_params"]["queue_imbalance"]["threshold"] == 0.65
         assert process.get("/healthz")[0] == 200
     finally:
         assert process.stop() == 0
