@@ -12,6 +12,7 @@ the rule labels; rows before ``MIN_BARS`` (the shortest look-back) are not used.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ from sklearn.metrics import confusion_matrix, f1_score, recall_score
 from engine.events import Regime
 from ml.cv import purged_kfold
 from ml.labels import (
+    TREND_DOWN,
+    TREND_UP,
     UNKNOWN,
     RegimeInputs,
     RuleParams,
@@ -39,36 +42,94 @@ CLASSES = [int(r) for r in Regime]
 MIN_BARS = 30  # 5 min: the shortest baseline any feature needs
 EMBARGO_BARS = 120  # the longest look-back (20 min): rows this close after a test fold share its data
 FEATURES = (
-    "log_sigma_1m", "log_sigma_5m", "log_sigma_30m", "log_sigma_5m_rel", "vr_1m_30m", "vr_5m_60m", "va_30s_300s",
-    "t_drift_20m", "t_drift_5m", "er_20m", "er_5m", "spread_rel", "depth_rel", "jump_z_60s", "closed_60s",
-    "range_pos_30m", "rule_label",
+    "log_sigma_1m", "log_sigma_5m", "log_sigma_30m", "log_sigma_5m_rel", "log_sigma_1m_rel", "vr_1m_30m",
+    "vr_5m_60m", "va_30s_300s", "va_30s_30m", "t_drift_20m", "t_drift_10m", "t_drift_5m", "t_drift_1m", "er_20m",
+    "er_10m", "er_5m", "er_1m", "move_1m_z", "move_3m_z", "spread_rel", "spread_max_60s_rel", "depth_rel",
+    "depth_bid_rel", "depth_ask_rel", "jump_z_60s", "jump_z_now", "bars_since_jump", "closed_60s", "range_pos_30m",
+    "rule_label", "log_rv1s_10s_rel", "log_rv1s_30s_rel", "log_rv1s_5m_rel", "log_rv1s_10s_5m",
 )
+JUMP_SIGMAS = 6.0  # a 1 s mid change this many σ_1s (SPEC 5's SHOCK test) is a jump
+SINCE_CAP = 60  # bars_since_jump saturates at 10 min
 
 
 def regime_features(x: RegimeInputs) -> np.ndarray:
-    """``(bars, len(FEATURES))`` causal features (NaN where a window is not filled yet)."""
+    """``(bars, len(FEATURES))`` causal features (NaN where a window is not filled yet).
+
+    Scales are relative where the profiles differ (ticks): volatilities also against their own
+    history (``*_rel``), moves in units of the 30-min volatility. ``bars_since_jump`` and
+    ``jump_z_now`` locate a news jump inside a SHOCK's 60-90 s (the 60 s maximum alone cannot);
+    the 1-min drift, efficiency and normalised moves separate a BREAKOUT's directed expansion from a
+    SHOCK's jump-then-noise.
+    """
     p = RuleParams()
     mid = x.mid
     with np.errstate(invalid="ignore", divide="ignore"):
         s1, s5, s30 = realised_vol(mid, 6), realised_vol(mid, 30), realised_vol(mid, 180, min_periods=30)
         s5_med = causal_quantile(s5, 0.5, None, MIN_BARS)
         spread_med = causal_quantile(x.spread, 0.5, 180, MIN_BARS)
-        depth = np.minimum(x.depth_bid / causal_quantile(x.depth_bid, 0.5, 180, MIN_BARS),
-                           x.depth_ask / causal_quantile(x.depth_ask, 0.5, 180, MIN_BARS))
-        jump = _rolling_max(x.max_abs_r1s, 6) / jump_scale(x, p)
+        depth_b = x.depth_bid / causal_quantile(x.depth_bid, 0.5, 180, MIN_BARS)
+        depth_a = x.depth_ask / causal_quantile(x.depth_ask, 0.5, 180, MIN_BARS)
+        scale = jump_scale(x, p)
+        jump_now = x.max_abs_r1s / scale
+        jump = _rolling_max(x.max_abs_r1s, 6) / scale
         closed = _rolling_max((~np.asarray(x.is_open, bool)).astype(float), 6)
         hi, lo = _lagged_extreme(mid, 180, np.max, 4), _lagged_extreme(mid, 180, np.min, 4)
         position = np.where(hi > lo, (mid - lo) / (hi - lo), 0.5)
         columns = [
             np.log(s1 + 1e-3), np.log(s5 + 1e-3), np.log(s30 + 1e-3), np.log((s5 + 1e-3) / (s5_med + 1e-3)),
+            np.log((s1 + 1e-3) / (s5_med + 1e-3)),
             volatility_ratio(mid, 6, 180, min_long=30), volatility_ratio(mid, 30, 360, min_long=60),
-            volume_acceleration(x.volume, 3, 30), drift_t_stat(mid, 120), drift_t_stat(mid, 30),
-            efficiency_ratio(mid, 120), efficiency_ratio(mid, 30), x.spread / spread_med, depth, jump, closed,
+            volume_acceleration(x.volume, 3, 30), volume_acceleration(x.volume, 3, 180),
+            drift_t_stat(mid, 120), drift_t_stat(mid, 60), drift_t_stat(mid, 30), drift_t_stat(mid, 6),
+            efficiency_ratio(mid, 120), efficiency_ratio(mid, 60), efficiency_ratio(mid, 30), efficiency_ratio(mid, 6),
+            _move(mid, 6) / (s30 * np.sqrt(6.0)), _move(mid, 18) / (s30 * np.sqrt(18.0)),
+            x.spread / spread_med, _rolling_max(x.spread, 6) / spread_med, np.minimum(depth_b, depth_a),
+            depth_b, depth_a, jump, jump_now, bars_since(jump_now > JUMP_SIGMAS, SINCE_CAP), closed,
             position, regime_rule_labels(x).astype(float),
+            *_fine_volatility(x),
         ]
     out = np.column_stack(columns).astype(np.float64)
     out[~np.isfinite(out)] = np.nan
     return out
+
+
+def _fine_volatility(x: RegimeInputs) -> list[np.ndarray]:
+    """Volatility from the 1 s mid changes inside the bars (ten per bar: 30x the samples of σ_1m).
+
+    Log RMS of the last 1, 3 and 30 bars' 1 s changes, each against the median of the 30-bar value
+    over the earlier bars, and the 1-bar value against the 30-bar one: an expansion shows within a
+    bar instead of after six bar changes.
+    """
+    def rms(bars: int) -> np.ndarray:
+        ss = _rolling_total(np.asarray(x.sum_sq_r1s, np.float64), bars)
+        n = _rolling_total(np.asarray(x.n_r1s, np.float64), bars)
+        return np.log(np.sqrt(np.where(n > 0, ss / np.maximum(n, 1.0), np.nan)) + 1e-3)
+
+    r1, r3, r30 = rms(1), rms(3), rms(30)
+    r30[:30] = np.nan  # a 30-bar window that is not filled yet
+    base = causal_quantile(r30, 0.5, None, MIN_BARS)
+    return [r1 - base, r3 - base, r30 - base, r1 - r30]
+
+
+def _rolling_total(v: np.ndarray, bars: int) -> np.ndarray:
+    c = np.concatenate([[0.0], np.cumsum(np.nan_to_num(v))])
+    idx = np.arange(1, len(v) + 1)
+    return c[idx] - c[np.maximum(idx - bars, 0)]
+
+
+def mirrored(x: RegimeInputs, truth: np.ndarray) -> tuple[RegimeInputs, np.ndarray]:
+    """The session reflected in price (mid -> -mid, bid and ask depth swapped; TREND_UP <-> TREND_DOWN).
+
+    The simulator's regimes are symmetric in direction, so the reflection is an equally likely
+    session: training on both halves the variance of the two trend classes (a few sessions hold
+    many more bars of one direction than of the other).
+    """
+    flipped = dataclasses.replace(x, mid=-np.asarray(x.mid, dtype=np.float64), depth_bid=x.depth_ask,
+                                  depth_ask=x.depth_bid)
+    t = np.asarray(truth).copy()
+    up, down = t == TREND_UP, t == TREND_DOWN
+    t[up], t[down] = TREND_DOWN, TREND_UP
+    return flipped, t
 
 
 @dataclass(frozen=True)
@@ -81,10 +142,17 @@ class RegimeSet:
     session: np.ndarray
 
     @classmethod
-    def build(cls, sessions: Sequence[tuple[RegimeInputs, np.ndarray]]) -> RegimeSet:
-        """From ``(inputs, truth per bar)`` pairs; rows with unknown truth or before ``MIN_BARS`` dropped."""
+    def build(cls, sessions: Sequence[tuple[RegimeInputs, np.ndarray]], mirror: bool = False) -> RegimeSet:
+        """From ``(inputs, truth per bar)`` pairs; rows with unknown truth or before ``MIN_BARS`` dropped.
+
+        ``mirror`` (training sets): each session also enters reflected (``mirrored``), under the same
+        session id so that purged CV keeps a session and its reflection on the same side of a split.
+        """
         xs, ys, bars, ids = [], [], [], []
-        for k, (inputs, truth) in enumerate(sessions):
+        pairs = [(k, pair) for k, pair in enumerate(sessions)]
+        if mirror:
+            pairs += [(k, mirrored(*pair)) for k, pair in enumerate(sessions)]
+        for k, (inputs, truth) in pairs:
             feats = regime_features(inputs)
             keep = (np.arange(len(truth)) >= MIN_BARS) & (np.asarray(truth) != UNKNOWN)
             xs.append(feats[keep])
@@ -101,7 +169,20 @@ def new_classifier(seed: int = 0) -> HistGradientBoostingClassifier:
 
 
 def train_regime(data: RegimeSet, seed: int = 0) -> HistGradientBoostingClassifier:
-    return new_classifier(seed).fit(data.X, data.y)
+    return fit(new_classifier(seed), data.X, data.y)
+
+
+def fit(model: HistGradientBoostingClassifier, X: np.ndarray, y: np.ndarray) -> HistGradientBoostingClassifier:
+    """``model.fit`` with columns that hold no value at all (windows longer than short sessions) set to 0.
+
+    scikit-learn's binning fails on a column without a single finite value; at prediction time a
+    NaN in such a column goes where the training zeros went.
+    """
+    empty = ~np.isfinite(X).any(axis=0)
+    if empty.any():
+        X = X.copy()
+        X[:, empty] = 0.0
+    return model.fit(X, y)
 
 
 def cross_validate(data: RegimeSet, n_splits: int = 3, seed: int = 0) -> dict:
@@ -110,7 +191,7 @@ def cross_validate(data: RegimeSet, n_splits: int = 3, seed: int = 0) -> dict:
     for train, test in purged_kfold(data.bar, data.bar, n_splits, EMBARGO_BARS, data.session):
         if len(np.unique(data.y[train])) < 2:
             continue
-        pred[test] = new_classifier(seed).fit(data.X[train], data.y[train]).predict(data.X[test])
+        pred[test] = fit(new_classifier(seed), data.X[train], data.y[train]).predict(data.X[test])
     scored = pred != UNKNOWN
     return evaluate(data.y[scored], pred[scored])
 
@@ -136,6 +217,22 @@ def evaluate(truth: np.ndarray, pred: np.ndarray) -> dict:
         "labels": [Regime(c).name for c in CLASSES],
         "confusion": confusion_matrix(truth, pred, labels=CLASSES).tolist(),
     }
+
+
+def _move(x: np.ndarray, bars: int) -> np.ndarray:
+    """``x_t - x_{t-bars}`` (NaN for the first bars)."""
+    out = np.full(len(x), np.nan)
+    if bars < len(x):
+        out[bars:] = x[bars:] - x[:-bars]
+    return out
+
+
+def bars_since(flag: np.ndarray, cap: int) -> np.ndarray:
+    """Bars since ``flag`` last held (0 at a flagged bar), ``cap`` when never or longer ago."""
+    idx = np.where(flag, np.arange(len(flag)), -(cap + 1))
+    if len(idx):
+        np.maximum.accumulate(idx, out=idx)
+    return np.minimum(np.arange(len(flag)) - idx, cap).astype(np.float64)
 
 
 def _rolling_max(x: np.ndarray, window: int) -> np.ndarray:

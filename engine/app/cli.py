@@ -28,6 +28,7 @@ from engine.app.commands import (
     runs,
     signals,
     simulator,
+    train,
 )
 from engine.config import load_config
 from engine.errors import ChimeraError, UsageError
@@ -43,7 +44,7 @@ def build_parser() -> tuple[Parser, dict[str, Handler]]:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     handlers: dict[str, Handler] = {}
     for module in (live, replay, dbn, simulator, runs, models, signals, detectors, microprice, report, daemon,
-                   optimize):
+                   optimize, train):
         handlers.update(module.register(sub, common, reporting))
     sub.add_parser("test", help="run the test suite (pytest); every further argument goes to pytest",
                    add_help=False)

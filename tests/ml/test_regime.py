@@ -6,7 +6,17 @@ import numpy as np
 
 from engine.events import Regime
 from ml.labels import tf2_inputs
-from ml.regime import FEATURES, MIN_BARS, RegimeSet, evaluate, new_classifier, posteriors, regime_features
+from ml.regime import (
+    FEATURES,
+    MIN_BARS,
+    RegimeSet,
+    bars_since,
+    evaluate,
+    mirrored,
+    new_classifier,
+    posteriors,
+    regime_features,
+)
 
 
 def session(seed: int, bars: int = 240):
@@ -56,3 +66,28 @@ def test_evaluate_known_answer():
     # macro-F1 over present classes: RANGE_LOW p=3/4 r=3/4 -> 0.75; SHOCK p=1 r=1/2 -> 2/3
     assert abs(report["macro_f1"] - (0.75 + 2 / 3) / 2) < 1e-12
     assert report["confusion"][0][:2] == [3, 1] and report["confusion"][5][0] == 1
+
+
+def test_mirrored_session_swaps_trend_labels_and_book_sides():
+    x, truth = session(2)
+    truth = truth.copy()
+    truth[:40] = Regime.TREND_UP
+    truth[40:60] = Regime.TREND_DOWN
+    m, t = mirrored(x, truth)
+    assert np.array_equal(m.mid, -x.mid) and m.depth_bid is x.depth_ask and m.depth_ask is x.depth_bid
+    assert np.all(t[:40] == Regime.TREND_DOWN) and np.all(t[40:60] == Regime.TREND_UP)
+    assert np.array_equal(t[60:], truth[60:])
+    a, b = regime_features(x), regime_features(m)
+    col = {name: i for i, name in enumerate(FEATURES)}
+    for signed in ("t_drift_20m", "t_drift_1m", "move_1m_z"):
+        assert np.allclose(np.nan_to_num(b[:, col[signed]]), -np.nan_to_num(a[:, col[signed]]))
+    for unsigned in ("log_sigma_5m", "er_5m", "jump_z_60s", "log_rv1s_10s_rel"):
+        assert np.allclose(np.nan_to_num(b[:, col[unsigned]]), np.nan_to_num(a[:, col[unsigned]]))
+    both = RegimeSet.build([(x, truth)], mirror=True)
+    assert len(both.y) == 2 * (len(truth) - MIN_BARS) and set(both.session.tolist()) == {0}
+
+
+def testbars_since_jump_known_answer():
+    flag = np.array([False, False, True, False, False, True, False], bool)
+    assert bars_since(flag, 3).tolist() == [3, 3, 0, 1, 2, 0, 1]
+    assert bars_since(np.zeros(4, bool), 3).tolist() == [3, 3, 3, 3]

@@ -1,0 +1,176 @@
+"""``train regime``: fit the regime model (SPEC section 5) on simulator sessions and evaluate it on
+seeds never used in training.
+
+Training sessions use seeds ``S .. S+N-1``, the evaluation sessions the next ``--test-sessions`` seeds;
+both lists are in the summary and never overlap. Each session simulates one synthetic instrument of a
+profile (alternating ``large_tick`` and ``small_tick`` with ``--profile both``) for ``--minutes``; the
+labels are the simulator's true regime at every TF2 close. The fitted model is saved with skops
+next to the database (``models/``) and registered as a ``candidate`` in shadow mode (trained on
+simulated data only, SPEC 12); ``--promote`` makes it the champion that runs load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import orjson
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engine import store
+from engine.app import arguments
+from engine.config import Config
+from engine.errors import UsageError
+from engine.store import models as registry_rows
+from ml import regime
+from ml.registry import save_model
+
+PROFILES = ("large_tick", "small_tick")
+
+
+def register(sub, common, reporting) -> dict:
+    train = sub.add_parser("train", help="train a model on simulator sessions and register it")
+    kinds = train.add_subparsers(dest="kind", required=True)
+    reg = kinds.add_parser("regime", parents=[common, reporting],
+                           help="the regime model: train on simulated sessions, evaluate on unseen seeds")
+    reg.add_argument("--sessions", type=_count, default=8, help="training sessions (default 8)")
+    reg.add_argument("--test-sessions", type=_count, default=4, help="evaluation sessions (default 4)")
+    reg.add_argument("--minutes", type=arguments.positive, default=120.0,
+                     help="simulated minutes per session (default 120)")
+    reg.add_argument("--seed", type=_count, default=1, help="first training seed (default 1)")
+    reg.add_argument("--profile", choices=(*PROFILES, "both"), default="both",
+                     help="simulator profile of the sessions (default: alternate both)")
+    reg.add_argument("--folds", type=int, default=3, help="purged K-fold CV folds on the training set (0: skip)")
+    reg.add_argument("--db", metavar="PATH", help="SQLite file of the model registry (default: [store] path)")
+    reg.add_argument("--promote", action="store_true", help="make the new model the regime champion")
+    return {"train": cmd_train}
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def session_profile(profile: str, seed: int) -> str:
+    return (PROFILES[seed % 2] if profile == "both" else profile)
+
+
+def simulated_regime_session(config: Config, *, seed: int, minutes: float, profile: str):
+    """``(RegimeInputs, truth per TF2 close)`` of one simulated instrument of ``profile``."""
+    from feeds.simulator.check import profile_config, simulate_series
+    from feeds.simulator.facts import regime_inputs
+    from feeds.simulator.series import regime_path
+    from ml.labels import step_values
+
+    cfg = profile_config(config, profile)
+    cfg = msgspec.structs.replace(cfg, run=msgspec.structs.replace(cfg.run, symbols=list(cfg.run.symbols)[:1]))
+    series, _, _ = simulate_series(cfg, minutes=minutes, seed=seed)
+    out = []
+    for s in series.values():
+        x, close_ts = regime_inputs(s)
+        if x is None:
+            continue
+        times, values = regime_path(s)
+        out.append((x, step_values(times, values, close_ts)))
+    return out
+
+
+def cmd_train(args, config: Config) -> int:
+    if args.folds == 1 or args.folds < 0:
+        raise UsageError("--folds must be 0 (no cross-validation) or at least 2")
+    db = args.db or config.store.path
+    store.check_database(db)
+    train_seeds = list(range(args.seed, args.seed + args.sessions))
+    test_seeds = list(range(train_seeds[-1] + 1, train_seeds[-1] + 1 + args.test_sessions))
+    assert not set(train_seeds) & set(test_seeds)
+    train, test = [], []
+    with _progress(args) as progress:
+        task = progress.add_task("simulating sessions", total=len(train_seeds) + len(test_seeds) + 1) \
+            if progress else None
+        for seeds, into in ((train_seeds, train), (test_seeds, test)):
+            for seed in seeds:
+                into.extend(simulated_regime_session(config, seed=seed, minutes=args.minutes,
+                                                     profile=session_profile(args.profile, seed)))
+                if progress:
+                    progress.advance(task)
+        if progress:
+            progress.update(task, description="fitting the regime model")
+        train_set, test_set = regime.RegimeSet.build(train), regime.RegimeSet.build(test)
+        if len(set(train_set.y.tolist())) < 2:
+            raise UsageError("the training sessions hold fewer than two regimes; use more or longer sessions")
+        model = regime.train_regime(train_set, seed=args.seed)
+        cv = regime.cross_validate(train_set, n_splits=args.folds, seed=args.seed) if args.folds else None
+        report = regime.evaluate(test_set.y, model.predict(test_set.X))
+        if progress:
+            progress.advance(task)
+    summary = _register(args, config, db, model, report, cv, train_seeds, test_seeds, len(train_set.y))
+    _emit(args, summary)
+    return 0
+
+
+def _register(args, config: Config, db: str, model, report: dict, cv: dict | None, train_seeds: list[int],
+              test_seeds: list[int], train_rows: int) -> dict:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    version = f"regime-{stamp}"
+    path = (Path(db).resolve().parent / "models" / f"{version}.skops")
+    sha = save_model(model, path)
+    training = {"source": "simulator", "profile": args.profile, "minutes": args.minutes,
+                "train_seeds": train_seeds, "test_seeds": test_seeds, "rows": train_rows,
+                "features": list(regime.FEATURES)}
+    metrics = {k: report[k] for k in ("n", "balanced_accuracy", "macro_f1", "recall")}
+    conn = store.connect(db, config.store.busy_timeout_ms)
+    try:
+        row = registry_rows.register_model(conn, version=version, kind="regime", path=str(path), sha256=sha,
+                                           training=training, metrics=metrics, mode="shadow")
+        if args.promote:
+            row = registry_rows.promote_model(conn, version)
+    finally:
+        conn.close()
+    return {"command": "train regime", "db": db, "model": row.as_dict(), "train_seeds": train_seeds,
+            "test_seeds": test_seeds, "train_rows": train_rows, **report, "cv": cv}
+
+
+def _emit(args, summary: dict) -> None:
+    from engine.app.report import console
+
+    if args.summary_json:
+        Path(args.summary_json).write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    if args.json:
+        print(orjson.dumps(summary).decode())
+        return
+    table = Table(title=f"Regime model {summary['model']['version']} on unseen seeds {summary['test_seeds']}")
+    table.add_column("truth \\ predicted")
+    for name in summary["labels"]:
+        table.add_column(name, justify="right")
+    table.add_column("recall", justify="right")
+    for name, row in zip(summary["labels"], summary["confusion"], strict=True):
+        recall = summary["recall"].get(name)
+        table.add_row(name, *map(str, row), "-" if recall is None else f"{recall:.2f}")
+    out = console()
+    out.print(table)
+    out.print(f"balanced accuracy {summary['balanced_accuracy']:.3f}   macro-F1 {summary['macro_f1']:.3f}   "
+              f"rows {summary['n']}   status {summary['model']['status']} ({summary['model']['mode']})")
+
+
+class _NoProgress:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _progress(args):
+    if args.json or args.no_progress or not sys.stderr.isatty():
+        return _NoProgress()
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    transient=True)
