@@ -18,8 +18,10 @@ demo: $(STAMP)
 	$(BIN)/chimera demo --db chimera-demo.db
 	$(BIN)/chimera report --db chimera-demo.db --out chimera-demo-report.html
 
+# two workers, a module per worker (module-scoped fixtures such as a running daemon start once): the
+# suite is CPU-bound in parts and waits on subprocesses (daemon, browser) in others
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadscope
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
