@@ -3,10 +3,19 @@ simple summary."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 import orjson
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from engine import store
 from engine.config import Config
@@ -67,3 +76,12 @@ def report_simple(args, summary: dict, text: str) -> None:
     print(text)
     if args.json:
         print(orjson.dumps(summary).decode())
+
+
+def progress_bar(args, *, remaining: bool = True):
+    """A transient rich progress bar on a terminal, or a context giving None (``--json``, ``--no-progress``,
+    stderr not a terminal): the commands then run without one."""
+    if args.json or getattr(args, "no_progress", False) or not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    clock = TimeRemainingColumn() if remaining else TimeElapsedColumn()
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), clock, transient=True)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import orjson
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from engine.app import arguments
+from engine.app.commands.common import progress_bar
 from engine.book import OrderBook
 from engine.config import Config
 from engine.detectors.base import DetectorContext, profile_bin
@@ -60,7 +60,7 @@ def cmd_score_detectors(args, config: Config) -> int:
     sessions = [(name, seed) for name in presets for seed in range(1, args.seeds + 1)]
     sessions += [("background", seed) for seed in range(1, args.background + 1)]
     scores: dict[str, DetectorScore] = {}
-    with _progress(args) as progress:
+    with progress_bar(args) as progress:
         task = progress.add_task("score-detectors", total=len(sessions)) if progress else None
         for name, seed in sessions:
             detections, labels, bins, hidden = _session(config, name, seed, args.minutes * 60)
@@ -171,20 +171,3 @@ def _emit(args, summary: dict, table: Table) -> None:
         print(orjson.dumps(summary).decode())
         return
     console().print(table)
-
-
-class _NoProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
-def _progress(args):
-    import sys
-
-    if args.json or getattr(args, "no_progress", False) or not sys.stderr.isatty():
-        return _NoProgress()
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    transient=True)

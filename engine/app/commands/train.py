@@ -12,17 +12,16 @@ simulated data only, SPEC 12); ``--promote`` makes it the champion that runs loa
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 import orjson
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from engine import store
 from engine.app import arguments
+from engine.app.commands.common import progress_bar
 from engine.config import Config
 from engine.errors import UsageError
 from engine.store import models as registry_rows
@@ -93,7 +92,7 @@ def cmd_train(args, config: Config) -> int:
     test_seeds = list(range(train_seeds[-1] + 1, train_seeds[-1] + 1 + args.test_sessions))
     assert not set(train_seeds) & set(test_seeds)
     train, test = [], []
-    with _progress(args) as progress:
+    with progress_bar(args, remaining=False) as progress:
         task = progress.add_task("simulating sessions", total=len(train_seeds) + len(test_seeds) + 1) \
             if progress else None
         for seeds, into in ((train_seeds, train), (test_seeds, test)):
@@ -159,18 +158,3 @@ def _emit(args, summary: dict) -> None:
     out.print(table)
     out.print(f"balanced accuracy {summary['balanced_accuracy']:.3f}   macro-F1 {summary['macro_f1']:.3f}   "
               f"rows {summary['n']}   status {summary['model']['status']} ({summary['model']['mode']})")
-
-
-class _NoProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
-def _progress(args):
-    if args.json or args.no_progress or not sys.stderr.isatty():
-        return _NoProgress()
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    transient=True)
