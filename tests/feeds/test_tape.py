@@ -280,7 +280,7 @@ def test_skip_policy_counts_malformed_lines(tmp_path):
 
 BAD_HEADERS = [
     (b"\n" + GOOD.encode(), "header", "missing tape header"),
-    (gzip.compress(b""), "header", "missing tape header"),
+    (gzip.compress(b"", mtime=0), "header", "missing tape header"),
     (b"timestamp,type,id\n", "json", "not a chimera tape header: JSON is malformed"),
     (b'["clk",0,1,1,1,0]\n', "format", "not a chimera tape: expected 'chimera-tape', got 'list'"),
     (b'{"format": "other"}\n', "format", "not a chimera tape: expected 'chimera-tape', got 'other'"),
