@@ -74,6 +74,8 @@ class _Horizon:
                 totals[i] += d2
                 totals_bps[i] += b2
                 held = n + 1
+            if not totals[i]:  # every return in the window is zero (exact in half ticks): drop float residue
+                totals_bps[i] = 0.0
             if held >= min_returns:
                 mean2[i], mean2_bps[i] = totals[i] / held, max(totals_bps[i], 0.0) / held
         ring[pos], ring_bps[pos] = d2, b2
