@@ -178,7 +178,7 @@ class Lane(VenueMixin):
             self._intraday(0.0)
         if self.meta_active > 0:  # metaorders in execution at the open: no warm-up ramp of the order flow
             for _ in range(int(self.meta_rng.poisson(self.meta_active))):
-                self._meta_arrival(0.0)
+                self.meta_arrival(0.0)
         self.regime = None  # type: ignore[assignment] - forces the first REGIME label
         self._follow(0.0, regime, direction)
         self._next_special(0.0)
@@ -468,7 +468,7 @@ class Lane(VenueMixin):
         volume_rate = self.daily_volume / cfg.session_length_s
         return 3600.0 * self.meta_active / (mean_q * inv_part / volume_rate)
 
-    def _meta_arrival(self, t: float) -> None:
+    def meta_arrival(self, t: float) -> None:
         cfg, rng = self.cfg, self.meta_rng
         side = BUY if rng.random() < 0.5 else SELL
         q = metaorder_size(rng, cfg.meta_min_orders * self.mean_mo, cfg.meta_alpha,
@@ -500,7 +500,7 @@ class Lane(VenueMixin):
                 size = cap
         return self.ex.market(t, side, size, None, hidden, j)
 
-    def _meta_child(self, t: float, mo: Metaorder) -> None:
+    def meta_child(self, t: float, mo: Metaorder) -> None:
         """One child: a burst of back-to-back market orders (separate aggressive orders, same time)."""
         U = self.U
         while True:

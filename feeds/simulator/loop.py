@@ -177,7 +177,7 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
     def on_meta_child(t: float) -> bool:
         """Kind.META_CHILD: a burst of metaorder market orders, the next market-order and child times."""
         nonlocal t_last, t_mo, mo_side, t_meta, meta, t_oth
-        lane._meta_child(t, meta)
+        lane.meta_child(t, meta)
         t_last = t
         if ex.tagged_fills or lane.stops:
             lane.t_last = t_last
@@ -192,7 +192,7 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
     def on_wake(t: float) -> None:
         """Kind.WAKE: a metaorder arrival and/or agent wakes (agents act through the lane); always a restart."""
         if lane.t_meta_arrival <= t:
-            lane._meta_arrival(t)
+            lane.meta_arrival(t)
         lane.t_last = t_last
         if lane.agent_heap and lane.agent_heap[0][0] <= t:
             lane._wake_agents(t)
