@@ -10,11 +10,15 @@ two planted nodes (1,500 trades a bin beside bins of 10-40) make it 250-300, whi
 
 HVN variant (long at an HVN H below the price; mirror: short at an HVN above): the mid enters
 [H_lo, H_hi] after staying outside it >= ``untested_s`` (10 min): a first retest, long when the mid
-came from above (``approach_s`` earlier). The retest lasts ``confirm_s`` while the mid stays within buf
-of the node; at any sample in it a confirmation: an absorption on the bid inside the node with AS >= 0.7
-since the retest began, or QI >= 0.3 with the 1 s OFI z-score turning positive; not against a trend
-(t_drift(20 min) > -2.5 once ready). Entry: market at the ask. Stop: H_lo - buf. Target: the next HVN
-or POC above, at least 2R. Invalidation: two consecutive TF2 closes below H_lo.
+came from above (``approach_s`` earlier). Deviation from SPEC S6: while the session profile spans less
+than 2 h (``PROFILE_FULL_S``; its span is the time since the session's first sample), the untested time
+is ``min(untested_s, untested_share x span)``, 10 min of a 2 h profile by default; with the fixed 10
+minutes on top of the profile's warm-up no node could be retested in a 10-minute session. The retest
+lasts ``confirm_s`` while the mid stays within buf of the node; at any sample in it a confirmation: an
+absorption on the bid inside the node with AS >= 0.7 since the retest began, or QI >= 0.3 with the 1 s
+OFI z-score turning positive; not against a trend (t_drift(20 min) > -2.5 once ready). Entry: market
+at the ask. Stop: H_lo - buf. Target: the next HVN or POC above, at least 2R. Invalidation: two
+consecutive TF2 closes below H_lo.
 
 LVN-rejection variant: the mid comes from outside an LVN L (from the side of an HVN), penetrates its
 near edge by at most ``lvn_penetration_ticks`` (2) and is back outside on the same side within
@@ -42,6 +46,8 @@ from engine.features.vector import FeatureVector
 from strategies.base import Signal
 from strategies.common import NS, OrderFlowStrategy
 from strategies.confluence import Confluence
+
+PROFILE_FULL_S = 7_200.0  # a session profile this long (2 h) takes the fixed untested time
 
 
 def _smoothed(volume: tuple[int, ...]) -> list[float]:
@@ -120,9 +126,12 @@ class HvnBounce(OrderFlowStrategy):
         self.probes: dict[float, tuple[int, int, float]] = {}  # LVN centre -> (entered, came from, deepest mid)
         self.absorptions: list[AbsorptionDetection] = []
         self.profile: ProfileSnapshot | None = None
+        self.session_start: int | None = None  # the first sample's time: the session profile's span starts here
 
     def setup(self, features: FeatureVector) -> Signal | None:
         values, ts = features.values, features.ts_recv
+        if self.session_start is None:
+            self.session_start = ts
         profile = features.structures.get("profile")
         if profile is not None and profile is not self.profile:
             self.profile = profile
@@ -150,8 +159,16 @@ class HvnBounce(OrderFlowStrategy):
         return bool(values.get("trend_ready_20m")) and side * values.get("t_drift_20m", 0.0) <= -self.p.max_trend_t
 
     # ---- HVN retest ------------------------------------------------------------------------------
+    def untested_ns(self, ts: int) -> int:
+        """How long a node must have been untested before a retest at ``ts``: ``untested_s``, or, while the
+        session profile spans less than 2 h, ``untested_share`` of its span when that is shorter."""
+        span_s = (ts - (self.session_start if self.session_start is not None else ts)) / NS
+        if span_s >= PROFILE_FULL_S:
+            return int(self.p.untested_s * NS)
+        return int(min(self.p.untested_s, self.p.untested_share * span_s) * NS)
+
     def _retest(self, features: FeatureVector, mid: float, ts: int, buf: int) -> Signal | None:
-        untested, window = int(self.p.untested_s * NS), int(self.p.confirm_s * NS)
+        untested, window = self.untested_ns(ts), int(self.p.confirm_s * NS)
         signal = None
         for node in self.nodes:
             key = node.price

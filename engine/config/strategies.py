@@ -190,8 +190,11 @@ class HvnBounceParams(_Params, frozen=True):
     peak_ratio: Ratio = 1.5
     # the side: long when the mid this many seconds before entering the node was above it, else short
     approach_s: Secs = 60.0
-    # the node must have been untested this many seconds before the retest
+    # the node must have been untested this many seconds before the retest ...
     untested_s: Secs = 600.0
+    # ... or, while the session profile spans less than 2 h, this share of its span if shorter
+    # (a deviation from SPEC S6's fixed 10 minutes, so that a short session can have a retest)
+    untested_share: Annotated[float, Meta(gt=0, le=1)] = 0.083
     # confirmation: absorption on the node's side with AS at least this within confirm_s ...
     min_absorption: Ratio = 0.7
     # ... or QI at least this with the 1 s OFI z turning in the trade's direction

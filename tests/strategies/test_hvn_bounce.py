@@ -99,3 +99,49 @@ def test_fallback_nodes_are_the_volume_peaks_and_the_thin_run_between_them():
     (lvn,) = volume_troughs(snap, hvns, 0.5)
     assert lvn.kind == "lvn" and lvn.price == 998.0
     assert hvns[0].hi < lvn.lo <= 998 <= lvn.hi < hvns[1].lo
+
+
+def retest_path(inside_until_s: float, back_at_s: float) -> list[FeatureVector]:
+    """The session starts with the mid inside HVN_LOW (998-1002), leaves it upward at ``inside_until_s``, stays 5
+    ticks above, and is back in the node at ``back_at_s`` with QI 0.5 and the 1 s OFI z turning up (a long's
+    confirmation); samples every 10 s."""
+    path = [(t, 1000, 1001) for t in range(1, int(inside_until_s), 10)]
+    path += [(t, 1007, 1008) for t in range(int(inside_until_s), int(back_at_s), 10)]
+    two_hvns = ProfileSnapshot(0, "session", 1, 995, (1,) * 30, (1,) * 30, 1020.0, 1022, 998, (HVN_LOW, HVN_HIGH))
+    samples = []
+    for seq, (t, bid, ask) in enumerate([*path, (back_at_s, 1000, 1001)]):
+        fv = sample(t, bid, ask, ofi_z=1.0 if t == back_at_s else 0.0, seq=seq)
+        fv.values["queue_imbalance"] = 0.5 if t == back_at_s else 0.0
+        samples.append(FeatureVector(0, fv.ts_recv, seq, 0, 0, fv.values, fv.view, (), {"profile": two_hvns}))
+    return samples
+
+
+def retests(inside_until_s: float, back_at_s: float) -> list:
+    s = strategy()
+    return [x for x in map(s.on_features, retest_path(inside_until_s, back_at_s)) if x is not None]
+
+
+def test_on_a_short_profile_the_untested_time_is_a_share_of_its_span():
+    """Below 2 h of profile the node needs min(untested_s, untested_share x span) untested: 0.083 x 999 s = 83 s,
+    so a node left at 801 s and retested at 1000 s (199 s untested, short of the fixed 600 s) is a first retest: long
+    from above, stop below the node by buf, target the HVN above."""
+    s = strategy()
+    s.session_start = 0
+    assert s.untested_ns(1_000 * NS) == int(0.083 * 1_000 * NS)
+    assert s.untested_ns(100 * NS) == int(8.3 * NS)
+    (signal,) = retests(801, 1000)
+    assert signal.side == 1 and signal.evidence["lvn"] == 0.0 and signal.evidence["node"] == 1000.0
+    assert signal.entry_price == 1001 and signal.stop == 998 - 2 and signal.targets[-1] >= 1020
+    # untested for 41 s only, short of 0.083 x 999 s: no retest
+    assert retests(960, 1000) == []
+
+
+def test_on_a_profile_of_two_hours_or_more_the_fixed_untested_time_applies():
+    """From 2 h of profile on, untested_s (600 s) applies whatever the share: 199 s untested is not a first retest,
+    611 s is."""
+    s = strategy()
+    s.session_start = 0
+    assert s.untested_ns(7_200 * NS) == s.untested_ns(20_000 * NS) == 600 * NS
+    assert retests(7_201, 7_400) == []
+    (signal,) = retests(7_201, 7_812)
+    assert signal.side == 1 and signal.evidence["node"] == 1000.0
