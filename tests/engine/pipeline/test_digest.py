@@ -27,7 +27,7 @@ SIMULATOR = {
     "integrity": "67a6cd22cc2a4eb3",
     "orders": "4376025088286171",
     "round_trips": "9f88397261036d34",
-    "signals": "c812029ecd996704",
+    "signals": "132b3d2de5e754b0",
     "trades": "18f6481b193aab99",
     "truth_labels": "bf1a03a8593658d2",
 }
@@ -35,14 +35,14 @@ SIMULATOR = {
 AMZN = {
     "book_samples": "d8c6007bda869b89",
     "detections": "f60c794d7b1c4fa6",
-    "equity": "48d7d2ab043b6ab5",
+    "equity": "8c92c8363edd877c",
     "feature_samples": "3ad0a43182100ab5",
-    "fills": "3042a04485cedb70",
+    "fills": "b6d6ae3b27356bd4",
     "instruments": "1e4ca8f32da7e8a8",
     "integrity": "285cfa59323e33e3",
-    "orders": "eb46ae21c6acf1c5",
-    "round_trips": "1719276f8066df97",
-    "signals": "902504663b09be65",
+    "orders": "525822e574ce8136",
+    "round_trips": "2286c3a28ce085e2",
+    "signals": "4f5362deb0db522b",
     "trades": "be2793e2b5e30a9f",
 }
 
