@@ -87,7 +87,9 @@ class ClientDesk:
         self.n = 0
         self.next_oid = CLIENT_OID_BASE
         self.reports: list[Response] = []
-        self.late = 0  # requests that reached the lane after its clock had passed their arrival time
+        # requests that reached the lane after its clock had passed their arrival time:
+        # (kind, client id, arrival ns, ns it entered at)
+        self.late_requests: list[tuple[str, str, int, int]] = []
 
     # ---- entry points (from outside the simulation) ---------------------------------------------
     def submit(self, request: OrderRequest, arrival_ns: int) -> None:
@@ -105,6 +107,11 @@ class ClientDesk:
             raise ValueError(f"cancel of an unknown client order id {client_id!r}")
         self._schedule(arrival_ns, "cancel", client_id)
 
+    @property
+    def late(self) -> int:
+        """How many requests entered late (``late_requests``)."""
+        return len(self.late_requests)
+
     def drain(self) -> list[Response]:
         """The answers produced since the last call, in the order they happened."""
         out, self.reports = self.reports, []
@@ -118,8 +125,8 @@ class ClientDesk:
         lane = self.lane
         t = (arrival_ns - lane.cfg.session_start_ns) / 1e9
         now = max(lane.now, lane.clock)
-        if t < now:  # the lane has simulated past the arrival: enter now (counted; a gated run avoids it)
-            self.late += 1
+        if t < now:  # the lane has simulated past the arrival: enter now (recorded; a gated run avoids it)
+            self.late_requests.append((kind, client_id, arrival_ns, lane.ex.ns(now)))
             t = now
         self.n += 1
         heappush(self.pending, (t, self.n, kind, client_id))

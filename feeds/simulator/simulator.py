@@ -324,6 +324,10 @@ class MarketSimulator:
             desk = self._desks[instrument_id] = ClientDesk(self.lanes[instrument_id], self.response_ns, None)
         return desk
 
+    def desks(self) -> list[ClientDesk]:
+        """The desks opened so far, by instrument."""
+        return [desk for _, desk in sorted(self._desks.items())]
+
     def submit(self, request: OrderRequest, latency_ns: int) -> None:
         """Send an order decided at ``request.ts_local``; it reaches the matching engine ``latency_ns`` later."""
         self.desk(request.instrument_id).submit(request, request.ts_local + latency_ns)
@@ -335,7 +339,7 @@ class MarketSimulator:
     def drain(self) -> list:
         """The answers to our orders since the last call (``Ack``, ``Fill``, ``CancelAck``, ``Reject``),
         by exchange time (instrument order on ties)."""
-        out = [r for _, desk in sorted(self._desks.items()) for r in desk.drain()]
+        out = [r for desk in self.desks() for r in desk.drain()]
         out.sort(key=attrgetter("ts_exchange"))
         return out
 
