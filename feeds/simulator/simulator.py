@@ -104,6 +104,13 @@ is ordered by ``(ts_recv, instrument_id, seq)`` and memory is constant in the se
 truth label whose ``ts_recv`` equals, to the nanosecond, that of a market event of its own
 instrument keeps emission order rather than comparing the two channels' independent counters.)
 
+Our orders (``client``): ``submit`` / ``cancel`` put them into an instrument's matching engine through
+its ``ClientDesk`` at their arrival time (decision time + latency); ``drain`` returns the answers. For
+the arrival to be honoured the simulation must not have run past it: a gated simulator
+(``gated=True``) runs only up to the watermark its consumer gives (``resume``), pausing each lane's
+loop inside its window without drawing anything, so a gated run without orders is the ungated
+stream event for event. An ungated simulator enters a late order at its own clock (recorded).
+
 Determinism: ``SeedSequence(seed)`` spawns a global sequence (regime chain, common factor, volatility
 factor, market-wide news, scenario) and an instrument sequence whose ``i``-th child drives
 instrument ``i`` (each random stream of a lane has its own generator). Appending a symbol therefore
