@@ -39,6 +39,7 @@ Profile = Literal["large_tick", "small_tick"]
 FeeUnit = Literal["per_lot", "bps"]
 LatencyKind = Literal["lognormal", "constant"]
 QueueKind = Literal["fifo", "prob", "risk_averse"]
+VenueKind = Literal["book_walk", "simulator"]
 SizingMode = Literal["risk", "fixed"]
 FeeRate = Annotated[float, msgspec.Meta(ge=-100, le=100)]  # a fee rate, per lot or in bps; negative = rebate
 

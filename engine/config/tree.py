@@ -57,6 +57,7 @@ from engine.config.ranges import (
     Speed,
     Symbol,
     TickSize,
+    VenueKind,
     check_distinct,
 )
 from engine.config.simulator import SimulatorConfig
@@ -174,6 +175,10 @@ class ExecutionConfig(_Section, frozen=True):
     queue_model: QueueKind = "fifo"  # "fifo" (exact where order ids exist, else prob), "prob", "risk_averse"
     queue_power: Annotated[float, Meta(gt=0, le=10)] = 2.0  # n of f(x) = x^n in the prob queue model
     equity_interval_ms: Annotated[int, Meta(ge=100, le=3_600_000)] = 1000  # equity rows at this event-time step
+    # "book_walk": our orders against a copy of the book (SimulatedExchange); "simulator": inside the
+    # simulator's matching engine (run on the simulator feed only)
+    venue: VenueKind = "book_walk"
+    simulator_gate_us: Annotated[float, Meta(gt=0, le=1_000_000)] = 500.0  # the gated simulator's step
 
 
 class InstrumentSpec(_Section, frozen=True):

@@ -100,7 +100,11 @@ class ExecutionStage(RecordBuffer):
     """Stage core over a ``Broker``; see the module docstring."""
 
     def __init__(self, broker: Broker, portfolio: Portfolio, guard: DrawdownGuard, correlation: CorrelationCap,
-                 stop_rule: StopRule, decision_latency_ns: int, equity_interval_ns: int) -> None:
+                 stop_rule: StopRule, decision_latency_ns: int, equity_interval_ns: int,
+                 release_at_watermark: bool = False) -> None:
+        """``release_at_watermark``: an intent decided, or an answer due, before the watermark is handled
+        at its own time without waiting for a later market event (a gated simulator venue waits for
+        the orders this sends)."""
         super().__init__()
         self.broker = broker
         self.portfolio = portfolio
@@ -109,6 +113,7 @@ class ExecutionStage(RecordBuffer):
         self.stop_rule = stop_rule
         self.decision_latency_ns = decision_latency_ns
         self.equity_interval_ns = equity_interval_ns
+        self.release_at_watermark = release_at_watermark
         self.buffer: deque = deque()
         self.buffer_peak = 0  # most market events held at once (bounded by the pipeline's depth)
         self.intents: list = []  # heap of (ts_local, n, intent)
@@ -140,7 +145,23 @@ class ExecutionStage(RecordBuffer):
             heapq.heappush(self.intents, (intent.order.ts_local, next(self._n), intent))
         if watermark is not None:
             self._advance(watermark)
+            if self.release_at_watermark:
+                self._release_to(watermark)
         return []
+
+    def _release_to(self, watermark: int) -> None:
+        """Intents decided and answers due before ``watermark``, in time order, without a later market event."""
+        self._collect(self.broker.advance(watermark))
+        intents, responses = self.intents, self.responses
+        while True:
+            ti = intents[0][0] if intents else END_OF_TIME
+            tr = responses[0][0] if responses else END_OF_TIME
+            if tr < watermark and tr <= ti:
+                self._deliver(tr)
+            elif ti < watermark:
+                self._release(heapq.heappop(intents)[2], ti)
+            else:
+                break
 
     def apply(self, batch: list) -> list:
         """Reference-path convenience: a batch of intents with no watermark (held until ``flush``)."""

@@ -28,7 +28,7 @@ from engine.logs import get_logger
 from engine.pipeline.lanes import TruthSink
 from engine.pipeline.merge import WatermarkMerge
 from engine.pipeline.router import Router
-from engine.pipeline.stages import FeedMark, StageStats, put_records, run_stage
+from engine.pipeline.stages import ExecutionMark, FeedMark, StageStats, put_records, run_stage
 from engine.pipeline.wiring import (
     Lane,
     StrategyFactory,
@@ -116,8 +116,9 @@ class Pipeline:
         self.truth = TruthSink()
         factory = lane_strategies(config, self.options.strategies)
         self.lanes: list[Lane] = [build_lane(d, config, factory) for d in self.instruments]
-        self.portfolio = build_portfolio_stages(self.instruments, config, self.options.no_ml)
+        self.portfolio = build_portfolio_stages(self.instruments, config, self.options.no_ml, feed)
         self.feed_mark = FeedMark()
+        self.execution_mark = ExecutionMark()
         self.execution_q: asyncio.Queue = asyncio.Queue(config.pipeline.queue_size)
         store = config.store
         self.writer = BatchWriter(db_path, run_id, store.batch_rows, store.batch_age_ms, store.busy_timeout_ms,
@@ -182,7 +183,7 @@ class Pipeline:
             stats = self.stats.stages.setdefault(name, StageStats(name))
             if last:  # the execution stage: the intents and, from the feed, the market stream
                 tasks.append(group.create_task(
-                    _execution_stage(core, q_in, records_q, stats, self.feed_mark), name=name))
+                    _execution_stage(core, q_in, records_q, stats, self.feed_mark, self.execution_mark), name=name))
                 self.execution_q = q_in
                 break
             q_out = asyncio.Queue(size)
@@ -197,6 +198,9 @@ class Pipeline:
 
     async def _feed_stage(self, lane_inputs: dict[int, asyncio.Queue], truth_q: asyncio.Queue) -> None:
         """Generate, pace, route. Every lane gets every watermark, so the merge never waits on a quiet lane."""
+        if getattr(self.feed, "gated", False):
+            await self._gated_feed_stage(lane_inputs, truth_q)
+            return
         router = Router(list(lane_inputs))
         pacer = Pacer(self.clock, self.options.speed)
         events = _limited(self.feed.events(), self.options.duration_s, self.stats)
@@ -222,6 +226,56 @@ class Pipeline:
                 self.stats.stopped_by = "stop_request"
                 break
             await asyncio.sleep(0)  # let the lanes run between batches of a synchronous feed
+        for q_lane in lane_inputs.values():
+            await q_lane.put(END)
+        await truth_q.put(END)
+        await self.execution_q.put(END)
+
+    async def _gated_feed_stage(self, lane_inputs: dict[int, asyncio.Queue], truth_q: asyncio.Queue) -> None:
+        """A gated simulator (``[execution] venue = "simulator"``): one step of simulated time at a time.
+
+        Each step's events go out with the step's end as their watermark (an empty step too: time
+        advances without events), then the feed waits until the execution stage has taken the
+        market that far, so the orders it sends meanwhile reach the simulation before it runs on.
+        """
+        feed, router, progress = self.feed, Router(list(lane_inputs)), self.options.progress
+        pacer = Pacer(self.clock, self.options.speed)
+        step = int(self.config.execution.simulator_gate_us * 1000)
+        t = self.config.simulator.session_start_ns
+        stats, duration, limit, ended = self.stats, self.options.duration_s, None, False
+        while not feed.finished:
+            t += step
+            batch = feed.resume(t)
+            if batch and stats.first_ts is None:  # the run's duration counts from the first event, as _limited
+                stats.first_ts = batch[0].ts_recv
+                limit = None if duration is None else stats.first_ts + int(duration * 1e9)
+            if limit is not None and batch and batch[-1].ts_recv >= limit:
+                batch = [ev for ev in batch if ev.ts_recv < limit]
+                stats.stopped_by, ended = "duration", True
+            if batch:
+                stats.last_ts = batch[-1].ts_recv
+            watermark = t - 1
+            if self.options.speed is not None:
+                await self.clock.sleep(pacer.delay(watermark))
+            per_lane, truth = router.split(batch)
+            self.feed_mark.ts = watermark
+            if batch:
+                await self.execution_q.put((MARKET, batch))  # before the lanes: see _execution_stage
+            for iid, q_lane in lane_inputs.items():
+                await q_lane.put(((watermark, iid), per_lane[iid]))
+            if truth:
+                await truth_q.put((watermark, truth))
+            self.stats.events += len(batch)
+            self.stats.batches += 1
+            if progress is not None and batch:
+                progress(self.stats.events, watermark)
+            if self.stop_requested.is_set():
+                self.stats.stopped_by = "stop_request"
+                break
+            if ended:
+                break
+            if not feed.finished:
+                await self.execution_mark.reached(watermark)
         for q_lane in lane_inputs.values():
             await q_lane.put(END)
         await truth_q.put(END)
@@ -316,7 +370,7 @@ MARKET = _Market()
 
 
 async def _execution_stage(core, q_in: asyncio.Queue, records_q: asyncio.Queue, stats: StageStats,
-                           feed: FeedMark) -> None:
+                           feed: FeedMark, mark: ExecutionMark | None = None) -> None:
     """Two producers share the execution queue: the feed (market batches, put before the lanes get them)
     and the risk stage (intents with the merge's watermark). The feed's batches up to any watermark are
     therefore in the queue before that watermark's intents; the core processes market events only below
@@ -340,6 +394,8 @@ async def _execution_stage(core, q_in: asyncio.Queue, records_q: asyncio.Queue, 
             else:
                 stats.events_in += len(batch)
                 core.orders_in(batch, None if tag is None else tag[0])
+                if mark is not None and tag is not None:
+                    mark.advance(tag[0])
             await put_records(core, records_q, stats)
         core.flush()
         await put_records(core, records_q, stats)

@@ -34,6 +34,27 @@ class FeedMark:
         self.ts: int | None = None
 
 
+class ExecutionMark:
+    """How far the execution stage has taken the market (its intent watermark): a gated feed waits on it."""
+
+    __slots__ = ("ts", "changed")
+
+    def __init__(self) -> None:
+        self.ts = -1
+        self.changed = asyncio.Event()
+
+    def advance(self, ts: int) -> None:
+        if ts > self.ts:
+            self.ts = ts
+            self.changed.set()
+
+    async def reached(self, ts: int) -> None:
+        """Return once the execution stage has processed the market below ``ts``."""
+        while self.ts < ts:
+            self.changed.clear()
+            await self.changed.wait()
+
+
 LAG_WINDOW = 4096  # lag samples kept per stage (one per batch): the p99 is over the latest ones
 
 

@@ -20,6 +20,7 @@ from engine.detectors.trapped import TrappedDetector
 from engine.detectors.vacuum import VacuumDetector, VoidAccumulator
 from engine.detectors.walls import WallAccumulator, WallDetector
 from engine.detectors.withdrawal import WithdrawalDetector
+from engine.errors import ConfigError
 from engine.events import InstrumentDef
 from engine.execution.models import (
     BpsFees,
@@ -33,6 +34,7 @@ from engine.execution.models import (
     RiskAverseQueueModel,
 )
 from engine.execution.simulated import SimulatedExchange
+from engine.execution.simulator_broker import SimulatorBroker
 from engine.execution.stage import ExecutionStage
 from engine.features.activity import TradeIntensity, VolumeAcceleration
 from engine.features.engine import FeatureEngine
@@ -160,8 +162,13 @@ def sample_features(config: Config) -> list[SampleFeature]:
     ]
 
 
-def build_portfolio_stages(instruments: list[InstrumentDef], config: Config, no_ml: bool) -> list[tuple[str, object]]:
-    """scoring -> risk (sizing, pre-trade checks) -> execution (guards, exchange, portfolio, exits)."""
+def build_portfolio_stages(instruments: list[InstrumentDef], config: Config, no_ml: bool,
+                           feed: object = None) -> list[tuple[str, object]]:
+    """scoring -> risk (sizing, pre-trade checks) -> execution (guards, exchange, portfolio, exits).
+
+    ``feed``: the run's feed; with ``[execution] venue = "simulator"`` it must be a gated simulator,
+    whose matching engine then takes our orders.
+    """
     risk = config.risk
     checks = [UsableBook(), MaxOrderSize(risk.max_order_size), PositionLimit(risk.max_position),
               OrderRate(risk.max_orders_per_second), PriceBand(risk.price_band_sigma),
@@ -175,23 +182,30 @@ def build_portfolio_stages(instruments: list[InstrumentDef], config: Config, no_
     return [
         ("scoring", ScoringStage(DisabledScorer() if no_ml else UntrainedScorer())),
         ("risk", RiskManager(checks, order_size=risk.order_size, decision_latency_ns=decision_ns, sizing=sizing)),
-        ("execution", build_execution(instruments, config, portfolio, decision_ns)),
+        ("execution", build_execution(instruments, config, portfolio, decision_ns, feed)),
     ]
 
 
 def build_execution(instruments: list[InstrumentDef], config: Config, portfolio: Portfolio,
-                    decision_ns: int) -> ExecutionStage:
+                    decision_ns: int, feed: object = None) -> ExecutionStage:
     risk, ex = config.risk, config.execution
     guard = DrawdownGuard(risk.equity, risk.drawdown_soft, risk.drawdown_hard, risk.daily_loss,
                           risk.max_consecutive_losses, risk.strategy_drawdown, risk.p_be)
     correlation = CorrelationCap([d.instrument_id for d in instruments], int(risk.correlation_sample_s * 1e9),
                                  risk.correlation_half_life_s, risk.correlation_shrink, risk.portfolio_vol_cap,
                                  risk.single_exposure_cap, risk.cluster_rho, risk.cluster_factor)
-    exchange = SimulatedExchange(instruments, fee_models(instruments, config, portfolio), latency_model(config),
-                                 queue_model(config), force_l2=ex.queue_model != "fifo")
-    return ExecutionStage(exchange, portfolio, guard, correlation,
+    broker: SimulatedExchange | SimulatorBroker
+    if ex.venue == "simulator":
+        if not getattr(feed, "gated", False):
+            raise ConfigError("[execution] venue = \"simulator\" needs the simulator feed, run gated "
+                              "(chimera run on the simulator feed builds it so)")
+        broker = SimulatorBroker(feed, instruments, fee_models(instruments, config, portfolio), latency_model(config))
+    else:
+        broker = SimulatedExchange(instruments, fee_models(instruments, config, portfolio), latency_model(config),
+                                   queue_model(config), force_l2=ex.queue_model != "fifo")
+    return ExecutionStage(broker, portfolio, guard, correlation,
                           StopRule(risk.breakeven_cost_ticks, risk.swing_buffer_ticks), decision_ns,
-                          ex.equity_interval_ms * 1_000_000)
+                          ex.equity_interval_ms * 1_000_000, release_at_watermark=ex.venue == "simulator")
 
 
 def fee_models(instruments: list[InstrumentDef], config: Config, portfolio: Portfolio) -> dict[int, FeeModel]:

@@ -247,9 +247,14 @@ class Lane(VenueMixin):
                 bucket.append((tc, key))
 
     # ---- per-step state ----------------------------------------------------------------------------
-    def run(self, shared: list[tuple[int, Regime, int, float, float, NewsShock | None]]) -> None:
-        """Simulate the grid steps of ``shared`` (``(k, regime, direction, zc, vol, news)`` each, in order)."""
-        self._run(shared)
+    def run(self, shared: list[tuple[int, Regime, int, float, float, NewsShock | None]], stop: float = INF) -> bool:
+        """Simulate the grid steps of ``shared`` (``(k, regime, direction, zc, vol, news)`` each, in order).
+
+        With a finite ``stop`` (seconds) the lane pauses before its first event at or after ``stop``
+        and returns False; calling again with the same ``shared`` resumes exactly there (the gate of
+        ``MarketSimulator.resume``). True once the window is done.
+        """
+        return self._run(shared, stop)
 
     def refresh_mu(self, t: float) -> None:
         """Market-order baselines of both sides now: regime, SHOCK decay, latent pull, bursts."""

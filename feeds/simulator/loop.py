@@ -86,7 +86,7 @@ def limit_rates(b: int, a: int, x: float, kl: float, L: float, Lin: float, floor
     return (b if b < x + 1.0 else int(x), a if a > x - 1.0 else -int(-x), rb_in, rb, ra_in, rb + ra_in + L * fa)
 
 
-def lane_loop(lane: Any) -> Callable[[list], None]:
+def lane_loop(lane: Any) -> Callable[..., bool]:
     """The event loop of ``lane``: ``run(shared)`` simulates the grid steps ``shared`` (``(k, regime,
     direction, zc, vol, news)`` each, in order) and their events."""
     # ---- constants of the lane
@@ -122,6 +122,8 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
     floor = 1
     conv = 0.0
     meta: Any = None
+    t_stop = INF  # the gate: pause before any event at or after this time (``run``)
+    paused: tuple | None = None  # the run's own state at a pause, restored by the next call
 
     def reload(t: float) -> None:
         """Re-read everything that may have changed behind the loop; new limit and market-order proposals."""
@@ -141,6 +143,8 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
         t_misc = lane.t_meta_arrival
         if lane.agent_heap and lane.agent_heap[0][0] < t_misc:
             t_misc = lane.agent_heap[0][0]
+        if t_stop < t_misc:
+            t_misc = t_stop
         t_oth = t_grid if t_grid <= t_meta and t_grid <= t_misc else t_meta if t_meta <= t_misc else t_misc
 
     def requote(new_b: int, new_a: int, x: float) -> None:
@@ -195,7 +199,7 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
             lane.meta_arrival(t)
         lane.t_last = t_last
         if lane.agent_heap and lane.agent_heap[0][0] <= t:
-            lane._wake_agents(t)
+            lane.wake_agents(t)
 
     def refresh(t: float, x: float, special: bool) -> bool:
         """The grid tick's refresh: best-depth average, extra cancel hazards, market-order baseline and,
@@ -218,19 +222,42 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
         t_lo = t + (t_lo - t) * r_old / R  # memoryless: rescale the pending wait
         return False
 
-    def run(shared: list) -> None:
-        """One window: the earliest event source goes next until the window's last grid step is done."""
-        nonlocal t_win, t_grid, ch, t_last, t_lo, t_oth, b, a, s, bref, aref, rb_in, rb, ra_in, R
+    def run(shared: list, stop: float = INF) -> bool:
+        """One window: the earliest event source goes next until the window's last grid step is done.
+
+        The gate: with a finite ``stop`` the loop pauses before the first event at or after ``stop``
+        (a grid tick or metaorder child at exactly ``stop`` goes first, as before an agent wake) and
+        returns False; the next call with the same ``shared`` resumes there with every proposal
+        kept (no random draw is repeated or skipped, so pausing alone changes nothing), re-reading
+        only the wake times (orders may have been scheduled meanwhile). True: the window is done.
+        """
+        nonlocal t_win, t_grid, ch, t_last, t_lo, t_oth, b, a, s, bref, aref, rb_in, rb, ra_in, R, t_stop, paused
+        nonlocal t_misc
         if not shared:
-            return
+            return True
+        t_stop = stop
         append = ex.out.append  # the simulator takes each window's events and gives the exchange a new list
-        n_steps, j = len(shared), 0
-        t_win = (shared[-1][0] + 1) * dt
-        t = t_grid = shared[0][0] * dt
-        cur = lane.k
-        shared_regime, shared_dir = lane.shared_regime, lane.shared_dir
+        fresh = True
+        if paused is not None and paused[0] is shared:  # resume where the gate stopped
+            _, j, n_steps, cur, shared_regime, shared_dir, t = paused
+            paused = None
+            fresh = False
+            t_misc = lane.t_meta_arrival
+            if lane.agent_heap and lane.agent_heap[0][0] < t_misc:
+                t_misc = lane.agent_heap[0][0]
+            if t_stop < t_misc:
+                t_misc = t_stop
+            t_oth = t_grid if t_grid <= t_meta and t_grid <= t_misc else t_meta if t_meta <= t_misc else t_misc
+        else:
+            n_steps, j = len(shared), 0
+            t_win = (shared[-1][0] + 1) * dt
+            t = t_grid = shared[0][0] * dt
+            cur = lane.k
+            shared_regime, shared_dir = lane.shared_regime, lane.shared_dir
         while True:
-            reload(t)
+            if fresh:
+                reload(t)
+            fresh = True
             drift, kappa, sig_sqdt = lane.drift, lane.kappa, lane.sig_sqdt
             while True:  # the earliest source goes next (ties: see the module docstring)
                 t, kind = t_lo, LIMIT
@@ -358,7 +385,8 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
                 elif kind is GRID:  # ---- grid tick: shared state and cancels of the step, latent step
                     if j == n_steps:
                         lane.t_last = t_last
-                        return
+                        lane.clock = t
+                        return True
                     k, regime, direction, zc, vol, news = shared[j]
                     if lag_buffer is not None:  # the common factor reaches this instrument late (Epps)
                         lag_buffer.append(zc)
@@ -400,6 +428,11 @@ def lane_loop(lane: Any) -> Callable[[list], None]:
                     if on_meta_child(t):
                         break
                 else:
+                    if t_stop <= t:  # the gate: pause here (a wake due now runs after the resume)
+                        paused = (shared, j, n_steps, cur, shared_regime, shared_dir, t)
+                        lane.t_last = t_last
+                        lane.now = lane.clock = t
+                        return False
                     on_wake(t)
                     break
 

@@ -56,7 +56,8 @@ class Exchange:
 
     __slots__ = ("iid", "book", "out", "t0", "lat", "prev_recv", "seq", "truth_seq", "next_oid",
                  "next_trade", "next_match", "tags", "tagged_fills", "last_trade", "episode",
-                 "n_trades", "n_market", "n_partial", "n_deletes", "n_clocks", "n_hidden", "n_auctions")
+                 "n_trades", "n_market", "n_partial", "n_deletes", "n_clocks", "n_hidden", "n_auctions",
+                 "n_client_adds")
 
     def __init__(self, iid: int, t0_ns: int, latency_ns: Callable[[], int], view_levels: int = 10) -> None:
         self.iid = iid
@@ -77,11 +78,12 @@ class Exchange:
         self.n_trades = self.n_market = self.n_partial = self.n_deletes = self.n_clocks = 0
         self.n_hidden = 0  # hidden (type-5) fills
         self.n_auctions = 0  # auction uncrossing prints (``auction``)
+        self.n_client_adds = 0  # client orders rested with their own ids (``add(..., oid=...)``)
 
     @property
     def n_adds(self) -> int:
-        """Orders added so far (ids are consecutive from 1)."""
-        return self.next_oid - 1
+        """Orders added so far (the simulation's ids are consecutive from 1, plus client orders)."""
+        return self.next_oid - 1 + self.n_client_adds
 
     # ---- stamping ---------------------------------------------------------------------------------
     def stamp(self, t: float) -> tuple[int, int]:
@@ -99,15 +101,22 @@ class Exchange:
         return seq
 
     # ---- order entry ------------------------------------------------------------------------------
-    def add(self, t: float, side: int, price: int, size: int, tag: str | None = None) -> int:
-        """Rest a limit order at the back of its level; returns its order id."""
+    def add(self, t: float, side: int, price: int, size: int, tag: str | None = None, oid: int = 0) -> int:
+        """Rest a limit order at the back of its level; returns its order id.
+
+        ``oid`` > 0: an order id chosen by the caller (our client orders, from their own range)
+        instead of the next one of the simulation's counter.
+        """
         ts = self.t0 + int(t * 1e9)
         recv = ts + self.lat()
         if recv < self.prev_recv:
             recv = self.prev_recv
         self.prev_recv = recv
-        oid = self.next_oid
-        self.next_oid = oid + 1
+        if oid > 0:
+            self.n_client_adds += 1
+        else:
+            oid = self.next_oid
+            self.next_oid = oid + 1
         seq = self.seq
         self.seq = seq + 1
         self.out.append(OrderAdd(self.iid, ts, recv, seq, FLAG_LAST, oid, side, price, size))

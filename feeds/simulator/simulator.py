@@ -104,6 +104,13 @@ is ordered by ``(ts_recv, instrument_id, seq)`` and memory is constant in the se
 truth label whose ``ts_recv`` equals, to the nanosecond, that of a market event of its own
 instrument keeps emission order rather than comparing the two channels' independent counters.)
 
+Our orders (``client``): ``submit`` / ``cancel`` put them into an instrument's matching engine through
+its ``ClientDesk`` at their arrival time (decision time + latency); ``drain`` returns the answers. For
+the arrival to be honoured the simulation must not have run past it: a gated simulator
+(``gated=True``) runs only up to the watermark its consumer gives (``resume``), pausing each lane's
+loop inside its window without drawing anything, so a gated run without orders is the ungated
+stream event for event. An ungated simulator enters a late order at its own clock (recorded).
+
 Determinism: ``SeedSequence(seed)`` spawns a global sequence (regime chain, common factor, volatility
 factor, market-wide news, scenario) and an instrument sequence whose ``i``-th child drives
 instrument ``i`` (each random stream of a lane has its own generator). Appending a symbol therefore
@@ -120,8 +127,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.events import Event, InstrumentDef, Regime
+from engine.events import Event, InstrumentDef, OrderRequest, Regime
 from feeds.simulator.agents import BackgroundEpisodes
+from feeds.simulator.client import ClientDesk
 from feeds.simulator.flow import MetaorderRecord, latent_shock_draw
 from feeds.simulator.lane import Lane
 from feeds.simulator.news import NewsShock, draw_shock, next_arrival
@@ -138,7 +146,8 @@ RECV = attrgetter("ts_recv")
 class MarketSimulator:
     """Seeded multi-instrument L3 market simulator (implements ``feeds.base.Feed``)."""
 
-    def __init__(self, symbols: list[str], config: Config, seed: int, duration_s: float, scenario=None) -> None:
+    def __init__(self, symbols: list[str], config: Config, seed: int, duration_s: float, scenario=None,
+                 gated: bool = False, gate_step_ns: int = 1_000_000, response_ns: int = 0) -> None:
         self.symbols = list(symbols)
         self.config = config
         self.cfg = config.simulator
@@ -156,6 +165,16 @@ class MarketSimulator:
         self._defs = [lane.definition(self.duration_s) for lane in self.lanes]
         self._emitted = 0
         self._started = False
+        self._finished = False
+        if gate_step_ns <= 0:
+            raise ValueError(f"gate_step_ns must be > 0, got {gate_step_ns}")
+        self.gated = gated
+        self.gate_step_ns = gate_step_ns
+        self.response_ns = response_ns
+        self._watermark = 0
+        self._w0 = 0
+        self._window: list | None = None
+        self._desks: dict[int, ClientDesk] = {}
         background = BackgroundEpisodes(self.cfg.episodes_per_hour) if getattr(scenario, "background", True) else None
         for source, rng in ((scenario, scenario_rng), (background, background_rng)):
             if source is not None:
@@ -167,62 +186,169 @@ class MarketSimulator:
         return list(self._defs)
 
     def events(self) -> Iterator[Event]:
-        """Every market event and truth label, ordered by ``(ts_recv, instrument_id, seq)``."""
+        """Every market event and truth label, ordered by ``(ts_recv, instrument_id, seq)``.
+
+        Gated (``gated=True``): the same stream, produced ``gate_step_ns`` of simulated time at a time
+        (``resume``); our orders sent while iterating enter at their arrival times (``submit``).
+        """
         if self._started:
             raise RuntimeError("MarketSimulator.events() can be iterated only once; build a new simulator")
+        if self.gated:
+            return self._gated_events()
+        self._start()
+        return self._ungated_events()
+
+    def _start(self) -> None:
+        """Open every lane and the shared state (once, before the first window)."""
         self._started = True
-        n_steps = max(0, math.ceil(self.duration_s / self.dt - 1e-9))
-        t0 = self.cfg.session_start_ns
+        self._n_steps = max(0, math.ceil(self.duration_s / self.dt - 1e-9))
         for lane in self.lanes:
             lane.open(self.duration_s, self.chain.regime, self.chain.direction)
-        carry: list[list] = [[] for _ in self.lanes]
-        vov = self.cfg.vol_of_vol
-        decay = math.exp(-self.dt / self.cfg.vol_tau_s)
-        shock_sd = math.sqrt(1.0 - decay * decay)
-        y = self._vol_noise()  # stationary N(0, 1) start of the shared log-volatility factor
-        t_news = next_arrival(self._news_rng, 0.0, self.cfg.news_market_per_hour)
+        self._carry: list[list] = [[] for _ in self.lanes]
+        self._decay = math.exp(-self.dt / self.cfg.vol_tau_s)
+        self._shock_sd = math.sqrt(1.0 - self._decay * self._decay)
+        self._y = self._vol_noise()  # stationary N(0, 1) start of the shared log-volatility factor
+        self._t_news = next_arrival(self._news_rng, 0.0, self.cfg.news_market_per_hour)
+
+    def _shared(self, w0: int, w1: int) -> list:
+        """The shared state of grid steps ``w0..w1-1``: regime, common factor, volatility, market news."""
+        vov, decay, shock_sd, y = self.cfg.vol_of_vol, self._decay, self._shock_sd, self._y
+        shared = []
+        for k in range(w0, w1):
+            t = k * self.dt
+            news: NewsShock | None = None
+            if self._t_news < t + self.dt:
+                news = draw_shock(self._news_rng, t)
+                self.chain.force_shock(t, news.sign)
+                self._t_news = next_arrival(self._news_rng, t, self.cfg.news_market_per_hour)
+            else:
+                self.chain.advance(t)
+            y = y * decay + shock_sd * self._vol_noise()
+            shared.append((k, self.chain.regime, self.chain.direction, self._factor(),
+                           math.exp(vov * y - vov * vov), news))
+        self._y = y
+        return shared
+
+    def _release(self, cut: int) -> list:
+        """Every event the lanes produced (and the ones held back) with ``ts_recv < cut``, in stream order."""
+        out: list = []
+        for lane, held in zip(self.lanes, self._carry, strict=True):
+            out += held
+            out += lane.ex.out
+            lane.ex.out = []
+        out.sort(key=RECV)  # stable: ties keep instrument order, then emission order
+        i = bisect_left(out, cut, key=RECV)
+        self._carry = [[] for _ in self.lanes]
+        if i < len(out):
+            for ev in out[i:]:
+                self._carry[ev.instrument_id].append(ev)
+            del out[i:]
+        self._emitted += len(out)
+        return out
+
+    def _finish(self) -> list:
+        """The session end: closing auctions, then everything still held back."""
+        end = self._n_steps * self.dt
+        for lane in self.lanes:
+            lane.closing_auction(end)
+        for lane in self.lanes:
+            lane.close(self.duration_s)
+        self._finished = True
+        return self._release(1 << 62)
+
+    def _ungated_events(self) -> Iterator[Event]:
+        t0, n_steps = self.cfg.session_start_ns, self._n_steps
         for w0 in range(0, n_steps, WINDOW_STEPS):
             w1 = min(w0 + WINDOW_STEPS, n_steps)
-            shared = []
-            for k in range(w0, w1):
-                t = k * self.dt
-                news: NewsShock | None = None
-                if t_news < t + self.dt:
-                    news = draw_shock(self._news_rng, t)
-                    self.chain.force_shock(t, news.sign)
-                    t_news = next_arrival(self._news_rng, t, self.cfg.news_market_per_hour)
-                else:
-                    self.chain.advance(t)
-                y = y * decay + shock_sd * self._vol_noise()
-                shared.append((k, self.chain.regime, self.chain.direction, self._factor(),
-                               math.exp(vov * y - vov * vov), news))
-            out: list = []
-            for lane, held in zip(self.lanes, carry, strict=True):
+            shared = self._shared(w0, w1)
+            for lane in self.lanes:
                 lane.run(shared)
-                out += held
-                out += lane.ex.out
-                lane.ex.out = []
-            out.sort(key=RECV)  # stable: ties keep instrument order, then emission order
-            cut = bisect_left(out, t0 + int(w1 * self.dt * 1e9), key=RECV)
-            if cut < len(out):
-                carry = [[] for _ in self.lanes]
-                for ev in out[cut:]:
-                    carry[ev.instrument_id].append(ev)
-                del out[cut:]
-            else:
-                carry = [[] for _ in self.lanes]
-            self._emitted += len(out)
-            yield from out
-        rest: list = []
-        for lane, held in zip(self.lanes, carry, strict=True):
-            lane.closing_auction(n_steps * self.dt)
-            rest += held
-            rest += lane.ex.out
-            lane.ex.out = []
-            lane.close(self.duration_s)
-        rest.sort(key=RECV)
-        self._emitted += len(rest)
-        yield from rest
+            yield from self._release(t0 + int(w1 * self.dt * 1e9))
+        yield from self._finish()
+
+    # ---- the gate: the simulation waits for its consumer ------------------------------------------
+    def _gated_events(self) -> Iterator[Event]:
+        t0 = self.cfg.session_start_ns
+        while not self._finished:
+            yield from self.resume(max(self._watermark, t0) + self.gate_step_ns)
+
+    def resume(self, until_ns: int) -> list[Event]:
+        """Gated run: simulate up to ``until_ns`` and return the events not returned yet with ``ts_recv < until_ns``.
+
+        Every lane stops before its first event at or after ``until_ns`` (inside a window if need
+        be) and waits; orders sent meanwhile with an arrival at or after ``until_ns`` enter the
+        matching engine exactly then. The watermark advances on time alone, so a quiet market
+        cannot stall the consumer; it never goes back (an earlier ``until_ns`` returns nothing).
+        Resuming at any sequence of watermarks with no orders gives the ungated stream, event for
+        event (pausing draws no random number). Once the session end is reached, the closing
+        auctions run and the rest of the stream is returned; then ``finished`` is True.
+        """
+        if not self.gated:
+            raise RuntimeError("resume() drives a gated simulator (MarketSimulator(..., gated=True))")
+        if not self._started:
+            self._start()
+        if self._finished or until_ns <= self._watermark:
+            return []
+        self._watermark = until_ns
+        t0, dt, n_steps = self.cfg.session_start_ns, self.dt, self._n_steps
+        stop = (until_ns - t0) / 1e9
+        released: list = []
+        while True:
+            if self._window is None:
+                if self._w0 >= n_steps:
+                    released += self._finish()
+                    return released
+                if self._w0 * dt >= stop:
+                    return released
+                w1 = min(self._w0 + WINDOW_STEPS, n_steps)
+                self._window = self._shared(self._w0, w1)
+            w1 = min(self._w0 + WINDOW_STEPS, n_steps)
+            done = True
+            for lane in self.lanes:
+                done = lane.run(self._window, stop) and done
+            if not done:
+                released += self._release(t0 + int(stop * 1e9))
+                return released
+            released += self._release(t0 + int(w1 * dt * 1e9))
+            self._window = None
+            self._w0 = w1
+
+    @property
+    def finished(self) -> bool:
+        """The whole session has been simulated and returned."""
+        return self._finished
+
+    @property
+    def watermark_ns(self) -> int:
+        """How far a gated run has been allowed to simulate (0 before the first ``resume``)."""
+        return self._watermark
+
+    # ---- our orders -------------------------------------------------------------------------------
+    def desk(self, instrument_id: int) -> ClientDesk:
+        """Our order entry into instrument ``instrument_id``'s matching engine (one desk per instrument)."""
+        desk = self._desks.get(instrument_id)
+        if desk is None:
+            desk = self._desks[instrument_id] = ClientDesk(self.lanes[instrument_id], self.response_ns, None)
+        return desk
+
+    def desks(self) -> list[ClientDesk]:
+        """The desks opened so far, by instrument."""
+        return [desk for _, desk in sorted(self._desks.items())]
+
+    def submit(self, request: OrderRequest, latency_ns: int) -> None:
+        """Send an order decided at ``request.ts_local``; it reaches the matching engine ``latency_ns`` later."""
+        self.desk(request.instrument_id).submit(request, request.ts_local + latency_ns)
+
+    def cancel(self, instrument_id: int, client_id: str, ts_local: int, latency_ns: int) -> None:
+        """Ask at ``ts_local`` to cancel ``client_id``; the request arrives ``latency_ns`` later."""
+        self.desk(instrument_id).cancel(client_id, ts_local + latency_ns)
+
+    def drain(self) -> list:
+        """The answers to our orders since the last call (``Ack``, ``Fill``, ``CancelAck``, ``Reject``),
+        by exchange time (instrument order on ties)."""
+        out = [r for desk in self.desks() for r in desk.drain()]
+        out.sort(key=attrgetter("ts_exchange"))
+        return out
 
     def stats(self) -> dict[str, int]:
         """Counters: events by type (so far), orders, trades, market orders, news, regime changes..."""

@@ -16,6 +16,8 @@ import math
 from heapq import heappop, heappush
 from typing import Any
 
+from engine.events import Trade
+
 INF = math.inf
 
 
@@ -30,6 +32,7 @@ class VenueMixin:
         self.stop_count = 0
         self.current_agent: Any = None
         self.now = 0.0
+        self.clock = 0.0  # how far the lane has simulated (its window's end, or where the gate paused it)
         self.supp = [-INF, 0, -INF, 0]  # bid until, bid ticks, ask until, ask ticks
         self.boost_b = self.boost_s = 1.0
         self.boost_b_until = self.boost_s_until = -INF
@@ -64,7 +67,8 @@ class VenueMixin:
     def agent_next(self: Any) -> float:
         return self.agent_heap[0][0] if self.agent_heap else INF
 
-    def _wake_agents(self: Any, t: float) -> None:
+    def wake_agents(self: Any, t: float) -> None:
+        """Wake every agent due by ``t`` (the loop calls it; so may a test driving a lane by hand)."""
         self.now = t
         while self.agent_heap and self.agent_heap[0][0] <= t:
             _, _, agent = heappop(self.agent_heap)
@@ -114,6 +118,26 @@ class VenueMixin:
             self.record_flow(t, side * filled)
             self.t_last = t
         return filled, price
+
+    def execute(self: Any, t: float, side: int, size: int, limit: int | None = None) -> list[tuple[int, int]]:
+        """A client's aggressive order at ``t``: up to ``size`` lots against the real book (up to ``limit``).
+
+        Same matching and the same reaction of the simulation as any market order (Hawkes
+        excitation, latent impact, flow imbalance); returns its fills ``(price, size)`` in walk order.
+        """
+        out = self.ex.out
+        n0 = len(out)
+        filled, _ = self._market(t, side, size, limit)
+        if not filled:
+            return []
+        return [(ev.price, ev.size) for ev in out[n0:] if type(ev) is Trade]
+
+    def rest_order(self: Any, t: float, side: int, price: int, size: int, owner: Any, oid: int, tag: str) -> int:
+        """Rest a client limit order with its own order id at the back of its level; ``owner`` gets its fills."""
+        oid = self.ex.add(t, side, price, size, tag, oid)
+        self.owner[oid] = owner
+        self.t_last = t
+        return oid
 
     def market(self: Any, side: int, size: int, tag: str = "agent") -> tuple[int, int]:
         """Execute an agent market order now."""

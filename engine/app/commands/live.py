@@ -76,6 +76,9 @@ def _live_feed(config: Config, symbols: list[str], seed: int, duration: float, f
         return ZeroIntelligenceFeed(symbols, config.instruments, seed, duration, config.simulator.latency_us)
     from feeds.simulator import MarketSimulator
 
+    if config.execution.venue == "simulator":  # our orders enter its matching engine: it waits for the pipeline
+        return MarketSimulator(symbols, config, seed, duration, scenario=scenario, gated=True,
+                               gate_step_ns=int(config.execution.simulator_gate_us * 1000))
     return MarketSimulator(symbols, config, seed, duration, scenario=scenario)
 
 
