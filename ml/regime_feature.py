@@ -143,6 +143,7 @@ class RegimeTracker:
 
     def __init__(self, model, history: int | None = 720) -> None:
         self.model = model
+        self.forest = OneRowForest(model)
         self.history = history
         p = self.params = RuleParams()
         self.jump_q, self.jump_z = _jump_quantile(p)
@@ -316,7 +317,65 @@ class RegimeTracker:
 
     def posteriors(self, row: np.ndarray) -> np.ndarray:
         """The model's six posteriors (``Regime`` order) for one feature row."""
-        return spread_classes(self.model, self.model.predict_proba(row.reshape(1, -1)))[0]
+        return spread_classes(self.model, self.forest.predict_proba(row.reshape(1, -1)))[0]
+
+
+def predict_proba_one(model, X: np.ndarray) -> np.ndarray:
+    """``model.predict_proba(X)`` through ``OneRowForest`` (one-off; the tracker keeps its forest)."""
+    return OneRowForest(model).predict_proba(X)
+
+
+class OneRowForest:
+    """``predict_proba`` of a fitted ``HistGradientBoostingClassifier`` for one row at a time, the same values.
+
+    scikit-learn walks each tree in a separate call (iterations x classes calls: 1,000 for 200
+    iterations of 5 classes), which costs 2-20 ms per row, and more on a loaded machine where its
+    OpenMP threads wait for cores. Here every tree's nodes sit in flat arrays and all trees descend
+    together, one numpy step per tree level; the leaf values are then added in scikit-learn's order
+    (the baseline, then iteration after iteration: a sequential ``cumsum``) and the model's own loss
+    turns them into probabilities, so the result is bit for bit ``predict_proba``. A model that is
+    not such a classifier, or splits on categorical features, is asked the ordinary way.
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model
+        predictors = getattr(model, "_predictors", None)
+        self.flat = predictors is not None and hasattr(model, "_loss") and hasattr(model, "_baseline_prediction")
+        if not self.flat:
+            return
+        nodes = [p.nodes for iteration in predictors for p in iteration]
+        if any(n["is_categorical"].any() for n in nodes):
+            self.flat = False
+            return
+        offsets = np.cumsum([0] + [len(n) for n in nodes[:-1]])
+        every = np.concatenate(nodes)
+        shift = np.repeat(offsets, [len(n) for n in nodes])
+        self.roots = offsets.astype(np.intp)
+        self.feature = every["feature_idx"].astype(np.intp)
+        self.threshold = every["num_threshold"].astype(np.float64)
+        self.missing_left = every["missing_go_to_left"].astype(bool)
+        self.left = (every["left"] + shift).astype(np.intp)
+        self.right = (every["right"] + shift).astype(np.intp)
+        self.leaf = every["is_leaf"].astype(bool)
+        self.value = every["value"].astype(np.float64)
+        self.shape = (len(predictors), model.n_trees_per_iteration_)
+        self.baseline = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(1, -1)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """``(1, classes)`` probabilities of the single row ``X`` (shape ``(1, features)``)."""
+        if not self.flat:
+            return self.model.predict_proba(X)
+        row = np.asarray(X, dtype=np.float64).reshape(-1)
+        node = self.roots
+        leaf = self.leaf[node]
+        while not leaf.all():
+            x = row[self.feature[node]]
+            left = np.where(np.isnan(x), self.missing_left[node], x <= self.threshold[node])
+            node = np.where(leaf, node, np.where(left, self.left[node], self.right[node]))
+            leaf = self.leaf[node]
+        values = self.value[node].reshape(self.shape)
+        raw = np.cumsum(np.concatenate([self.baseline, values]), axis=0)[-1:]
+        return self.model._loss.predict_proba(np.asfortranarray(raw))
 
 
 class RegimeFeature(SampleFeature):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from engine.config import load_config
 from engine.errors import ConfigError
@@ -14,7 +15,7 @@ from engine.pipeline.wiring import build_lane, sample_features
 from feeds.base import batched
 from ml import regime
 from ml.labels import causal_quantile, tf2_inputs
-from ml.regime_feature import NAMES, RegimeTracker
+from ml.regime_feature import NAMES, OneRowForest, RegimeTracker
 
 FIELDS = ("mid", "spread", "depth_bid", "depth_ask", "volume", "is_open", "max_abs_r1s", "sum_sq_r1s", "n_r1s")
 
@@ -130,3 +131,22 @@ def test_without_a_model_the_feature_vector_is_unchanged():
 def test_regime_history_bars_is_validated(value):
     with pytest.raises(ConfigError, match="regime_history_bars"):
         load_config(overrides=[f"ml.regime_history_bars={value}"])
+
+
+def test_one_row_forest_equals_predict_proba(session):
+    """The flat forest gives ``predict_proba`` bit for bit: six classes, two classes, rows with NaN."""
+    x, model = session
+    X = regime.regime_features(x)
+    assert np.isnan(X).any()
+    forest = OneRowForest(model)
+    assert forest.flat
+    got = np.vstack([forest.predict_proba(X[i:i + 1]) for i in range(len(X))])
+    assert np.array_equal(got, model.predict_proba(X))
+    rng = np.random.default_rng(2)
+    binary = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(
+        rng.normal(size=(200, 4)), rng.integers(0, 2, 200))
+    rows = rng.normal(size=(50, 4))
+    rows[::7, 1] = np.nan
+    forest = OneRowForest(binary)
+    assert np.array_equal(np.vstack([forest.predict_proba(rows[i:i + 1]) for i in range(50)]),
+                          binary.predict_proba(rows))
