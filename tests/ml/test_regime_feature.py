@@ -74,11 +74,11 @@ def test_causal_quantile_history_is_a_sliding_window_of_earlier_bars():
         assert got[i] == pytest.approx(expected, rel=1e-12, abs=1e-12, nan_ok=True)
 
 
-def _lane_vectors(config, models, minutes: float, seed: int = 4):
+def _lane_vectors(config, models, minutes: float, seed: int = 4, feed=None):
     """Feature vectors of one simulated instrument's lane (market and feature stages only)."""
     from feeds.simulator import MarketSimulator
 
-    feed = MarketSimulator(["AAPL"], config, seed=seed, duration_s=minutes * 60)
+    feed = feed or MarketSimulator(["AAPL"], config, seed=seed, duration_s=minutes * 60)
     (d,) = feed.instruments()
     lane = build_lane(d, config, lambda _: [], models)
     router = Router([d.instrument_id])
@@ -115,6 +115,27 @@ def test_pipeline_posteriors_equal_the_batch_over_the_same_bars(session):
     assert np.array_equal(live[29:], expected[29:])
     assert (live[:29] == 0).all()
     assert {vectors[i].values["regime_ml_live"] for i in closes} == {1.0}
+
+
+def test_f26_before_a_cut_is_the_same_whole_or_truncated(session):
+    """No lookahead: F26 at every TF2 close before a cut equals F26 computed on the stream cut there."""
+    from engine.testing import ListFeed
+    from feeds.simulator import MarketSimulator
+
+    _, model = session
+    config = load_config()
+    models = RunModels(regime=LoadedModel("regime", "test", "shadow", model))
+    feed = MarketSimulator(["AAPL"], config, seed=6, duration_s=480.0)
+    instruments, events = feed.instruments(), list(feed.events())
+    cut = events[0].ts_recv + 400 * 10**9
+    whole = _lane_vectors(config, models, 0, feed=ListFeed(instruments, events))
+    part = _lane_vectors(config, models, 0, feed=ListFeed(instruments, [e for e in events if e.ts_recv < cut]))
+
+    def f26(vectors):
+        return [(fv.ts_recv, [fv.values[n] for n in NAMES]) for fv in vectors if fv.frames & TF2 and fv.ts_recv < cut]
+
+    assert f26(part) == f26(whole)
+    assert sum(fv.values["regime_ml_ready"] for fv in part if fv.frames & TF2) >= 5
 
 
 def test_without_a_model_the_feature_vector_is_unchanged():
