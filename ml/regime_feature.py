@@ -340,13 +340,13 @@ class OneRowForest:
     def __init__(self, model) -> None:
         self.model = model
         predictors = getattr(model, "_predictors", None)
-        self.flat = predictors is not None and hasattr(model, "_loss") and hasattr(model, "_baseline_prediction")
-        if not self.flat:
+        self.flat = False
+        if predictors is None or not hasattr(model, "_loss") or not hasattr(model, "_baseline_prediction"):
             return
         nodes = [p.nodes for iteration in predictors for p in iteration]
         if any(n["is_categorical"].any() for n in nodes):
-            self.flat = False
             return
+        self.flat = True
         offsets = np.cumsum([0] + [len(n) for n in nodes[:-1]])
         every = np.concatenate(nodes)
         shift = np.repeat(offsets, [len(n) for n in nodes])
