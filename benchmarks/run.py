@@ -22,6 +22,7 @@ BENCHMARKS = [
     ("benchmarks.bench_store", False),
     ("benchmarks.bench_simulator", False),
     ("benchmarks.bench_strategies", True),
+    ("benchmarks.bench_ml", False),
     ("benchmarks.bench_daemon", False),
     ("benchmarks.bench_optimize", False),
 ]

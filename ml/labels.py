@@ -46,7 +46,9 @@ the real-data sample through ``chimera calibrate``, see docs/simulator.md):
 
 from __future__ import annotations
 
-from bisect import insort
+import math
+from bisect import bisect_left, insort
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -215,17 +217,52 @@ def volume_acceleration(volume: np.ndarray, short: int, long: int) -> np.ndarray
     return np.where((n == long) & (vl > 0), va, np.nan)
 
 
-def causal_quantile(x: np.ndarray, q: float, window: int | None, min_periods: int) -> np.ndarray:
-    """Quantile ``q`` of the values before each bar (last ``window`` bars, or all when None)."""
+class EarlierValues:
+    """The finite values of the bars seen so far, sorted: all of them, or those of the last ``history`` bars.
+
+    ``causal_quantile`` without a window reads one per bar and then adds the bar's value; the
+    incremental regime feature (``ml/regime_feature.py``) keeps the same object between TF2 closes,
+    so both compute every quantile the same way. O(history) per bar (a list insert and removal).
+    """
+
+    __slots__ = ("history", "recent", "seen")
+
+    def __init__(self, history: int | None = None) -> None:
+        self.history = history
+        self.seen: list[float] = []
+        self.recent: deque[float] = deque()
+
+    def add(self, value: float) -> None:
+        """One bar's value (NaN: the bar counts towards ``history`` but adds no value)."""
+        finite = math.isfinite(value)
+        if self.history is not None:
+            self.recent.append(value)
+            if len(self.recent) > self.history:
+                old = self.recent.popleft()
+                if math.isfinite(old):
+                    del self.seen[bisect_left(self.seen, old)]
+        if finite:
+            insort(self.seen, float(value))
+
+    def quantile(self, q: float, min_periods: int) -> float:
+        """Quantile ``q`` of the values held (NaN with fewer than ``min_periods``)."""
+        return _sorted_quantile(self.seen, q) if len(self.seen) >= min_periods and self.seen else math.nan
+
+
+def causal_quantile(x: np.ndarray, q: float, window: int | None, min_periods: int,
+                    history: int | None = None) -> np.ndarray:
+    """Quantile ``q`` of the values before each bar (last ``window`` bars, or all when None).
+
+    ``history`` (only without a window): the values of the last ``history`` earlier bars instead of
+    all of them (the live regime feature's bounded history, ``[ml] regime_history_bars``).
+    """
     x = np.asarray(x, dtype=np.float64)
     out = np.full(len(x), np.nan)
     if window is None:
-        seen: list[float] = []
-        for i, value in enumerate(x):
-            if len(seen) >= min_periods:
-                out[i] = _sorted_quantile(seen, q)
-            if np.isfinite(value):
-                insort(seen, float(value))
+        earlier = EarlierValues(history)
+        for i, value in enumerate(x.tolist()):
+            out[i] = earlier.quantile(q, min_periods)
+            earlier.add(value)
         return out
     if len(x) <= 1:
         return out
@@ -275,13 +312,15 @@ def apply_hysteresis(raw: np.ndarray, persist: int = 3, immediate: tuple[int, ..
 
 
 # ---- the rule table --------------------------------------------------------------------------------
-def shock_condition(x: RegimeInputs, p: RuleParams, reference: RuleReference | None = None) -> np.ndarray:
-    """Rule 1 (SHOCK) at every bar (thresholds from ``reference`` when given, else from earlier bars)."""
+def shock_condition(x: RegimeInputs, p: RuleParams, reference: RuleReference | None = None,
+                    history: int | None = None) -> np.ndarray:
+    """Rule 1 (SHOCK) at every bar (thresholds from ``reference`` when given, else from earlier bars;
+    ``history`` bounds "all earlier bars" to the last that many)."""
     base, look = p.baseline_bars, p.shock_bars
     sigma_1s: np.ndarray | float
     spread_q: np.ndarray | float
     if reference is None:
-        sigma_1s = jump_scale(x, p)
+        sigma_1s = jump_scale(x, p, history)
         spread_q = causal_quantile(x.spread, p.spread_quantile, p.spread_history_bars or None, p.min_history_bars)
     else:
         sigma_1s, spread_q = reference.jump_sigma, reference.spread_high
@@ -294,7 +333,7 @@ def shock_condition(x: RegimeInputs, p: RuleParams, reference: RuleReference | N
     return _any_recent(jump | halted, look) | (x.spread > spread_q) | thin
 
 
-def jump_scale(x: RegimeInputs, p: RuleParams) -> np.ndarray:
+def jump_scale(x: RegimeInputs, p: RuleParams, history: int | None = None) -> np.ndarray:
     """σ_1s of the SHOCK jump test at every bar, from earlier bars only (NaN while history is short).
 
     ``rms``: root mean square of the 1 s mid changes of the last ``shock_vol_bars`` bars (0: all).
@@ -307,7 +346,7 @@ def jump_scale(x: RegimeInputs, p: RuleParams) -> np.ndarray:
     bars = p.shock_vol_bars or None
     if p.jump_scale == "q99":
         q, z = _jump_quantile(p)
-        return causal_quantile(x.max_abs_r1s, q, bars, p.min_history_bars) / z
+        return causal_quantile(x.max_abs_r1s, q, bars, p.min_history_bars, history) / z
     window = bars or len(x.n_r1s)
     prior_ss = _shift(_rolling_sum(x.sum_sq_r1s, window), 1)
     prior_n = _shift(_rolling_sum(x.n_r1s, window), 1)
@@ -334,7 +373,7 @@ def breakout_condition(x: RegimeInputs, p: RuleParams) -> np.ndarray:
 
 
 def raw_rule_labels(x: RegimeInputs, p: RuleParams | None = None, vol_reference: np.ndarray | None = None,
-                    reference: RuleReference | None = None) -> np.ndarray:
+                    reference: RuleReference | None = None, history: int | None = None) -> np.ndarray:
     """First-match rule label at every bar before smoothing (UNKNOWN during warm-up).
 
     ``reference``: thresholds of a training period (``fit_reference``). Without it: ``vol_reference``
@@ -346,15 +385,16 @@ def raw_rule_labels(x: RegimeInputs, p: RuleParams | None = None, vol_reference:
     if reference is not None:
         high = np.full(len(sigma5), reference.range_high)
     else:
-        high = vol_threshold(sigma5, p, vol_reference)
-    conditions = _event_conditions(x, p, reference=reference) + [(sigma5 >= high, RANGE_HIGH)]
+        high = vol_threshold(sigma5, p, vol_reference, history)
+    conditions = _event_conditions(x, p, reference=reference, history=history) + [(sigma5 >= high, RANGE_HIGH)]
     labels = np.select([c for c, _ in conditions], [lab for _, lab in conditions], default=RANGE_LOW)
     labels[: p.warmup_bars] = UNKNOWN
     return labels.astype(np.int64)
 
 
 def _event_conditions(x: RegimeInputs, p: RuleParams, centred: bool = False,
-                      reference: RuleReference | None = None) -> list[tuple[np.ndarray, int]]:
+                      reference: RuleReference | None = None,
+                      history: int | None = None) -> list[tuple[np.ndarray, int]]:
     """Rules 1-4 (SHOCK, BREAKOUT, TREND_UP, TREND_DOWN) as ``(condition, label)`` in rule order.
 
     ``centred``: the forward-looking variant of SPEC section 5 (training targets only): t_drift and
@@ -365,7 +405,7 @@ def _event_conditions(x: RegimeInputs, p: RuleParams, centred: bool = False,
     if centred:
         t, er = _lead(t, p.trend_bars // 2), _lead(er, p.trend_bars // 2)
     return [
-        (shock_condition(x, p, reference), SHOCK),
+        (shock_condition(x, p, reference, history), SHOCK),
         (breakout_condition(x, p), BREAKOUT),
         ((t >= p.drift_threshold) & (er >= p.er_threshold), TREND_UP),
         ((t <= -p.drift_threshold) & (er >= p.er_threshold), TREND_DOWN),
@@ -434,16 +474,22 @@ def two_means_split(values: np.ndarray, iterations: int = 50) -> float:
 
 
 def regime_rule_labels(x: RegimeInputs, params: RuleParams | None = None, vol_reference: np.ndarray | None = None,
-                       reference: RuleReference | None = None) -> np.ndarray:
-    """SPEC section 5 rule labels at every TF2 close, with hysteresis (UNKNOWN = -1 in warm-up)."""
+                       reference: RuleReference | None = None, history: int | None = None) -> np.ndarray:
+    """SPEC section 5 rule labels at every TF2 close, with hysteresis (UNKNOWN = -1 in warm-up).
+
+    ``history``: the baselines over "all earlier bars" (σ_1s of the jump test, the RANGE_HIGH
+    threshold) use the last that many earlier bars only.
+    """
     p = params or RuleParams()
-    return apply_hysteresis(raw_rule_labels(x, p, vol_reference, reference), p.persist, p.immediate, p.overlay)
+    return apply_hysteresis(raw_rule_labels(x, p, vol_reference, reference, history), p.persist, p.immediate,
+                            p.overlay)
 
 
-def vol_threshold(sigma5: np.ndarray, p: RuleParams, reference: np.ndarray | None = None) -> np.ndarray:
-    """RANGE_HIGH threshold per bar: q67 of ``reference`` (training) or of the earlier bars."""
+def vol_threshold(sigma5: np.ndarray, p: RuleParams, reference: np.ndarray | None = None,
+                  history: int | None = None) -> np.ndarray:
+    """RANGE_HIGH threshold per bar: q67 of ``reference`` (training) or of the earlier bars (the last ``history``)."""
     if reference is None:
-        return causal_quantile(sigma5, p.range_high_quantile, None, p.min_history_bars)
+        return causal_quantile(sigma5, p.range_high_quantile, None, p.min_history_bars, history)
     ref = np.asarray(reference, dtype=np.float64)
     ref = ref[np.isfinite(ref)]
     level = float(np.quantile(ref, p.range_high_quantile)) if len(ref) else np.nan
@@ -551,6 +597,7 @@ __all__ = [
     "volatility_ratio",
     "volume_acceleration",
     "causal_quantile",
+    "EarlierValues",
     "apply_hysteresis",
     "shock_condition",
     "jump_scale",

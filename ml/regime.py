@@ -52,8 +52,12 @@ JUMP_SIGMAS = 6.0  # a 1 s mid change this many σ_1s (SPEC 5's SHOCK test) is a
 SINCE_CAP = 60  # bars_since_jump saturates at 10 min
 
 
-def regime_features(x: RegimeInputs) -> np.ndarray:
+def regime_features(x: RegimeInputs, history: int | None = None) -> np.ndarray:
     """``(bars, len(FEATURES))`` causal features (NaN where a window is not filled yet).
+
+    ``history``: the baselines over "all earlier bars" (the σ_5min median, σ_1s of the jump test,
+    the 1 s volatility median, the rule label's RANGE_HIGH threshold) use only the last that many
+    earlier bars, as the live feature does (``ml/regime_feature.py``); None: all of them (training).
 
     Scales are relative where the profiles differ (ticks): volatilities also against their own
     history (``*_rel``), moves in units of the 30-min volatility. ``bars_since_jump`` and
@@ -65,11 +69,11 @@ def regime_features(x: RegimeInputs) -> np.ndarray:
     mid = x.mid
     with np.errstate(invalid="ignore", divide="ignore"):
         s1, s5, s30 = realised_vol(mid, 6), realised_vol(mid, 30), realised_vol(mid, 180, min_periods=30)
-        s5_med = causal_quantile(s5, 0.5, None, MIN_BARS)
+        s5_med = causal_quantile(s5, 0.5, None, MIN_BARS, history)
         spread_med = causal_quantile(x.spread, 0.5, 180, MIN_BARS)
         depth_b = x.depth_bid / causal_quantile(x.depth_bid, 0.5, 180, MIN_BARS)
         depth_a = x.depth_ask / causal_quantile(x.depth_ask, 0.5, 180, MIN_BARS)
-        scale = jump_scale(x, p)
+        scale = jump_scale(x, p, history)
         jump_now = x.max_abs_r1s / scale
         jump = _rolling_max(x.max_abs_r1s, 6) / scale
         closed = _rolling_max((~np.asarray(x.is_open, bool)).astype(float), 6)
@@ -85,15 +89,15 @@ def regime_features(x: RegimeInputs) -> np.ndarray:
             _move(mid, 6) / (s30 * np.sqrt(6.0)), _move(mid, 18) / (s30 * np.sqrt(18.0)),
             x.spread / spread_med, _rolling_max(x.spread, 6) / spread_med, np.minimum(depth_b, depth_a),
             depth_b, depth_a, jump, jump_now, bars_since(jump_now > JUMP_SIGMAS, SINCE_CAP), closed,
-            position, regime_rule_labels(x).astype(float),
-            *_fine_volatility(x),
+            position, regime_rule_labels(x, history=history).astype(float),
+            *_fine_volatility(x, history),
         ]
     out = np.column_stack(columns).astype(np.float64)
     out[~np.isfinite(out)] = np.nan
     return out
 
 
-def _fine_volatility(x: RegimeInputs) -> list[np.ndarray]:
+def _fine_volatility(x: RegimeInputs, history: int | None = None) -> list[np.ndarray]:
     """Volatility from the 1 s mid changes inside the bars (ten per bar: 30x the samples of σ_1m).
 
     Log RMS of the last 1, 3 and 30 bars' 1 s changes, each against the median of the 30-bar value
@@ -107,7 +111,7 @@ def _fine_volatility(x: RegimeInputs) -> list[np.ndarray]:
 
     r1, r3, r30 = rms(1), rms(3), rms(30)
     r30[:30] = np.nan  # a 30-bar window that is not filled yet
-    base = causal_quantile(r30, 0.5, None, MIN_BARS)
+    base = causal_quantile(r30, 0.5, None, MIN_BARS, history)
     return [r1 - base, r3 - base, r30 - base, r1 - r30]
 
 
@@ -196,9 +200,16 @@ def cross_validate(data: RegimeSet, n_splits: int = 3, seed: int = 0) -> dict:
     return evaluate(data.y[scored], pred[scored])
 
 
-def posteriors(model: HistGradientBoostingClassifier, x: RegimeInputs) -> np.ndarray:
-    """F26: ``(bars, 6)`` posterior of each regime at every TF2 close (columns in ``Regime`` order)."""
-    proba = model.predict_proba(regime_features(x))
+def posteriors(model: HistGradientBoostingClassifier, x: RegimeInputs, history: int | None = None) -> np.ndarray:
+    """F26: ``(bars, 6)`` posterior of each regime at every TF2 close (columns in ``Regime`` order).
+
+    The batch reference of the live feature (``ml/regime_feature.py``, with the same ``history``).
+    """
+    return spread_classes(model, model.predict_proba(regime_features(x, history)))
+
+
+def spread_classes(model: HistGradientBoostingClassifier, proba: np.ndarray) -> np.ndarray:
+    """``predict_proba`` columns (the model's classes) placed in ``Regime`` order (absent classes 0)."""
     out = np.zeros((len(proba), len(CLASSES)))
     out[:, [int(c) for c in model.classes_]] = proba
     return out

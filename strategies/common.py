@@ -17,7 +17,7 @@ from engine.detectors.iceberg import IcebergDetection
 from engine.events import Detection
 from engine.features.vector import FeatureVector
 from strategies.base import Signal, signal_id
-from strategies.confluence import Confluence
+from strategies.confluence import POSTERIORS, REGIMES, Confluence, model_regime
 
 NS = 1_000_000_000
 
@@ -126,6 +126,9 @@ class OrderFlowStrategy:
         score = min(1.0, raw + 0.05 * min(k, 4))
         if gate != 1.0:
             evidence["size_factor"] = gate
+        if values.get("regime_ml_ready"):  # the regime model's view, recorded live or in shadow mode
+            evidence["regime_ml"] = float(REGIMES.index(model_regime(values)))
+            evidence["regime_ml_p"] = max(values[name] for name in POSTERIORS)
         self.next_allowed = ts + self.cooldown_ns
         return Signal(
             signal_id=signal_id(self.instrument_id, features.seq, self.name), instrument_id=self.instrument_id,

@@ -8,7 +8,9 @@ idempotent per feature vector, so every strategy may call it first. At each bar 
 - short histories of the mid and the CVD (TF1 closes and detection samples, ``window_s`` seconds)
   that the strategies' triggers read (CVD over the last 5 s, the mid before a vacuum, extremes);
 - the rule regime label (SPEC 5) at TF2 closes, with hysteresis; ``regime`` is ``""`` until the
-  20-minute trend statistics are ready (a regime is only reported when known).
+  20-minute trend statistics are ready (a regime is only reported when known). When a regime model
+  runs live (F26 with ``regime_ml_live``), its argmax regime replaces the rule label once the model
+  is ready (the model sees the rule label as one of its inputs); in shadow mode it changes nothing.
 
 The z-scores are the feature engine's 30-minute ones when those are ready (``ofi_z_*``), else this
 module's own EWMA z-scores over the bar closes (``z_span``), which need ``z_min_samples`` closes
@@ -34,6 +36,19 @@ from engine.features.vector import FeatureVector
 NS = 1_000_000_000
 REVERSAL = ("sweep_reversal", "stacked_absorption", "iceberg_defense", "mean_reversion", "hvn_bounce")
 TREND_FAMILY = ("vacuum_entry",)
+
+
+REGIMES = ("RANGE_LOW", "RANGE_HIGH", "TREND_UP", "TREND_DOWN", "BREAKOUT", "SHOCK")  # engine.events.Regime order
+POSTERIORS = tuple(f"regime_p_{name}" for name in REGIMES)  # F26 (ml/regime_feature.py)
+
+
+def model_regime(values: dict[str, float]) -> str:
+    """The regime model's argmax regime from a feature vector's F26 posteriors (the first on ties)."""
+    best = 0
+    for i in range(1, len(POSTERIORS)):
+        if values[POSTERIORS[i]] > values[POSTERIORS[best]]:
+            best = i
+    return REGIMES[best]
 
 
 class _Ewma:
@@ -157,6 +172,10 @@ class Confluence:
         rv = values.get("rv_60s_5m", 0.0)
         high = self.rv.n >= self.rv.min_samples and rv > self.rv.mean + 0.43 * math.sqrt(self.rv.var)  # ~q67
         self.rv.add(rv)
+        if values.get("regime_ml_live") and values.get("regime_ml_ready"):
+            self.regime = self.candidate = model_regime(values)
+            self.streak = 0
+            return
         if not values.get("trend_ready_20m"):
             return
         drift, er = values.get("t_drift_20m", 0.0), values.get("efficiency_ratio_20m", 0.0)

@@ -35,6 +35,8 @@ def summary_tables(summary: dict) -> list[Table]:
         ("orders refused by the guards", f"{summary.get('orders_refused', 0):,}"),
         ("fills", f"{summary['fills']:,}"),
         ("truth labels", f"{summary['truth_labels']:,}"),
+        ("models", escape(_models_text(summary.get("models")))),
+        ("confidence", escape(summary.get("confidence", ""))),
         ("DB rows", f"{sum(summary['db_rows'].values()):,} in {summary['db_batches']:,} batches"),
         ("database", escape(summary["db"])),
     ):
@@ -58,6 +60,13 @@ def summary_tables(summary: dict) -> list[Table]:
                 problems.add_row(escape(symbol), escape(name), f"{value:,}")
         tables.append(problems)
     return tables
+
+
+def _models_text(models: list[dict] | None) -> str:
+    """``regime regime-2026... (live)``, one per model that ran, or ``none``."""
+    if not models:
+        return "none"
+    return ", ".join(f"{m['kind']} {m['version']} ({m['mode']})" for m in models)
 
 
 def strategy_table(strategies: dict) -> Table:

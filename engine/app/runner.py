@@ -33,6 +33,7 @@ from engine.config import Config
 from engine.errors import ChimeraError, StoreError, UsageError
 from engine.logs import get_logger
 from engine.pipeline import Pipeline, RunOptions, RunStats
+from engine.pipeline.models import RunModels, load_run_models
 from engine.store.signals import strategy_summary
 from feeds.base import Feed
 
@@ -43,6 +44,7 @@ try:  # uvloop when installed (Linux/macOS); the standard loop otherwise
 except ImportError:  # pragma: no cover - exercised only where uvloop is absent
     LOOP_FACTORY = None
 
+REAL_DATA_COMMANDS = ("replay",)  # recorded market data: simulator-trained models run in shadow (SPEC 12)
 EXIT_CODES = {"completed": 0, "stopped": 0, "cancelled": 130, "failed": 1}
 T = TypeVar("T")
 
@@ -86,6 +88,9 @@ def execute(request: RunRequest) -> dict:
         interrupted = store.mark_interrupted(conn)
         if interrupted:
             log.info("runs_interrupted", runs=interrupted)
+        if request.options.models is None:  # the registry's champions, verified before any run row is written
+            request.options.models = load_run_models(conn, no_ml=request.options.no_ml,
+                                                     real_data=request.command in REAL_DATA_COMMANDS)
         run_id, skip = _claim_run(conn, request)
         pipeline = Pipeline(request.feed, request.config, request.db_path, run_id, request.options, skip=skip)
         error: BaseException | None = None
@@ -227,6 +232,7 @@ def build_summary(request: RunRequest, run_id: str, pipeline: Pipeline, conn, st
     for iid, stage, counter, value in rows:
         integrity.setdefault(symbols.get(iid, str(iid)), {})[f"{stage}.{counter}"] = value
     feed_stats = request.feed.stats()
+    models = request.options.models or RunModels(disabled=request.options.no_ml)
     return {
         "run_id": run_id,
         "command": request.command,
@@ -247,6 +253,8 @@ def build_summary(request: RunRequest, run_id: str, pipeline: Pipeline, conn, st
         "stages": _stage_totals(stats),
         "per_instrument": _per_instrument(stats, conn, run_id, pipeline),
         "signals": stats.signals,
+        "models": models.describe(),
+        "confidence": models.confidence_note(),
         "strategies": strategy_summary(conn, run_id),
         "orders_accepted": stats.orders_accepted,
         "orders_rejected": stats.orders_rejected,

@@ -10,6 +10,7 @@ from engine.config.tree import (
     ExecutionConfig,
     FeatureConfig,
     InstrumentSpec,
+    MlConfig,
     PipelineConfig,
     RiskConfig,
     RunConfig,
@@ -21,6 +22,6 @@ from engine.config.tree import (
 
 __all__ = [
     "DEFAULT_INSTRUMENTS", "PROFILES", "BookConfig", "Config", "ExecutionConfig", "FeatureConfig", "InstrumentSpec",
-    "LargeTickProfile", "PipelineConfig", "ProfileParams", "RiskConfig", "RunConfig", "SimulatorConfig",
+    "LargeTickProfile", "MlConfig", "PipelineConfig", "ProfileParams", "RiskConfig", "RunConfig", "SimulatorConfig",
     "SmallTickProfile", "StoreConfig", "load_config", "parse_override", "with_values",
 ]

@@ -208,6 +208,12 @@ DEFAULT_INSTRUMENTS: dict[str, InstrumentSpec] = {
 }
 
 
+class MlConfig(_Section, frozen=True):
+    # TF2 bars of history the live regime feature (F26) keeps: its baselines over "all earlier bars"
+    # read the last this many (720 = 2 hours); at least the 30-bar minimum of those baselines
+    regime_history_bars: Annotated[int, Meta(ge=30, le=100_000)] = 720
+
+
 class Config(_Section, frozen=True):
     run: RunConfig = RunConfig()
     pipeline: PipelineConfig = PipelineConfig()
@@ -217,6 +223,7 @@ class Config(_Section, frozen=True):
     store: StoreConfig = StoreConfig()
     risk: RiskConfig = RiskConfig()
     execution: ExecutionConfig = ExecutionConfig()
+    ml: MlConfig = MlConfig()
     strategies: StrategiesConfig = StrategiesConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     daemon: DaemonConfig = DaemonConfig()

@@ -27,6 +27,7 @@ from engine.events import InstrumentDef
 from engine.logs import get_logger
 from engine.pipeline.lanes import TruthSink
 from engine.pipeline.merge import WatermarkMerge
+from engine.pipeline.models import RunModels
 from engine.pipeline.router import Router
 from engine.pipeline.stages import ExecutionMark, FeedMark, StageStats, put_records, run_stage
 from engine.pipeline.wiring import (
@@ -49,6 +50,7 @@ class RunOptions:
     duration_s: float | None = None  # stop after this much event time
     strategies: StrategyFactory | None = None  # None: the strategies of the configuration ([strategies])
     progress: Callable[[int, int], None] | None = None  # (events so far, last ts_recv)
+    models: RunModels | None = None  # verified registry champions (engine/pipeline/models.py); None: no models
 
 
 @dataclass
@@ -115,7 +117,7 @@ class Pipeline:
         self.stop_requested = asyncio.Event()
         self.truth = TruthSink()
         factory = lane_strategies(config, self.options.strategies)
-        self.lanes: list[Lane] = [build_lane(d, config, factory) for d in self.instruments]
+        self.lanes: list[Lane] = [build_lane(d, config, factory, self.options.models) for d in self.instruments]
         self.portfolio = build_portfolio_stages(self.instruments, config, self.options.no_ml, feed)
         self.feed_mark = FeedMark()
         self.execution_mark = ExecutionMark()
@@ -412,7 +414,7 @@ def run_reference(feed: Feed, config: Config, options: RunOptions | None = None)
     options = options or RunOptions()
     instruments = feed.instruments()
     factory = lane_strategies(config, options.strategies)
-    lanes = [build_lane(d, config, factory) for d in instruments]
+    lanes = [build_lane(d, config, factory, options.models) for d in instruments]
     portfolio = build_portfolio_stages(instruments, config, options.no_ml)
     truth = TruthSink()
     router = Router([d.instrument_id for d in instruments])

@@ -53,6 +53,7 @@ from engine.features.trend import TrendStrength
 from engine.features.volatility import RealisedVolatility
 from engine.features.vpin import Vpin
 from engine.pipeline.lanes import FeatureStage, MarketStage
+from engine.pipeline.models import RunModels
 from engine.portfolio import Portfolio
 from engine.risk import (
     CorrelationCap,
@@ -67,6 +68,7 @@ from engine.risk import (
     StopRule,
     UsableBook,
 )
+from ml.regime_feature import RegimeFeature
 from ml.scoring import DisabledScorer, ScoringStage, UntrainedScorer
 from strategies.base import Strategy
 from strategies.engine import SignalEngine
@@ -90,7 +92,8 @@ class Lane:
         return self.instrument.symbol
 
 
-def build_lane(instrument: InstrumentDef, config: Config, strategies: StrategyFactory) -> Lane:
+def build_lane(instrument: InstrumentDef, config: Config, strategies: StrategyFactory,
+               models: RunModels | None = None) -> Lane:
     """market (book, accumulators, detectors) -> features (per sample) -> signals, for one instrument."""
     iid = instrument.instrument_id
     interval = config.store.sample_interval_ms * 1_000_000
@@ -102,7 +105,7 @@ def build_lane(instrument: InstrumentDef, config: Config, strategies: StrategyFa
     for listener in market_accumulators(context, config) + market_detectors(context, config):
         market.add(listener)
     flow_names = tuple(name for a in market.accumulators for name in a.values(0))
-    engine = FeatureEngine(iid, sample_features(config), flow_names)
+    engine = FeatureEngine(iid, sample_features(config, models), flow_names)
     return Lane(instrument, [
         ("market", market),
         ("features", FeatureStage(engine, interval)),
@@ -146,9 +149,16 @@ def market_detectors(context: DetectorContext, config: Config) -> list[Listener]
     return listeners
 
 
-def sample_features(config: Config) -> list[SampleFeature]:
-    """The per-sample features of one instrument's feature stage (SPEC section 2, the bar features)."""
+def sample_features(config: Config, models: RunModels | None = None) -> list[SampleFeature]:
+    """The per-sample features of one instrument's feature stage (SPEC section 2, the bar features);
+    F26, the regime model's posteriors, only when a regime model is loaded (``models``)."""
     f = config.features
+    regime = models.regime if models is not None else None
+    extra: list[SampleFeature] = []
+    if regime is not None:
+        windows = sorted(f.depth_ticks)
+        depth_index = windows.index(10) if 10 in windows else len(windows) - 1  # D_10, as the model's inputs
+        extra.append(RegimeFeature(regime.model, config.ml.regime_history_bars, regime.mode == "live", depth_index))
     return [
         BookShape(tuple(sorted(f.depth_ticks)),
                   micro=load_table(f.microprice_table) if f.microprice_table else None),
@@ -159,6 +169,7 @@ def sample_features(config: Config) -> list[SampleFeature]:
         TrendStrength(f.trend),
         PriceImpact(f.impact),
         BookSlope(f.book_slope),
+        *extra,
     ]
 
 
