@@ -28,8 +28,8 @@ book per instrument for ``quote``; our resting orders are in that stream (order 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from engine.book import OrderBook
 from engine.events import Ack, CancelAck, Fill, InstrumentDef, OrderRequest, Reject, TruthLabel
@@ -37,10 +37,37 @@ from engine.execution.exchange import Response
 from engine.execution.models import FeeModel, LatencyModel
 
 
+class ClientDeskView(Protocol):
+    """What the broker reads of one lane's client desk (``feeds.simulator.client.ClientDesk``)."""
+
+    @property
+    def orders(self) -> Mapping[str, object]: ...
+
+    @property
+    def late_requests(self) -> list[tuple[str, str, int, int]]: ...
+
+    def working(self, client_id: str) -> bool: ...
+
+
+class GatedSimulator(Protocol):
+    """What the broker uses of a gated ``MarketSimulator`` (``engine.execution`` may not import ``feeds``)."""
+
+    @property
+    def gated(self) -> bool: ...
+
+    def submit(self, order: OrderRequest, latency_ns: int) -> None: ...
+
+    def cancel(self, instrument_id: int, client_id: str, ts_local: int, latency_ns: int) -> None: ...
+
+    def drain(self) -> list: ...
+
+    def desks(self) -> Iterable[ClientDeskView]: ...
+
+
 class SimulatorBroker:
     """Our orders into a gated ``MarketSimulator`` (``submit``/``cancel``/``drain``/``desk``); a ``Broker``."""
 
-    def __init__(self, simulator: Any, instruments: list[InstrumentDef], fees: Mapping[int, FeeModel],
+    def __init__(self, simulator: GatedSimulator, instruments: list[InstrumentDef], fees: Mapping[int, FeeModel],
                  latency: LatencyModel) -> None:
         if not getattr(simulator, "gated", False):
             raise ValueError("SimulatorBroker needs a gated simulator (MarketSimulator(..., gated=True))")
