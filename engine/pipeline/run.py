@@ -208,24 +208,10 @@ class Pipeline:
         events = _limited(self.feed.events(), self.options.duration_s, self.stats)
         batch_size = self.config.pipeline.batch_size
         source = batched(events, batch_size) if self.options.speed is None else self._paced(events, pacer)
-        progress = self.options.progress
         for batch in source:
             if self.options.speed is not None:
                 await self.clock.sleep(pacer.delay(batch[0].ts_recv))
-            per_lane, truth = router.split(batch)
-            watermark = batch[-1].ts_recv
-            self.feed_mark.ts = watermark
-            await self.execution_q.put((MARKET, batch))  # before the lanes: see _execution_stage
-            for iid, q_lane in lane_inputs.items():
-                await q_lane.put(((watermark, iid), per_lane[iid]))
-            if truth:
-                await truth_q.put((watermark, truth))
-            self.stats.events += len(batch)
-            self.stats.batches += 1
-            if progress is not None:
-                progress(self.stats.events, watermark)
-            if self.stop_requested.is_set():
-                self.stats.stopped_by = "stop_request"
+            if await self._dispatch(router, batch, batch[-1].ts_recv, lane_inputs, truth_q):
                 break
             await asyncio.sleep(0)  # let the lanes run between batches of a synchronous feed
         for q_lane in lane_inputs.values():
@@ -240,7 +226,7 @@ class Pipeline:
         advances without events), then the feed waits until the execution stage has taken the
         market that far, so the orders it sends meanwhile reach the simulation before it runs on.
         """
-        feed, router, progress = self.feed, Router(list(lane_inputs)), self.options.progress
+        feed, router = self.feed, Router(list(lane_inputs))
         pacer = Pacer(self.clock, self.options.speed)
         step = int(self.config.execution.simulator_gate_us * 1000)
         t = self.config.simulator.session_start_ns
@@ -259,20 +245,7 @@ class Pipeline:
             watermark = t - 1
             if self.options.speed is not None:
                 await self.clock.sleep(pacer.delay(watermark))
-            per_lane, truth = router.split(batch)
-            self.feed_mark.ts = watermark
-            if batch:
-                await self.execution_q.put((MARKET, batch))  # before the lanes: see _execution_stage
-            for iid, q_lane in lane_inputs.items():
-                await q_lane.put(((watermark, iid), per_lane[iid]))
-            if truth:
-                await truth_q.put((watermark, truth))
-            self.stats.events += len(batch)
-            self.stats.batches += 1
-            if progress is not None and batch:
-                progress(self.stats.events, watermark)
-            if self.stop_requested.is_set():
-                self.stats.stopped_by = "stop_request"
+            if await self._dispatch(router, batch, watermark, lane_inputs, truth_q):
                 break
             if ended:
                 break
@@ -282,6 +255,28 @@ class Pipeline:
             await q_lane.put(END)
         await truth_q.put(END)
         await self.execution_q.put(END)
+
+    async def _dispatch(self, router: Router, batch: list, watermark: int, lane_inputs: dict[int, asyncio.Queue],
+                        truth_q: asyncio.Queue) -> bool:
+        """One batch to the execution stage (first: see _execution_stage), the lanes and the truth sink,
+        all with ``watermark`` (an empty batch still advances the lanes' time); True: a stop was requested."""
+        per_lane, truth = router.split(batch)
+        self.feed_mark.ts = watermark
+        if batch:
+            await self.execution_q.put((MARKET, batch))
+        for iid, q_lane in lane_inputs.items():
+            await q_lane.put(((watermark, iid), per_lane[iid]))
+        if truth:
+            await truth_q.put((watermark, truth))
+        self.stats.events += len(batch)
+        self.stats.batches += 1
+        progress = self.options.progress
+        if progress is not None and batch:
+            progress(self.stats.events, watermark)
+        if self.stop_requested.is_set():
+            self.stats.stopped_by = "stop_request"
+            return True
+        return False
 
     def _paced(self, events: Iterator, pacer: Pacer) -> Iterator[list]:
         """Batches of events due within 10 ms (wall) of the batch's first event (paced runs only)."""
