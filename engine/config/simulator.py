@@ -184,6 +184,8 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     shock_mo_mult: AtLeastOne = 3.0  # SHOCK market-order multiplier at entry, decaying to 1
     shock_tau_s: Seconds = 60.0  # decay time of the SHOCK market-order multiplier
     episodes_per_hour: NonNegative = 3.0  # random labelled background episodes per hour per instrument (0: none)
+    # label every aggressive order that executes at 2 or more prices a natural SWEEP (SPEC F22)
+    natural_sweep_labels: bool = True
     large_tick: LargeTickProfile = LargeTickProfile()  # large-tick calibration
     small_tick: SmallTickProfile = SmallTickProfile()  # small-tick calibration
 

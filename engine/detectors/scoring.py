@@ -18,6 +18,19 @@ false. Sides: the
 liquidity's side for icebergs, absorption, vacuums and spoofs, the aggressor's for sweeps and
 trapped volume — the same convention as the labels.
 
+Natural sweeps: the simulator labels every aggressive order that executes at two or more prices (SPEC
+F22 with k_lv = 2) as a SWEEP with param ``natural`` = 1 (feeds/simulator/matching.py), so the sweep
+detector is scored against complete truth in every session. Trapped volume is scored against the
+planted labels only (``PLANTED_ONLY``): a sweep that traps nobody is no missed trap.
+
+Spoof pulls read as vacuums (``ALSO_TRUE``): SPEC F18's vacuum is depth within N ticks of the best
+falling by half within 2 s, mostly through cancels, to 40% of its median or less; a planted spoof
+pulled when the price comes near it removes a large order within N ticks through one cancel, which
+is such a fall when the spoof is a large share of the depth there. A vacuum detection that matches a
+planted SPOOF label at its pull (the label's ``t_end``, its side and price) is therefore true. It
+counts for precision only: a spoof pull too small to halve the depth is no vacuum, so SPOOF labels
+are not in the vacuum's recall.
+
 The iceberg detector's *hidden* chain (runs of hidden executions at one price) is scored apart, as
 ``HiddenLiquidity``, against the session's hidden-liquidity episodes by the definition below (the
 simulator's background market orders meet non-displayed orders, 25-30% of them: real hidden
@@ -37,6 +50,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from engine.events import Detection, Trade, TruthKind, TruthLabel
 
 NS = 1_000_000_000
@@ -53,6 +68,12 @@ SCORED: dict[str, tuple[int, ...]] = {
     "SpoofDetection": (TruthKind.SPOOF,),
     "WithdrawalDetection": (TruthKind.VACUUM,),
 }
+# detection class -> kinds whose labels also make a detection true, at the label's end (not in recall)
+ALSO_TRUE: dict[str, tuple[int, ...]] = {
+    "VacuumDetection": (TruthKind.SPOOF,),
+}
+# detection classes scored against planted labels only (natural ones left out)
+PLANTED_ONLY = frozenset({"TrappedDetection"})
 # issue 14's targets on the standard pack: (recall, precision)
 TARGETS: dict[str, tuple[float, float]] = {
     "IcebergDetection": (0.8, 0.7),
@@ -91,15 +112,18 @@ class DetectorScore:
     unscored: int = 0  # detections in sessions that plant no label of the detector's kinds
     delays_ms: list[float] = field(default_factory=list)
 
-    def add(self, detections: list[Detection], labels: list[TruthLabel], bin_of) -> None:
+    def add(self, detections: list[Detection], labels: list[TruthLabel], bin_of,
+            also: Iterable[TruthLabel] = ()) -> None:
         """Score one session's detections of this detector against its labels of the scored kinds
-        (none planted: the detections are only counted as unscored)."""
+        (none planted: the detections are only counted as unscored); a detection that matches one of
+        ``also`` is true too, but ``also`` is not in the recall."""
         if not labels:
             self.unscored += len(detections)
             return
         self.detections += len(detections)
         self.labels += len(labels)
-        self.true += sum(any(matches(d, lb, bin_of(d.instrument_id)) for lb in labels) for d in detections)
+        judge = [*labels, *also]
+        self.true += sum(any(matches(d, lb, bin_of(d.instrument_id)) for lb in judge) for d in detections)
         for label in labels:
             hits = [d.ts_recv for d in detections if matches(d, label, bin_of(label.instrument_id))]
             if hits:
@@ -132,7 +156,9 @@ def score_session(scores: dict[str, DetectorScore], detections: Iterable[Detecti
     labels = list(labels)
     for name, kinds in SCORED.items():
         score = scores.setdefault(name, DetectorScore(name))
-        score.add(by_kind.get(name, []), [lb for lb in labels if lb.kind in kinds], bin_of)
+        judged = [lb for lb in labels if lb.kind in kinds and not (name in PLANTED_ONLY and lb.params.get("natural"))]
+        also = [at_end(lb) for lb in labels if lb.kind in ALSO_TRUE.get(name, ())]
+        score.add(by_kind.get(name, []), judged, bin_of, also)
     hidden = scores.setdefault(HIDDEN_ROW, DetectorScore(HIDDEN_ROW))
     prints: dict[int, list[Trade]] = defaultdict(list)
     for ev in hidden_prints:
@@ -147,6 +173,11 @@ def score_session(scores: dict[str, DetectorScore], detections: Iterable[Detecti
         hidden.true += hits
         hidden.labels += episodes
         hidden.matched += hit
+
+
+def at_end(label: TruthLabel) -> TruthLabel:
+    """The label narrowed to its end (``t_start = t_end``): a spoof's pull, not its life."""
+    return msgspec.structs.replace(label, t_start=label.t_end)
 
 
 # ---- real hidden executions ---------------------------------------------------------------------------

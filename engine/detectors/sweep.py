@@ -44,7 +44,9 @@ largest orders (50 lots on TSLA) walk 3 to 8 prices when the book is thin. Even 
 a high bar (``require_volume``, ``min_levels = 3``, ``threshold_k = 4``) keeps 0.15 / 0.79: each
 remaining false sweep is one such 50-lot order through 3 or more prices, which is a sweep by any
 definition. The planted sweep is the largest sweep of its run (a test checks it), so ``strength``
-ranks it first.
+ranks it first. The simulator now labels those orders too (natural SWEEP labels: every aggressive
+order that executes at k_lv or more prices); against that complete truth the detector (defaults) has
+precision 1.0 and recall 0.9998 on the standard pack (204 sessions, 20,640 labels; README).
 
 Evidence (``SweepDetection``): ``side`` is the **aggressor's** side (``BUY`` = a buy sweep that
 lifted the asks; NOT the side of the liquidity taken, unlike the base ``Detection`` convention);

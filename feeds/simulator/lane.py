@@ -84,6 +84,7 @@ class Lane(VenueMixin):
         self.news_rng, self.meta_rng, self.rng, self.dir_rng = g[8], g[9], g[10], g[14]
         self.auction_rng, self.auction_size = g[16], mixture_sampler(g[16], prof.lo_sizes)
         self.ex = Exchange(iid, cfg.session_start_ns, latency_sampler(g[7], cfg.latency_us, cfg.latency_jitter_us))
+        self.ex.natural_sweeps = cfg.natural_sweep_labels
         self.book = self.ex.book
         self.tick = Decimal(spec.tick_size)
         self.sigma0 = prof.sigma0 * spec.volatility

@@ -26,6 +26,19 @@ Hidden liquidity (``market(..., hidden=q, improve=j)``): a non-displayed order o
 aggressive order fills against it first. Its fill is a ``Trade`` flagged ``HIDDEN`` (``hidden=True``)
 with no ``OrderExecute`` and no book change: LOBSTER's type-5 semantics. The rest of the order then
 walks the visible book; the hidden fill shares the order's ``match_id``.
+
+Natural sweeps (complete ground truth for SPEC F22): every aggressive order that executes at
+``SWEEP_LEVELS`` (F22's k_lv = 2) or more distinct prices, its hidden fill included, is a sweep by
+F22's definition (with match ids, one aggressive order is one burst; the volume clause adds no sweep
+the level clause has not found at k_lv = 2). ``market`` emits a ``TruthLabel`` of kind ``SWEEP`` for
+each such order, right after its fills: side = the aggressor's, ``price_lo``/``price_hi`` = its lowest
+and highest fill prices, ``t_start = t_end`` = its ``ts_event``, episode id 0 (no planted episode),
+params ``natural`` = 1, ``levels``, ``volume``, ``hidden`` (lots filled against hidden liquidity),
+``first_price``, ``last_price``. The label is read from the fills the matching just made, not from any
+detector. It only adds a record on the truth channel (its own ``seq`` counter, no random draw, no
+change of the book), so the market events are the same with or without it (a test compares them).
+``natural=False`` leaves it out: the lane passes it for the orders of an agent that plants its own
+SWEEP label; ``natural_sweeps = False`` (``simulator.natural_sweep_labels``) turns the labels off.
 """
 
 from __future__ import annotations
@@ -44,11 +57,13 @@ from engine.events import (
     OrderExecute,
     Status,
     Trade,
+    TruthKind,
     TruthLabel,
 )
 
 FLAG_LAST = SIM | LAST
 FLAG_HIDDEN = SIM | HIDDEN
+SWEEP_LEVELS = 2  # SPEC F22 k_lv: an aggressive order that executes at this many distinct prices is a sweep
 
 
 class Exchange:
@@ -57,7 +72,7 @@ class Exchange:
     __slots__ = ("iid", "book", "out", "t0", "lat", "prev_recv", "seq", "truth_seq", "next_oid",
                  "next_trade", "next_match", "tags", "tagged_fills", "last_trade", "episode",
                  "n_trades", "n_market", "n_partial", "n_deletes", "n_clocks", "n_hidden", "n_auctions",
-                 "n_client_adds")
+                 "n_client_adds", "natural_sweeps", "n_natural")
 
     def __init__(self, iid: int, t0_ns: int, latency_ns: Callable[[], int], view_levels: int = 10) -> None:
         self.iid = iid
@@ -79,6 +94,8 @@ class Exchange:
         self.n_hidden = 0  # hidden (type-5) fills
         self.n_auctions = 0  # auction uncrossing prints (``auction``)
         self.n_client_adds = 0  # client orders rested with their own ids (``add(..., oid=...)``)
+        self.natural_sweeps = True  # label natural sweeps (simulator.natural_sweep_labels)
+        self.n_natural = 0  # natural SWEEP labels emitted
 
     @property
     def n_adds(self) -> int:
@@ -177,11 +194,12 @@ class Exchange:
         return oids
 
     def market(self, t: float, side: int, size: int, limit: int | None = None, hidden: int = 0,
-               improve: int = 0) -> tuple[int, int]:
+               improve: int = 0, natural: bool = True) -> tuple[int, int]:
         """Execute a market order of ``side`` (up to ``limit`` if given); returns ``(filled, last price)``.
 
         ``hidden`` lots of non-displayed liquidity ``improve`` ticks in front of the passive best
-        (kept inside the spread) fill first, as a hidden print (see the module docstring).
+        (kept inside the spread) fill first, as a hidden print (see the module docstring). With
+        ``natural``, an order that executed at ``SWEEP_LEVELS`` or more prices is labelled a sweep.
         """
         book = self.book
         prices, best = (book.ask_prices, 0) if side > 0 else (book.bid_prices, -1)
@@ -238,7 +256,22 @@ class Exchange:
         self.seq, self.next_trade, self.next_match = seq, trade, match + 1
         self.last_trade = fill.price
         self.n_market += 1
+        if natural and self.natural_sweeps and seq - seq0 > 2 - n_hidden:  # at least two fills: maybe two prices
+            self._natural_sweep(t, ts, side, out, seq - seq0)
         return size - rem, fill.price
+
+    def _natural_sweep(self, t: float, ts: int, side: int, out: list, records: int) -> None:
+        """Label the aggressive order whose ``records`` records end ``out`` if it is a sweep (SPEC F22)."""
+        fills = [ev for ev in out[-records:] if type(ev) is Trade]
+        prices = {ev.price for ev in fills}
+        if len(prices) < SWEEP_LEVELS:
+            return
+        volume = sum(ev.size for ev in fills)
+        hidden = sum(ev.size for ev in fills if ev.hidden)
+        self.n_natural += 1
+        self.label(t, TruthKind.SWEEP, side, min(prices), max(prices), ts, ts,
+                   {"natural": 1, "levels": len(prices), "volume": volume, "hidden": hidden,
+                    "first_price": fills[0].price, "last_price": fills[-1].price}, episode=-1)
 
     # ---- other records ----------------------------------------------------------------------------
     def clock(self, t: float) -> None:
@@ -260,8 +293,13 @@ class Exchange:
 
     def label(self, t: float, kind: int, side: int, price_lo: int, price_hi: int, t_start: int, t_end: int,
               params: dict, outcome: int = 0, episode: int = 0) -> int:
-        """Emit a ``TruthLabel`` stamped at ``t`` (``ts_recv = ts_event``); returns its episode id."""
-        if episode == 0:
+        """Emit a ``TruthLabel`` stamped at ``t`` (``ts_recv = ts_event``); returns its episode id.
+
+        ``episode`` 0 opens a new episode; -1 (a natural event) gives episode id 0 and leaves the
+        episode counter alone, so the planted episodes keep their ids."""
+        if episode < 0:
+            episode = 0
+        elif episode == 0:
             self.episode += 1
             episode = self.episode
         ts = self.t0 + int(t * 1e9)

@@ -364,6 +364,7 @@ class MarketSimulator:
         out["trades"] = sum(lane.ex.n_trades + lane.ex.n_hidden for lane in self.lanes)
         out["hidden_trades"] = sum(lane.ex.n_hidden for lane in self.lanes)
         out["market_orders"] = sum(lane.ex.n_market for lane in self.lanes)
+        out["natural_sweeps"] = sum(lane.ex.n_natural for lane in self.lanes)  # natural SWEEP labels
         out["clocks"] = sum(lane.ex.n_clocks for lane in self.lanes)
         out["news"] = sum(lane.n_news for lane in self.lanes)
         out["market_news"] = sum(1 for _, r, _ in self.chain.path if r == Regime.SHOCK)

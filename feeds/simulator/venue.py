@@ -16,7 +16,7 @@ import math
 from heapq import heappop, heappush
 from typing import Any
 
-from engine.events import Trade
+from engine.events import Trade, TruthKind
 
 INF = math.inf
 
@@ -111,7 +111,9 @@ class VenueMixin:
 
     # ---- order entry -----------------------------------------------------------------------------
     def _market(self: Any, t: float, side: int, size: int, limit: int | None = None) -> tuple[int, int]:
-        filled, price = self.ex.market(t, side, size, limit)
+        # an agent that plants SWEEP labels names its own order; every other order that walks is a natural sweep
+        natural = getattr(self.current_agent, "kind", None) != TruthKind.SWEEP
+        filled, price = self.ex.market(t, side, size, limit, natural=natural)
         if filled:
             self.hawkes.excite(t, side)
             self.X += self.theta * side * filled / self.dbar

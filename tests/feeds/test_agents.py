@@ -70,7 +70,8 @@ def replayed(market, iid=0) -> OrderBook:
 
 
 def planted(labels, kind):
-    return [lb for lb in labels if lb.kind == kind]
+    """The planted labels of ``kind`` (not the natural sweeps the matching labels by itself)."""
+    return [lb for lb in labels if lb.kind == kind and not lb.params.get("natural")]
 
 
 # ---- prices, sizes, life cycle (a fake venue) --------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.book import OrderBook
-from engine.events import BUY, HIDDEN, LAST, SELL, OrderExecute, Trade, TruthLabel
+from engine.events import BUY, HIDDEN, LAST, SELL, OrderExecute, Trade, TruthKind, TruthLabel
 from feeds.simulator.matching import Exchange
 
 T0 = 1_000_000_000
@@ -115,3 +115,76 @@ def test_a_fully_hidden_fill_leaves_the_book_unchanged_and_stays_inside_the_spre
     assert len(trades) == 1 and trades[0].hidden and trades[0].flags & (HIDDEN | LAST) == HIDDEN | LAST
     assert trades[0].aggressor == SELL and sides(ex) == before and ex.n_hidden == 1 and ex.n_trades == 0
     assert_matches_replay(ex)
+
+
+# ---- natural sweeps: every aggressive order that executes at >= 2 prices is labelled (SPEC F22) ----------------
+def labels(ex: Exchange) -> list[TruthLabel]:
+    return [ev for ev in ex.out if isinstance(ev, TruthLabel)]
+
+
+def test_a_market_order_at_one_price_is_no_sweep():
+    """Filling at the best only (one order, or two orders of one level, or all of a level) emits no label."""
+    ex = opened()
+    ex.market(1.0, BUY, 2)  # 2 of the 3 lots at 102
+    ex.market(1.1, SELL, 6)  # 5 + 1 lots at 100: two fills, one price
+    ex.market(1.2, BUY, 1)  # the last lot at 102
+    assert labels(ex) == []
+
+
+def test_a_market_order_walking_two_levels_is_one_natural_sweep():
+    """BUY 5 takes 3 at 102 and 2 at 103: one SWEEP label, the aggressor's side, 102-103, stamped at the order's
+    time, after its fills; episode id 0 and the planted episode counter untouched."""
+    ex = opened()
+    ex.market(1.5, BUY, 5)
+    (label,) = labels(ex)
+    ts = T0 + 1_500_000_000
+    assert (label.kind, label.side, label.price_lo, label.price_hi) == (TruthKind.SWEEP, BUY, 102, 103)
+    assert label.t_start == label.t_end == label.ts_event == label.ts_recv == ts
+    assert label.episode_id == 0 and label.seq == 0
+    assert label.params == {"natural": 1, "levels": 2, "volume": 5, "hidden": 0, "first_price": 102,
+                            "last_price": 103}
+    assert ex.out[-1] is label and isinstance(ex.out[-2], Trade) and ex.out[-2].flags & LAST
+    assert ex.label(2.0, TruthKind.SPOOF, SELL, 103, 103, ts, ts, {}) == 1  # a planted episode still gets id 1
+
+
+def test_a_sell_sweep_through_the_bids_names_its_lowest_and_highest_fill():
+    """With one more bid at 98 (the last order of a side is never taken), SELL 9 takes 100 (5, 2) and 2 at 99:
+    SELL, 99-100, three fills."""
+    ex = opened()
+    ex.add(0.5, BUY, 98, 1)
+    filled, last = ex.market(1.0, SELL, 9)
+    (label,) = labels(ex)
+    assert (filled, last) == (9, 99)
+    assert (label.side, label.price_lo, label.price_hi) == (SELL, 99, 100)
+    assert (label.params["levels"], label.params["volume"], label.params["first_price"],
+            label.params["last_price"]) == (2, 9, 100, 99)
+
+
+def test_a_hidden_fill_inside_the_spread_counts_as_a_price():
+    """A hidden fill at 101 then the visible 102 is two prices (a sweep by F22); a hidden fill at the best and
+    the visible fill there is one price."""
+    ex = opened()
+    ex.market(1.0, BUY, 4, hidden=2, improve=1)
+    (label,) = labels(ex)
+    assert (label.price_lo, label.price_hi) == (101, 102)
+    assert (label.params["levels"], label.params["volume"], label.params["hidden"]) == (2, 4, 2)
+    ex = opened()
+    ex.market(1.0, BUY, 3, hidden=2, improve=0)  # hidden at 102, then 1 visible lot at 102
+    assert labels(ex) == []
+
+
+def test_natural_sweep_labels_can_be_left_out_and_change_no_market_record():
+    """``natural=False`` (an agent's own labelled sweep) and ``natural_sweeps = False`` emit no label; the market
+    records are the same with and without the labels."""
+    ex, quiet = opened(), opened()
+    quiet.natural_sweeps = False
+    for e in (ex, quiet):
+        e.add(0.5, BUY, 98, 1)
+        e.market(1.0, BUY, 5)
+        e.market(1.1, SELL, 9, natural=True)
+        e.add(1.2, SELL, 104, 3)
+    assert len(labels(ex)) == 2 and labels(quiet) == []
+    assert [e for e in ex.out if not isinstance(e, TruthLabel)] == quiet.out
+    ex = opened()
+    ex.market(1.0, BUY, 5, natural=False)
+    assert labels(ex) == []

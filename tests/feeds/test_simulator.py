@@ -413,7 +413,8 @@ def test_agents_act_through_the_venue_and_never_leak_tags():
     fired = next(t for t in trades if t.ts_event >= t5 and t.price >= agent.trigger)
     stop = [t for t in trades if t.ts_event == fired.ts_event and t.match_id != fired.match_id]
     assert stop and {t.aggressor for t in stop} == {1} and sum(t.size for t in stop) == 3
-    labels = [e for e in events if isinstance(e, TruthLabel) and e.kind == TruthKind.SWEEP]
+    labels = [e for e in events if isinstance(e, TruthLabel) and e.kind == TruthKind.SWEEP
+              and not e.params.get("natural")]
     assert len(labels) == 1 and labels[0].params == {"agent": "tiny"}
     assert b"tiny" not in msgspec.json.encode(market(events))
     books = OrderBook(0)
@@ -583,3 +584,33 @@ def test_matching_book_view_equals_a_replayed_book_with_scenario_agents(preset):
     sim, events = run(list(planned.spec.symbols), seed=4, duration=duration, scenario=scenario)
     assert any(isinstance(e, TruthLabel) and e.kind != TruthKind.REGIME for e in events)  # the episode ran
     assert assert_views_match_a_replayed_book(sim, events, scenario.probes) > duration / 1.0 * 0.8
+
+
+def test_natural_sweep_labels_name_every_order_at_two_prices_and_change_no_market_event():
+    """Every aggressive order (one match id) that filled at >= 2 prices has exactly one SWEEP label of its side,
+    lowest and highest price and time (natural, or the planted one of a sweep agent), and no other order has one;
+    the same seed gives the byte-identical stream, and turning the labels off leaves every market event and
+    every planted label as it was (only the natural labels, and hence the truth seq numbers, differ)."""
+    sim, events = run(seed=5, duration=120.0)
+    assert msgspec.msgpack.encode(events) == msgspec.msgpack.encode(run(seed=5, duration=120.0)[1])
+    orders: dict[tuple[int, int], list[Trade]] = defaultdict(list)
+    for e in events:
+        if isinstance(e, Trade):
+            orders[e.instrument_id, e.match_id].append(e)
+    walked = sorted((iid, fills[0].aggressor, min(t.price for t in fills), max(t.price for t in fills),
+                     fills[0].ts_event) for (iid, _), fills in orders.items() if len({t.price for t in fills}) >= 2)
+    sweeps = [e for e in events if isinstance(e, TruthLabel) and e.kind == TruthKind.SWEEP]
+    natural = [lb for lb in sweeps if lb.params.get("natural")]
+    assert len(natural) >= 20 and sim.stats()["natural_sweeps"] == len(natural)
+    assert sorted((lb.instrument_id, lb.side, lb.price_lo, lb.price_hi, lb.t_start) for lb in sweeps) == walked
+    assert all(lb.t_end == lb.t_start and lb.episode_id == 0 for lb in natural)
+    off = msgspec.structs.replace(Config(), simulator=msgspec.structs.replace(Config().simulator,
+                                                                              natural_sweep_labels=False))
+    _, quiet = run(seed=5, duration=120.0, config=off)
+    assert msgspec.msgpack.encode(market(events)) == msgspec.msgpack.encode(market(quiet))
+
+    def planted(stream):
+        return [msgspec.structs.replace(e, seq=0) for e in stream
+                if isinstance(e, TruthLabel) and not e.params.get("natural")]
+
+    assert planted(events) == planted(quiet) and [e for e in quiet if isinstance(e, TruthLabel)]

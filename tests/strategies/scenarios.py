@@ -24,7 +24,8 @@ class Session:
         return [s for s in self.signals if s.strategy == strategy]
 
     def labels_of(self, kind: TruthKind) -> list[tuple]:
-        return [row for row in self.labels if row[3] == kind]
+        """The planted labels of ``kind`` (rows whose params carry no ``natural``: not the natural sweeps)."""
+        return [row for row in self.labels if row[3] == kind and '"natural"' not in row[9]]
 
     def outcome(self, signal: Signal) -> str:
         """"target" or "stop": which the mid reached first after the signal, else "open"."""

@@ -44,43 +44,53 @@ def test_lobster_hidden_liquidity_beats_the_baseline(tmp_path, capsys):
 
 SMALL_PACK = ("iceberg_defense", "iceberg_exhausted", "stacked_absorption", "breakout_sweep", "stop_run_reversal",
               "vacuum", "spoof_pull")
-# (recall, precision) bars of the small pack; None: reported, not asserted
+# (recall, precision) bars of the small pack; None: reported, not asserted here
 SMALL_PACK_BARS = {
     "IcebergDetection": (0.7, 0.6),
-    "AbsorptionDetection": (0.6, 0.6),
+    "AbsorptionDetection": (0.6, None),
     "VacuumDetection": (0.7, 0.6),
-    "SweepDetection": (0.7, None),
+    "SweepDetection": (0.9, 0.9),
     "HiddenLiquidity": (0.9, 0.7),
     "SpoofDetection": (0.8, 0.8),
 }
 
 
-@pytest.mark.xfail(reason="absorption precision 0.30 and vacuum precision 0.50 (bar 0.6) on the small pack: the "
-                          "false events are real F20/F18 events of the simulator's own flow that no label names "
-                          "(see the docstring)", strict=False)
-def test_a_small_pack_meets_its_documented_bar(capsys):
-    """Two seeds of the seven presets that plant icebergs, absorbers, sweeps, vacuums and spoofs (issue 14
-    item 4's smaller pack; the standard pack is 20 seeds of every preset plus background sessions). Measured
-    (recall, precision): iceberg (1.0, 1.0), absorption (0.73, 0.30), vacuum (1.0, 0.50), sweep (1.0, 0.13),
-    hidden liquidity (1.0, 0.76), spoofing (1.0, 1.0). The bar: iceberg (0.7, 0.6), absorption (0.6, 0.6),
-    vacuum (0.7, 0.6), hidden liquidity (0.9, 0.7), spoofing (0.8, 0.8); sweep recall 0.7 only: the
-    simulator's own market orders walk two or more prices (a sweep by SPEC F22) dozens of times a session
-    and no label names them, so the sweep's precision against planted labels is reported, not held.
-    Why absorption and vacuum miss the bar: 12 of the 19 false absorption events come before the planted
-    episodes and are three events of the shared warm-up (every preset of a seed has the same first 60 s):
-    seed 1 at 52 s (bid 1000, 54 lots against 26 shown), seed 2 at 37.8 s (bid 1000, 76 against 44) and
-    37.9 s (ask 1001, 69 against 31), each counted in three or four presets; each traded past the auto
-    threshold, more than was displayed, and held 2 s, an F20 absorption by definition. Two of the four false
-    vacuums are the planted spoof being pulled in spoof_pull (a 104-lot order within N ticks cancelled:
-    D_N falls by more than half through cancels, an F18 vacuum; its label is SPOOF), the other two are
-    natural thinning of the TSLA book. Raising thresholds does not separate them: the planted events are not
-    stronger than the natural ones (absorption strength 1.0-2.5 both; vacuum 1.0-1.1 both)."""
-    args = ["score-detectors", "--seeds", "2", "--background", "0", "--json"]
+@pytest.fixture(scope="module")
+def small_pack(tmp_path_factory) -> dict[str, dict]:
+    """The small pack's rows by detector (one run for the tests below)."""
+    out = tmp_path_factory.mktemp("score") / "summary.json"
+    args = ["score-detectors", "--seeds", "2", "--background", "0", "--json", "--summary-json", str(out)]
     for preset in SMALL_PACK:
         args += ["--scenario", preset]
     assert main(args) == 0
-    rows = {row["detector"]: row for row in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["detectors"]}
+    return {row["detector"]: row for row in json.loads(out.read_text())["detectors"]}
+
+
+def test_a_small_pack_meets_its_documented_bar(small_pack):
+    """Two seeds of the seven presets that plant icebergs, absorbers, sweeps, vacuums and spoofs (issue 14
+    item 4's smaller pack; the standard pack is 20 seeds of every preset plus background sessions). Measured
+    (recall, precision): iceberg (1.0, 1.0), absorption (0.73, 0.30), vacuum (1.0, 0.75), sweep (1.0, 1.0; 383
+    labels, 8 planted and 375 natural), hidden liquidity (1.0, 0.76), spoofing (1.0, 1.0). The bar: iceberg
+    (0.7, 0.6), absorption recall 0.6 (its precision: the test below), vacuum (0.7, 0.6), sweep (0.9, 0.9),
+    hidden liquidity (0.9, 0.7), spoofing (0.8, 0.8). Sweeps are scored against complete truth: the simulator
+    labels every aggressive order that executes at two or more prices (SPEC F22) as a natural sweep. Two of
+    the vacuums are the planted spoof being pulled in spoof_pull (a 104-lot order within N ticks cancelled:
+    D_N falls by more than half through cancels, an F18 vacuum), true against the SPOOF label's pull; the two
+    false ones are bid-side falls 1-3 s after the planted ask vacuum (seed 2 of vacuum and spoof_pull), through
+    cancels of background orders: F18 vacuums of the simulator's own flow that no label names."""
     for detector, (recall, precision) in SMALL_PACK_BARS.items():
-        row = rows[detector]
+        row = small_pack[detector]
         assert row["recall"] >= recall, row
         assert precision is None or row["precision"] >= precision, row
+
+
+@pytest.mark.xfail(reason="absorption precision 0.30 (bar 0.6) on the small pack: the false events are real F20 "
+                          "events of the simulator's own flow that no label names (see the docstring)", strict=False)
+def test_the_small_pack_absorption_precision_bar(small_pack):
+    """Absorption precision >= 0.6 on the small pack. Why it misses: 12 of the 19 false absorption events come
+    before the planted episodes and are three events of the shared warm-up (every preset of a seed has the same
+    first 60 s): seed 1 at 52 s (bid 1000, 54 lots against 26 shown), seed 2 at 37.8 s (bid 1000, 76 against 44)
+    and 37.9 s (ask 1001, 69 against 31), each counted in three or four presets; each traded past the auto
+    threshold, more than was displayed, and held 2 s, an F20 absorption by definition. Raising thresholds does
+    not separate them: the planted events are not stronger than the natural ones (strength 1.0-2.5 both)."""
+    assert small_pack["AbsorptionDetection"]["precision"] >= 0.6, small_pack["AbsorptionDetection"]

@@ -104,3 +104,43 @@ def test_the_hidden_chain_is_scored_against_hidden_episodes_not_iceberg_labels()
     row = scores["HiddenLiquidity"].as_dict()
     assert (row["precision"], row["recall"], row["matched"], row["false"]) == (0.5, 1.0, 1, 1)
     assert scores["IcebergDetection"].as_dict()["unscored"] == 0
+
+
+def vacuum(t0: int, t1: int, side=SELL, lo=101, hi=110):
+    from engine.detectors.vacuum import VacuumDetection
+
+    return VacuumDetection(instrument_id=0, ts_recv=t1, seq=1, side=side, price_lo=lo, price_hi=hi, strength=1.2,
+                           t_start=t0, depth_before=200, depth_after=60, cancelled=140, executed=0, cancel_share=1.0,
+                           median_depth=180.0, void=0.67, gap_max=2, window_ms=(t1 - t0) / 1e6)
+
+
+def test_a_vacuum_at_a_planted_spoof_pull_is_true_but_the_spoof_is_not_in_the_recall():
+    """SPOOF label at ask 105, placed at 10 s and pulled at 20 s: a vacuum detection over the asks at 20.0-20.1 s is
+    true; one at 15 s (during the spoof's life, not at its pull) is false; the vacuum's recall counts the VACUUM
+    label only."""
+    pull = label(lo=105, hi=105, t0=10 * NS, t1=20 * NS)
+    planted = label(kind=TruthKind.VACUUM, lo=101, hi=110, t0=60 * NS, t1=63 * NS)
+    found = [vacuum(20 * NS, 20 * NS + NS // 10), vacuum(15 * NS, 15 * NS + NS // 10), vacuum(60 * NS, 60 * NS + 1)]
+    scores: dict[str, DetectorScore] = {}
+    score_session(scores, found, [pull, planted], lambda iid: 1)
+    row = scores["VacuumDetection"].as_dict()
+    assert (row["detections"], row["false"], row["labels"], row["matched"]) == (3, 1, 1, 1)
+
+
+def test_trapped_volume_is_scored_against_planted_labels_only():
+    """A natural SWEEP label (params natural) is truth for the sweep detector but not for trapped volume: with
+    only natural labels the trapped detections of the session are unscored."""
+    from engine.detectors.sweep import SweepDetection
+    from engine.detectors.trapped import TrappedDetection
+
+    natural = TruthLabel(0, 5 * NS, 5 * NS, 0, LAST, 0, TruthKind.SWEEP, BUY, 100, 102, 5 * NS, 5 * NS, {"natural": 1})
+    sweep = SweepDetection(instrument_id=0, ts_recv=5 * NS + 1, seq=1, side=BUY, price_lo=100, price_hi=102,
+                           strength=1.5, t_start=5 * NS, start_price=100, end_price=102, levels=3, volume=30, hidden=0,
+                           vwap=101.0, duration_ms=0.0, orders=1, threshold=0.0)
+    trap = TrappedDetection(instrument_id=0, ts_recv=9 * NS, seq=2, side=BUY, price_lo=100, price_hi=102, strength=1.0,
+                            t_start=5 * NS, volume=30, vwap=101.0, pain=-1.0, reference=99, mid=98.5, delay_ms=4000.0,
+                            sweep_id="s", sweep_volume=30, sweep_extreme=102, sweeps=1)
+    scores: dict[str, DetectorScore] = {}
+    score_session(scores, [sweep, trap], [natural], lambda iid: 1)
+    assert (scores["SweepDetection"].true, scores["SweepDetection"].matched) == (1, 1)
+    assert (scores["TrappedDetection"].detections, scores["TrappedDetection"].unscored) == (0, 1)

@@ -164,7 +164,7 @@ def test_the_planted_stop_run_traps_its_buyers_and_the_breakout_does_not(preset)
     traps = 0
     for seed in range(1, 6):
         inst, market, labels, _ = simulate(preset, seed).single()
-        (label,) = [lb for lb in labels if lb.kind == TruthKind.SWEEP]
+        (label,) = [lb for lb in labels if lb.kind == TruthKind.SWEEP and not lb.params.get("natural")]
         found = [d for d in of_kind(run_market(inst, market, TrappedDetector)[1], TrappedDetection)
                  if d.side == BUY and abs(d.t_start - label.t_start) <= 100 * MS and d.delay_ms <= 20_000]
         if preset == "breakout_sweep":

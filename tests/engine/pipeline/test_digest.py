@@ -18,10 +18,10 @@ from engine.config import load_config
 from engine.pipeline import RunOptions, run_reference
 
 SIMULATOR = {
-    "book_samples": "271f420863cc458b",
-    "detections": "d41561035eabf149",
+    "book_samples": "5f44e2e173415b13",
+    "detections": "cceee35c1d95a10a",
     "equity": "d6fdb7c38762636e",
-    "feature_samples": "00d728cd7e0f2d45",
+    "feature_samples": "18b41e1aaa6181bf",
     "fills": "937907f6487c6175",
     "instruments": "5d0c4e93e1663045",
     "integrity": "67a6cd22cc2a4eb3",
@@ -29,7 +29,7 @@ SIMULATOR = {
     "round_trips": "9f88397261036d34",
     "signals": "132b3d2de5e754b0",
     "trades": "18f6481b193aab99",
-    "truth_labels": "bf1a03a8593658d2",
+    "truth_labels": "3aa4110f35bbd94a",
 }
 
 AMZN = {
