@@ -27,6 +27,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from itertools import count
+from typing import Protocol
 
 from engine.events import BUY, Ack, CancelAck, Fill, OrderRequest, OrderType, Reject, TruthLabel
 from engine.execution.exchange import Broker, Response
@@ -96,6 +97,17 @@ class RoundTrip:
         return self.qty - self.exited
 
 
+class TripObserver(Protocol):
+    """Read-only view of the stage's trips: never changes an order, a fill or a row."""
+
+    def on_step(self, instrument_id: int, ts: int, quote: tuple[int | None, int | None],
+                trips: list[RoundTrip]) -> None:
+        """One market event of ``instrument_id`` (before stops and exits are managed)."""
+
+    def on_close(self, trip: RoundTrip) -> None:
+        """A round trip closed (its exit reason, fees and prices final)."""
+
+
 class ExecutionStage(RecordBuffer):
     """Stage core over a ``Broker``; see the module docstring."""
 
@@ -129,6 +141,7 @@ class ExecutionStage(RecordBuffer):
         self.fills = 0
         self.rejected = 0
         self.closed: list[RoundTrip] = []
+        self.observer: TripObserver | None = None  # sees the open trips at each market step (exit-agent paths)
         self._n = count()
 
     # ---- the two inputs ---------------------------------------------------------------------------
@@ -221,6 +234,8 @@ class ExecutionStage(RecordBuffer):
             self._equity_rows(ts)
         if not self.next_equity:
             self.next_equity = (ts // self.equity_interval_ns + 1) * self.equity_interval_ns
+        if self.observer is not None:
+            self.observer.on_step(iid, ts, self.best.get(iid, (None, None)), self.trips[iid])
         if self.trips[iid]:
             self._manage(iid, ts)
         if self.held_fills[iid]:
@@ -430,6 +445,8 @@ class ExecutionStage(RecordBuffer):
         risk = abs(trip.entry_price - trip.initial_stop) if trip.initial_stop else 0.0
         r_multiple = (gross / (trip.exited * tv * risk)) if risk and trip.exited else None
         self.closed.append(trip)
+        if self.observer is not None:
+            self.observer.on_close(trip)
         self.records.append(("round_trips", (
             trip.trip_id, trip.instrument_id, trip.strategy, trip.regime, trip.side, trip.qty, trip.entry_ts, ts,
             trip.entry_price, exit_price, trip.initial_stop, trip.stop, trip.target, pnl, trip.fees, r_multiple,

@@ -24,6 +24,7 @@ from engine.clock import Pacer, WallClock
 from engine.config import Config
 from engine.errors import LaneError
 from engine.events import InstrumentDef
+from engine.execution.stage import TripObserver
 from engine.logs import get_logger
 from engine.pipeline.lanes import TruthSink
 from engine.pipeline.merge import WatermarkMerge
@@ -49,6 +50,7 @@ class RunOptions:
     duration_s: float | None = None  # stop after this much event time
     strategies: StrategyFactory | None = None  # None: the strategies of the configuration ([strategies])
     progress: Callable[[int, int], None] | None = None  # (events so far, last ts_recv)
+    observer: TripObserver | None = None  # sees the execution stage's open trips (reference path only)
 
 
 @dataclass
@@ -420,6 +422,7 @@ def run_reference(feed: Feed, config: Config, options: RunOptions | None = None)
     signals: list = []
     stats = RunStats()
     execution = portfolio[-1][1]
+    execution.observer = options.observer
     for batch in batched(_limited(feed.events(), options.duration_s, stats), config.pipeline.batch_size):
         execution.market(batch)
         per_lane, labels = router.split(batch)
