@@ -1,0 +1,143 @@
+"""``train exits``: the Q-learning exit agent (SPEC 7) trained on simulated entries and compared, on
+held-out seeds, with the fixed bracket, the time stop and a trailing stop on the very same entries.
+
+Each session is one seed of the simulator for ``--minutes``, run through the product's own run path
+(``engine.pipeline.evaluation.entry_paths``: strategies, risk, simulated execution); every entry's
+path after its fill is stored and the exit policies are replayed on it (``ml.exit_agent``). The
+decision follows SPEC 7: the agent is accepted only if its mean net R per trade beats the fixed
+bracket's with p < 0.05 in both the paired bootstrap and the Wilcoxon signed-rank test and its
+drawdown in R is not worse; otherwise the fixed bracket ships. The Q-table is saved as a ``.npz`` of
+plain arrays (loaded back only with ``allow_pickle=False`` and a matching SHA-256) and registered
+with its training window, the comparison table and the decision; it becomes the ``exit_agent``
+champion only when accepted.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from rich.table import Table
+
+from engine import store
+from engine.app.commands.common import progress_bar
+from engine.config import Config
+from engine.errors import UsageError
+from engine.store import models as registry_rows
+
+KIND = "exit_agent"
+
+
+def _paths_of(dataset, seed: int) -> list:
+    from engine.pipeline.evaluation import entry_paths
+
+    return entry_paths(dataset.subset((seed,)))
+
+
+def cmd_train_exits(args, config: Config) -> int:
+    from engine.pipeline.evaluation import Dataset
+    from ml import exit_agent
+    from ml.executors import make_executor
+
+    db = args.db or config.store.path
+    store.check_database(db)
+    train_seeds = tuple(args.train_seeds) if args.train_seeds else tuple(range(1, args.seeds + 1))
+    test_seeds = tuple(args.test_seeds)
+    overlap = sorted(set(train_seeds) & set(test_seeds))
+    if overlap:
+        raise UsageError(f"--test-seeds {overlap} are also training seeds: held-out sessions must be new")
+    symbol = args.symbol or config.run.symbols[0]
+    if symbol not in config.run.symbols and symbol not in config.instruments:
+        raise UsageError(f"--symbol {symbol}: not in [run] symbols or [instruments]")
+    dataset = Dataset(config=config, symbol=symbol, seeds=train_seeds + test_seeds, minutes=args.minutes)
+    started = time.perf_counter()
+    seeds = train_seeds + test_seeds
+    per_seed: dict[int, list] = {}
+    executor = make_executor("local", min(args.workers, len(seeds)))
+    try:
+        with progress_bar(args, remaining=False) as progress:
+            task = progress.add_task("simulating sessions", total=len(seeds) + 1) if progress else None
+            step = max(1, executor.workers)
+            for start in range(0, len(seeds), step):
+                chunk = seeds[start:start + step]
+                for seed, paths in zip(chunk, executor.map(_paths_of, [(dataset, s) for s in chunk]), strict=True):
+                    per_seed[seed] = paths
+                    if progress:
+                        progress.advance(task)
+            train = [p for s in train_seeds for p in per_seed[s]]
+            test = [p for s in test_seeds for p in per_seed[s]]
+            if not train:
+                raise UsageError("the training sessions hold no entries; use more seeds or longer --minutes")
+            if progress:
+                progress.update(task, description="training the exit agent")
+            result = exit_agent.train(train, exit_agent.TrainParams(max_epochs=args.max_epochs,
+                                                                    min_epochs=min(30, args.max_epochs),
+                                                                    seed=config.run.seed))
+            comparison = exit_agent.compare(test, result.table, draws=args.draws, seed=config.run.seed)
+            if progress:
+                progress.advance(task)
+    finally:
+        executor.close()
+    summary = {"command": "train exits", "db": db, "symbol": symbol, "minutes": args.minutes,
+               "train_seeds": list(train_seeds), "test_seeds": list(test_seeds), "train_trades": len(train),
+               "test_trades": len(test), "epochs": result.epochs, "converged": result.converged,
+               "last_policy_change": result.changes[-1] if result.changes else None,
+               "visited_states": int(result.table.visited().sum()), **comparison}
+    summary["model"] = _register(config, db, result.table, summary)
+    summary["wall_seconds"] = round(time.perf_counter() - started, 2)
+    _emit(args, summary)
+    return 0
+
+
+def _register(config: Config, db: str, table, summary: dict) -> dict:
+    from ml.exit_agent import save_table
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    version = f"exits-{stamp}"
+    path = Path(db).resolve().parent / "models" / f"{version}.npz"
+    sha = save_table(table, path)
+    training = {"source": "simulator", "symbol": summary["symbol"], "minutes": summary["minutes"],
+                "train_seeds": summary["train_seeds"], "test_seeds": summary["test_seeds"],
+                "train_trades": summary["train_trades"], "epochs": summary["epochs"],
+                "converged": summary["converged"]}
+    metrics = {"policies": summary["policies"], "paired_test": summary["paired_test"],
+               "decision": summary["decision"], "reason": summary["reason"], "test_trades": summary["test_trades"]}
+    conn = store.connect(db, config.store.busy_timeout_ms)
+    try:
+        row = registry_rows.register_model(conn, version=version, kind=KIND, path=str(path), sha256=sha,
+                                           training=training, metrics=metrics, mode="shadow")
+        if summary["accepted"]:
+            row = registry_rows.promote_model(conn, version)
+    finally:
+        conn.close()
+    return row.as_dict()
+
+
+def _emit(args, summary: dict) -> None:
+    from engine.app.report import console
+
+    if args.summary_json:
+        Path(args.summary_json).write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    if args.json:
+        print(orjson.dumps(summary).decode())
+        return
+    table = Table(title=f"Exit policies on held-out seeds {summary['test_seeds']} "
+                        f"({summary['test_trades']} identical entries, {summary['symbol']})")
+    for name in ("policy", "trades", "mean net R", "Sharpe (per trade)", "max DD (R)", "win rate", "mean hold (s)"):
+        table.add_column(name, justify="left" if name == "policy" else "right")
+    for name, m in summary["policies"].items():
+        table.add_row(name, str(m["trades"]), f"{m['mean_r']:+.3f}", f"{m['sharpe']:+.3f}", f"{m['max_dd_r']:.2f}",
+                      f"{m['win_rate']:.1%}", f"{m['mean_hold_s']:.1f}")
+    out = console()
+    out.print(table)
+    t = summary["paired_test"]
+    out.print(f"paired test, agent - fixed bracket over {t['n']} trades: mean {t['mean_diff']:+.3f} R "
+              f"(95% CI {t['ci95'][0]:+.3f} .. {t['ci95'][1]:+.3f}), bootstrap p {t['p_bootstrap']:.4f}, "
+              f"Wilcoxon p {t['p_wilcoxon']:.4f}")
+    out.print(f"training: {summary['train_trades']} entries on seeds {summary['train_seeds']}, {summary['epochs']} "
+              f"epochs, {'converged' if summary['converged'] else 'not converged'}, "
+              f"{summary['visited_states']} states visited")
+    out.print(f"decision: {summary['decision']} - {summary['reason']}")
+    out.print(f"registered {summary['model']['version']} ({summary['model']['status']}, {summary['model']['mode']})")
