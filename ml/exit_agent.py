@@ -573,7 +573,7 @@ def decide(agent: dict, bracket: dict, test: dict, alpha: float = 0.05) -> tuple
     if test["p_bootstrap"] >= alpha or test["p_wilcoxon"] >= alpha:
         return False, (f"mean R improves by {test['mean_diff']:+.3f} but not significantly (bootstrap p "
                        f"{test['p_bootstrap']:.3f}, Wilcoxon p {test['p_wilcoxon']:.3f}): the fixed bracket ships")
-    if agent["max_dd_r"] > bracket["max_dd_r"]:
+    if agent["max_dd_r"] > bracket["max_dd_r"] + 1e-9:  # equal drawdowns differ in the last bits
         return False, (f"mean R improves significantly but the drawdown is worse ({agent['max_dd_r']:.2f} R "
                        f"vs {bracket['max_dd_r']:.2f} R): the fixed bracket ships")
     return True, (f"mean R improves by {test['mean_diff']:+.3f} (bootstrap p {test['p_bootstrap']:.4f}, Wilcoxon "

@@ -125,13 +125,15 @@ def _emit(args, summary: dict) -> None:
         return
     table = Table(title=f"Exit policies on held-out seeds {summary['test_seeds']} "
                         f"({summary['test_trades']} identical entries, {summary['symbol']})")
-    for name in ("policy", "trades", "mean net R", "Sharpe (per trade)", "max DD (R)", "win rate", "mean hold (s)"):
+    for name in ("policy", "trades", "mean R", "Sharpe", "max DD R", "win", "hold s"):
         table.add_column(name, justify="left" if name == "policy" else "right")
     for name, m in summary["policies"].items():
-        table.add_row(name, str(m["trades"]), f"{m['mean_r']:+.3f}", f"{m['sharpe']:+.3f}", f"{m['max_dd_r']:.2f}",
-                      f"{m['win_rate']:.1%}", f"{m['mean_hold_s']:.1f}")
+        table.add_row(name.replace("_", " "), str(m["trades"]), f"{m['mean_r']:+.3f}", f"{m['sharpe']:+.3f}",
+                      f"{m['max_dd_r']:.2f}", f"{m['win_rate']:.1%}", f"{m['mean_hold_s']:.1f}")
     out = console()
     out.print(table)
+    out.print("mean R: net R per trade after fees and spread; Sharpe: mean / sd of per-trade R; max DD R: drawdown "
+              "of the cumulative R; hold s: mean holding time")
     t = summary["paired_test"]
     out.print(f"paired test, agent - fixed bracket over {t['n']} trades: mean {t['mean_diff']:+.3f} R "
               f"(95% CI {t['ci95'][0]:+.3f} .. {t['ci95'][1]:+.3f}), bootstrap p {t['p_bootstrap']:.4f}, "

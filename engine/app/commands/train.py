@@ -50,11 +50,11 @@ def register(sub, common, reporting) -> dict:
                           help="the Q-learning exit agent: train on simulated entries, compare exit policies "
                                "on held-out seeds with a paired test")
     ex.add_argument("--symbol", type=str.upper, help="the simulated instrument (default: the first of [run] symbols)")
-    ex.add_argument("--seeds", type=_count, default=8,
-                    help="training sessions: seeds 1..N (default 8; --train-seeds overrides)")
+    ex.add_argument("--seeds", type=_count, default=16,
+                    help="training sessions: seeds 1..N (default 16; --train-seeds overrides)")
     ex.add_argument("--train-seeds", type=_seed_list, help="training seeds, e.g. 1,2,3")
-    ex.add_argument("--test-seeds", type=_seed_list, default=(101, 102, 103, 104, 105, 106),
-                    help="held-out evaluation seeds (default 101..106)")
+    ex.add_argument("--test-seeds", type=_seed_list, default=tuple(range(101, 111)),
+                    help="held-out evaluation seeds (default 101..110)")
     ex.add_argument("--minutes", type=arguments.positive, default=60.0,
                     help="simulated minutes per session (default 60)")
     ex.add_argument("--workers", type=_count, default=2, help="processes simulating sessions (default 2)")
