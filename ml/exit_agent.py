@@ -643,3 +643,83 @@ def load_table(path, expected_sha256: str | None) -> QTable:
     table = QTable()
     table.q, table.n = q.astype(float), n.astype(np.int64)
     return table
+
+
+# ---- live exits -------------------------------------------------------------------------------------
+class _Live:
+    __slots__ = ("fill_ts", "horizon_ns", "mfe", "next_close", "group")
+
+    def __init__(self, fill_ts: int, horizon_ns: int, group: int) -> None:
+        self.fill_ts = fill_ts
+        self.horizon_ns = horizon_ns
+        self.mfe = 0.0
+        self.next_close = fill_ts
+        self.group = group
+
+
+class LiveExitAgent:
+    """The learned table managing open trips in a run: the greedy valid action at each TF1 close of the
+    instrument, on the state the replay uses (same bins, same σ1, swing and flow estimates)."""
+
+    def __init__(self, table: QTable, params: ExitParams = ExitParams(), default_horizon_ns: int = 60 * NS) -> None:
+        self.table = table
+        self.params = params
+        self.default_horizon_ns = default_horizon_ns
+        self.markets: dict[int, _Market] = {}
+        self.trips: dict[str, _Live] = {}
+
+    def on_market(self, instrument_id: int, ts: int, quote) -> None:
+        bid, ask = quote
+        if bid is None or ask is None or bid >= ask:
+            return
+        market = self.markets.get(instrument_id)
+        if market is None:
+            market = self.markets[instrument_id] = _Market()
+        if ts >= market.next_close:
+            if market.next_close:
+                market.close((bid + ask) / 2.0)
+            market.next_close = (ts // TF1_NS + 1) * TF1_NS
+
+    def decide(self, trip: Any, ts: int, bid: int, ask: int) -> tuple[int, int] | None:
+        """``(action, new stop)`` for an open trip at a TF1 close, None between closes."""
+        live = self.trips.get(trip.trip_id)
+        if live is None:
+            horizon = (trip.time_stop_at - ts) if trip.time_stop_at else self.default_horizon_ns
+            live = self.trips[trip.trip_id] = _Live(ts, max(horizon, TF1_NS), regime_group(trip.regime, trip.side))
+        if ts < live.next_close:
+            return None
+        live.next_close = (ts // TF1_NS + 1) * TF1_NS
+        market = self.markets.get(trip.instrument_id)
+        if market is None or not trip.initial_stop:
+            return None
+        side, entry = trip.side, trip.entry_price
+        risk = abs(entry - trip.initial_stop)
+        if risk <= 0:
+            return None
+        mid = (bid + ask) / 2.0
+        pnl = side * (mid - entry) / risk
+        live.mfe = max(live.mfe, pnl)
+        size = FULL if trip.exited == 0 else HALF
+        s = state_index(pnl_bin(pnl), time_bin((ts - live.fill_ts) / live.horizon_ns), ofi_bin(side * market.flow),
+                        live.group, size, giveback_bin(live.mfe, pnl))
+        exit_px = bid if side > 0 else ask
+        be = (math.ceil(entry) + self.params.cost_ticks) if side > 0 else (math.floor(entry) - self.params.cost_ticks)
+        trail = mid - side * max(market.sigma1, 1.0)
+        swing = market.swing(side)
+        if swing:
+            trail = max(trail, swing) if side > 0 else min(trail, swing)
+        trail = math.floor(trail) if side > 0 else math.ceil(trail)  # stops are whole ticks
+        valid = [HOLD]
+        if size == FULL and trip.qty >= 2:
+            valid.append(EXIT_HALF)
+        valid.append(EXIT_ALL)
+        if _tightens(side, trip.stop, be) and (exit_px - be) * side > 0:
+            valid.append(STOP_TO_BREAKEVEN)
+        if _tightens(side, trip.stop, trail) and (exit_px - trail) * side > 0:
+            valid.append(TRAIL)
+        action = self.table.greedy(s, valid)
+        stop = be if action == STOP_TO_BREAKEVEN else (trail if action == TRAIL else int(trip.stop))
+        return action, int(stop)
+
+    def forget(self, trip_id: str) -> None:
+        self.trips.pop(trip_id, None)

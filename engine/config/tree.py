@@ -179,6 +179,17 @@ class ExecutionConfig(_Section, frozen=True):
     # simulator's matching engine (run on the simulator feed only)
     venue: VenueKind = "book_walk"
     simulator_gate_us: Annotated[float, Meta(gt=0, le=1_000_000)] = 500.0  # the gated simulator's step
+    # the Q-learning exit agent (SPEC 7) manages open positions instead of the bracket's target and the
+    # stop rule; off unless `chimera train exits` accepted a table, which is then named with its SHA-256
+    exit_agent: bool = False
+    exit_agent_table: Annotated[str, Meta(pattern=r"^(.*\.npz)?$")] = ""  # path of the registered table (.npz)
+    exit_agent_sha256: Annotated[str, Meta(pattern="^([0-9a-f]{64})?$")] = ""  # its SHA-256 as registered
+
+    def __post_init__(self) -> None:
+        if self.exit_agent and not (self.exit_agent_table and self.exit_agent_sha256):
+            raise FieldError("Expected exit_agent_table and exit_agent_sha256 with exit_agent = true (the table "
+                             "`chimera train exits` registered), got an empty one", "exit_agent_table",
+                             "exit_agent", "exit_agent_sha256")
 
 
 class InstrumentSpec(_Section, frozen=True):

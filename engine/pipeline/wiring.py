@@ -203,9 +203,15 @@ def build_execution(instruments: list[InstrumentDef], config: Config, portfolio:
     else:
         broker = SimulatedExchange(instruments, fee_models(instruments, config, portfolio), latency_model(config),
                                    queue_model(config), force_l2=ex.queue_model != "fifo")
-    return ExecutionStage(broker, portfolio, guard, correlation,
-                          StopRule(risk.breakeven_cost_ticks, risk.swing_buffer_ticks), decision_ns,
-                          ex.equity_interval_ms * 1_000_000, release_at_watermark=ex.venue == "simulator")
+    stage = ExecutionStage(broker, portfolio, guard, correlation,
+                           StopRule(risk.breakeven_cost_ticks, risk.swing_buffer_ticks), decision_ns,
+                           ex.equity_interval_ms * 1_000_000, release_at_watermark=ex.venue == "simulator")
+    if ex.exit_agent:
+        from ml.exit_agent import ExitParams, LiveExitAgent, load_table
+
+        stage.exit_agent = LiveExitAgent(load_table(ex.exit_agent_table, ex.exit_agent_sha256),
+                                         ExitParams(cost_ticks=risk.breakeven_cost_ticks))
+    return stage
 
 
 def fee_models(instruments: list[InstrumentDef], config: Config, portfolio: Portfolio) -> dict[int, FeeModel]:
