@@ -234,6 +234,7 @@ def test_train_exits_end_to_end_prints_the_comparison_and_registers_the_table(tm
         assert figures["trades"] == out["test_trades"]
     assert set(out["paired_test"]) == {"n", "mean_diff", "ci95", "p_bootstrap", "p_wilcoxon"}
     assert out["decision"] in ("q_agent", "fixed_bracket") and out["reason"]
+    assert (out["enable"] is not None) == out["accepted"]
     conn = store.connect(db)
     try:
         row = rows.get_model(conn, out["model"]["version"])
@@ -249,3 +250,51 @@ def test_train_exits_refuses_overlapping_seeds(tmp_path, capsys):
     code = main(["train", "exits", "--train-seeds", "1,2", "--test-seeds", "2", "--db", str(tmp_path / "c.db")])
     assert code == 2
     assert "held-out" in capsys.readouterr().err
+
+
+# ---- live exits -------------------------------------------------------------------------------------
+def _run_with_table(tmp_path, q_column: int):
+    from engine.config import load_config, with_values
+    from engine.pipeline.run import RunOptions, run_reference
+    from engine.records import TABLES
+    from feeds.simulator import MarketSimulator
+
+    table = ea.QTable()
+    table.q[:, q_column] = 1.0
+    path = tmp_path / "agent.npz"
+    sha = ea.save_table(table, path)
+    config = with_values(load_config("config.toml"), {"run.seed": 1, "execution.exit_agent": True,
+                                                      "execution.exit_agent_table": str(path),
+                                                      "execution.exit_agent_sha256": sha})
+    feed = MarketSimulator(["AAPL"], config, 1, 20 * 60.0)
+    _, records = run_reference(feed, config, RunOptions(duration_s=20 * 60.0))
+    trips = [dict(zip(TABLES["round_trips"], r, strict=True)) for t, r in records if t == "round_trips"]
+    orders = [dict(zip(TABLES["orders"], r, strict=True)) for t, r in records if t == "orders"]
+    return trips, orders
+
+
+def test_a_live_table_that_always_exits_closes_every_trade_at_the_first_close(tmp_path):
+    trips, _ = _run_with_table(tmp_path, ea.EXIT_ALL)
+    assert trips, "the session should hold entries"
+    reasons = {t["exit_reason"] for t in trips}
+    assert "exit agent" in reasons and "target" not in reasons
+    assert reasons <= {"exit agent", "stop", "time stop", "end of data"}
+    assert all(t["exit_ts"] - t["entry_ts"] < 5 * NS for t in trips if t["exit_reason"] == "exit agent")
+
+
+def test_a_live_table_that_exits_half_sends_half_then_manages_the_rest(tmp_path):
+    trips, orders = _run_with_table(tmp_path, ea.EXIT_HALF)
+    halves = [o for o in orders if o["purpose"] == "exit:exit agent half"]
+    sized = {t["trip_id"]: t["qty"] for t in trips}
+    assert halves and all(o["size"] == sized[o["signal_id"]] // 2 for o in halves if o["signal_id"] in sized)
+    assert "target" not in {t["exit_reason"] for t in trips}  # the agent has no fixed target
+
+
+def test_exit_agent_config_needs_the_table_and_its_hash():
+    from engine.config import load_config, with_values
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="exit_agent_table"):
+        with_values(load_config("config.toml"), {"execution.exit_agent": True})
+    with pytest.raises(ConfigError):
+        with_values(load_config("config.toml"), {"execution.exit_agent_sha256": "xyz"})

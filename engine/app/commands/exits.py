@@ -9,7 +9,8 @@ bracket's with p < 0.05 in both the paired bootstrap and the Wilcoxon signed-ran
 drawdown in R is not worse; otherwise the fixed bracket ships. The Q-table is saved as a ``.npz`` of
 plain arrays (loaded back only with ``allow_pickle=False`` and a matching SHA-256) and registered
 with its training window, the comparison table and the decision; it becomes the ``exit_agent``
-champion only when accepted.
+champion only when accepted, and only then does the summary give the ``[execution] exit_agent`` keys
+that let runs use it.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ def cmd_train_exits(args, config: Config) -> int:
                "last_policy_change": result.changes[-1] if result.changes else None,
                "visited_states": int(result.table.visited().sum()), **comparison}
     summary["model"] = _register(config, db, result.table, summary)
+    # the agent manages live exits only when it won: these keys enable it ([execution], docs/exits.md)
+    summary["enable"] = {"execution.exit_agent": True, "execution.exit_agent_table": summary["model"]["path"],
+                         "execution.exit_agent_sha256": summary["model"]["sha256"]} if summary["accepted"] else None
     summary["wall_seconds"] = round(time.perf_counter() - started, 2)
     _emit(args, summary)
     return 0
@@ -143,3 +147,8 @@ def _emit(args, summary: dict) -> None:
               f"{summary['visited_states']} states visited")
     out.print(f"decision: {summary['decision']} - {summary['reason']}")
     out.print(f"registered {summary['model']['version']} ({summary['model']['status']}, {summary['model']['mode']})")
+    if summary["enable"]:
+        out.print("enable it in runs with " + " ".join(f"--set {k}={str(v).lower() if v is True else v}"
+                                                        for k, v in summary["enable"].items()))
+    else:
+        out.print("runs keep the fixed bracket ([execution] exit_agent = false)")
