@@ -235,6 +235,9 @@ def test_train_exits_end_to_end_prints_the_comparison_and_registers_the_table(tm
     assert set(out["paired_test"]) == {"n", "mean_diff", "ci95", "p_bootstrap", "p_wilcoxon"}
     assert out["decision"] in ("q_agent", "fixed_bracket") and out["reason"]
     assert (out["enable"] is not None) == out["accepted"]
+    # the on-policy check re-runs the held-out seed: with the bracket it is the very run the paths came from
+    assert set(out["on_policy"]) == {"fixed_bracket", "q_agent"}
+    assert out["on_policy"]["fixed_bracket"]["trades"] == out["test_trades"]
     conn = store.connect(db)
     try:
         row = rows.get_model(conn, out["model"]["version"])

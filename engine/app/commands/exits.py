@@ -77,16 +77,23 @@ def cmd_train_exits(args, config: Config) -> int:
                                                                     min_epochs=min(30, args.max_epochs),
                                                                     seed=config.run.seed))
             comparison = exit_agent.compare(test, result.table, draws=args.draws, seed=config.run.seed)
+            version, path = _table_file(db)
+            sha = exit_agent.save_table(result.table, path)
             if progress:
                 progress.advance(task)
+            on_policy = None
+            if args.on_policy:
+                if progress:
+                    progress.update(task, description="on-policy check on the held-out seeds")
+                on_policy = _on_policy(executor, dataset.subset(test_seeds), str(path), sha)
     finally:
         executor.close()
     summary = {"command": "train exits", "db": db, "symbol": symbol, "minutes": args.minutes,
                "train_seeds": list(train_seeds), "test_seeds": list(test_seeds), "train_trades": len(train),
                "test_trades": len(test), "epochs": result.epochs, "converged": result.converged,
                "last_policy_change": result.changes[-1] if result.changes else None,
-               "visited_states": int(result.table.visited().sum()), **comparison}
-    summary["model"] = _register(config, db, result.table, summary)
+               "visited_states": int(result.table.visited().sum()), **comparison, "on_policy": on_policy}
+    summary["model"] = _register(config, db, version, path, sha, summary)
     # the agent manages live exits only when it won: these keys enable it ([execution], docs/exits.md)
     summary["enable"] = {"execution.exit_agent": True, "execution.exit_agent_table": summary["model"]["path"],
                          "execution.exit_agent_sha256": summary["model"]["sha256"]} if summary["accepted"] else None
@@ -95,19 +102,43 @@ def cmd_train_exits(args, config: Config) -> int:
     return 0
 
 
-def _register(config: Config, db: str, table, summary: dict) -> dict:
-    from ml.exit_agent import save_table
-
+def _table_file(db: str) -> tuple[str, Path]:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     version = f"exits-{stamp}"
-    path = Path(db).resolve().parent / "models" / f"{version}.npz"
-    sha = save_table(table, path)
+    return version, Path(db).resolve().parent / "models" / f"{version}.npz"
+
+
+def _evaluate_seed(params: dict, dataset) -> tuple:
+    from engine.pipeline.evaluation import evaluate
+
+    return evaluate(params, dataset).sessions
+
+
+def _on_policy(executor, dataset, path: str, sha: str) -> dict:
+    """SPEC 7's final check: the held-out sessions run again, the agent's exits now inside the run (they
+    move the simulated book and the later entries), against the same sessions run with the bracket."""
+    from engine.pipeline.evaluation import combine
+
+    out = {}
+    for name, params in (("fixed_bracket", {}), ("q_agent", {"execution.exit_agent": True,
+                                                              "execution.exit_agent_table": path,
+                                                              "execution.exit_agent_sha256": sha})):
+        calls = [(params, dataset.subset((seed,))) for seed in dataset.seeds]
+        sessions = [x for found in executor.map(_evaluate_seed, calls) for x in found]
+        metrics = combine(sessions)
+        out[name] = {"trades": metrics.trades, "mean_r": metrics.mean_r, "sharpe": metrics.sharpe,
+                     "max_drawdown": metrics.max_drawdown, "pnl": metrics.pnl}
+    return out
+
+
+def _register(config: Config, db: str, version: str, path: Path, sha: str, summary: dict) -> dict:
     training = {"source": "simulator", "symbol": summary["symbol"], "minutes": summary["minutes"],
                 "train_seeds": summary["train_seeds"], "test_seeds": summary["test_seeds"],
                 "train_trades": summary["train_trades"], "epochs": summary["epochs"],
                 "converged": summary["converged"]}
     metrics = {"policies": summary["policies"], "paired_test": summary["paired_test"],
-               "decision": summary["decision"], "reason": summary["reason"], "test_trades": summary["test_trades"]}
+               "on_policy": summary["on_policy"], "decision": summary["decision"], "reason": summary["reason"],
+               "test_trades": summary["test_trades"]}
     conn = store.connect(db, config.store.busy_timeout_ms)
     try:
         row = registry_rows.register_model(conn, version=version, kind=KIND, path=str(path), sha256=sha,
@@ -145,6 +176,10 @@ def _emit(args, summary: dict) -> None:
     out.print(f"training: {summary['train_trades']} entries on seeds {summary['train_seeds']}, {summary['epochs']} "
               f"epochs, {'converged' if summary['converged'] else 'not converged'}, "
               f"{summary['visited_states']} states visited")
+    if summary["on_policy"]:
+        b, a = summary["on_policy"]["fixed_bracket"], summary["on_policy"]["q_agent"]
+        out.print(f"on-policy check (the agent's exits inside the simulator): bracket {b['trades']} trades mean "
+                  f"{b['mean_r']:+.3f} R, agent {a['trades']} trades mean {a['mean_r']:+.3f} R")
     out.print(f"decision: {summary['decision']} - {summary['reason']}")
     out.print(f"registered {summary['model']['version']} ({summary['model']['status']}, {summary['model']['mode']})")
     if summary["enable"]:
