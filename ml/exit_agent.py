@@ -250,24 +250,28 @@ class PathRecorder:
         """Every entry's path (those cut by the end of data included, shorter), in fill order."""
         items = self.finished + [(iid, i) for iid, lst in self.open.items() for i in lst]
         items.sort(key=lambda x: (x[1].fill_ts, x[1].trip.trip_id))
-        out = []
-        for iid, item in items:
-            trip = item.trip
-            if not item.rows or not trip.initial_stop or not trip.qty:
-                continue
-            entry = trip.entry_price
-            if abs(entry - trip.initial_stop) <= 0:
-                continue
-            rows = np.array(item.rows, dtype=float)
-            tv = self.tick_value[iid]
-            fee = float(self.exit_fee(iid, entry))
-            out.append(EntryPath(
-                side=item.side, entry=float(entry), qty=int(trip.qty), initial_stop=int(trip.initial_stop),
-                target=int(trip.target or 0), horizon_ns=item.horizon_ns, tick_value=tv, exit_fee_per_lot=fee,
-                entry_fees=_entry_fees(trip, fee), group=regime_group(item.regime, item.side),
-                t_ns=rows[:, 0].astype(np.int64), bid=rows[:, 1], ask=rows[:, 2], sigma1=rows[:, 3],
-                swing=rows[:, 4], flow=rows[:, 5], label=f"{self.label}{trip.trip_id}"))
-        return out
+        return [p for p in (self._path(iid, item) for iid, item in items) if p is not None]
+
+    def take_finished(self) -> list[EntryPath]:
+        """The paths that reached their time stop since the last call."""
+        done, self.finished = self.finished, []
+        return [p for p in (self._path(iid, item) for iid, item in done) if p is not None]
+
+    def _path(self, iid: int, item: _Tracked) -> EntryPath | None:
+        trip = item.trip
+        if not item.rows or not trip.initial_stop or not trip.qty:
+            return None
+        entry = trip.entry_price
+        if abs(entry - trip.initial_stop) <= 0:
+            return None
+        rows = np.array(item.rows, dtype=float)
+        fee = float(self.exit_fee(iid, entry))
+        return EntryPath(
+            side=item.side, entry=float(entry), qty=int(trip.qty), initial_stop=int(trip.initial_stop),
+            target=int(trip.target or 0), horizon_ns=item.horizon_ns, tick_value=self.tick_value[iid],
+            exit_fee_per_lot=fee, entry_fees=_entry_fees(trip, fee), group=regime_group(item.regime, item.side),
+            t_ns=rows[:, 0].astype(np.int64), bid=rows[:, 1], ask=rows[:, 2], sigma1=rows[:, 3],
+            swing=rows[:, 4], flow=rows[:, 5], label=f"{self.label}{trip.trip_id}")
 
 
 def _entry_fees(trip, exit_fee_per_lot: float) -> float:
@@ -723,3 +727,48 @@ class LiveExitAgent:
 
     def forget(self, trip_id: str) -> None:
         self.trips.pop(trip_id, None)
+
+
+class ShadowLearner:
+    """Shadow mode: a copy of a registered table keeps learning from this run's entries while the run's
+    exits stay as configured. Each entry's path, once it reaches its time stop, is replayed off-policy
+    (ε-greedy at ``epsilon``) with the same update as training; ``finish`` also learns from the paths the
+    end of data cut. It is the execution stage's observer and changes no order, fill or row."""
+
+    def __init__(self, table: QTable, recorder: PathRecorder, params: ExitParams = ExitParams(),
+                 epsilon: float = 0.05, seed: int = 0) -> None:
+        self.table = table
+        self.recorder = recorder
+        self.params = params
+        self.epsilon = epsilon
+        self.rng = np.random.default_rng(seed)
+        self.learned = 0
+
+    def on_step(self, instrument_id: int, ts: int, quote, trips) -> None:
+        self.recorder.on_step(instrument_id, ts, quote, trips)
+        if self.recorder.finished:
+            self._learn(self.recorder.take_finished())
+
+    def on_close(self, trip) -> None:
+        self.recorder.on_close(trip)
+
+    def finish(self) -> int:
+        """Learn from the paths still open (cut by the end of data); return the paths learned from."""
+        rest = [(iid, item) for iid, items in self.recorder.open.items() for item in items]
+        self.recorder.open = {}
+        self.recorder.finished.extend(rest)
+        self._learn(self.recorder.take_finished())
+        return self.learned
+
+    def _learn(self, paths: list[EntryPath]) -> None:
+        table, rng, eps = self.table, self.rng, self.epsilon
+
+        def act(k: int, s: int, valid: list[int]) -> int:
+            if rng.random() < eps:
+                return valid[int(rng.integers(len(valid)))]
+            return table.greedy(s, valid)
+
+        for path in paths:
+            for s, a, r, s_next in run_episode(_Precomputed(path), act, self.params).transitions:
+                table.update(s, a, r, s_next)
+            self.learned += 1

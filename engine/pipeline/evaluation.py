@@ -30,9 +30,8 @@ import numpy as np
 
 from engine.analytics import PORTFOLIO, equity_stats
 from engine.config import Config, with_values
-from engine.events import Liquidity
 from engine.pipeline.run import RunOptions, run_reference
-from engine.pipeline.wiring import fee_models
+from engine.pipeline.wiring import fee_models, taker_fee
 from engine.portfolio import Portfolio
 from engine.records import TABLES
 from ml.exit_agent import EntryPath, PathRecorder
@@ -126,16 +125,11 @@ def entry_paths(dataset: Dataset, params: dict | None = None) -> list[EntryPath]
         instruments = feed.instruments()
         tick_value = {d.instrument_id: float(Decimal(d.tick_size) * Decimal(d.multiplier)) for d in instruments}
         fees = fee_models(instruments, seeded, Portfolio(instruments, seeded.risk.equity))
-        recorder = PathRecorder(tick_value, partial(_taker_fee, fees), label=f"seed:{seed}/")
+        recorder = PathRecorder(tick_value, partial(taker_fee, fees), label=f"seed:{seed}/")
         run_reference(feed, seeded, RunOptions(no_ml=dataset.no_ml, duration_s=dataset.minutes * 60.0,
                                                observer=recorder))
         out += recorder.paths()
     return out
-
-
-def _taker_fee(fees: dict, instrument_id: int, price: float) -> float:
-    """Currency per lot of a taker exit at ``price`` ticks."""
-    return float(fees[instrument_id].fee(int(round(price)), 1, Liquidity.TAKER))
 
 
 def _simulated(config: Config, dataset: Dataset, seed: int) -> Session:

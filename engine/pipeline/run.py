@@ -422,7 +422,8 @@ def run_reference(feed: Feed, config: Config, options: RunOptions | None = None)
     signals: list = []
     stats = RunStats()
     execution = portfolio[-1][1]
-    execution.observer = options.observer
+    if options.observer is not None:
+        execution.observer = options.observer
     for batch in batched(_limited(feed.events(), options.duration_s, stats), config.pipeline.batch_size):
         execution.market(batch)
         per_lane, labels = router.split(batch)

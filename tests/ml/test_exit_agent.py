@@ -301,3 +301,45 @@ def test_exit_agent_config_needs_the_table_and_its_hash():
         with_values(load_config("config.toml"), {"execution.exit_agent": True})
     with pytest.raises(ConfigError):
         with_values(load_config("config.toml"), {"execution.exit_agent_sha256": "xyz"})
+
+
+# ---- shadow mode and --evaluate ----------------------------------------------------------------------
+def test_shadow_mode_learns_from_the_run_without_changing_its_rows(tmp_path):
+    from engine.config import load_config, with_values
+    from engine.pipeline.run import RunOptions, run_reference
+    from engine.pipeline.wiring import build_execution
+    from engine.portfolio import Portfolio
+    from feeds.simulator import MarketSimulator
+
+    path = tmp_path / "base.npz"
+    sha = ea.save_table(ea.QTable(), path)
+    base = with_values(load_config("config.toml"), {"run.seed": 1})
+    shadow = with_values(base, {"execution.exit_agent_shadow": True, "execution.exit_agent_table": str(path),
+                                "execution.exit_agent_sha256": sha})
+    plain_rows = run_reference(MarketSimulator(["AAPL"], base, 1, 900.0), base, RunOptions(duration_s=900.0))[1]
+    feed = MarketSimulator(["AAPL"], shadow, 1, 900.0)
+    learner = build_execution(feed.instruments(), shadow, Portfolio(feed.instruments(), 1e6), 0).observer
+    assert isinstance(learner, ea.ShadowLearner) and learner.table.n.sum() == 0
+    shadow_rows = run_reference(feed, shadow, RunOptions(duration_s=900.0))[1]
+    assert shadow_rows == plain_rows  # the exits stay the bracket's
+
+
+def test_a_shadow_run_registers_its_table_and_evaluate_retests_it(tmp_path, capsys):
+    db = tmp_path / "c.db"
+    assert main(["train", "exits", "--train-seeds", "1", "--test-seeds", "2", "--minutes", "10", "--workers", "1",
+                 "--draws", "200", "--max-epochs", "31", "--no-on-policy", "--db", str(db), "--json"]) == 0
+    trained = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])["model"]
+    code = main(["run", "--symbol", "AAPL", "--duration", "600", "--speed", "max", "--db", str(db), "--json",
+                 "--set", "execution.exit_agent_shadow=true", "--set", f"execution.exit_agent_table={trained['path']}",
+                 "--set", f"execution.exit_agent_sha256={trained['sha256']}"])
+    assert code == 0
+    run = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    shadow = run["exit_agent_shadow"]
+    assert shadow["version"].startswith("exits-shadow-")
+    assert ea.load_table(shadow["path"], shadow["sha256"]).n.sum() >= ea.load_table(trained["path"],
+                                                                                     trained["sha256"]).n.sum()
+    assert main(["train", "exits", "--evaluate", "--test-seeds", "2", "--minutes", "10", "--workers", "1",
+                 "--draws", "200", "--no-on-policy", "--db", str(db), "--json"]) == 0
+    out = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["command"] == "train exits --evaluate" and out["model"]["version"] == shadow["version"]
+    assert set(out["policies"]) == set(ea.POLICIES) and out["decision"] in ("q_agent", "fixed_bracket")

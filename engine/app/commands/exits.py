@@ -47,12 +47,14 @@ def cmd_train_exits(args, config: Config) -> int:
     train_seeds = tuple(args.train_seeds) if args.train_seeds else tuple(range(1, args.seeds + 1))
     test_seeds = tuple(args.test_seeds)
     overlap = sorted(set(train_seeds) & set(test_seeds))
-    if overlap:
+    if overlap and not args.evaluate:
         raise UsageError(f"--test-seeds {overlap} are also training seeds: held-out sessions must be new")
     symbol = args.symbol or config.run.symbols[0]
     if symbol not in config.run.symbols and symbol not in config.instruments:
         raise UsageError(f"--symbol {symbol}: not in [run] symbols or [instruments]")
     dataset = Dataset(config=config, symbol=symbol, seeds=train_seeds + test_seeds, minutes=args.minutes)
+    if args.evaluate:
+        return _evaluate_registered(args, config, db, dataset.subset(test_seeds))
     started = time.perf_counter()
     seeds = train_seeds + test_seeds
     per_seed: dict[int, list] = {}
@@ -97,6 +99,56 @@ def cmd_train_exits(args, config: Config) -> int:
     # the agent manages live exits only when it won: these keys enable it ([execution], docs/exits.md)
     summary["enable"] = {"execution.exit_agent": True, "execution.exit_agent_table": summary["model"]["path"],
                          "execution.exit_agent_sha256": summary["model"]["sha256"]} if summary["accepted"] else None
+    summary["wall_seconds"] = round(time.perf_counter() - started, 2)
+    _emit(args, summary)
+    return 0
+
+
+def _evaluate_registered(args, config: Config, db: str, dataset) -> int:
+    """``--evaluate``: the paired test again, on the held-out seeds, for a registered table (no training)."""
+    from ml import exit_agent
+    from ml.executors import make_executor
+
+    started = time.perf_counter()
+    conn = store.connect(db, config.store.busy_timeout_ms)
+    try:
+        if args.evaluate == "latest":
+            found = registry_rows.list_models(conn, KIND)
+            row = found[-1] if found else None
+        else:
+            row = registry_rows.get_model(conn, args.evaluate)
+            row = row if row is not None and row.kind == KIND else None
+    finally:
+        conn.close()
+    if row is None:
+        raise UsageError(f"--evaluate {args.evaluate}: no exit_agent table in the registry of {db} "
+                         "(run `chimera train exits` first)")
+    overlap = sorted(set(row.training.get("train_seeds", [])) & set(dataset.seeds))
+    if overlap:
+        raise UsageError(f"--test-seeds {overlap}: {row.version} was trained on them; held-out sessions must be new")
+    table = exit_agent.load_table(row.path, row.sha256)
+    executor = make_executor("local", min(args.workers, len(dataset.seeds)))
+    try:
+        test = [p for found in executor.map(_paths_of, [(dataset, s) for s in dataset.seeds]) for p in found]
+        comparison = exit_agent.compare(test, table, draws=args.draws, seed=config.run.seed)
+        on_policy = _on_policy(executor, dataset, row.path, row.sha256) if args.on_policy else None
+    finally:
+        executor.close()
+    if comparison["accepted"]:
+        conn = store.connect(db, config.store.busy_timeout_ms)
+        try:
+            row = registry_rows.promote_model(conn, row.version)
+        finally:
+            conn.close()
+    summary = {"command": "train exits --evaluate", "db": db, "symbol": dataset.symbol, "minutes": dataset.minutes,
+               "train_seeds": row.training.get("train_seeds", []), "test_seeds": list(dataset.seeds),
+               "train_trades": row.training.get("train_trades", row.training.get("paths", 0)),
+               "test_trades": len(test), "epochs": row.training.get("epochs"),
+               "converged": row.training.get("converged"),
+               "visited_states": int(table.visited().sum()), **comparison, "on_policy": on_policy,
+               "model": row.as_dict()}
+    summary["enable"] = {"execution.exit_agent": True, "execution.exit_agent_table": row.path,
+                         "execution.exit_agent_sha256": row.sha256} if comparison["accepted"] else None
     summary["wall_seconds"] = round(time.perf_counter() - started, 2)
     _emit(args, summary)
     return 0
@@ -173,9 +225,13 @@ def _emit(args, summary: dict) -> None:
     out.print(f"paired test, agent - fixed bracket over {t['n']} trades: mean {t['mean_diff']:+.3f} R "
               f"(95% CI {t['ci95'][0]:+.3f} .. {t['ci95'][1]:+.3f}), bootstrap p {t['p_bootstrap']:.4f}, "
               f"Wilcoxon p {t['p_wilcoxon']:.4f}")
-    out.print(f"training: {summary['train_trades']} entries on seeds {summary['train_seeds']}, {summary['epochs']} "
-              f"epochs, {'converged' if summary['converged'] else 'not converged'}, "
-              f"{summary['visited_states']} states visited")
+    if summary["command"] == "train exits":
+        out.print(f"training: {summary['train_trades']} entries on seeds {summary['train_seeds']}, "
+                  f"{summary['epochs']} epochs, {'converged' if summary['converged'] else 'not converged'}, "
+                  f"{summary['visited_states']} states visited")
+    else:
+        out.print(f"evaluated {summary['model']['version']} (trained from {summary['model']['training'].get('source')}"
+                  f", {summary['visited_states']} states visited)")
     if summary["on_policy"]:
         b, a = summary["on_policy"]["fixed_bracket"], summary["on_policy"]["q_agent"]
         out.print(f"on-policy check (the agent's exits inside the simulator): bracket {b['trades']} trades mean "

@@ -60,6 +60,9 @@ def register(sub, common, reporting) -> dict:
     ex.add_argument("--workers", type=_count, default=2, help="processes simulating sessions (default 2)")
     ex.add_argument("--max-epochs", type=_count, default=300, help="cap on training epochs (default 300)")
     ex.add_argument("--draws", type=_count, default=10_000, help="paired bootstrap draws (default 10000)")
+    ex.add_argument("--evaluate", nargs="?", const="latest", metavar="VERSION",
+                    help="no training: re-run the paired test on the held-out seeds with a registered table "
+                         "(default: the latest exit_agent version, e.g. one a shadow run updated)")
     ex.add_argument("--no-on-policy", dest="on_policy", action="store_false",
                     help="skip the final on-policy check (the held-out seeds re-run with the agent's exits)")
     ex.add_argument("--db", metavar="PATH", help="SQLite file of the model registry (default: [store] path)")
