@@ -31,6 +31,14 @@ from engine.store import models as registry_rows
 KIND = "exit_agent"
 
 
+def _executor(workers: int):
+    """Serial, or a process pool whose workers are never recycled: replacing a worker after
+    ``max_tasks_per_child`` calls can hang the pool on Python 3.11, and a default run here makes ~46 calls."""
+    from ml.executors import PoolExecutor, SerialExecutor
+
+    return SerialExecutor() if workers <= 1 else PoolExecutor(workers, max_tasks_per_child=1_000_000)
+
+
 def _paths_of(dataset, seed: int) -> list:
     from engine.pipeline.evaluation import entry_paths
 
@@ -40,8 +48,6 @@ def _paths_of(dataset, seed: int) -> list:
 def cmd_train_exits(args, config: Config) -> int:
     from engine.pipeline.evaluation import Dataset
     from ml import exit_agent
-    from ml.executors import make_executor
-
     db = args.db or config.store.path
     store.check_database(db)
     train_seeds = tuple(args.train_seeds) if args.train_seeds else tuple(range(1, args.seeds + 1))
@@ -58,7 +64,7 @@ def cmd_train_exits(args, config: Config) -> int:
     started = time.perf_counter()
     seeds = train_seeds + test_seeds
     per_seed: dict[int, list] = {}
-    executor = make_executor("local", min(args.workers, len(seeds)))
+    executor = _executor(min(args.workers, len(seeds)))
     try:
         with progress_bar(args, remaining=False) as progress:
             task = progress.add_task("simulating sessions", total=len(seeds) + 1) if progress else None
@@ -107,7 +113,6 @@ def cmd_train_exits(args, config: Config) -> int:
 def _evaluate_registered(args, config: Config, db: str, dataset) -> int:
     """``--evaluate``: the paired test again, on the held-out seeds, for a registered table (no training)."""
     from ml import exit_agent
-    from ml.executors import make_executor
 
     started = time.perf_counter()
     conn = store.connect(db, config.store.busy_timeout_ms)
@@ -127,7 +132,7 @@ def _evaluate_registered(args, config: Config, db: str, dataset) -> int:
     if overlap:
         raise UsageError(f"--test-seeds {overlap}: {row.version} was trained on them; held-out sessions must be new")
     table = exit_agent.load_table(row.path, row.sha256)
-    executor = make_executor("local", min(args.workers, len(dataset.seeds)))
+    executor = _executor(min(args.workers, len(dataset.seeds)))
     try:
         test = [p for found in executor.map(_paths_of, [(dataset, s) for s in dataset.seeds]) for p in found]
         comparison = exit_agent.compare(test, table, draws=args.draws, seed=config.run.seed)
