@@ -247,4 +247,4 @@ def _emit(args, summary: dict) -> None:
         out.print("enable it in runs with " + " ".join(f"--set {k}={str(v).lower() if v is True else v}"
                                                         for k, v in summary["enable"].items()))
     else:
-        out.print("runs keep the fixed bracket ([execution] exit_agent = false)")
+        out.print("runs keep the fixed bracket (\\[execution] exit_agent = false)")
