@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
@@ -150,9 +150,29 @@ class EntryPath:
         return (self.bid + self.ask) / 2.0
 
 
+class TripView(Protocol):
+    """What the agent reads of the execution stage's round trip (never written here, except ``stop`` by
+    the stage itself)."""
+
+    trip_id: str
+    instrument_id: int
+    side: int
+    qty: int
+    exited: int
+    initial_stop: int
+    stop: int
+    target: int
+    time_stop_at: int
+    regime: str
+    fees: float
+
+    @property
+    def entry_price(self) -> float: ...
+
+
 @dataclass
 class _Tracked:
-    trip: Any  # the execution stage's RoundTrip (read only)
+    trip: TripView
     side: int
     fill_ts: int
     horizon_ns: int
@@ -210,7 +230,7 @@ class PathRecorder:
         self.markets: dict[int, _Market] = {}
         self.open: dict[int, list[_Tracked]] = {}
         self.seen: set[str] = set()
-        self.closed: dict[str, Any] = {}
+        self.closed: dict[str, TripView] = {}
         self.finished: list[tuple[int, _Tracked]] = []
 
     def on_step(self, instrument_id: int, ts: int, quote, trips) -> None:
@@ -684,7 +704,7 @@ class LiveExitAgent:
                 market.close((bid + ask) / 2.0)
             market.next_close = (ts // TF1_NS + 1) * TF1_NS
 
-    def decide(self, trip: Any, ts: int, bid: int, ask: int) -> tuple[int, int] | None:
+    def decide(self, trip: TripView, ts: int, bid: int, ask: int) -> tuple[int, int] | None:
         """``(action, new stop)`` for an open trip at a TF1 close, None between closes."""
         live = self.trips.get(trip.trip_id)
         if live is None:
