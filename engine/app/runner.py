@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -106,6 +107,8 @@ def execute(request: RunRequest) -> dict:
         status, reason = outcome(pipeline.stats, error)
         _until_writable(pipeline.writer.flush_pending, request, "pending_rows")
         summary = build_summary(request, run_id, pipeline, conn, status, reason)
+        if error is None and request.config.execution.exit_agent_shadow:
+            summary["exit_agent_shadow"] = _register_shadow_table(request, run_id, pipeline, conn)
         _until_writable(lambda: store.finish_run(conn, run_id, status, _now_iso(), orjson.dumps(summary).decode(),
                                                  reason, pipeline.stats.events), request, "run_row")
         log.info("run_finished", run_id=run_id, status=status, events=summary["events"],
@@ -115,6 +118,26 @@ def execute(request: RunRequest) -> dict:
     if error is not None:
         raise error
     return summary
+
+
+def _register_shadow_table(request: RunRequest, run_id: str, pipeline: Pipeline, conn) -> dict:
+    """Shadow mode ([execution] exit_agent_shadow): the table that learned from this run's entries is saved
+    beside the database and registered as an ``exit_agent`` candidate in shadow mode."""
+    from engine.store import models as registry_rows
+    from ml.exit_agent import save_table
+
+    learner = pipeline.portfolio[-1][1].observer
+    paths = learner.finish()
+    version = f"exits-shadow-{run_id}"
+    path = Path(request.db_path).resolve().parent / "models" / f"{version}.npz"
+    sha = save_table(learner.table, path)
+    ex = request.config.execution
+    training = {"source": "shadow", "run_id": run_id, "paths": paths, "from_table": ex.exit_agent_table,
+                "from_sha256": ex.exit_agent_sha256}
+    row = registry_rows.register_model(conn, version=version, kind="exit_agent", path=str(path), sha256=sha,
+                                       training=training, metrics={}, mode="shadow")
+    get_logger().info("exit_agent_shadow", version=version, paths=paths)
+    return {"version": row.version, "path": row.path, "sha256": row.sha256, "paths": paths}
 
 
 def _claim_run(conn, request: RunRequest) -> tuple[str, store.CommittedPrefix | None]:

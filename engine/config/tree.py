@@ -179,6 +179,21 @@ class ExecutionConfig(_Section, frozen=True):
     # simulator's matching engine (run on the simulator feed only)
     venue: VenueKind = "book_walk"
     simulator_gate_us: Annotated[float, Meta(gt=0, le=1_000_000)] = 500.0  # the gated simulator's step
+    # the Q-learning exit agent (SPEC 7) manages open positions instead of the bracket's target and the
+    # stop rule; off unless `chimera train exits` accepted a table, which is then named with its SHA-256
+    exit_agent: bool = False
+    exit_agent_table: Annotated[str, Meta(pattern=r"^(.*\.npz)?$")] = ""  # path of the registered table (.npz)
+    exit_agent_sha256: Annotated[str, Meta(pattern="^([0-9a-f]{64})?$")] = ""  # its SHA-256 as registered
+    # shadow mode: a copy of that table keeps learning from this run's entries (exits unchanged unless
+    # exit_agent is true); the updated table is registered at the end of the run
+    exit_agent_shadow: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.exit_agent or self.exit_agent_shadow) and not (self.exit_agent_table and self.exit_agent_sha256):
+            key = "exit_agent" if self.exit_agent else "exit_agent_shadow"
+            raise FieldError(f"Expected exit_agent_table and exit_agent_sha256 with {key} = true (the table "
+                             "`chimera train exits` registered), got an empty one", "exit_agent_table",
+                             key, "exit_agent_sha256")
 
 
 class InstrumentSpec(_Section, frozen=True):

@@ -27,12 +27,14 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from itertools import count
+from typing import Protocol
 
 from engine.events import BUY, Ack, CancelAck, Fill, OrderRequest, OrderType, Reject, TruthLabel
 from engine.execution.exchange import Broker, Response
 from engine.portfolio import Portfolio
 from engine.records import RecordBuffer
 from engine.risk import CorrelationCap, DrawdownGuard, OrderIntent, StopRule, SwingTrail
+from ml.exit_agent import EXIT_ALL, EXIT_HALF, LiveExitAgent
 
 NS = 1_000_000_000
 PORTFOLIO = -1  # instrument id of the whole-portfolio equity rows
@@ -96,6 +98,17 @@ class RoundTrip:
         return self.qty - self.exited
 
 
+class TripObserver(Protocol):
+    """Read-only view of the stage's trips: never changes an order, a fill or a row."""
+
+    def on_step(self, instrument_id: int, ts: int, quote: tuple[int | None, int | None],
+                trips: list[RoundTrip]) -> None:
+        """One market event of ``instrument_id`` (before stops and exits are managed)."""
+
+    def on_close(self, trip: RoundTrip) -> None:
+        """A round trip closed (its exit reason, fees and prices final)."""
+
+
 class ExecutionStage(RecordBuffer):
     """Stage core over a ``Broker``; see the module docstring."""
 
@@ -129,6 +142,8 @@ class ExecutionStage(RecordBuffer):
         self.fills = 0
         self.rejected = 0
         self.closed: list[RoundTrip] = []
+        self.observer: TripObserver | None = None  # sees the open trips at each market step (exit-agent paths)
+        self.exit_agent: LiveExitAgent | None = None  # SPEC 7: manages open trips instead of target and stop rule
         self._n = count()
 
     # ---- the two inputs ---------------------------------------------------------------------------
@@ -221,6 +236,10 @@ class ExecutionStage(RecordBuffer):
             self._equity_rows(ts)
         if not self.next_equity:
             self.next_equity = (ts // self.equity_interval_ns + 1) * self.equity_interval_ns
+        if self.observer is not None:
+            self.observer.on_step(iid, ts, self.best.get(iid, (None, None)), self.trips[iid])
+        if self.exit_agent is not None:
+            self.exit_agent.on_market(iid, ts, self.best.get(iid, (None, None)))
         if self.trips[iid]:
             self._manage(iid, ts)
         if self.held_fills[iid]:
@@ -295,6 +314,9 @@ class ExecutionStage(RecordBuffer):
                     self._exit(trip, trip.exit_reason, ts)
                 continue
             exit_price = bid if trip.side == BUY else ask
+            if self.exit_agent is not None:
+                self._agent_manage(trip, iid, ts, bid, ask, exit_price)
+                continue
             mark = self.mids.get(iid, float(exit_price))
             if trip.stop:
                 moved = self.stop_rule.update(trip.side, trip.entry_price, trip.initial_stop, trip.stop, mark,
@@ -309,6 +331,35 @@ class ExecutionStage(RecordBuffer):
                 self._exit(trip, "target", ts)
             elif trip.time_stop_at and ts >= trip.time_stop_at:
                 self._exit(trip, "time stop", ts)
+
+    def _agent_manage(self, trip: RoundTrip, iid: int, ts: int, bid: int, ask: int, exit_price: int) -> None:
+        """SPEC 7: the stop (moved only by the agent) and the time stop are forced; at each TF1 close the
+        agent holds, exits half or all, or moves the stop to breakeven or a trail."""
+        agent = self.exit_agent
+        assert agent is not None
+        if trip.stop and (exit_price - trip.stop) * trip.side <= 0:
+            self._exit(trip, "stop", ts)
+            return
+        if trip.time_stop_at and ts >= trip.time_stop_at:
+            self._exit(trip, "time stop", ts)
+            return
+        decision = agent.decide(trip, ts, bid, ask)
+        if decision is None:
+            return
+        action, stop = decision
+        if action == EXIT_ALL:
+            self._exit(trip, "exit agent", ts)
+        elif action == EXIT_HALF:
+            trip.exits += 1
+            client_id = f"{trip.trip_id}/x{trip.exits}"
+            trip.exit_id = client_id  # no exit reason: the rest stays managed once this exit is done
+            order = OrderRequest(iid, client_id, -trip.side, OrderType.MARKET, 0, trip.qty // 2, "IOC",
+                                 ts + self.decision_latency_ns, trip.strategy, trip.trip_id)
+            self._send(order, "exit:exit agent half", self.mids.get(iid), trip)
+        elif stop != trip.stop:
+            self.records.append(("risk_events", (iid, ts, trip.strategy, "stop_moved",
+                                                 f"{trip.trip_id}: {trip.stop} -> {stop} (exit agent)")))
+            trip.stop = stop
 
     def _entry_working(self, trip: RoundTrip) -> bool:
         state = self.orders.get(trip.entry_id)
@@ -430,6 +481,10 @@ class ExecutionStage(RecordBuffer):
         risk = abs(trip.entry_price - trip.initial_stop) if trip.initial_stop else 0.0
         r_multiple = (gross / (trip.exited * tv * risk)) if risk and trip.exited else None
         self.closed.append(trip)
+        if self.exit_agent is not None:
+            self.exit_agent.forget(trip.trip_id)
+        if self.observer is not None:
+            self.observer.on_close(trip)
         self.records.append(("round_trips", (
             trip.trip_id, trip.instrument_id, trip.strategy, trip.regime, trip.side, trip.qty, trip.entry_ts, ts,
             trip.entry_price, exit_price, trip.initial_stop, trip.stop, trip.target, pnl, trip.fees, r_multiple,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -30,7 +31,10 @@ import numpy as np
 from engine.analytics import PORTFOLIO, equity_stats
 from engine.config import Config, with_values
 from engine.pipeline.run import RunOptions, run_reference
+from engine.pipeline.wiring import fee_models, taker_fee
+from engine.portfolio import Portfolio
 from engine.records import TABLES
+from ml.exit_agent import EntryPath, PathRecorder
 
 NS = 1_000_000_000
 _TRIP = {name: i for i, name in enumerate(TABLES["round_trips"])}
@@ -106,6 +110,26 @@ def evaluate(params: dict, dataset: Dataset) -> Metrics:
     sessions = [_simulated(config, dataset, seed) for seed in dataset.seeds]
     sessions += [_taped(config, dataset, path) for path in dataset.tapes]
     return combine(sessions)
+
+
+def entry_paths(dataset: Dataset, params: dict | None = None) -> list[EntryPath]:
+    """Every entry's path after its fill (SPEC 7, ``ml.exit_agent``) over the simulated sessions of
+    ``dataset``, from the same run as ``evaluate``: the recorder only watches the execution stage."""
+    from feeds.simulator import MarketSimulator
+
+    config = with_values(dataset.config, params or {})
+    out: list[EntryPath] = []
+    for seed in dataset.seeds:
+        seeded = with_values(config, {"run.seed": seed})
+        feed = MarketSimulator([dataset.symbol], seeded, seed, dataset.minutes * 60.0)
+        instruments = feed.instruments()
+        tick_value = {d.instrument_id: float(Decimal(d.tick_size) * Decimal(d.multiplier)) for d in instruments}
+        fees = fee_models(instruments, seeded, Portfolio(instruments, seeded.risk.equity))
+        recorder = PathRecorder(tick_value, partial(taker_fee, fees), label=f"seed:{seed}/")
+        run_reference(feed, seeded, RunOptions(no_ml=dataset.no_ml, duration_s=dataset.minutes * 60.0,
+                                               observer=recorder))
+        out += recorder.paths()
+    return out
 
 
 def _simulated(config: Config, dataset: Dataset, seed: int) -> Session:

@@ -24,6 +24,7 @@ from engine.clock import Pacer, WallClock
 from engine.config import Config
 from engine.errors import LaneError
 from engine.events import InstrumentDef
+from engine.execution.stage import TripObserver
 from engine.logs import get_logger
 from engine.pipeline.lanes import TruthSink
 from engine.pipeline.merge import WatermarkMerge
@@ -51,6 +52,7 @@ class RunOptions:
     strategies: StrategyFactory | None = None  # None: the strategies of the configuration ([strategies])
     progress: Callable[[int, int], None] | None = None  # (events so far, last ts_recv)
     models: RunModels | None = None  # verified registry champions (engine/pipeline/models.py); None: no models
+    observer: TripObserver | None = None  # sees the execution stage's open trips (reference path only)
 
 
 @dataclass
@@ -417,6 +419,8 @@ def run_reference(feed: Feed, config: Config, options: RunOptions | None = None)
     signals: list = []
     stats = RunStats()
     execution = portfolio[-1][1]
+    if options.observer is not None:
+        execution.observer = options.observer
     for batch in batched(_limited(feed.events(), options.duration_s, stats), config.pipeline.batch_size):
         execution.market(batch)
         per_lane, labels = router.split(batch)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from engine.detectors.vacuum import VacuumDetector, VoidAccumulator
 from engine.detectors.walls import WallAccumulator, WallDetector
 from engine.detectors.withdrawal import WithdrawalDetector
 from engine.errors import ConfigError
-from engine.events import InstrumentDef
+from engine.events import InstrumentDef, Liquidity
 from engine.execution.models import (
     BpsFees,
     ConstantLatency,
@@ -214,9 +215,27 @@ def build_execution(instruments: list[InstrumentDef], config: Config, portfolio:
     else:
         broker = SimulatedExchange(instruments, fee_models(instruments, config, portfolio), latency_model(config),
                                    queue_model(config), force_l2=ex.queue_model != "fifo")
-    return ExecutionStage(broker, portfolio, guard, correlation,
-                          StopRule(risk.breakeven_cost_ticks, risk.swing_buffer_ticks), decision_ns,
-                          ex.equity_interval_ms * 1_000_000, release_at_watermark=ex.venue == "simulator")
+    stage = ExecutionStage(broker, portfolio, guard, correlation,
+                           StopRule(risk.breakeven_cost_ticks, risk.swing_buffer_ticks), decision_ns,
+                           ex.equity_interval_ms * 1_000_000, release_at_watermark=ex.venue == "simulator")
+    if ex.exit_agent or ex.exit_agent_shadow:
+        from ml.exit_agent import ExitParams, LiveExitAgent, PathRecorder, ShadowLearner
+        from ml.exit_agent import load_table as load_exit_table
+
+        params = ExitParams(cost_ticks=risk.breakeven_cost_ticks)
+        if ex.exit_agent:
+            stage.exit_agent = LiveExitAgent(load_exit_table(ex.exit_agent_table, ex.exit_agent_sha256), params)
+        if ex.exit_agent_shadow:
+            fees = fee_models(instruments, config, portfolio)
+            recorder = PathRecorder(portfolio.tick_value, partial(taker_fee, fees))
+            stage.observer = ShadowLearner(load_exit_table(ex.exit_agent_table, ex.exit_agent_sha256), recorder, params,
+                                           seed=config.run.seed)
+    return stage
+
+
+def taker_fee(fees: dict[int, FeeModel], instrument_id: int, price: float) -> float:
+    """Currency per lot of a taker exit at ``price`` ticks."""
+    return float(fees[instrument_id].fee(int(round(price)), 1, Liquidity.TAKER))
 
 
 def fee_models(instruments: list[InstrumentDef], config: Config, portfolio: Portfolio) -> dict[int, FeeModel]:

@@ -46,7 +46,37 @@ def register(sub, common, reporting) -> dict:
     reg.add_argument("--folds", type=int, default=3, help="purged K-fold CV folds on the training set (0: skip)")
     reg.add_argument("--db", metavar="PATH", help="SQLite file of the model registry (default: [store] path)")
     reg.add_argument("--promote", action="store_true", help="make the new model the regime champion")
+    ex = kinds.add_parser("exits", parents=[common, reporting],
+                          help="the Q-learning exit agent: train on simulated entries, compare exit policies "
+                               "on held-out seeds with a paired test")
+    ex.add_argument("--symbol", type=str.upper, help="the simulated instrument (default: the first of [run] symbols)")
+    ex.add_argument("--seeds", type=_count, default=16,
+                    help="training sessions: seeds 1..N (default 16; --train-seeds overrides)")
+    ex.add_argument("--train-seeds", type=_seed_list, help="training seeds, e.g. 1,2,3")
+    ex.add_argument("--test-seeds", type=_seed_list, default=tuple(range(101, 111)),
+                    help="held-out evaluation seeds (default 101..110)")
+    ex.add_argument("--minutes", type=arguments.positive, default=60.0,
+                    help="simulated minutes per session (default 60)")
+    ex.add_argument("--workers", type=_count, default=2, help="processes simulating sessions (default 2)")
+    ex.add_argument("--max-epochs", type=_count, default=300, help="cap on training epochs (default 300)")
+    ex.add_argument("--draws", type=_count, default=10_000, help="paired bootstrap draws (default 10000)")
+    ex.add_argument("--evaluate", nargs="?", const="latest", metavar="VERSION",
+                    help="no training: re-run the paired test on the held-out seeds with a registered table "
+                         "(default: the latest exit_agent version, e.g. one a shadow run updated)")
+    ex.add_argument("--no-on-policy", dest="on_policy", action="store_false",
+                    help="skip the final on-policy check (the held-out seeds re-run with the agent's exits)")
+    ex.add_argument("--db", metavar="PATH", help="SQLite file of the model registry (default: [store] path)")
     return {"train": cmd_train}
+
+
+def _seed_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 1,2,3, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one seed")
+    return values
 
 
 def _count(text: str) -> int:
@@ -84,6 +114,10 @@ def simulated_regime_session(config: Config, *, seed: int, minutes: float, profi
 
 
 def cmd_train(args, config: Config) -> int:
+    if args.kind == "exits":
+        from engine.app.commands.exits import cmd_train_exits
+
+        return cmd_train_exits(args, config)
     if args.folds == 1 or args.folds < 0:
         raise UsageError("--folds must be 0 (no cross-validation) or at least 2")
     db = args.db or config.store.path
