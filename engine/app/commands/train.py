@@ -1,4 +1,4 @@
-"""``train regime``: fit the regime model (SPEC section 5) on simulator sessions and evaluate it on
+"""``train regime`` (and ``train signals``, engine/app/commands/train_signals.py): fit the regime model (SPEC section 5) on simulator sessions and evaluate it on
 seeds never used in training.
 
 Training sessions use seeds ``S .. S+N-1``, the evaluation sessions the next ``--test-sessions`` seeds;
@@ -21,6 +21,7 @@ from rich.table import Table
 
 from engine import store
 from engine.app import arguments
+from engine.app.commands import train_signals
 from engine.app.commands.common import progress_bar
 from engine.config import Config
 from engine.errors import UsageError
@@ -66,6 +67,7 @@ def register(sub, common, reporting) -> dict:
     ex.add_argument("--no-on-policy", dest="on_policy", action="store_false",
                     help="skip the final on-policy check (the held-out seeds re-run with the agent's exits)")
     ex.add_argument("--db", metavar="PATH", help="SQLite file of the model registry (default: [store] path)")
+    train_signals.add_parser(kinds, common, reporting, _count)
     return {"train": cmd_train}
 
 
@@ -118,6 +120,8 @@ def cmd_train(args, config: Config) -> int:
         from engine.app.commands.exits import cmd_train_exits
 
         return cmd_train_exits(args, config)
+    if args.kind == "signals":
+        return train_signals.cmd_train_signals(args, config)
     if args.folds == 1 or args.folds < 0:
         raise UsageError("--folds must be 0 (no cross-validation) or at least 2")
     db = args.db or config.store.path
