@@ -40,6 +40,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from engine.config.strategies import BUILTIN
 from engine.events import Regime
@@ -54,6 +55,7 @@ SHRINK_TRADES = 50.0  # SPEC 4.7: the per-cell intercept is shrunk toward 0 with
 CELL_MIN = 200  # SPEC 6: a regime's calibration is corrected when it has this many samples ...
 CELL_ECE = 0.05  # ... and its ECE exceeds this
 MAX_ITER_GRID = (50, 100, 200)
+THREADS = 1  # OpenMP threads of the boosting fits: more threads on busy cores made fits 50x slower (measured)
 STRATEGIES = BUILTIN  # one-hot columns; a user strategy has all of them 0
 REGIMES = tuple(r.name for r in Regime)
 
@@ -322,6 +324,12 @@ def calibration_method(n_labels: int) -> str:
 def fit_calibrated(data: SignalSet, idx: np.ndarray, weights: np.ndarray, max_iter: int, n_splits: int,
                    seed: int = 0) -> CalibratedClassifierCV:
     """HGB calibrated on purged inner folds of ``idx`` (isotonic or sigmoid by label count)."""
+    with threadpool_limits(limits=THREADS):
+        return _fit_calibrated(data, idx, weights, max_iter, n_splits, seed)
+
+
+def _fit_calibrated(data: SignalSet, idx: np.ndarray, weights: np.ndarray, max_iter: int, n_splits: int,
+                    seed: int) -> CalibratedClassifierCV:
     X = _filled(data.X[idx])
     inner = [(tr, te) for tr, te in splits(data, idx, n_splits) if len(np.unique(data.y[idx][tr])) == 2]
     if not inner:
@@ -421,6 +429,11 @@ def scores(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> dict:
 
 def choose_max_iter(data: SignalSet, weights: np.ndarray, n_splits: int, seed: int = 0) -> tuple[int, dict]:
     """``max_iter`` from ``MAX_ITER_GRID`` with the lowest purged-CV log-loss (uncalibrated)."""
+    with threadpool_limits(limits=THREADS):
+        return _choose_max_iter(data, weights, n_splits, seed)
+
+
+def _choose_max_iter(data: SignalSet, weights: np.ndarray, n_splits: int, seed: int) -> tuple[int, dict]:
     idx = np.arange(len(data))
     losses = {}
     folds = [(tr, te) for tr, te in splits(data, idx, n_splits) if len(np.unique(data.y[tr])) == 2]
@@ -479,6 +492,11 @@ class Report:
 
 def cross_validated_report(data: SignalSet, n_splits: int = 5, seed: int = 0, importance_repeats: int = 3) -> Report:
     """Out-of-fold figures of the calibrated classifier and the baseline on the same purged folds."""
+    with threadpool_limits(limits=THREADS):
+        return _report(data, n_splits, seed, importance_repeats)
+
+
+def _report(data: SignalSet, n_splits: int, seed: int, importance_repeats: int) -> Report:
     if len(data) < 4 * n_splits or len(np.unique(data.y)) < 2:
         raise ValueError(f"{len(data)} labelled signals with {len(np.unique(data.y))} outcome(s): too few to "
                          f"cross-validate with {n_splits} folds")
