@@ -215,9 +215,9 @@ class SignalSet:
     def concat(cls, parts: Sequence[SignalSet]) -> SignalSet:
         if not parts:
             return cls.empty()
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in (
-            "X", "y", "t0", "t1", "group", "net_r", "p_be", "strategy", "regime", "barrier")),
-            unlabelled=sum(p.unlabelled for p in parts))
+        fields = ("X", "y", "t0", "t1", "group", "net_r", "p_be", "strategy", "regime", "barrier")
+        arrays = {f: np.concatenate([getattr(p, f) for p in parts]) for f in fields}
+        return cls(**arrays, unlabelled=sum(p.unlabelled for p in parts))
 
     @classmethod
     def empty(cls) -> SignalSet:
@@ -240,11 +240,13 @@ def labels_from_records(records: list, tick_value: dict[int, float], fee_ticks: 
     joined to its round trip (entry order ``o-<signal_id>``) and labelled by ``trip_label``.
 
     ``fee_ticks(instrument_id, price)``: the round-trip taker fees of one lot in ticks; with the spread
-    at the signal (a market exit crosses it) it is the cost ``c`` of p_BE. ``group`` numbers the run; spans only overlap within (run, instrument).
+    at the signal (a market exit crosses it) it is the cost ``c`` of p_BE. ``group`` numbers the run;
+    spans only overlap within (run, instrument).
     """
     entry_of = {o["client_id"]: o["signal_id"] for o in _rows(records, "orders") if o["purpose"] == "entry"}
     trips = {entry_of.get(t["trip_id"]): t for t in _rows(records, "round_trips")}
-    xs, out = [], {k: [] for k in ("y", "t0", "t1", "group", "net_r", "p_be", "strategy", "regime", "barrier")}
+    xs: list[np.ndarray] = []
+    out: dict[str, list] = {k: [] for k in ("y", "t0", "t1", "group", "net_r", "p_be", "strategy", "regime", "barrier")}
     unlabelled = 0
     for s in _rows(records, "signals"):
         trip = trips.get(s["signal_id"])

@@ -1,4 +1,4 @@
-"""``train regime`` (and ``train signals``, engine/app/commands/train_signals.py): fit the regime model (SPEC section 5) on simulator sessions and evaluate it on
+"""``train regime``: fit the regime model (SPEC section 5) on simulator sessions and evaluate it on
 seeds never used in training.
 
 Training sessions use seeds ``S .. S+N-1``, the evaluation sessions the next ``--test-sessions`` seeds;
@@ -7,6 +7,7 @@ profile (alternating ``large_tick`` and ``small_tick`` with ``--profile both``) 
 labels are the simulator's true regime at every TF2 close. The fitted model is saved with skops
 next to the database (``models/``) and registered as a ``candidate`` in shadow mode (trained on
 simulated data only, SPEC 12); ``--promote`` makes it the champion that runs load.
+``train signals`` (the signal classifier) lives in ``train_signals``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from engine.app.commands.common import progress_bar
 from engine.config import Config, with_values
 from engine.errors import UsageError
 from engine.events import Liquidity
-from engine.pipeline.models import load_run_models
+from engine.pipeline.models import RunModels, load_run_models
 from engine.pipeline.run import RunOptions, run_reference
 from engine.pipeline.wiring import fee_models
 from engine.portfolio import Portfolio
@@ -82,7 +82,7 @@ def cmd_train_signals(args, config: Config) -> int:
     store.check_database(db)
     conn = store.connect(db, config.store.busy_timeout_ms)
     try:
-        models = load_run_models(conn, no_ml=False, real_data=False)
+        models = RunModels(regime=load_run_models(conn, no_ml=False, real_data=False).regime)  # no classifier
     finally:
         conn.close()
     seeds = list(range(args.seed, args.seed + args.sessions))
