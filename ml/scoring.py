@@ -2,7 +2,8 @@
 
 A scorer turns a signal into a calibrated probability. Until a classifier is trained, the
 untrained rule applies: ``p_adj := S_raw * C`` and the break-even rule is skipped; the mode is
-recorded with every scored signal so logs, the DB and the summary show which one was used.
+recorded with every scored signal so logs, the DB and the summary show which one was used. Once a
+signal classifier is the registry's champion, ``ClassifierScorer`` gives its calibrated probability.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 from typing import Protocol
 
 import msgspec
+import numpy as np
 
 from strategies.base import Signal
+
+CLASSIFIER = "classifier"  # confidence_mode of a signal whose confidence is the live classifier's p_adj
 
 
 class ScoredSignal(msgspec.Struct, frozen=True, gc=False):
@@ -54,7 +58,54 @@ class ScoringStage:
 
     def apply(self, batch: list[Signal]) -> list[ScoredSignal]:
         score, mode = self.scorer.score, self.scorer.mode
-        return [ScoredSignal(signal, score(signal), mode) for signal in batch]
+        annotate = getattr(self.scorer, "annotate", None)
+        if annotate is None:
+            return [ScoredSignal(signal, score(signal), mode) for signal in batch]
+        out = []
+        for signal in batch:
+            p = score(signal)
+            out.append(ScoredSignal(annotate(signal, p), p, mode))
+        return out
 
     def flush(self) -> list:
         return []
+
+
+class ClassifierScorer:
+    """A registered signal classifier (SPEC 4.6-4.7, 6): the calibrated ``p``, then the per-(strategy,
+    regime) intercepts of its training (``logit p_adj = logit p + b``).
+
+    ``live``: the probability is ``p_adj`` and the signal's confidence becomes it (``confidence_mode``
+    ``classifier``). Shadow (a model trained on simulated data on real data, SPEC 12): ``p_adj`` is
+    recorded in the signal's evidence (``classifier_p``) while the untrained rule keeps deciding.
+    """
+
+    def __init__(self, model: object, version: str, intercepts: dict[str, float], live: bool) -> None:
+        self.model = model
+        self.version = version
+        self.intercepts = dict(intercepts)
+        self.live = live
+        self.mode = version if live else f"shadow:{version}"
+        self.fallback = UntrainedScorer()
+
+    def probability(self, signal: Signal) -> float:
+        from ml import signal_model as sm
+
+        values = signal.features.values if signal.features is not None else {}
+        row = sm.signal_features(values, strategy=signal.strategy, regime=signal.regime, side=signal.side,
+                                 entry=float(signal.entry_price), stop=float(signal.stop),
+                                 target=float(signal.targets[0] if signal.targets else signal.entry_price),
+                                 score=signal.score, confluence=signal.confluence, structural=signal.structural,
+                                 ts=signal.ts_recv)
+        p = sm.predict(self.model, row[None, :])
+        adj = sm.adjusted(p, np.array([signal.strategy]), np.array([signal.regime]), self.intercepts)
+        return float(adj[0])
+
+    def score(self, signal: Signal) -> float:
+        return self.probability(signal) if self.live else self.fallback.score(signal)
+
+    def annotate(self, signal: Signal, probability: float) -> Signal:
+        """The signal as the later stages see it: confidence = p (live) or p in the evidence (shadow)."""
+        if self.live:
+            return msgspec.structs.replace(signal, confidence=probability, confidence_mode=CLASSIFIER)
+        return msgspec.structs.replace(signal, evidence={**signal.evidence, "classifier_p": self.probability(signal)})

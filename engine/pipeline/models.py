@@ -10,8 +10,10 @@ LOBSTER, DBN and tape files): its scores are computed and recorded (F26 in the f
 the signals' evidence) but do not gate or size anything. On simulated data, or when the registry
 marks it ``live`` (a real-data check passed), it runs ``live``.
 
-Only the regime model exists as a pipeline model so far; without a signal classifier the confidence
-stays the fallback ``S_raw * C`` (SPEC 4.8), which ``confidence_note`` says in the run summary.
+The signal classifier (kind ``signal``, ``chimera train signals``) scores every signal when it is the
+champion: live, the confidence becomes its calibrated probability; shadow, the probability is
+recorded in the signal's evidence and the fallback ``S_raw * C`` (SPEC 4.8) still decides. Without
+one the confidence is the fallback; ``confidence_note`` says which in the run summary.
 """
 
 from __future__ import annotations
@@ -42,14 +44,31 @@ class RunModels:
     """The verified models of one run (none with ``--no-ml`` or an empty registry)."""
 
     regime: LoadedModel | None = None
+    signal: LoadedModel | None = None
+    intercepts: dict | None = None  # the signal classifier's per-(strategy, regime) intercepts
     disabled: bool = False
 
     def describe(self) -> list[dict]:
         """``[{kind, version, mode}]`` of the models that ran."""
-        return [m.describe() for m in (self.regime,) if m is not None]
+        return [m.describe() for m in (self.regime, self.signal) if m is not None]
 
     def confidence_note(self) -> str:
-        return DISABLED_NOTE if self.disabled else FALLBACK_NOTE
+        if self.disabled:
+            return DISABLED_NOTE
+        if self.signal is not None:
+            if self.signal.mode == "live":
+                return f"calibrated probability of signal classifier {self.signal.version}"
+            return f"S_raw*C fallback; signal classifier {self.signal.version} in shadow (its p in the evidence)"
+        return FALLBACK_NOTE
+
+    def scorer(self):
+        """The scoring stage's scorer: the signal classifier when one is loaded, else None."""
+        if self.signal is None:
+            return None
+        from ml.scoring import ClassifierScorer
+
+        return ClassifierScorer(self.signal.model, self.signal.version, self.intercepts or {},
+                                self.signal.mode == "live")
 
 
 def run_mode(row: registry_rows.ModelRow, real_data: bool) -> str:
@@ -66,8 +85,13 @@ def load_run_models(conn: sqlite3.Connection, *, no_ml: bool, real_data: bool) -
     """
     if no_ml:
         return RunModels(disabled=True)
-    row = registry_rows.champion(conn, "regime")
-    if row is None:
-        return RunModels()
-    model = load_model(row.path, row.sha256)
-    return RunModels(regime=LoadedModel("regime", row.version, run_mode(row, real_data), model))
+    loaded: dict[str, LoadedModel] = {}
+    intercepts: dict = {}
+    for kind in ("regime", "signal"):
+        row = registry_rows.champion(conn, kind)
+        if row is None:
+            continue
+        loaded[kind] = LoadedModel(kind, row.version, run_mode(row, real_data), load_model(row.path, row.sha256))
+        if kind == "signal":
+            intercepts = dict(row.training.get("intercepts") or {})
+    return RunModels(regime=loaded.get("regime"), signal=loaded.get("signal"), intercepts=intercepts)

@@ -120,7 +120,8 @@ class Pipeline:
         self.truth = TruthSink()
         factory = lane_strategies(config, self.options.strategies)
         self.lanes: list[Lane] = [build_lane(d, config, factory, self.options.models) for d in self.instruments]
-        self.portfolio = build_portfolio_stages(self.instruments, config, self.options.no_ml, feed)
+        self.portfolio = build_portfolio_stages(self.instruments, config, self.options.no_ml, feed,
+                                                self.options.models)
         self.feed_mark = FeedMark()
         self.execution_mark = ExecutionMark()
         self.execution_q: asyncio.Queue = asyncio.Queue(config.pipeline.queue_size)
@@ -412,7 +413,7 @@ def run_reference(feed: Feed, config: Config, options: RunOptions | None = None)
     instruments = feed.instruments()
     factory = lane_strategies(config, options.strategies)
     lanes = [build_lane(d, config, factory, options.models) for d in instruments]
-    portfolio = build_portfolio_stages(instruments, config, options.no_ml)
+    portfolio = build_portfolio_stages(instruments, config, options.no_ml, models=options.models)
     truth = TruthSink()
     router = Router([d.instrument_id for d in instruments])
     records: list = list(instrument_rows(instruments))

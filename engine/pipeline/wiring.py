@@ -175,7 +175,7 @@ def sample_features(config: Config, models: RunModels | None = None) -> list[Sam
 
 
 def build_portfolio_stages(instruments: list[InstrumentDef], config: Config, no_ml: bool,
-                           feed: object = None) -> list[tuple[str, object]]:
+                           feed: object = None, models: RunModels | None = None) -> list[tuple[str, object]]:
     """scoring -> risk (sizing, pre-trade checks) -> execution (guards, exchange, portfolio, exits).
 
     ``feed``: the run's feed; with ``[execution] venue = "simulator"`` it must be a gated simulator,
@@ -192,10 +192,18 @@ def build_portfolio_stages(instruments: list[InstrumentDef], config: Config, no_
                         risk.liquidity_share, risk.max_order_size, risk.p_be, risk.p_hi)
     decision_ns = int(risk.decision_latency_us * 1000)
     return [
-        ("scoring", ScoringStage(DisabledScorer() if no_ml else UntrainedScorer())),
+        ("scoring", ScoringStage(_scorer(no_ml, models))),
         ("risk", RiskManager(checks, order_size=risk.order_size, decision_latency_ns=decision_ns, sizing=sizing)),
         ("execution", build_execution(instruments, config, portfolio, decision_ns, feed)),
     ]
+
+
+def _scorer(no_ml: bool, models: RunModels | None):
+    """``--no-ml``: the raw score; a loaded signal classifier; else the untrained rule (SPEC 4.8)."""
+    if no_ml:
+        return DisabledScorer()
+    classifier = models.scorer() if models is not None else None
+    return classifier if classifier is not None else UntrainedScorer()
 
 
 def build_execution(instruments: list[InstrumentDef], config: Config, portfolio: Portfolio,

@@ -7,6 +7,7 @@ profile (alternating ``large_tick`` and ``small_tick`` with ``--profile both``) 
 labels are the simulator's true regime at every TF2 close. The fitted model is saved with skops
 next to the database (``models/``) and registered as a ``candidate`` in shadow mode (trained on
 simulated data only, SPEC 12); ``--promote`` makes it the champion that runs load.
+``train signals`` (the signal classifier) lives in ``train_signals``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rich.table import Table
 
 from engine import store
 from engine.app import arguments
+from engine.app.commands import train_signals
 from engine.app.commands.common import progress_bar
 from engine.config import Config
 from engine.errors import UsageError
@@ -66,6 +68,7 @@ def register(sub, common, reporting) -> dict:
     ex.add_argument("--no-on-policy", dest="on_policy", action="store_false",
                     help="skip the final on-policy check (the held-out seeds re-run with the agent's exits)")
     ex.add_argument("--db", metavar="PATH", help="SQLite file of the model registry (default: [store] path)")
+    train_signals.add_parser(kinds, common, reporting, _count)
     return {"train": cmd_train}
 
 
@@ -118,6 +121,8 @@ def cmd_train(args, config: Config) -> int:
         from engine.app.commands.exits import cmd_train_exits
 
         return cmd_train_exits(args, config)
+    if args.kind == "signals":
+        return train_signals.cmd_train_signals(args, config)
     if args.folds == 1 or args.folds < 0:
         raise UsageError("--folds must be 0 (no cross-validation) or at least 2")
     db = args.db or config.store.path

@@ -1,0 +1,168 @@
+"""``train signals``: the signal classifier (SPEC section 6) on simulator sessions run through the product path.
+
+Each session is one ``run_reference`` of the configuration's symbols on the simulator (seeds ``S ..
+S+N-1``, ``[run] seed`` set to the session's seed, as the optimiser's evaluation does): the same
+strategies, risk and simulated execution with fees, latency and queues. Every signal whose entry
+filled is labelled by its round trip (``ml.signal_model.labels_from_records``); the report is
+out-of-fold on purged, embargoed folds, with the logistic-regression baseline on the same folds.
+When the registry holds a regime champion it runs in the sessions (F26 and regimes in the features).
+The calibrated model is saved with skops next to the database and registered as a ``candidate``
+(shadow: simulated data only, SPEC 12) with its training window and figures; ``--promote`` makes it
+the champion.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+from rich.table import Table
+
+from engine import store
+from engine.app.commands.common import progress_bar
+from engine.config import Config, with_values
+from engine.errors import UsageError
+from engine.events import Liquidity
+from engine.pipeline.models import RunModels, load_run_models
+from engine.pipeline.run import RunOptions, run_reference
+from engine.pipeline.wiring import fee_models
+from engine.portfolio import Portfolio
+from engine.store import models as registry_rows
+from ml import signal_model as sm
+from ml.registry import save_model
+
+
+def add_parser(kinds, common, reporting, count) -> None:
+    sig = kinds.add_parser("signals", parents=[common, reporting],
+                           help="the signal classifier: label simulated signals, cross-validate, register")
+    sig.add_argument("--sessions", type=count, default=6, help="simulated sessions (default 6)")
+    sig.add_argument("--minutes", type=_minutes, default=30.0, help="simulated minutes per session (default 30)")
+    sig.add_argument("--seed", type=count, default=1, help="first session seed (default 1)")
+    sig.add_argument("--folds", type=int, default=5, help="purged K-fold folds, 2..10 (default 5)")
+    sig.add_argument("--db", metavar="PATH", help="SQLite file of the model registry (default: [store] path)")
+    sig.add_argument("--promote", action="store_true", help="make the new model the signal champion")
+
+
+def _minutes(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected minutes in (0, 1440], got {text!r}") from None
+    if not np.isfinite(value) or not 0 < value <= 1440:
+        raise argparse.ArgumentTypeError(f"expected minutes in (0, 1440], got {text!r}")
+    return value
+
+
+def simulated_signals(config: Config, seed: int, minutes: float, models, group: int) -> sm.SignalSet:
+    """The labelled signals of one simulated session of every configured symbol."""
+    from feeds.simulator import MarketSimulator
+
+    seeded = with_values(config, {"run.seed": seed})
+    feed = MarketSimulator(list(seeded.run.symbols), seeded, seed, minutes * 60.0)
+    instruments = feed.instruments()
+    _, records = run_reference(feed, seeded, RunOptions(duration_s=minutes * 60.0, models=models))
+    portfolio = Portfolio(instruments)
+    fees = fee_models(instruments, seeded, portfolio)
+    tick_value = dict(portfolio.tick_value)
+
+    def fee_ticks(iid: int, price: float) -> float:
+        return 2 * fees[iid].fee(int(price), 1, Liquidity.TAKER) / tick_value[iid]
+
+    return sm.labels_from_records(records, tick_value, fee_ticks, group)
+
+
+def cmd_train_signals(args, config: Config) -> int:
+    if not 2 <= args.folds <= 10:
+        raise UsageError("--folds must be between 2 and 10")
+    db = args.db or config.store.path
+    store.check_database(db)
+    conn = store.connect(db, config.store.busy_timeout_ms)
+    try:
+        models = RunModels(regime=load_run_models(conn, no_ml=False, real_data=False).regime)  # no classifier
+    finally:
+        conn.close()
+    seeds = list(range(args.seed, args.seed + args.sessions))
+    parts = []
+    with progress_bar(args, remaining=False) as progress:
+        task = progress.add_task("simulating sessions", total=len(seeds) + 1) if progress else None
+        for k, seed in enumerate(seeds):
+            parts.append(simulated_signals(config, seed, args.minutes, models, k))
+            if progress:
+                progress.advance(task)
+        data = sm.SignalSet.concat(parts)
+        if progress:
+            progress.update(task, description="cross-validating the signal classifier")
+        try:
+            report = sm.cross_validated_report(data, n_splits=args.folds, seed=args.seed)
+            model = sm.train(data, report.max_iter, n_splits=args.folds, seed=args.seed)
+        except ValueError as exc:
+            raise UsageError(f"{exc}; use more or longer sessions (--sessions, --minutes)") from None
+        if progress:
+            progress.advance(task)
+    summary = _register(args, config, db, model, report, data, seeds, models)
+    _emit(args, summary)
+    return 0
+
+
+def _register(args, config: Config, db: str, model, report: sm.Report, data: sm.SignalSet, seeds: list[int],
+              models) -> dict:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    version = f"signal-{stamp}"
+    path = Path(db).resolve().parent / "models" / f"{version}.skops"
+    sha = save_model(model, path)
+    figures = report.as_dict()
+    regime = models.regime.version if models.regime is not None else None
+    training = {"source": "simulator", "symbols": list(config.run.symbols), "minutes": args.minutes, "seeds": seeds,
+                "window": {"t0": int(data.t0.min()), "t1": int(data.t1.max())}, "labelled": len(data),
+                "unlabelled": data.unlabelled, "features": list(sm.FEATURES), "regime_model": regime,
+                "calibration": report.method, "max_iter": report.max_iter,
+                "intercepts": figures["regime_adjustment"]["intercepts"], "margin": sm.MARGIN}
+    metrics = {"auc": figures["oof"]["auc"], "brier": figures["oof"]["brier"], "ece": figures["oof"]["ece"],
+               "log_loss": figures["oof"]["log_loss"], "baseline_auc": figures["baseline"]["auc"],
+               "economic": figures["economic"]}
+    conn = store.connect(db, config.store.busy_timeout_ms)
+    try:
+        row = registry_rows.register_model(conn, version=version, kind="signal", path=str(path), sha256=sha,
+                                           training=training, metrics=metrics, mode="shadow")
+        if args.promote:
+            row = registry_rows.promote_model(conn, version)
+    finally:
+        conn.close()
+    barriers = {b: int(np.sum(data.barrier == b)) for b in ("target", "stop", "vertical")}
+    return {"command": "train signals", "db": db, "model": row.as_dict(), "seeds": seeds, "labelled": len(data),
+            "unlabelled": data.unlabelled, "positives": int(data.y.sum()), "barriers": barriers,
+            "regime_model": regime, **figures}
+
+
+def _emit(args, summary: dict) -> None:
+    from engine.app.report import console
+
+    if args.summary_json:
+        Path(args.summary_json).write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    if args.json:
+        print(orjson.dumps(summary).decode())
+        return
+
+    def fmt(v) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    table = Table(title=f"Signal classifier {summary['model']['version']}: out-of-fold on {summary['folds']} "
+                        f"purged folds ({summary['n']} signals)")
+    for col in ("model", "AUC", "Brier", "log-loss", f"ECE ({summary['ece_bins']} bins)", "taken", "mean R taken",
+                "Sharpe taken"):
+        table.add_column(col, justify="right")
+    for name, fig, eco in (("calibrated HGB", summary["oof"], summary["economic"]),
+                           ("logistic baseline", summary["baseline"], summary["baseline_economic"])):
+        f = eco["filtered"]
+        table.add_row(name, fmt(fig["auc"]), fmt(fig["brier"]), fmt(fig["log_loss"]), fmt(fig["ece"]),
+                      str(f["trades"]), fmt(f["mean_r"]), fmt(f["sharpe"]))
+    a = summary["economic"]["all"]
+    table.add_row("all signals", "", "", "", "", str(a["trades"]), fmt(a["mean_r"]), fmt(a["sharpe"]))
+    out = console()
+    out.print(table)
+    out.print(f"calibration {summary['calibration']}   uncalibrated ECE {fmt(summary['uncalibrated']['ece'])}   "
+              f"status {summary['model']['status']} ({summary['model']['mode']})")
