@@ -163,6 +163,9 @@ class Sizing:
     - ``n_liq = floor(liquidity_share * median best-queue size)`` over the last 64 signals' books, at
       least 1 (a cap, not a ban: thin simulated queues of a few lots would otherwise refuse everything);
     - ``c(p) = clip((p - p_be) / (p_hi - p_be), 0.25, 1)``.
+    The scaled size is floored to whole lots but never below one lot when the caps allow one: c(p) is
+    clipped at 0.25 so that confidence scales a trade down, never refuses it (the p_BE gate refuses),
+    and flooring ``1 * c`` to 0 would turn the one-lot liquidity cap back into a ban.
     Equity is the configured starting equity (the risk stage does not see fills; the drawdown
     ladder in the execution stage halves sizes when equity falls).
     """
@@ -199,7 +202,9 @@ class Sizing:
         confidence = min(1.0, max(0.25, (scored.probability - self.p_be) / span)) if span > 0 else 1.0
         parts["confidence"] = confidence
         base = min(v for k, v in parts.items() if k != "confidence")
-        return max(0, math.floor(base * confidence)), parts
+        if base < 1:
+            return 0, parts
+        return max(1, math.floor(base * confidence)), parts
 
 
 class RiskManager(RecordBuffer):

@@ -317,3 +317,15 @@ def test_liquidity_cap_is_at_least_one_lot():
     thin = BookView(0, 0, 0, 1, 0, (100,), (2,), (101,), (2,))
     size, parts = sizing.size(with_sigma(2.0, entry_view=thin, p=0.9))
     assert (size, parts["n_liq"]) == (1, 1)
+
+
+def test_confidence_scaling_never_refuses_a_one_lot_cap():
+    """A one-lot liquidity cap at confidence c(0.65) = 0.5: floor(1 * 0.5) = 0 would refuse the trade that the
+    cap allows; the size stays one lot. A cap of 0 (a stop too wide for the risk budget) still refuses."""
+    sizing = Sizing(1e5, {0: 0.01}, 0.0025, 1e9, 100.0, 0.2, 500, 0.5, 0.8)
+    thin = BookView(0, 0, 0, 1, 0, (100,), (2,), (101,), (2,))
+    size, parts = sizing.size(with_sigma(2.0, entry_view=thin, p=0.65))
+    assert (size, parts["n_liq"], parts["confidence"]) == (1, 1, pytest.approx(0.5))
+    broke = Sizing(1.0, {0: 0.01}, 0.0025, 1e9, 100.0, 0.2, 500, 0.5, 0.8)  # n_stop = floor(0.0025 / 0.06) = 0
+    size, parts = broke.size(with_sigma(2.0, entry_view=thin, p=0.9))
+    assert (size, parts["n_stop"]) == (0, 0)
