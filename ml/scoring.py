@@ -87,6 +87,9 @@ class ClassifierScorer:
         self.live = live
         self.mode = version if live else f"shadow:{version}"
         self.fallback = UntrainedScorer()
+        from ml.signal_model import OneRowCalibrated
+
+        self.one_row = OneRowCalibrated(model)  # the model's calibrated p per signal, without sklearn's overhead
 
     def probability(self, signal: Signal) -> float:
         from ml import signal_model as sm
@@ -97,7 +100,7 @@ class ClassifierScorer:
                                  target=float(signal.targets[0] if signal.targets else signal.entry_price),
                                  score=signal.score, confluence=signal.confluence, structural=signal.structural,
                                  ts=signal.ts_recv)
-        p = sm.predict(self.model, row[None, :])
+        p = np.array([self.one_row.probability(row)])
         adj = sm.adjusted(p, np.array([signal.strategy]), np.array([signal.regime]), self.intercepts)
         return float(adj[0])
 
