@@ -91,15 +91,22 @@ class ClassifierScorer:
 
         self.one_row = OneRowCalibrated(model)  # the model's calibrated p per signal, without sklearn's overhead
 
-    def probability(self, signal: Signal) -> float:
+    @staticmethod
+    def row(signal: Signal) -> np.ndarray:
+        """The classifier's feature row of a signal (``signal_model.FEATURES``)."""
         from ml import signal_model as sm
 
         values = signal.features.values if signal.features is not None else {}
-        row = sm.signal_features(values, strategy=signal.strategy, regime=signal.regime, side=signal.side,
-                                 entry=float(signal.entry_price), stop=float(signal.stop),
-                                 target=float(signal.targets[0] if signal.targets else signal.entry_price),
-                                 score=signal.score, confluence=signal.confluence, structural=signal.structural,
-                                 ts=signal.ts_recv)
+        return sm.signal_features(values, strategy=signal.strategy, regime=signal.regime, side=signal.side,
+                                  entry=float(signal.entry_price), stop=float(signal.stop),
+                                  target=float(signal.targets[0] if signal.targets else signal.entry_price),
+                                  score=signal.score, confluence=signal.confluence, structural=signal.structural,
+                                  ts=signal.ts_recv)
+
+    def probability(self, signal: Signal) -> float:
+        from ml import signal_model as sm
+
+        row = self.row(signal)
         p = np.array([self.one_row.probability(row)])
         adj = sm.adjusted(p, np.array([signal.strategy]), np.array([signal.regime]), self.intercepts)
         return float(adj[0])
