@@ -368,9 +368,9 @@ class OneRowCalibrated:
         calibrated = getattr(model, "calibrated_classifiers_", None)
         if not calibrated or [int(c) for c in getattr(model, "classes_", ())] != [0, 1]:
             return
-        folds = []
+        folds: list[tuple] = []
         for fold in calibrated:
-            estimator, calibrators = fold.estimator, getattr(fold, "calibrators", ())
+            estimator, calibrators = fold.estimator, list(getattr(fold, "calibrators", ()))
             forest = OneRowForest(estimator)
             if not forest.flat or len(calibrators) != 1 or [int(c) for c in estimator.classes_] != [0, 1] \
                     or getattr(estimator, "n_trees_per_iteration_", 0) != 1:
