@@ -85,7 +85,7 @@ def _f26(config) -> tuple[list[dict], object]:
 
 
 SIGNALS = 2_000  # signals scored one per call by the classifier path
-REFERENCE = 500  # of them through scikit-learn's predict_proba (milliseconds each)
+REFERENCE = 200  # of them through scikit-learn's predict_proba (milliseconds each, far more on a loaded machine)
 LABELS = 1_000  # synthetic labelled signals of the classifier: ISOTONIC_MIN, so isotonic calibration
 FOLDS = 3  # calibration folds of the benchmark's classifier (``chimera train signals``: 5); fewer fits
 
