@@ -365,6 +365,11 @@ class OneRowForest:
         """``(1, classes)`` probabilities of the single row ``X`` (shape ``(1, features)``)."""
         if not self.flat:
             return self.model.predict_proba(X)
+        return self.model._loss.predict_proba(self.raw(X))
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        """``(1, trees per iteration)`` raw scores of the single row ``X``: the model's ``_raw_predict``
+        (for a binary classifier its ``decision_function``), bit for bit. Only for a ``flat`` forest."""
         row = np.asarray(X, dtype=np.float64).reshape(-1)
         node = self.roots
         leaf = self.leaf[node]
@@ -374,8 +379,7 @@ class OneRowForest:
             node = np.where(leaf, node, np.where(left, self.left[node], self.right[node]))
             leaf = self.leaf[node]
         values = self.value[node].reshape(self.shape)
-        raw = np.cumsum(np.concatenate([self.baseline, values]), axis=0)[-1:]
-        return self.model._loss.predict_proba(np.asfortranarray(raw))
+        return np.asfortranarray(np.cumsum(np.concatenate([self.baseline, values]), axis=0)[-1:])
 
 
 class RegimeFeature(SampleFeature):

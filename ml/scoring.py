@@ -87,17 +87,27 @@ class ClassifierScorer:
         self.live = live
         self.mode = version if live else f"shadow:{version}"
         self.fallback = UntrainedScorer()
+        from ml.signal_model import OneRowCalibrated
+
+        self.one_row = OneRowCalibrated(model)  # the model's calibrated p per signal, without sklearn's overhead
+
+    @staticmethod
+    def row(signal: Signal) -> np.ndarray:
+        """The classifier's feature row of a signal (``signal_model.FEATURES``)."""
+        from ml import signal_model as sm
+
+        values = signal.features.values if signal.features is not None else {}
+        return sm.signal_features(values, strategy=signal.strategy, regime=signal.regime, side=signal.side,
+                                  entry=float(signal.entry_price), stop=float(signal.stop),
+                                  target=float(signal.targets[0] if signal.targets else signal.entry_price),
+                                  score=signal.score, confluence=signal.confluence, structural=signal.structural,
+                                  ts=signal.ts_recv)
 
     def probability(self, signal: Signal) -> float:
         from ml import signal_model as sm
 
-        values = signal.features.values if signal.features is not None else {}
-        row = sm.signal_features(values, strategy=signal.strategy, regime=signal.regime, side=signal.side,
-                                 entry=float(signal.entry_price), stop=float(signal.stop),
-                                 target=float(signal.targets[0] if signal.targets else signal.entry_price),
-                                 score=signal.score, confluence=signal.confluence, structural=signal.structural,
-                                 ts=signal.ts_recv)
-        p = sm.predict(self.model, row[None, :])
+        row = self.row(signal)
+        p = np.array([self.one_row.probability(row)])
         adj = sm.adjusted(p, np.array([signal.strategy]), np.array([signal.regime]), self.intercepts)
         return float(adj[0])
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
+from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.inspection import permutation_importance
@@ -343,6 +344,62 @@ def _fit_calibrated(data: SignalSet, idx: np.ndarray, weights: np.ndarray, max_i
 def predict(model, X: np.ndarray) -> np.ndarray:
     """P(label 1) for each row."""
     return model.predict_proba(X)[:, list(model.classes_).index(1)]
+
+
+class OneRowCalibrated:
+    """``predict(model, row)`` of a calibrated classifier for one row at a time, without scikit-learn's
+    per-call overhead (its single-row ``predict_proba`` costs about 2 ms: input validation and one call
+    per tree of every fold's booster).
+
+    ``CalibratedClassifierCV`` averages its folds: each fold's booster gives a raw score (its
+    ``decision_function``: here ``OneRowForest.raw`` of ``ml/regime_feature.py``, bit for bit), the
+    fold's calibrator maps it to P(label 1) (sigmoid: ``expit(-(a * f + b))``; isotonic: linear
+    interpolation on the fitted thresholds, clipped to their ends) and the probabilities are summed in
+    fold order and divided by the number of folds, as scikit-learn does. Any other model (or a fold the
+    fast path does not cover) is asked the ordinary way.
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.folds: list[tuple] = []
+        self.fast = False
+        from ml.regime_feature import OneRowForest
+
+        calibrated = getattr(model, "calibrated_classifiers_", None)
+        if not calibrated or [int(c) for c in getattr(model, "classes_", ())] != [0, 1]:
+            return
+        folds: list[tuple] = []
+        for fold in calibrated:
+            estimator, calibrators = fold.estimator, list(getattr(fold, "calibrators", ()))
+            forest = OneRowForest(estimator)
+            if not forest.flat or len(calibrators) != 1 or [int(c) for c in estimator.classes_] != [0, 1] \
+                    or getattr(estimator, "n_trees_per_iteration_", 0) != 1:
+                return
+            cal = calibrators[0]
+            if fold.method == "sigmoid" and hasattr(cal, "a_") and hasattr(cal, "b_"):
+                folds.append((forest, np.float64(cal.a_), np.float64(cal.b_), None, None))
+            elif (fold.method == "isotonic" and getattr(cal, "out_of_bounds", None) == "clip"
+                  and hasattr(cal, "X_thresholds_")):
+                folds.append((forest, None, None, np.asarray(cal.X_thresholds_, np.float64),
+                              np.asarray(cal.y_thresholds_, np.float64)))
+            else:
+                return
+        self.folds = folds
+        self.fast = True
+
+    def probability(self, row: np.ndarray) -> float:
+        """P(label 1) of one feature row (shape ``(len(FEATURES),)``), equal to ``predict(model, row[None, :])``."""
+        if not self.fast:
+            return float(predict(self.model, np.asarray(row, np.float64).reshape(1, -1))[0])
+        x = np.asarray(row, np.float64).reshape(1, -1)
+        total = np.zeros(1)
+        for forest, a, b, xs, ys in self.folds:
+            f = forest.raw(x)[:, 0]
+            p = expit(-(a * f + b)) if xs is None else np.interp(f, xs, ys)
+            p[(p > 1.0) & (p <= 1.0 + 1e-5)] = 1.0  # scikit-learn's rounding guard
+            total += p
+        total /= len(self.folds)
+        return float(total[0])
 
 
 def ece(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> float:
