@@ -267,13 +267,14 @@ def _perturbation_table(summary: dict):
     verdict = "robust" if summary["robust"] else "NOT robust"
     sharpe = summary["holdout"]["sharpe"]
     table = Table(title=f"Perturbation of the chosen set on the held-out seeds (Sharpe {sharpe:+.3f}; {verdict}: "
-                        "each move must keep half of it)")
-    for column in ("gene", "move", "value", "Sharpe", "change", "trades", "ok"):
+                        "each move must keep half of it)", caption="* clipped to the search range")
+    table.add_column("gene", overflow="fold")
+    for column in ("move", "value", "Sharpe", "change", "ok"):
         table.add_column(column, justify="right")
     for row in summary["perturbation"]:
-        move = f"{'+' if row['direction'] > 0 else '-'}10%" + (" (clipped)" if row["clipped"] else "")
+        move = f"{'+' if row['direction'] > 0 else '-'}10%" + ("*" if row["clipped"] else "")
         table.add_row(row["gene"].removeprefix("strategies."), move, f"{row['value']:.4g}", f"{row['objective']:+.3f}",
-                      f"{row['change']:+.3f}", str(row["trades"]), "yes" if row["ok"] else "no")
+                      f"{row['change']:+.3f}", "yes" if row["ok"] else "no")
     return table
 
 
