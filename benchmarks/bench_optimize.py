@@ -4,6 +4,11 @@ The study: 8 trials (population 4, sampler seed 1) of the shipped configuration'
 trial one simulated session (seed 1, 2 minutes). The same study runs serially and on a pool of two
 spawned workers (the pool's start-up included: it is part of what a user waits for); both give the
 same trials (tested), so only the wall time differs. The speed-up target is 1.6x on 2 cores.
+
+The per-trial cost split: each trial's evaluation measures its own CPU seconds by part (simulation,
+features and detectors, strategies, execution, other; ``Metrics.cpu_s``, kept by the study as the trial's
+``cpu_s``); the rows give each part's share of the serial study's summed evaluation CPU time, and the
+mean CPU seconds of a trial.
 """
 
 from __future__ import annotations
@@ -18,14 +23,15 @@ import optuna
 from benchmarks.common import emit, result
 from engine.config import Config
 from engine.pipeline.evaluation import Dataset, evaluate
+from engine.pipeline.run import COST_PARTS
 from ml import optimize
 from ml.executors import make_executor
 
 TRIALS, POPULATION, MINUTES = 8, 4, 2.0
 
 
-def study_minutes(workers: int) -> float:
-    """Wall minutes of the fixed study with ``workers`` workers."""
+def study_minutes(workers: int) -> tuple[float, dict[str, float]]:
+    """Wall minutes of the fixed study with ``workers`` workers, and its trials' CPU seconds by part."""
     config = Config()
     genes = optimize.genes_for(config.strategies.enabled)
     settings = optimize.Settings(symbol="AAPL", seeds=(1,), minutes=MINUTES, tapes=(), holdout_seeds=(2,), seed=1,
@@ -40,17 +46,28 @@ def study_minutes(workers: int) -> float:
             optimize.run_study(study, settings, evaluate, dataset, TRIALS, executor)
         finally:
             executor.close()
-        return (time.perf_counter() - start) / 60
+        minutes = (time.perf_counter() - start) / 60
+        cpu = dict.fromkeys((*COST_PARTS, "total"), 0.0)
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            for part, seconds in trial.user_attrs["cpu_s"].items():
+                cpu[part] += seconds
+        return minutes, cpu
 
 
 def run() -> list[dict]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    one, two = study_minutes(1), study_minutes(2)
+    (one, cpu), (two, _) = study_minutes(1), study_minutes(2)
     note = f"{TRIALS} trials, population {POPULATION}, AAPL seed 1, {MINUTES:g} simulated min each"
+    split = "share of the serial study's evaluation CPU time, measured inside each evaluation"
+    total = cpu["total"] or 1.0
     return [
         result("optimize trials/min, 1 worker", round(TRIALS / one, 2), "trials/min", None, note=note),
         result("optimize trials/min, 2 workers", round(TRIALS / two, 2), "trials/min", None, note=note),
         result("optimize speed-up, 2 workers", round(one / two, 2), "x", 1.6, note="same study, same trials"),
+        result("optimize CPU per trial", round(cpu["total"] / TRIALS, 3), "s", None, higher_is_better=False,
+               note=note),
+        *(result(f"optimize trial cost: {part}", round(100 * cpu[part] / total, 1), "%", None,
+                 higher_is_better=False, note=split) for part in COST_PARTS),
     ]
 
 

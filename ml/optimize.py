@@ -11,8 +11,13 @@
   process, the evaluations run anywhere (executors.py), and the results are told in trial order; so
   serial, pool and Ray runs of one seed give identical trials.
 - Storage: an optuna RDB study in SQLite; every trial keeps its metrics and per-session figures as
-  user attributes (what the validation needs), the study keeps its settings, so ``--resume`` continues
-  it (trials left running by a crash are evaluated again first).
+  user attributes (what the validation needs) and the CPU seconds of its evaluation by part (``cpu_s``,
+  a measurement no figure depends on), the study keeps its settings, so ``--resume`` continues it
+  (trials left running by a crash are evaluated again first).
+- Perturbation (SPEC 8, guard 4): the chosen set is evaluated again with each float or int gene moved by
+  ``-10 %`` and ``+10 %`` of its search range (clipped to the range; an int moves by at least 1), one gene
+  at a time, on the same sessions (common random numbers); it is robust when its Sharpe is positive and
+  every perturbed Sharpe keeps at least half of it.
 
 The evaluation function is passed in (``engine.pipeline.evaluation.evaluate`` for the product: it
 drives the run's own cores), so this module stays below the pipeline in the layers.
@@ -183,9 +188,10 @@ def sampler(settings: Settings) -> optuna.samplers.NSGAIISampler:
 
 
 def trial_record(metrics, min_trades: int) -> dict[str, object]:
-    """The user attributes a trial keeps: its objectives, the constraint and its sessions."""
+    """The user attributes a trial keeps: its objectives, the constraint, its sessions and its CPU split."""
     return {
         "metrics": metrics.as_dict(),
+        "cpu_s": dict(getattr(metrics, "cpu_s", None) or {}),
         "constraint": [float(min_trades - metrics.trades)],
         "sessions": [{"label": s.label, "net_r": list(s.net_r), "pnl": s.pnl, "max_drawdown": s.max_drawdown,
                       "pnl_path": list(s.pnl_path)} for s in metrics.sessions],
@@ -242,6 +248,63 @@ def best_mean_r(study: optuna.Study) -> float | None:
     values = [t.values[0] for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
               if t.user_attrs.get("constraint", [1.0])[0] <= 0]
     return max(values) if values else None
+
+
+PERTURBATION = 0.10  # share of a gene's search range (SPEC 8)
+ROBUST_SHARE = 0.5  # a perturbed set must keep this share of the unperturbed Sharpe (SPEC 8)
+
+
+def perturbations(params: dict[str, object], genes: Iterable[Gene],
+                  fraction: float = PERTURBATION) -> list[dict[str, object]]:
+    """The moves of the perturbation check: for each float or int gene of ``params``, its value moved down
+    and up by ``fraction`` of the gene's range, clipped to the range; an int moves by at least 1. Booleans
+    are not perturbed. ``delta`` is the move after clipping (0 at a bound)."""
+    if not 0 < fraction <= 1:
+        raise UsageError(f"perturbation fraction must be in (0, 1], got {fraction}")
+    moves: list[dict[str, object]] = []
+    for gene in genes:
+        if gene.kind == "bool" or gene.key not in params:
+            continue
+        base = params[gene.key]
+        assert isinstance(base, int | float)
+        step: float = fraction * (gene.high - gene.low)
+        if gene.kind == "int":
+            step = max(1, round(step))
+        for direction in (-1, 1):
+            wanted = base + direction * step
+            value: float = min(gene.high, max(gene.low, wanted))
+            if gene.kind == "int":
+                value = int(value)
+            moves.append({"gene": gene.key, "direction": direction, "value": value, "delta": value - base,
+                          "clipped": value != wanted})
+    return moves
+
+
+def perturbation_check(params: dict[str, object], genes: Iterable[Gene], evaluate: Callable, dataset: object,
+                       executor: Executor, base, fraction: float = PERTURBATION,
+                       share: float = ROBUST_SHARE) -> tuple[list[dict[str, object]], bool]:
+    """Evaluate ``params`` with each move of ``perturbations`` applied alone, on ``dataset`` (the same
+    sessions as ``base``, the unperturbed metrics), and judge robustness by SPEC 8's rule.
+
+    A move clipped to no change is not evaluated again (its figure is the base one). Each row gives the
+    gene, direction, delta and value, the perturbed Sharpe (``objective``), its ``change`` from the base
+    Sharpe, its trades and mean R, and ``ok``: the perturbed Sharpe keeps at least ``share`` of the base.
+
+    Returns:
+        ``(rows, robust)``: robust when the base Sharpe is positive and every row is ok.
+    """
+    moves = perturbations(params, genes, fraction)
+    todo = [m for m in moves if m["delta"] != 0]
+    results = executor.map(evaluate, [({**params, m["gene"]: m["value"]}, dataset) for m in todo])
+    by_move = {id(m): r for m, r in zip(todo, results, strict=True)}
+    reference = float(base.sharpe)
+    rows = []
+    for move in moves:
+        metrics = by_move.get(id(move), base)
+        objective = float(metrics.sharpe)
+        rows.append({**move, "objective": objective, "change": objective - reference, "trades": metrics.trades,
+                     "mean_r": float(metrics.mean_r), "ok": reference > 0 and objective >= share * reference})
+    return rows, reference > 0 and all(row["ok"] for row in rows)
 
 
 def now_name(symbol: str) -> str:

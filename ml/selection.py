@@ -8,7 +8,8 @@ lower trial number). The study's PBO comes from CSCV over every trial's PnL per 
 grid for all: common random numbers); walk-forward picks the best trial by net mean R on each window of
 sessions and reports it on the next. The verdict lists every guard the choice fails: it survives only
 when its held-out sessions (seeds never used for selection) keep a positive mean R and at least half the
-in-sample PnL per session, DSR >= 0.95, PBO < 0.2 and the walk-forward efficiency >= 0.5.
+in-sample PnL per session, DSR >= 0.95, PBO < 0.2, the walk-forward efficiency >= 0.5 and, when the
+perturbation check ran, it is robust to a +-10 % move of each gene (``ml.optimize.perturbation_check``).
 """
 
 from __future__ import annotations
@@ -111,8 +112,9 @@ def choose(trials: list[optuna.trial.FrozenTrial], drawdown_cap: float) -> tuple
 
 
 def verdict(chosen: dict, holdout: dict, sessions: int, holdout_sessions: int, pbo: float | None,
-            wf: dict | None) -> tuple[bool, list[str]]:
-    """Whether the chosen set survives out of sample, and why not."""
+            wf: dict | None, perturbation: list[dict] | None = None) -> tuple[bool, list[str]]:
+    """Whether the chosen set survives out of sample, and why not (``perturbation``: the rows of the
+    perturbation check on the held-out sessions, None when it did not run)."""
     reasons = []
     if holdout["trades"] == 0 or holdout["mean_r"] <= 0:
         reasons.append(f"held-out mean R {holdout['mean_r']:.3f} over {holdout['trades']} trades is not positive")
@@ -128,7 +130,19 @@ def verdict(chosen: dict, holdout: dict, sessions: int, holdout_sessions: int, p
     efficiency = wf["efficiency"] if wf else None
     if efficiency is None or efficiency < WFE_MIN:
         reasons.append(f"walk-forward efficiency {_fmt(efficiency)} < {WFE_MIN}")
+    if perturbation is not None:
+        reasons += _fragile(holdout, perturbation)
     return not reasons, reasons
+
+
+def _fragile(holdout: dict, rows: list[dict]) -> list[str]:
+    if holdout["sharpe"] <= 0:
+        return [f"held-out Sharpe {holdout['sharpe']:.3f} is not positive: no robustness to keep under perturbation"]
+    failed = sorted({f"{r['gene']} {'+' if r['direction'] > 0 else '-'}" for r in rows if not r["ok"]})
+    if not failed:
+        return []
+    return [f"not robust: a 10% move of {', '.join(failed)} keeps under half the held-out Sharpe "
+            f"{holdout['sharpe']:.3f}"]
 
 
 def _finite(x: float) -> float | None:

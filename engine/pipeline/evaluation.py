@@ -16,11 +16,18 @@ Figures (SPEC 8), from the rows the execution stage writes:
   share of equity (engine/analytics.py);
 - per session, the PnL in each ``bucket_s`` of event time (``pnl_path``): on one time grid for every
   parameter set, the matrix CSCV and the walk-forward split work on.
+
+Cost split: ``cpu_s`` holds the process CPU seconds of the evaluation by part, measured inside the run
+itself (``run_reference`` with ``RunOptions.cpu``; parts ``COST_PARTS``: simulation or replay, features
+and detectors, strategies, execution, other) and ``total``, the CPU time of the whole call; the parts add
+up to the total but for the few timer calls between them. It is a measurement, not a result: the
+optimiser keeps it beside a trial's figures and no figure depends on it.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -30,7 +37,7 @@ import numpy as np
 
 from engine.analytics import PORTFOLIO, equity_stats
 from engine.config import Config, with_values
-from engine.pipeline.run import RunOptions, run_reference
+from engine.pipeline.run import COST_PARTS, RunOptions, run_reference
 from engine.pipeline.wiring import fee_models, taker_fee
 from engine.portfolio import Portfolio
 from engine.records import TABLES
@@ -80,13 +87,14 @@ class Metrics(msgspec.Struct, frozen=True, kw_only=True):
     max_drawdown: float
     pnl: float
     sessions: tuple[Session, ...]
+    cpu_s: dict[str, float] = {}  # CPU seconds per part of the evaluation and "total" (module docstring)
 
     def as_dict(self) -> dict:
         return {"trades": self.trades, "mean_r": self.mean_r, "sharpe": self.sharpe,
                 "max_drawdown": self.max_drawdown, "pnl": self.pnl}
 
 
-def combine(sessions: list[Session] | tuple[Session, ...]) -> Metrics:
+def combine(sessions: list[Session] | tuple[Session, ...], cpu_s: dict[str, float] | None = None) -> Metrics:
     """The figures over ``sessions`` (a subset of a dataset's for walk-forward windows)."""
     r = np.array([x for s in sessions for x in s.net_r], dtype=float)
     std = float(r.std(ddof=1)) if len(r) > 1 else 0.0
@@ -97,6 +105,7 @@ def combine(sessions: list[Session] | tuple[Session, ...]) -> Metrics:
         max_drawdown=max((s.max_drawdown for s in sessions), default=0.0),
         pnl=float(sum(s.pnl for s in sessions)),
         sessions=tuple(sessions),
+        cpu_s=dict(cpu_s or {}),
     )
 
 
@@ -106,10 +115,17 @@ def evaluate(params: dict, dataset: Dataset) -> Metrics:
     Raises:
         ConfigError: a parameter outside its configuration range.
     """
+    start = time.process_time()
+    cpu = dict.fromkeys(COST_PARTS, 0.0)
     config = with_values(dataset.config, params)
-    sessions = [_simulated(config, dataset, seed) for seed in dataset.seeds]
-    sessions += [_taped(config, dataset, path) for path in dataset.tapes]
-    return combine(sessions)
+    cpu["other"] += time.process_time() - start
+    sessions = [_simulated(config, dataset, seed, cpu) for seed in dataset.seeds]
+    sessions += [_taped(config, dataset, path, cpu) for path in dataset.tapes]
+    mark = time.process_time()
+    metrics = combine(sessions)
+    end = time.process_time()
+    cpu["other"] += end - mark
+    return msgspec.structs.replace(metrics, cpu_s={**cpu, "total": end - start})
 
 
 def entry_paths(dataset: Dataset, params: dict | None = None) -> list[EntryPath]:
@@ -132,23 +148,36 @@ def entry_paths(dataset: Dataset, params: dict | None = None) -> list[EntryPath]
     return out
 
 
-def _simulated(config: Config, dataset: Dataset, seed: int) -> Session:
+def _simulated(config: Config, dataset: Dataset, seed: int, cpu: dict[str, float] | None = None) -> Session:
+    mark = time.process_time()
     from feeds.simulator import MarketSimulator
 
     seeded = with_values(config, {"run.seed": seed})
     feed = MarketSimulator([dataset.symbol], seeded, seed, dataset.minutes * 60.0)
-    return _session(f"seed:{seed}", feed, seeded, dataset, dataset.minutes * 60.0)
+    if cpu is not None:
+        cpu["simulation"] += time.process_time() - mark
+    return _session(f"seed:{seed}", feed, seeded, dataset, dataset.minutes * 60.0, cpu)
 
 
-def _taped(config: Config, dataset: Dataset, path: str) -> Session:
+def _taped(config: Config, dataset: Dataset, path: str, cpu: dict[str, float] | None = None) -> Session:
     from feeds.tape import TapeFeed
 
-    return _session(str(Path(path)), TapeFeed(path), config, dataset, None)
+    return _session(str(Path(path)), TapeFeed(path), config, dataset, None, cpu)
 
 
-def _session(label: str, feed, config: Config, dataset: Dataset, duration_s: float | None) -> Session:
+def _session(label: str, feed, config: Config, dataset: Dataset, duration_s: float | None,
+             cpu: dict[str, float] | None = None) -> Session:
     instruments = feed.instruments()
-    _, records = run_reference(feed, config, RunOptions(no_ml=dataset.no_ml, duration_s=duration_s))
+    _, records = run_reference(feed, config, RunOptions(no_ml=dataset.no_ml, duration_s=duration_s, cpu=cpu))
+    mark = time.process_time()
+    session = _figures(label, records, instruments, config, dataset, duration_s)
+    if cpu is not None:
+        cpu["other"] += time.process_time() - mark
+    return session
+
+
+def _figures(label: str, records: list, instruments: list, config: Config, dataset: Dataset,
+             duration_s: float | None) -> Session:
     tick_value = {d.instrument_id: float(Decimal(d.tick_size) * Decimal(d.multiplier)) for d in instruments}
     net_r, trip_pnl = [], 0.0
     equity: list[dict] = []

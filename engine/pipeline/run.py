@@ -53,6 +53,7 @@ class RunOptions:
     progress: Callable[[int, int], None] | None = None  # (events so far, last ts_recv)
     models: RunModels | None = None  # verified registry champions (engine/pipeline/models.py); None: no models
     observer: TripObserver | None = None  # sees the execution stage's open trips (reference path only)
+    cpu: dict[str, float] | None = None  # reference path only: CPU seconds per part added here (COST_PARTS)
 
 
 @dataclass
@@ -407,9 +408,20 @@ async def _execution_stage(core, q_in: asyncio.Queue, records_q: asyncio.Queue, 
         raise LaneError("portfolio", "execution", exc) from exc
 
 
+COST_PARTS = ("simulation", "features", "strategies", "execution", "other")
+
+
 def run_reference(feed: Feed, config: Config, options: RunOptions | None = None) -> tuple[list, list]:
-    """The same cores in a plain loop: returns ``(signals, records)`` without touching the event loop."""
+    """The same cores in a plain loop: returns ``(signals, records)`` without touching the event loop.
+
+    With ``options.cpu`` (a dict), the process CPU seconds of each part of the run are added to it under
+    ``COST_PARTS``: ``simulation`` (the feed: generating or replaying events, routing them, truth labels),
+    ``features`` (the market stage's book, accumulators and detectors, and the feature stage),
+    ``strategies`` (the signal engine), ``execution`` (scoring, risk, the simulated exchange and portfolio)
+    and ``other`` (the rest: building the stages, collecting records).
+    """
     options = options or RunOptions()
+    clock = _CpuClock(options.cpu)
     instruments = feed.instruments()
     factory = lane_strategies(config, options.strategies)
     lanes = [build_lane(d, config, factory, options.models) for d in instruments]
@@ -422,45 +434,83 @@ def run_reference(feed: Feed, config: Config, options: RunOptions | None = None)
     execution = portfolio[-1][1]
     if options.observer is not None:
         execution.observer = options.observer
-    for batch in batched(_limited(feed.events(), options.duration_s, stats), config.pipeline.batch_size):
+    batches = batched(_limited(feed.events(), options.duration_s, stats), config.pipeline.batch_size)
+    clock.lap("other")
+    for batch in batches:
+        clock.lap("simulation")
         execution.market(batch)
+        clock.lap("execution")
         per_lane, labels = router.split(batch)
+        clock.lap("simulation")
         for lane in lanes:
-            signals += _drive(lane.stages, per_lane[lane.instrument.instrument_id], records)
+            signals += _drive(lane.stages, per_lane[lane.instrument.instrument_id], records, clock)
         truth.apply(labels)
         records += truth.take_records()
+        clock.lap("simulation")
+    clock.lap("other")
     for lane in lanes:
-        signals += _drain(lane.stages, records)
+        signals += _drain(lane.stages, records, clock)
     records += truth.take_records()
     signals.sort(key=lambda s: s.sort_key())
-    _drive(portfolio, signals, records)
-    _drain(portfolio, records)
+    clock.lap("other")
+    _drive(portfolio, signals, records, clock)
+    _drain(portfolio, records, clock)
+    clock.lap("other")
     if stats.feed_error is not None:
         raise stats.feed_error
     return signals, records
 
 
-def _drive(stages: list[tuple[str, object]], batch: list, records: list) -> list:
-    for _, core in stages:
+_PART = {"market": "features", "features": "features", "signals": "strategies",
+         "scoring": "execution", "risk": "execution", "execution": "execution"}
+
+
+class _CpuClock:
+    """Adds the process CPU time since the last lap to a part of ``into``; does nothing without ``into``."""
+
+    __slots__ = ("into", "last")
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.into = into
+        self.last = time.process_time() if into is not None else 0.0
+        if into is not None:
+            for part in COST_PARTS:
+                into.setdefault(part, 0.0)
+
+    def lap(self, part: str) -> None:
+        if self.into is None:
+            return
+        now = time.process_time()
+        self.into[part] += now - self.last
+        self.last = now
+
+
+_NO_CLOCK = _CpuClock(None)
+
+
+def _drive(stages: list[tuple[str, object]], batch: list, records: list, clock: _CpuClock = _NO_CLOCK) -> list:
+    for name, core in stages:
         batch = core.apply(batch)
         take = getattr(core, "take_records", None)
         if take is not None:
             records += take()
+        clock.lap(_PART.get(name, "other"))
     return batch
 
 
-def _drain(stages: list[tuple[str, object]], records: list) -> list:
+def _drain(stages: list[tuple[str, object]], records: list, clock: _CpuClock = _NO_CLOCK) -> list:
     """End of stream, exactly as ``run_stage`` does it: each flush output goes through the rest."""
     out: list = []
-    for index, (_, core) in enumerate(stages):
+    for index, (name, core) in enumerate(stages):
         flushed = core.flush()
         take = getattr(core, "take_records", None)
         if take is not None:
             records += take()
+        clock.lap(_PART.get(name, "other"))
         if flushed:
-            flushed = _drive(stages[index + 1:], flushed, records)
+            flushed = _drive(stages[index + 1:], flushed, records, clock)
         out += flushed
     return out
 
 
-__all__ = ["Pipeline", "RunOptions", "RunStats", "run_reference"]
+__all__ = ["COST_PARTS", "Pipeline", "RunOptions", "RunStats", "run_reference"]

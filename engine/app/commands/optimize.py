@@ -45,6 +45,9 @@ def register(sub, common, reporting) -> dict:
     p.add_argument("--resume", metavar="STUDY",
                    help="continue this study up to --trials, with its recorded sessions and settings")
     p.add_argument("--write-config", metavar="PATH", help="write the configuration with the chosen parameters")
+    p.add_argument("--no-perturbation", action="store_true",
+                   help="skip the robustness check (the chosen set re-run with each gene moved by -10%% and "
+                        "+10%% of its range on the held-out seeds: two runs of the held-out sessions per gene)")
     return {"optimize": cmd_optimize}
 
 
@@ -87,9 +90,9 @@ def cmd_optimize(args, config: Config) -> int:
         started = time.perf_counter()
         with _progress(args) as progress:
             optimize.run_study(study, settings, evaluate, dataset, args.trials, executor, progress)
+        summary = _analyse(args, config, study, settings, dataset, evaluate, path, executor)
     finally:
         executor.close()
-    summary = _analyse(args, config, study, settings, dataset, evaluate, path)
     summary["executor"] = {"kind": executor.name, "workers": executor.workers}
     summary["wall_seconds"] = round(time.perf_counter() - started, 2)
     if args.write_config and summary["chosen"] is not None:
@@ -135,8 +138,8 @@ def _new_settings(args, config: Config):
         config_hash=config.hash())
 
 
-def _analyse(args, config: Config, study, settings, dataset, evaluate, path: str) -> dict:
-    from ml import selection
+def _analyse(args, config: Config, study, settings, dataset, evaluate, path: str, executor) -> dict:
+    from ml import optimize, selection
 
     trials = selection.completed(study)
     cap = config.risk.drawdown_soft if args.max_drawdown is None else args.max_drawdown
@@ -148,17 +151,24 @@ def _analyse(args, config: Config, study, settings, dataset, evaluate, path: str
     survives, reasons = False, [f"no feasible trial on the Pareto front within the drawdown cap (min trades "
                                 f"{settings.min_trades}, the most any trial made {most}; max drawdown {cap}): "
                                 "add --seeds or --minutes, or lower --min-trades"]
+    perturbation, robust = None, None
     if chosen is not None:
-        held = evaluate(chosen["params"], dataset.subset(settings.holdout_seeds))
+        held_out = dataset.subset(settings.holdout_seeds)
+        held = evaluate(chosen["params"], held_out)
         holdout = held.as_dict()
+        if not args.no_perturbation:
+            genes = [optimize.GENES[key] for key in settings.genes]
+            perturbation, robust = optimize.perturbation_check(chosen["params"], genes, evaluate, held_out,
+                                                               executor, held)
         survives, reasons = selection.verdict(chosen, holdout, len(dataset.sessions()), len(settings.holdout_seeds),
-                                              pbo, wf)
+                                              pbo, wf, perturbation)
     return {
         "command": "optimize", "study": study.study_name, "study_db": path, "settings": settings.as_dict(),
         "trials": len(trials), "feasible": sum(1 for t in trials if selection.feasible(t)),
         "distinct_params": len({tuple(sorted(t.params.items())) for t in trials}),
         "pareto_front": front, "chosen": chosen, "in_sample": _figures(chosen), "holdout": holdout,
-        "walk_forward": wf, "pbo": pbo, "drawdown_cap": cap, "survives": survives, "reasons": reasons,
+        "walk_forward": wf, "pbo": pbo, "drawdown_cap": cap, "perturbation": perturbation, "robust": robust,
+        "survives": survives, "reasons": reasons,
     }
 
 
@@ -239,6 +249,8 @@ def _report(args, summary: dict) -> None:
         out.print(f"deflated Sharpe {_num(chosen['dsr'])} (N = {summary['distinct_params']} parameter sets) · "
                   f"PBO {_num(summary['pbo'])} · walk-forward OOS mean R "
                   f"{_num(wf['oos_mean_r'] if wf else None)}, efficiency {_num(wf['efficiency'] if wf else None)}")
+        if summary["perturbation"] is not None:
+            out.print(_perturbation_table(summary))
         if summary["survives"]:
             out.print("The chosen set survives out of sample.")
         else:
@@ -247,6 +259,23 @@ def _report(args, summary: dict) -> None:
         out.print(f"configuration written to {summary['config_written']}")
     if args.json:
         print(orjson.dumps(summary).decode())
+
+
+def _perturbation_table(summary: dict):
+    from rich.table import Table
+
+    verdict = "robust" if summary["robust"] else "NOT robust"
+    sharpe = summary["holdout"]["sharpe"]
+    table = Table(title=f"Perturbation of the chosen set on the held-out seeds (Sharpe {sharpe:+.3f}; {verdict}: "
+                        "each move must keep half of it)", caption="* clipped to the search range")
+    table.add_column("gene", overflow="fold")
+    for column in ("move", "value", "Sharpe", "change", "ok"):
+        table.add_column(column, justify="right")
+    for row in summary["perturbation"]:
+        move = f"{'+' if row['direction'] > 0 else '-'}10%" + ("*" if row["clipped"] else "")
+        table.add_row(row["gene"].removeprefix("strategies."), move, f"{row['value']:.4g}", f"{row['objective']:+.3f}",
+                      f"{row['change']:+.3f}", "yes" if row["ok"] else "no")
+    return table
 
 
 def _num(x: float | None) -> str:

@@ -32,6 +32,9 @@ def test_optimize_reports_the_front_and_writes_a_config_run_accepts(tmp_path, ca
     assert set(summary["holdout"]) == {"trades", "mean_r", "sharpe", "max_drawdown", "pnl"}
     assert summary["walk_forward"]["steps"][0]["train"] == [0]
     assert isinstance(summary["survives"], bool) and (summary["survives"] or summary["reasons"])
+    moved = {row["gene"] for row in summary["perturbation"]}
+    assert moved and moved <= set(summary["chosen"]["params"]) and isinstance(summary["robust"], bool)
+    assert all({"gene", "delta", "objective", "change", "ok"} <= set(row) for row in summary["perturbation"])
     config = load_config(written)
     for key, value in summary["chosen"]["params"].items():
         section, name = key.removeprefix("strategies.").split(".")
@@ -41,14 +44,15 @@ def test_optimize_reports_the_front_and_writes_a_config_run_accepts(tmp_path, ca
                  "--db", str(tmp_path / "run.db"), "--json"]) == 0
     assert last_json(capsys.readouterr().out)["status"] == "completed"
     assert main(["optimize", "-c", "config.toml", "--trials", "3", "--resume", summary["study"],
-                 "--study-db", str(tmp_path / "study.db"), "--json"]) == 0
+                 "--study-db", str(tmp_path / "study.db"), "--no-perturbation", "--json"]) == 0
     resumed = last_json(capsys.readouterr().out)
     assert (resumed["study"], resumed["trials"]) == (summary["study"], 3)
+    assert (resumed["perturbation"], resumed["robust"]) == (None, None)
 
 
 def test_resume_with_another_configuration_is_refused(tmp_path, capsys):
     """A study resumed under a different effective configuration is refused in one line, exit 2."""
-    assert main(optimize(tmp_path)) == 0
+    assert main(optimize(tmp_path, "--no-perturbation")) == 0
     study = last_json(capsys.readouterr().out)["study"]
     code = main(["optimize", "-c", "config.toml", "--set", "risk.equity=50000", "--resume", study,
                  "--study-db", str(tmp_path / "study.db")])

@@ -18,10 +18,12 @@ def dataset(**kw) -> Dataset:
 
 
 def test_same_params_and_seed_give_identical_metrics():
-    """Two evaluations of one parameter set on one seed give the same metrics, session by session."""
+    """Two evaluations of one parameter set on one seed give the same metrics, session by session (all but
+    the CPU split, a measurement of the call)."""
     first = evaluate({}, dataset())
     assert first.trades > 0
-    assert evaluate({}, pickle.loads(pickle.dumps(dataset()))) == first
+    second = evaluate({}, pickle.loads(pickle.dumps(dataset())))
+    assert (second.as_dict(), second.sessions) == (first.as_dict(), first.sessions)
 
 
 def test_no_strategy_enabled_gives_no_trades():
