@@ -3,6 +3,7 @@ simple summary."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import sys
 from pathlib import Path
@@ -67,6 +68,41 @@ def run_parameters(args, files: list[str]) -> dict:
     flags = {k: v for k, v in sorted(vars(args).items()) if k not in PRESENTATION_FLAGS and k != "files"}
     inputs = [{"path": str(Path(f).resolve()), "bytes": Path(f).stat().st_size} for f in files]
     return {"files": inputs, **flags}
+
+
+def seed_list(text: str) -> tuple[int, ...]:
+    """argparse type of a seed list: comma-separated integers, at least one."""
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 1,2,3, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one seed")
+    return values
+
+
+def json_summary(args, summary: dict) -> bool:
+    """Write ``--summary-json``; with ``--json`` print the summary as one line and return True (no table)."""
+    if args.summary_json:
+        Path(args.summary_json).write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    if args.json:
+        print(orjson.dumps(summary).decode())
+        return True
+    return False
+
+
+def register_model(config: Config, db: str, *, promote: bool, **row):
+    """Record a saved model in the registry of ``db`` (shadow mode), as champion when ``promote``; the row."""
+    from engine.store import models as registry_rows
+
+    conn = store.connect(db, config.store.busy_timeout_ms)
+    try:
+        found = registry_rows.register_model(conn, mode="shadow", **row)
+        if promote:
+            found = registry_rows.promote_model(conn, row["version"])
+    finally:
+        conn.close()
+    return found
 
 
 def report_simple(args, summary: dict, text: str) -> None:

@@ -19,11 +19,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 from rich.table import Table
 
 from engine import store
-from engine.app.commands.common import progress_bar
+from engine.app.commands.common import json_summary, progress_bar, register_model
 from engine.config import Config
 from engine.errors import UsageError
 from engine.store import models as registry_rows
@@ -196,24 +195,15 @@ def _register(config: Config, db: str, version: str, path: Path, sha: str, summa
     metrics = {"policies": summary["policies"], "paired_test": summary["paired_test"],
                "on_policy": summary["on_policy"], "decision": summary["decision"], "reason": summary["reason"],
                "test_trades": summary["test_trades"]}
-    conn = store.connect(db, config.store.busy_timeout_ms)
-    try:
-        row = registry_rows.register_model(conn, version=version, kind=KIND, path=str(path), sha256=sha,
-                                           training=training, metrics=metrics, mode="shadow")
-        if summary["accepted"]:
-            row = registry_rows.promote_model(conn, version)
-    finally:
-        conn.close()
+    row = register_model(config, db, promote=bool(summary["accepted"]), version=version, kind=KIND,
+                         path=str(path), sha256=sha, training=training, metrics=metrics)
     return row.as_dict()
 
 
 def _emit(args, summary: dict) -> None:
     from engine.app.report import console
 
-    if args.summary_json:
-        Path(args.summary_json).write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
-    if args.json:
-        print(orjson.dumps(summary).decode())
+    if json_summary(args, summary):
         return
     table = Table(title=f"Exit policies on held-out seeds {summary['test_seeds']} "
                         f"({summary['test_trades']} identical entries, {summary['symbol']})")

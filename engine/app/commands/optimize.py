@@ -7,7 +7,6 @@ at ``--study-db``; ``--resume STUDY`` continues one with its recorded sessions a
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ import msgspec
 import orjson
 
 from engine.app import arguments
+from engine.app.commands.common import seed_list
 from engine.config import Config, with_values
 from engine.errors import UsageError
 
@@ -25,9 +25,9 @@ def register(sub, common, reporting) -> dict:
                        help="multi-objective parameter search with walk-forward, deflated Sharpe and PBO")
     p.add_argument("--symbol", type=str.upper, help="the simulated instrument (default: the first of [run] symbols)")
     p.add_argument("--trials", type=int, default=48, help="completed trials the study should hold (default 48)")
-    p.add_argument("--seeds", type=_seeds, default=(1, 2, 3),
+    p.add_argument("--seeds", type=seed_list, default=(1, 2, 3),
                    help="simulator seeds of the selection sessions, e.g. 1,2,3 (default 1,2,3)")
-    p.add_argument("--holdout-seeds", type=_seeds, default=(101, 102),
+    p.add_argument("--holdout-seeds", type=seed_list, default=(101, 102),
                    help="seeds of the held-out sessions, never used for selection (default 101,102)")
     p.add_argument("--minutes", type=arguments.positive, default=10.0,
                    help="minutes per simulated session (default 10)")
@@ -50,15 +50,6 @@ def register(sub, common, reporting) -> dict:
                         "+10%% of its range on the held-out seeds: two runs of the held-out sessions per gene)")
     return {"optimize": cmd_optimize}
 
-
-def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 1,2,3, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one seed")
-    return values
 
 
 def study_path(args, config: Config) -> str:

@@ -17,16 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
-import orjson
 from rich.table import Table
 
 from engine import store
 from engine.app import arguments
 from engine.app.commands import train_signals
-from engine.app.commands.common import progress_bar
+from engine.app.commands.common import json_summary, progress_bar, register_model, seed_list
 from engine.config import Config
 from engine.errors import UsageError
-from engine.store import models as registry_rows
 from ml import regime
 from ml.registry import save_model
 
@@ -54,8 +52,8 @@ def register(sub, common, reporting) -> dict:
     ex.add_argument("--symbol", type=str.upper, help="the simulated instrument (default: the first of [run] symbols)")
     ex.add_argument("--seeds", type=_count, default=16,
                     help="training sessions: seeds 1..N (default 16; --train-seeds overrides)")
-    ex.add_argument("--train-seeds", type=_seed_list, help="training seeds, e.g. 1,2,3")
-    ex.add_argument("--test-seeds", type=_seed_list, default=tuple(range(101, 111)),
+    ex.add_argument("--train-seeds", type=seed_list, help="training seeds, e.g. 1,2,3")
+    ex.add_argument("--test-seeds", type=seed_list, default=tuple(range(101, 111)),
                     help="held-out evaluation seeds (default 101..110)")
     ex.add_argument("--minutes", type=arguments.positive, default=60.0,
                     help="simulated minutes per session (default 60)")
@@ -71,15 +69,6 @@ def register(sub, common, reporting) -> dict:
     train_signals.add_parser(kinds, common, reporting, _count)
     return {"train": cmd_train}
 
-
-def _seed_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 1,2,3, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one seed")
-    return values
 
 
 def _count(text: str) -> int:
@@ -165,14 +154,8 @@ def _register(args, config: Config, db: str, model, report: dict, cv: dict | Non
                 "train_seeds": train_seeds, "test_seeds": test_seeds, "rows": train_rows,
                 "features": list(regime.FEATURES)}
     metrics = {k: report[k] for k in ("n", "balanced_accuracy", "macro_f1", "recall")}
-    conn = store.connect(db, config.store.busy_timeout_ms)
-    try:
-        row = registry_rows.register_model(conn, version=version, kind="regime", path=str(path), sha256=sha,
-                                           training=training, metrics=metrics, mode="shadow")
-        if args.promote:
-            row = registry_rows.promote_model(conn, version)
-    finally:
-        conn.close()
+    row = register_model(config, db, promote=args.promote, version=version, kind="regime", path=str(path),
+                         sha256=sha, training=training, metrics=metrics)
     return {"command": "train regime", "db": db, "model": row.as_dict(), "train_seeds": train_seeds,
             "test_seeds": test_seeds, "train_rows": train_rows, **report, "cv": cv}
 
@@ -180,10 +163,7 @@ def _register(args, config: Config, db: str, model, report: dict, cv: dict | Non
 def _emit(args, summary: dict) -> None:
     from engine.app.report import console
 
-    if args.summary_json:
-        Path(args.summary_json).write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
-    if args.json:
-        print(orjson.dumps(summary).decode())
+    if json_summary(args, summary):
         return
     table = Table(title=f"Regime model {summary['model']['version']} on unseen seeds {summary['test_seeds']}")
     table.add_column("truth \\ predicted")

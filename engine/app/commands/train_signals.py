@@ -17,11 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import orjson
 from rich.table import Table
 
 from engine import store
-from engine.app.commands.common import progress_bar
+from engine.app.commands.common import json_summary, progress_bar, register_model
 from engine.config import Config, with_values
 from engine.errors import UsageError
 from engine.events import Liquidity
@@ -29,7 +28,6 @@ from engine.pipeline.models import RunModels, load_run_models
 from engine.pipeline.run import RunOptions, run_reference
 from engine.pipeline.wiring import fee_models
 from engine.portfolio import Portfolio
-from engine.store import models as registry_rows
 from ml import signal_model as sm
 from ml.registry import save_model
 
@@ -124,14 +122,8 @@ def _register(args, config: Config, db: str, model, report: sm.Report, data: sm.
     metrics = {"auc": figures["oof"]["auc"], "brier": figures["oof"]["brier"], "ece": figures["oof"]["ece"],
                "log_loss": figures["oof"]["log_loss"], "baseline_auc": figures["baseline"]["auc"],
                "economic": figures["economic"]}
-    conn = store.connect(db, config.store.busy_timeout_ms)
-    try:
-        row = registry_rows.register_model(conn, version=version, kind="signal", path=str(path), sha256=sha,
-                                           training=training, metrics=metrics, mode="shadow")
-        if args.promote:
-            row = registry_rows.promote_model(conn, version)
-    finally:
-        conn.close()
+    row = register_model(config, db, promote=args.promote, version=version, kind="signal", path=str(path),
+                         sha256=sha, training=training, metrics=metrics)
     barriers = {b: int(np.sum(data.barrier == b)) for b in ("target", "stop", "vertical")}
     return {"command": "train signals", "db": db, "model": row.as_dict(), "seeds": seeds, "labelled": len(data),
             "unlabelled": data.unlabelled, "positives": int(data.y.sum()), "barriers": barriers,
@@ -141,10 +133,7 @@ def _register(args, config: Config, db: str, model, report: sm.Report, data: sm.
 def _emit(args, summary: dict) -> None:
     from engine.app.report import console
 
-    if args.summary_json:
-        Path(args.summary_json).write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
-    if args.json:
-        print(orjson.dumps(summary).decode())
+    if json_summary(args, summary):
         return
 
     def fmt(v) -> str:
