@@ -644,18 +644,10 @@ def load_table(path, expected_sha256: str | None) -> QTable:
     import io
     from pathlib import Path
 
-    from ml.registry import ModelRefused, sha256_of
+    from ml.registry import ModelRefused, verified_bytes
 
     path = Path(path)
-    if expected_sha256 is None:
-        raise ModelRefused(f"exit table {path}: unknown to the model registry; refusing to load it")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelRefused(f"exit table {path}: cannot be read ({exc.strerror or exc}); refusing to load it") from None
-    if sha256_of(data) != expected_sha256:
-        raise ModelRefused(f"exit table {path}: SHA-256 differs from the registered one (modified); "
-                           "refusing to load it")
+    data = verified_bytes(path, expected_sha256, "exit table")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             q, n = arrays["q"], arrays["n"]

@@ -57,6 +57,26 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def verified_bytes(path: Path, expected_sha256: str | None, what: str) -> bytes:
+    """The bytes of a registered file whose SHA-256 is ``expected_sha256`` (nothing is parsed here).
+
+    Raises:
+        ModelRefused: unknown to the registry (None), unreadable, or modified; one line naming ``what``
+            and the file.
+    """
+    if expected_sha256 is None:
+        raise ModelRefused(f"{what} {path}: unknown to the model registry; refusing to load it")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelRefused(f"{what} {path}: cannot be read ({exc.strerror or exc}); refusing to load it") from None
+    found = sha256_of(data)
+    if found != expected_sha256:
+        raise ModelRefused(f"{what} {path}: SHA-256 {found[:16]}... differs from the registered "
+                           f"{expected_sha256[:16]}... (modified); refusing to load it")
+    return data
+
+
 def save_model(model: object, path: str | Path) -> str:
     """Write ``model`` with skops to ``path`` (parents created); return the file's SHA-256."""
     path = Path(path)
@@ -81,16 +101,7 @@ def load_model(path: str | Path, expected_sha256: str | None) -> object:
         ModelRefused: unknown, missing, modified, unreadable, or holding an untrusted type.
     """
     path = Path(path)
-    if expected_sha256 is None:
-        raise ModelRefused(f"model file {path}: unknown to the model registry; refusing to load it")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelRefused(f"model file {path}: cannot be read ({exc.strerror or exc}); refusing to load it") from None
-    found = sha256_of(data)
-    if found != expected_sha256:
-        raise ModelRefused(f"model file {path}: SHA-256 {found[:16]}... differs from the registered "
-                           f"{expected_sha256[:16]}... (modified); refusing to load it")
+    data = verified_bytes(path, expected_sha256, "model file")
     try:
         untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
     except Exception as exc:  # a damaged or foreign archive: skops raises many kinds
