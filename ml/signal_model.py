@@ -355,7 +355,7 @@ class OneRowCalibrated:
     ``decision_function``: here ``OneRowForest.raw`` of ``ml/regime_feature.py``, bit for bit), the
     fold's calibrator maps it to P(label 1) (sigmoid: ``expit(-(a * f + b))``; isotonic: linear
     interpolation on the fitted thresholds, clipped to their ends) and the probabilities are summed in
-    fold order and divided by the number of folds, as scikit-learn does. Any other model (or a fold the
+    fold order and divided by the number of folds, as scikit-learn does. Every other model (or a fold the
     fast path does not cover) is asked the ordinary way.
     """
 
