@@ -406,7 +406,7 @@ class Lane(VenueMixin):
             self._set_regime(t, SH, side)
         self._vacuum(t, duration)
         book = self.book
-        self._stale(t, book.bid_prices[-1], book.ask_prices[0], NEWS_REPRICE_RATE)  # quotes the news made stale go
+        self.pull_stale(t, book.bid_prices[-1], book.ask_prices[0], NEWS_REPRICE_RATE)  # quotes the news made stale go
 
     def _vacuum(self, t: float, duration: float) -> None:
         """Cancel hazard x vacuum_mult within vacuum_ticks of both bests for ``duration`` seconds."""
@@ -430,7 +430,7 @@ class Lane(VenueMixin):
             self.ex.label(t, TruthKind.VACUUM, side, lo, hi, ts, ts + int(duration * 1e9),
                           {"cause": "news", "cancel_mult": cfg.vacuum_mult})
 
-    def _reaction(self, t: float, b: int, a: int) -> None:
+    def queue_reaction(self, t: float, b: int, a: int) -> None:
         """Queue reaction: patient hazard x reaction_mult near the best of the side the flow hits."""
         cfg = self.cfg
         self.imb *= math.exp(-(t - self.imb_t) / cfg.reaction_tau_s)
@@ -441,7 +441,7 @@ class Lane(VenueMixin):
         elif self.imb > self.mean_mo:
             self._zone_cancels(t, self.book.asks, a, a + cfg.reaction_ticks - 1, h)
 
-    def _stale(self, t: float, b: int, a: int, rate: float | None = None) -> None:
+    def pull_stale(self, t: float, b: int, a: int, rate: float | None = None) -> None:
         """Quotes through the latent price are cancelled at ``stale_rate`` per order (this step)."""
         x, rate = self.X, self.prof.stale_rate if rate is None else rate
         if rate <= 0.0:

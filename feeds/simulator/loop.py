@@ -208,9 +208,9 @@ def lane_loop(lane: Any) -> Callable[..., bool]:
         lane.dbar += 0.02 * ((bid_sizes[-1] + ask_sizes[0]) * 0.5 - lane.dbar)
         imb = lane.imb
         if imb > mean_mo or imb < -mean_mo:
-            lane._reaction(t, b, a)
+            lane.queue_reaction(t, b, a)
         if a <= x - 1.0 or b >= x + 1.0:
-            lane._stale(t, b, a)
+            lane.pull_stale(t, b, a)
         lane.refresh_mu(t)
         if special:
             lane.t_last = t_last
