@@ -22,7 +22,6 @@ import sqlite3
 from dataclasses import dataclass
 
 from engine.store import models as registry_rows
-from ml.registry import load_model
 
 FALLBACK_NOTE = "S_raw*C fallback (no signal classifier in the registry)"
 DISABLED_NOTE = "S_raw, models disabled (--no-ml)"
@@ -91,6 +90,8 @@ def load_run_models(conn: sqlite3.Connection, *, no_ml: bool, real_data: bool) -
         row = registry_rows.champion(conn, kind)
         if row is None:
             continue
+        from ml.registry import load_model  # skops and scikit-learn load only when a model does (1.5 s, 100 MiB)
+
         loaded[kind] = LoadedModel(kind, row.version, run_mode(row, real_data), load_model(row.path, row.sha256))
         if kind == "signal":
             intercepts = dict(row.training.get("intercepts") or {})

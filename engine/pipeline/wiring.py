@@ -69,7 +69,6 @@ from engine.risk import (
     StopRule,
     UsableBook,
 )
-from ml.regime_feature import RegimeFeature
 from ml.scoring import DisabledScorer, ScoringStage, UntrainedScorer
 from strategies.base import Strategy
 from strategies.engine import SignalEngine
@@ -159,6 +158,8 @@ def sample_features(config: Config, models: RunModels | None = None) -> list[Sam
     if regime is not None:
         windows = sorted(f.depth_ticks)
         depth_index = windows.index(10) if 10 in windows else len(windows) - 1  # D_10, as the model's inputs
+        from ml.regime_feature import RegimeFeature  # scikit-learn loads only with a regime model
+
         extra.append(RegimeFeature(regime.model, config.ml.regime_history_bars, regime.mode == "live", depth_index))
     return [
         BookShape(tuple(sorted(f.depth_ticks)),
