@@ -29,6 +29,7 @@ from benchmarks.common import main, result
 from engine.config import load_config
 from engine.pipeline import RunOptions, run_reference
 from engine.pipeline.models import LoadedModel, RunModels
+from ml import price_target as pt
 from ml import regime
 from ml import signal_model as sm
 from ml.regime_feature import RegimeTracker, predict_proba_one
@@ -112,6 +113,19 @@ def _classifier(rows: np.ndarray, seed: int = 7):
     return model, time.perf_counter() - start
 
 
+def _target_predictor(rows: np.ndarray):
+    """A price-target model trained on ``LABELS`` of the run's feature rows with a planted excursion."""
+    rng = np.random.default_rng(3)
+    X = rows[rng.integers(0, len(rows), LABELS)].copy()
+    mfe = np.maximum(0.0, 1.0 + np.nan_to_num(X[:, sm.FEATURES.index("s_raw")]) + rng.normal(scale=0.3, size=LABELS))
+    t0 = np.arange(LABELS, dtype=np.float64) * 10 * sm.NS
+    e = np.zeros(LABELS)
+    data = sm.SignalSet(X, (mfe > 1).astype(np.int64), t0, t0 + 60 * sm.NS, np.zeros(LABELS, np.int64), e, e,
+                        np.array(["x"] * LABELS), np.array([""] * LABELS), np.array(["target"] * LABELS),
+                        mfe_r=mfe, target_r=np.full(LABELS, 2.0))
+    return pt.TargetPredictor(pt.train(data, 0.5), "bench", True, 1.0, 6.0)
+
+
 def _time(stage: ScoringStage, signals: list) -> np.ndarray:
     times = np.empty(len(signals))
     for i, signal in enumerate(signals):
@@ -149,8 +163,12 @@ def _scoring(config, model) -> list[dict]:
     scorer.one_row.fast = False  # the same scorer through scikit-learn's predict_proba (the reference)
     slow = _time(stage, signals[:REFERENCE])
     scorer.one_row.fast = True
+    both = ScoringStage(scorer, _target_predictor(rows))
+    _time(both, signals[:200])
+    with_target = _time(both, signals)
     fallback = ScoringStage(UntrainedScorer())
     untrained = np.concatenate([_time(fallback, signals) for _ in range(5)])
+    t50, t99 = np.percentile(with_target, [50, 99]) * 1e3
     c50, c99 = np.percentile(fast, [50, 99]) * 1e3
     s50, s99 = np.percentile(slow, [50, 99]) * 1e3
     u50, u99 = np.percentile(untrained, [50, 99]) * 1e6
@@ -162,6 +180,9 @@ def _scoring(config, model) -> list[dict]:
                note=note),
         result("ML scoring per signal (signal classifier), p99", round(c99, 3), "ms", 1.0, higher_is_better=False,
                note=note),
+        result("ML scoring per signal (classifier + price-target model), p99", round(t99, 3), "ms", 1.0,
+               higher_is_better=False, note=f"p50 {t50:.3f} ms; the classifier above and a quantile HGB of "
+                                            f"{pt.MAX_ITER} iterations, one row through its flattened trees"),
         result("ML scoring per signal via scikit-learn predict_proba (replaced), p50 / p99", round(s50, 3), "ms",
                None, higher_is_better=False,
                note=f"p99 {s99:.3f} ms; the same scorer on {REFERENCE} of the signals, for comparison"),

@@ -259,8 +259,8 @@ class RiskManager(RecordBuffer):
                 strategy=signal.strategy,
                 signal_id=signal.signal_id,
             )
-            out.append(OrderIntent(order, signal.view, scored.probability, signal.stop,
-                                   signal.targets[0] if signal.targets else 0, signal.time_stop_ns,
+            target = scored.target or (signal.targets[0] if signal.targets else 0)  # a live price-target model's first
+            out.append(OrderIntent(order, signal.view, scored.probability, signal.stop, target, signal.time_stop_ns,
                                    regime_of(signal)))
         return out
 

@@ -53,10 +53,11 @@ def new_regressor(q: float, seed: int = 0, max_iter: int = MAX_ITER) -> HistGrad
                                          min_samples_leaf=10, random_state=seed)
 
 
-def _usable(data: sm.SignalSet) -> np.ndarray:
+def _usable(data: sm.SignalSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The indices of the signals with an excursion, and the set's ``mfe_r`` and ``target_r``."""
     if data.mfe_r is None or data.target_r is None:
         raise ValueError("the signal set carries no excursions (built without book samples)")
-    return np.flatnonzero(np.isfinite(data.mfe_r))
+    return np.flatnonzero(np.isfinite(data.mfe_r)), data.mfe_r, data.target_r
 
 
 def _figures(y: np.ndarray, pred: np.ndarray, q: float) -> dict:
@@ -72,11 +73,11 @@ def cross_validated_report(data: sm.SignalSet, q: float, n_splits: int = 5, seed
 
 
 def _report(data: sm.SignalSet, q: float, n_splits: int, seed: int) -> dict:
-    idx = _usable(data)
+    idx, mfe_r, target_r = _usable(data)
     if len(idx) < max(MIN_LABELS, 4 * n_splits):
         raise ValueError(f"{len(idx)} signals with an excursion: too few for a price-target model "
                          f"(at least {max(MIN_LABELS, 4 * n_splits)})")
-    y = data.mfe_r[idx]
+    y = mfe_r[idx]
     w = sm.uniqueness(data.t0, data.t1, data.group)[idx]
     model_p = np.full(len(idx), np.nan)
     const_p = np.full(len(idx), np.nan)
@@ -88,7 +89,7 @@ def _report(data: sm.SignalSet, q: float, n_splits: int, seed: int) -> dict:
     scored = np.isfinite(model_p)
     ys = y[scored]
     figures = {"model": _figures(ys, model_p[scored], q),
-               "strategy_target": _figures(ys, data.target_r[idx][scored], q),
+               "strategy_target": _figures(ys, target_r[idx][scored], q),
                "constant": _figures(ys, const_p[scored], q)}
     best_baseline = min(figures["strategy_target"]["pinball"], figures["constant"]["pinball"])
     return {"n": int(scored.sum()), "quantile": q, "folds": n_splits, "median_mfe_r": float(np.median(ys)),
@@ -97,12 +98,12 @@ def _report(data: sm.SignalSet, q: float, n_splits: int, seed: int) -> dict:
 
 def train(data: sm.SignalSet, q: float, seed: int = 0) -> HistGradientBoostingRegressor:
     """The final quantile model on every signal with an excursion (weights: average uniqueness)."""
-    idx = _usable(data)
+    idx, mfe_r, _ = _usable(data)
     if len(idx) < MIN_LABELS:
         raise ValueError(f"{len(idx)} signals with an excursion: too few for a price-target model")
     w = sm.uniqueness(data.t0, data.t1, data.group)[idx]
     with threadpool_limits(limits=sm.THREADS):
-        return new_regressor(q, seed).fit(sm._filled(data.X[idx]), data.mfe_r[idx], sample_weight=w)
+        return new_regressor(q, seed).fit(sm._filled(data.X[idx]), mfe_r[idx], sample_weight=w)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,15 @@ signal classifier is the registry's champion, ``ClassifierScorer`` gives its cal
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 import numpy as np
 
 from strategies.base import Signal
+
+if TYPE_CHECKING:
+    from ml.price_target import TargetPredictor
 
 CLASSIFIER = "classifier"  # confidence_mode of a signal whose confidence is the live classifier's p_adj
 
@@ -22,6 +25,7 @@ class ScoredSignal(msgspec.Struct, frozen=True, gc=False):
     signal: Signal
     probability: float
     mode: str  # "untrained", "disabled", or a model version
+    target: int = 0  # a live price-target model's take-profit in ticks; 0: the strategy's own target
 
 
 class Scorer(Protocol):
@@ -51,24 +55,55 @@ class DisabledScorer:
 
 
 class ScoringStage:
-    """Stage core: signals in canonical order -> scored signals."""
+    """Stage core: signals in canonical order -> scored signals.
 
-    def __init__(self, scorer: Scorer) -> None:
+    ``targets``: a price-target model (``ml.price_target.TargetPredictor``). Its take-profit is recorded
+    in each signal's evidence (``model_target``, ticks; ``model_target_r``, in R) and, when it runs
+    live, carried in ``ScoredSignal.target`` for the risk manager.
+    """
+
+    def __init__(self, scorer: Scorer, targets: TargetPredictor | None = None) -> None:
         self.scorer = scorer
+        self.targets = targets
 
     def apply(self, batch: list[Signal]) -> list[ScoredSignal]:
         score, mode = self.scorer.score, self.scorer.mode
         annotate = getattr(self.scorer, "annotate", None)
-        if annotate is None:
+        if annotate is None and self.targets is None:
             return [ScoredSignal(signal, score(signal), mode) for signal in batch]
         out = []
         for signal in batch:
             p = score(signal)
-            out.append(ScoredSignal(annotate(signal, p), p, mode))
+            if annotate is not None:
+                signal = annotate(signal, p)
+            scored = ScoredSignal(signal, p, mode)
+            out.append(scored if self.targets is None else self._with_target(scored, self.targets))
         return out
+
+    @staticmethod
+    def _with_target(scored: ScoredSignal, targets: TargetPredictor) -> ScoredSignal:
+        signal = scored.signal
+        found = targets.target(signal.side, signal.entry_price, signal.stop, feature_row(signal))
+        if found is None:
+            return scored
+        evidence = {**signal.evidence, "model_target": float(found.ticks), "model_target_r": found.r}
+        signal = msgspec.structs.replace(signal, evidence=evidence)
+        return ScoredSignal(signal, scored.probability, scored.mode, found.ticks if targets.live else 0)
 
     def flush(self) -> list:
         return []
+
+
+def feature_row(signal: Signal) -> np.ndarray:
+    """The models' feature row of a signal (``signal_model.FEATURES``), with the strategy's own target."""
+    from ml import signal_model as sm
+
+    values = signal.features.values if signal.features is not None else {}
+    return sm.signal_features(values, strategy=signal.strategy, regime=signal.regime, side=signal.side,
+                              entry=float(signal.entry_price), stop=float(signal.stop),
+                              target=float(signal.targets[0] if signal.targets else signal.entry_price),
+                              score=signal.score, confluence=signal.confluence, structural=signal.structural,
+                              ts=signal.ts_recv)
 
 
 class ClassifierScorer:
@@ -94,14 +129,7 @@ class ClassifierScorer:
     @staticmethod
     def row(signal: Signal) -> np.ndarray:
         """The classifier's feature row of a signal (``signal_model.FEATURES``)."""
-        from ml import signal_model as sm
-
-        values = signal.features.values if signal.features is not None else {}
-        return sm.signal_features(values, strategy=signal.strategy, regime=signal.regime, side=signal.side,
-                                  entry=float(signal.entry_price), stop=float(signal.stop),
-                                  target=float(signal.targets[0] if signal.targets else signal.entry_price),
-                                  score=signal.score, confluence=signal.confluence, structural=signal.structural,
-                                  ts=signal.ts_recv)
+        return feature_row(signal)
 
     def probability(self, signal: Signal) -> float:
         from ml import signal_model as sm

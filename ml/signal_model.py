@@ -140,6 +140,43 @@ def trip_label(exit_reason: str, initial_stop_hit: bool, net_pnl: float, t0: int
     return Label(int(net_pnl > 0), "vertical", t0, t1, net_ticks)
 
 
+def excursion(side: int, entry: float, stop: float, t0: int, end: int, ts: Sequence[int],
+              exit_price: Sequence[float]) -> float:
+    """The maximum favourable excursion in ticks (>= 0) of a position of ``side`` entered at ``entry`` at ``t0``.
+
+    ``ts``/``exit_price``: the price the position could be closed at, at increasing times. Points in
+    ``(t0, end]`` count until the first at or behind ``stop`` (that point and later ones do not: the
+    stop ended the trade there).
+    """
+    if side not in (1, -1):
+        raise ValueError(f"side must be +1 or -1, got {side}")
+    best = 0.0
+    for t, price in zip(ts, exit_price, strict=True):
+        if t <= t0:
+            continue
+        if t > end or (price - stop) * side <= 0:
+            break
+        best = max(best, (price - entry) * side)
+    return best
+
+
+def book_paths(records: list) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per instrument, the stored book samples' ``(ts, best_bid, best_ask)`` in time order (two-sided only)."""
+    rows: dict[int, list[tuple[int, float, float]]] = {}
+    for table, row in records:
+        if table != "book_samples":
+            continue
+        iid, _seq, ts, _state, bid, ask = row[:6]
+        if bid is not None and ask is not None:
+            rows.setdefault(iid, []).append((int(ts), float(bid), float(ask)))
+    out = {}
+    for iid, points in rows.items():
+        points.sort(key=lambda p: p[0])
+        arr = np.array(points, dtype=np.float64)
+        out[iid] = (arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2])
+    return out
+
+
 # ---- uniqueness weights ------------------------------------------------------------------------------
 def uniqueness(t0: np.ndarray, t1: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
     """Average uniqueness of each span ``[t0, t1]`` (continuous time; see the module docstring)."""
@@ -211,6 +248,8 @@ class SignalSet:
     regime: np.ndarray
     barrier: np.ndarray
     unlabelled: int = 0
+    mfe_r: np.ndarray | None = None  # the favourable excursion in R (``excursion``; NaN: no book samples)
+    target_r: np.ndarray | None = None  # the strategy's own target distance in R
 
     @classmethod
     def concat(cls, parts: Sequence[SignalSet]) -> SignalSet:
@@ -218,13 +257,16 @@ class SignalSet:
             return cls.empty()
         fields = ("X", "y", "t0", "t1", "group", "net_r", "p_be", "strategy", "regime", "barrier")
         arrays = {f: np.concatenate([getattr(p, f) for p in parts]) for f in fields}
+        for f in ("mfe_r", "target_r"):
+            if all(getattr(p, f) is not None for p in parts):
+                arrays[f] = np.concatenate([getattr(p, f) for p in parts])
         return cls(**arrays, unlabelled=sum(p.unlabelled for p in parts))
 
     @classmethod
     def empty(cls) -> SignalSet:
         e = np.zeros(0)
         return cls(np.zeros((0, len(FEATURES))), e.astype(np.int64), e, e, e.astype(np.int64), e, e,
-                   e.astype(str), e.astype(str), e.astype(str))
+                   e.astype(str), e.astype(str), e.astype(str), mfe_r=e, target_r=e)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -245,9 +287,11 @@ def labels_from_records(records: list, tick_value: dict[int, float], fee_ticks: 
     spans only overlap within (run, instrument).
     """
     entry_of = {o["client_id"]: o["signal_id"] for o in _rows(records, "orders") if o["purpose"] == "entry"}
+    paths = book_paths(records)
     trips = {entry_of.get(t["trip_id"]): t for t in _rows(records, "round_trips")}
     xs: list[np.ndarray] = []
-    out: dict[str, list] = {k: [] for k in ("y", "t0", "t1", "group", "net_r", "p_be", "strategy", "regime", "barrier")}
+    out: dict[str, list] = {k: [] for k in ("y", "t0", "t1", "group", "net_r", "p_be", "strategy", "regime", "barrier",
+                                            "mfe_r", "target_r")}
     unlabelled = 0
     for s in _rows(records, "signals"):
         trip = trips.get(s["signal_id"])
@@ -282,6 +326,8 @@ def labels_from_records(records: list, tick_value: dict[int, float], fee_ticks: 
         out["strategy"].append(s["strategy"])
         out["regime"].append(regime)
         out["barrier"].append(lab.barrier)
+        out["target_r"].append(gain / loss if loss > 0 else np.nan)
+        out["mfe_r"].append(_mfe_r(trip, int(s["time_stop_ns"] or 0), paths.get(iid), risk))
     if not xs:
         empty = SignalSet.empty()
         empty.unlabelled = unlabelled
@@ -289,7 +335,23 @@ def labels_from_records(records: list, tick_value: dict[int, float], fee_ticks: 
     return SignalSet(np.vstack(xs), np.array(out["y"], np.int64), np.array(out["t0"], np.float64),
                      np.array(out["t1"], np.float64), np.array(out["group"], np.int64),
                      np.array(out["net_r"]), np.array(out["p_be"]), np.array(out["strategy"], dtype=str),
-                     np.array(out["regime"], dtype=str), np.array(out["barrier"], dtype=str), unlabelled)
+                     np.array(out["regime"], dtype=str), np.array(out["barrier"], dtype=str), unlabelled,
+                     mfe_r=np.array(out["mfe_r"], np.float64), target_r=np.array(out["target_r"], np.float64))
+
+
+def _mfe_r(trip: dict, time_stop_ns: int, path: tuple | None, risk: float) -> float:
+    """A round trip's favourable excursion in R from its entry fill (NaN without book samples)."""
+    if path is None:
+        return float("nan")
+    ts, bid, ask = path
+    side, t0 = int(trip["side"]), int(trip["entry_ts"])
+    end = t0 + time_stop_ns if time_stop_ns > 0 else int(trip["exit_ts"])
+    lo, hi = np.searchsorted(ts, t0, side="right"), np.searchsorted(ts, end, side="right")
+    if lo >= hi:
+        return float("nan")
+    prices = bid[lo:hi] if side > 0 else ask[lo:hi]
+    ticks = excursion(side, float(trip["entry_price"]), float(trip["initial_stop"]), t0, end, ts[lo:hi], prices)
+    return ticks / risk
 
 
 # ---- models ------------------------------------------------------------------------------------------

@@ -278,6 +278,7 @@ def build_summary(request: RunRequest, run_id: str, pipeline: Pipeline, conn, st
         "signals": stats.signals,
         "models": models.describe(),
         "confidence": models.confidence_note(),
+        "take_profit": models.target_note(),
         "strategies": strategy_summary(conn, run_id),
         "orders_accepted": stats.orders_accepted,
         "orders_rejected": stats.orders_rejected,

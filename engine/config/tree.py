@@ -227,6 +227,17 @@ class MlConfig(_Section, frozen=True):
     # TF2 bars of history the live regime feature (F26) keeps: its baselines over "all earlier bars"
     # read the last this many (720 = 2 hours); at least the 30-bar minimum of those baselines
     regime_history_bars: Annotated[int, Meta(ge=30, le=100_000)] = 720
+    # the price-target model predicts this quantile of a signal's favourable excursion (in R): the
+    # take-profit the market reaches with probability about 1 - q (chimera train signals)
+    target_quantile: Annotated[float, Meta(ge=0.05, le=0.95)] = 0.5
+    # its prediction is clipped to [target_min_r, target_max_r] times the signal's risk
+    target_min_r: Annotated[float, Meta(gt=0, le=100)] = 1.0
+    target_max_r: Annotated[float, Meta(gt=0, le=100)] = 6.0
+
+    def __post_init__(self) -> None:
+        if self.target_min_r > self.target_max_r:
+            raise FieldError(f"Expected target_min_r <= target_max_r, got {self.target_min_r} > {self.target_max_r}",
+                             "target_min_r", "target_max_r")
 
 
 class Config(_Section, frozen=True):

@@ -14,6 +14,10 @@ The signal classifier (kind ``signal``, ``chimera train signals``) scores every 
 champion: live, the confidence becomes its calibrated probability; shadow, the probability is
 recorded in the signal's evidence and the fallback ``S_raw * C`` (SPEC 4.8) still decides. Without
 one the confidence is the fallback; ``confidence_note`` says which in the run summary.
+
+The price-target model (kind ``target``, trained by ``chimera train signals``) predicts each signal's
+take-profit: live, the risk manager uses it; shadow, it is recorded in the signal's evidence and the
+strategy's own target is used; ``target_note`` says which in the run summary.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from engine.store import models as registry_rows
 
 FALLBACK_NOTE = "S_raw*C fallback (no signal classifier in the registry)"
+STRATEGY_TARGETS = "the strategies' own targets (no price-target model in the registry)"
 DISABLED_NOTE = "S_raw, models disabled (--no-ml)"
 
 
@@ -46,10 +51,30 @@ class RunModels:
     signal: LoadedModel | None = None
     intercepts: dict | None = None  # the signal classifier's per-(strategy, regime) intercepts
     disabled: bool = False
+    target: LoadedModel | None = None  # the price-target model (kind ``target``)
 
     def describe(self) -> list[dict]:
         """``[{kind, version, mode}]`` of the models that ran."""
-        return [m.describe() for m in (self.regime, self.signal) if m is not None]
+        return [m.describe() for m in (self.regime, self.signal, self.target) if m is not None]
+
+    def target_note(self) -> str:
+        """Which take-profit the orders used: the price-target model's (live) or the strategies' own."""
+        if self.disabled:
+            return "the strategies' own targets (models disabled, --no-ml)"
+        if self.target is None:
+            return STRATEGY_TARGETS
+        if self.target.mode == "live":
+            return f"take-profit from price-target model {self.target.version}"
+        return (f"the strategies' own targets; price-target model {self.target.version} in shadow "
+                "(its target in the evidence)")
+
+    def targets(self, min_r: float, max_r: float):
+        """The scoring stage's price-target predictor, or None without a price-target model."""
+        if self.target is None or self.disabled:
+            return None
+        from ml.price_target import TargetPredictor
+
+        return TargetPredictor(self.target.model, self.target.version, self.target.mode == "live", min_r, max_r)
 
     def confidence_note(self) -> str:
         if self.disabled:
@@ -86,7 +111,7 @@ def load_run_models(conn: sqlite3.Connection, *, no_ml: bool, real_data: bool) -
         return RunModels(disabled=True)
     loaded: dict[str, LoadedModel] = {}
     intercepts: dict = {}
-    for kind in ("regime", "signal"):
+    for kind in ("regime", "signal", "target"):
         row = registry_rows.champion(conn, kind)
         if row is None:
             continue
@@ -95,4 +120,5 @@ def load_run_models(conn: sqlite3.Connection, *, no_ml: bool, real_data: bool) -
         loaded[kind] = LoadedModel(kind, row.version, run_mode(row, real_data), load_model(row.path, row.sha256))
         if kind == "signal":
             intercepts = dict(row.training.get("intercepts") or {})
-    return RunModels(regime=loaded.get("regime"), signal=loaded.get("signal"), intercepts=intercepts)
+    return RunModels(regime=loaded.get("regime"), signal=loaded.get("signal"), intercepts=intercepts,
+                     target=loaded.get("target"))

@@ -193,7 +193,7 @@ def build_portfolio_stages(instruments: list[InstrumentDef], config: Config, no_
                         risk.liquidity_share, risk.max_order_size, risk.p_be, risk.p_hi)
     decision_ns = int(risk.decision_latency_us * 1000)
     return [
-        ("scoring", ScoringStage(_scorer(no_ml, models))),
+        ("scoring", ScoringStage(_scorer(no_ml, models), _targets(no_ml, models, config))),
         ("risk", RiskManager(checks, order_size=risk.order_size, decision_latency_ns=decision_ns, sizing=sizing)),
         ("execution", build_execution(instruments, config, portfolio, decision_ns, feed)),
     ]
@@ -205,6 +205,13 @@ def _scorer(no_ml: bool, models: RunModels | None):
         return DisabledScorer()
     classifier = models.scorer() if models is not None else None
     return classifier if classifier is not None else UntrainedScorer()
+
+
+def _targets(no_ml: bool, models: RunModels | None, config: Config):
+    """A loaded price-target model's predictor (``[ml] target_min_r``/``target_max_r``), else None."""
+    if no_ml or models is None:
+        return None
+    return models.targets(config.ml.target_min_r, config.ml.target_max_r)
 
 
 def build_execution(instruments: list[InstrumentDef], config: Config, portfolio: Portfolio,

@@ -441,6 +441,7 @@ def test_speed_refuses_non_finite_numbers(value):
      "got 0.9 + 0.5 - at `$.simulator.hawkes_c_self`"),
     ("risk.max_position=50", "Expected order_size <= max_order_size and max_position (every order would be "
      "rejected), got 100 > 50 - at `$.risk.order_size`"),
+    ("ml.target_min_r=7.0", "Expected target_min_r <= target_max_r, got 7.0 > 6.0 - at `$.ml.target_min_r`"),
     ("book.view_levels=3", "Expected store.book_sample_levels <= book.view_levels (samples are cut from the book "
      "views), got 5 > 3 - at `$.store.book_sample_levels`"),
 ])

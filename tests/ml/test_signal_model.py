@@ -167,6 +167,19 @@ def test_train_signals_end_to_end(tmp_path, capsys):
     assert list(model.classes_) == [0, 1]
     p = sm.predict(model, np.zeros((1, len(sm.FEATURES))))
     assert 0.0 <= float(p[0]) <= 1.0
+    target = out["price_target"]  # the price-target model on the same signals, or why not
+    assert target["quantile"] == 0.5
+    if target["trained"]:
+        assert set(target) >= {"model", "registered", "strategy_target", "constant", "n", "beats_baselines"}
+        conn = store.connect(db)
+        try:
+            row = rows.champion(conn, "target")
+        finally:
+            conn.close()
+        assert row is not None and row.version == target["registered"]["version"]
+        assert load_model(row.path, row.sha256).predict(np.zeros((1, len(sm.FEATURES)))).shape == (1,)
+    else:
+        assert "too few" in target["reason"]
 
 
 def test_train_signals_refuses_bad_folds(tmp_path, capsys):

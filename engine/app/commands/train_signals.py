@@ -9,6 +9,11 @@ When the registry holds a regime champion it runs in the sessions (F26 and regim
 The calibrated model is saved with skops next to the database and registered as a ``candidate``
 (shadow: simulated data only, SPEC 12) with its training window and figures; ``--promote`` makes it
 the champion.
+
+The price-target model (``ml/price_target.py``) trains on the same labelled signals: the out-of-fold
+pinball loss, coverage and error of the quantile model beside the strategies' own targets and a
+constant; it is registered as kind ``target`` (a candidate, or champion with ``--promote``) when
+enough signals carry an excursion, and the report says why not otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from engine.pipeline.models import RunModels, load_run_models
 from engine.pipeline.run import RunOptions, run_reference
 from engine.pipeline.wiring import fee_models
 from engine.portfolio import Portfolio
+from ml import price_target as pt
 from ml import signal_model as sm
 from ml.registry import save_model
 
@@ -99,11 +105,35 @@ def cmd_train_signals(args, config: Config) -> int:
             model = sm.train(data, report.max_iter, n_splits=args.folds, seed=args.seed)
         except ValueError as exc:
             raise UsageError(f"{exc}; use more or longer sessions (--sessions, --minutes)") from None
+        target = _price_target(args, config, db, data, seeds)
         if progress:
             progress.advance(task)
     summary = _register(args, config, db, model, report, data, seeds, models)
+    summary["price_target"] = target
     _emit(args, summary)
     return 0
+
+
+def _price_target(args, config: Config, db: str, data: sm.SignalSet, seeds: list[int]) -> dict:
+    """Cross-validate, train and register the price-target model; the report's ``price_target`` part."""
+    q = config.ml.target_quantile
+    try:
+        report = pt.cross_validated_report(data, q, n_splits=args.folds, seed=args.seed)
+        model = pt.train(data, q, seed=args.seed)
+    except ValueError as exc:
+        return {"trained": False, "reason": str(exc), "quantile": q}
+    version = f"target-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
+    path = Path(db).resolve().parent / "models" / f"{version}.skops"
+    sha = save_model(model, path)
+    training = {"source": "simulator", "symbols": list(config.run.symbols), "minutes": args.minutes, "seeds": seeds,
+                "window": {"t0": int(data.t0.min()), "t1": int(data.t1.max())}, "labelled": report["n"],
+                "features": list(sm.FEATURES), "quantile": q}
+    metrics = {"pinball": report["model"]["pinball"], "coverage": report["model"]["coverage"],
+               "strategy_target_pinball": report["strategy_target"]["pinball"],
+               "constant_pinball": report["constant"]["pinball"], "beats_baselines": report["beats_baselines"]}
+    row = register_model(config, db, promote=args.promote, version=version, kind="target", path=str(path),
+                         sha256=sha, training=training, metrics=metrics)
+    return {"trained": True, **report, "registered": row.as_dict()}
 
 
 def _register(args, config: Config, db: str, model, report: sm.Report, data: sm.SignalSet, seeds: list[int],
@@ -155,3 +185,20 @@ def _emit(args, summary: dict) -> None:
     out.print(table)
     out.print(f"calibration {summary['calibration']}   uncalibrated ECE {fmt(summary['uncalibrated']['ece'])}   "
               f"status {summary['model']['status']} ({summary['model']['mode']})")
+    target = summary["price_target"]
+    if not target["trained"]:
+        out.print(f"price-target model: not trained ({target['reason']})")
+        return
+    tt = Table(title=f"Price-target model {target['registered']['version']}: quantile {target['quantile']:g} of the "
+                     f"favourable excursion (R), out-of-fold on {target['folds']} purged folds ({target['n']} signals)")
+    for col in ("prediction", "pinball loss", "coverage", "median |error| (R)", "median prediction (R)"):
+        tt.add_column(col, justify="right")
+    for name, key in (("quantile model", "model"), ("strategies' targets", "strategy_target"),
+                      ("constant", "constant")):
+        f = target[key]
+        tt.add_row(name, fmt(f["pinball"]), fmt(f["coverage"]), fmt(f["median_abs_error_r"]),
+                   fmt(f["median_prediction_r"]))
+    out.print(tt)
+    verdict = "beats" if target["beats_baselines"] else "does not beat"
+    out.print(f"the model {verdict} both baselines out of sample; status {target['registered']['status']} "
+              f"({target['registered']['mode']})")
