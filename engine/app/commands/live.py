@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from engine.app import arguments
-from engine.app.commands.common import pipeline_command, report_simple
+from engine.app.commands.common import pipeline_command, progress_bar, report_simple
 from engine.config import Config
 from engine.errors import UsageError
 
@@ -29,6 +29,8 @@ def register(sub, common, reporting) -> dict:
     demo = sub.add_parser("demo", parents=[common, reporting], help="multi-symbol simulation on built-in defaults")
     demo.add_argument("--duration", type=arguments.positive, default=300.0, help="seconds of market time (default 300)")
     demo.add_argument("--db", metavar="PATH", default="chimera-demo.db")
+    demo.add_argument("--no-ml", action="store_true",
+                      help="run without models (default: a small cached model set, trained on first use)")
     return {"run": cmd_run, "record": cmd_record, "demo": cmd_demo}
 
 
@@ -98,7 +100,14 @@ def cmd_run(args, config: Config) -> int:
 def cmd_demo(args, config: Config) -> int:
     seed = config.run.seed
     feed = _live_feed(config, DEFAULT_DEMO_SYMBOLS, seed, args.duration, config.run.feed)
-    args.no_ml = False
+    if not args.no_ml:
+        import structlog
+
+        from engine.app.commands.demo_models import ensure_demo_models
+
+        with progress_bar(args, remaining=False) as progress:
+            demo = ensure_demo_models(config, args.db, progress)
+        structlog.get_logger("chimera.demo").info("demo models", **demo)
     return pipeline_command(args, config, feed, type(feed).__name__, seed, args.db, None, None, args.duration)
 
 

@@ -107,11 +107,53 @@ def test_start_sh_runs_the_cli():
     assert result.returncode == 0 and "usage: chimera replay" in result.stdout
 
 
-def test_no_command_runs_the_demo(tmp_path, monkeypatch, capsys):
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory) -> Path:
+    """The data directory of this module's demos: its model set is trained once and shared."""
+    return tmp_path_factory.mktemp("xdg")
+
+
+def test_no_command_runs_the_demo(tmp_path, monkeypatch, capsys, demo_home):
     """`python main.py` with no command runs the demo, as ./start.sh does, into chimera-demo.db."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(demo_home))
     monkeypatch.chdir(tmp_path)
     assert main([]) == 0
     assert "Run demo-" in capsys.readouterr().out
     with sqlite3.connect(tmp_path / "chimera-demo.db") as conn:
         assert conn.execute("SELECT command, status FROM runs").fetchall() == [("demo", "completed")]
     conn.close()
+
+
+def test_demo_trains_its_model_set_once_and_runs_with_it(tmp_path, monkeypatch, capsys, demo_home):
+    """The demo's small model set is trained on first use, cached under the data directory, registered
+    as the champions of each demo database, live on simulated data and shadow on recorded data."""
+    from engine import store
+    from engine.app.commands.demo_models import cache_key, ensure_demo_models
+    from engine.config import load_config, with_values
+    from engine.pipeline.models import load_run_models
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(demo_home))
+    config = load_config(None)
+    first = ensure_demo_models(config, str(tmp_path / "a.db"))  # trains unless the demo above already did
+    cache = Path(first["cache"])
+    assert cache.parent == demo_home / "chimera" / "models"
+    manifest = cache / "manifest.json"
+    stamp = manifest.stat().st_mtime_ns
+    again = ensure_demo_models(config, str(tmp_path / "b.db"))
+    assert again["trained"] is False and again["models"] == first["models"]
+    assert manifest.stat().st_mtime_ns == stamp  # nothing retrained or rewritten
+    kinds = {v.split("-")[1] for v in first["models"]}
+    assert "regime" in kinds and kinds | set(first["left_out"]) == {"regime", "signal", "target"}
+    conn = store.connect(tmp_path / "b.db")
+    try:
+        recorded = load_run_models(conn, no_ml=False, real_data=True)  # SHA-256 checked, trusted types only
+    finally:
+        conn.close()
+    assert {m["mode"] for m in recorded.describe()} == {"shadow"}
+    assert main(["demo", "--db", str(tmp_path / "c.db"), "--duration", "60", "--json"]) == 0
+    summary = last_json(capsys.readouterr().out)
+    assert sorted(m["version"] for m in summary["models"]) == sorted(first["models"])
+    assert {m["mode"] for m in summary["models"]} == {"live"}
+    assert main(["demo", "--db", str(tmp_path / "d.db"), "--duration", "60", "--json", "--no-ml"]) == 0
+    assert last_json(capsys.readouterr().out)["models"] == []
+    assert cache_key(with_values(config, {"ml.target_quantile": 0.6})) != cache_key(config)
