@@ -233,8 +233,9 @@ class MlConfig(_Section, frozen=True):
     # its prediction is clipped to [target_min_r, target_max_r] times the signal's risk
     target_min_r: Annotated[float, Meta(gt=0, le=100)] = 1.0
     target_max_r: Annotated[float, Meta(gt=0, le=100)] = 6.0
-    # where chimera demo caches its small model set ("": $XDG_DATA_HOME/chimera, else ~/.local/share/chimera)
-    data_dir: str = ""
+    # where chimera demo caches its small model set: "" ($XDG_DATA_HOME/chimera, else
+    # ~/.local/share/chimera) or a path starting with /, ~ or . (./data)
+    data_dir: Annotated[str, Meta(pattern=r"^([/~.].*)?$")] = ""
 
     def __post_init__(self) -> None:
         if self.target_min_r > self.target_max_r:
