@@ -13,6 +13,7 @@ from ml import signal_model as sm
 from ml.registry import load_model, save_model
 from ml.scoring import ScoringStage, UntrainedScorer, feature_row
 from strategies.base import Signal
+from tests.ml.helpers import champion_db
 
 NS = 1_000_000_000
 
@@ -153,21 +154,6 @@ def test_without_a_model_the_scoring_stage_is_unchanged():
 
 
 # ---- in a run ----------------------------------------------------------------------------------------
-def _registered(tmp_path, model) -> str:
-    from engine import store
-    from engine.store import models as rows
-
-    db = tmp_path / "t.db"
-    path = (tmp_path / "models" / "target-1.skops").resolve()
-    sha = save_model(model, path)
-    conn = store.connect(db)
-    rows.register_model(conn, version="target-1", kind="target", path=str(path), sha256=sha,
-                        training={"source": "simulator"}, metrics={}, mode="shadow")
-    rows.promote_model(conn, "target-1")
-    conn.close()
-    return str(db)
-
-
 def test_a_run_takes_its_take_profits_from_a_live_model(tmp_path, model):
     import orjson
 
@@ -178,7 +164,7 @@ def test_a_run_takes_its_take_profits_from_a_live_model(tmp_path, model):
     from engine.records import TABLES
     from feeds.simulator import MarketSimulator
 
-    db = _registered(tmp_path, model)
+    db, _ = champion_db(tmp_path, model, "target-1", "target")
     conn = store.connect(db)
     try:
         models = load_run_models(conn, no_ml=False, real_data=False)

@@ -17,7 +17,7 @@ from engine.pipeline.models import DISABLED_NOTE, FALLBACK_NOTE, LoadedModel, Ru
 from engine.store import models as rows
 from feeds.simulator import MarketSimulator
 from ml import regime
-from ml.registry import save_model
+from tests.ml.helpers import champion_db
 
 TREND_DOWN = int(Regime.TREND_DOWN)
 
@@ -34,15 +34,7 @@ def trend_down_model():
 @pytest.fixture
 def registry(tmp_path, trend_down_model):
     """A database whose regime champion is a simulator-trained model (registered as ``train`` does)."""
-    db = tmp_path / "c.db"
-    path = (tmp_path / "models" / "regime-1.skops").resolve()
-    sha = save_model(trend_down_model, path)
-    conn = store.connect(db)
-    rows.register_model(conn, version="regime-1", kind="regime", path=str(path), sha256=sha,
-                        training={"source": "simulator"}, metrics={}, mode="shadow")
-    rows.promote_model(conn, "regime-1")
-    conn.close()
-    return db, path
+    return champion_db(tmp_path, trend_down_model, "regime-1", "regime")
 
 
 def _run(args: list[str], capsys) -> tuple[int, dict | None, str]:

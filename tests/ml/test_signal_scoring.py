@@ -13,11 +13,10 @@ from engine.config import load_config, with_values
 from engine.pipeline import RunOptions, run_reference
 from engine.pipeline.models import DISABLED_NOTE, load_run_models
 from engine.records import TABLES
-from engine.store import models as rows
 from feeds.simulator import MarketSimulator
 from ml import signal_model as sm
-from ml.registry import save_model
 from ml.scoring import CLASSIFIER, ClassifierScorer
+from tests.ml.helpers import champion_db
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +37,8 @@ def classifier():
 
 @pytest.fixture
 def registry(tmp_path, classifier):
-    db = tmp_path / "c.db"
-    path = (tmp_path / "models" / "signal-1.skops").resolve()
-    sha = save_model(classifier, path)
-    conn = store.connect(db)
-    rows.register_model(conn, version="signal-1", kind="signal", path=str(path), sha256=sha,
-                        training={"source": "simulator", "intercepts": {"mean_reversion|unknown": 0.3}}, metrics={},
-                        mode="shadow")
-    rows.promote_model(conn, "signal-1")
-    conn.close()
-    return db
+    return champion_db(tmp_path, classifier, "signal-1", "signal",
+                       training={"intercepts": {"mean_reversion|unknown": 0.3}})[0]
 
 
 def _signals(db, real_data: bool) -> tuple[list, list[dict]]:
