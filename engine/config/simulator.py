@@ -77,7 +77,8 @@ class ProfileParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     stale_rate: NonNegative = 8.0  # cancel hazard (1/s) of quotes on the wrong side of the latent price
     theta_scale: NonNegative = 1.0  # multiplies the permanent impact per market order theta
     meta_active_scale: NonNegative = 2.5  # multiplies meta_active: 20 metaorders in execution (sign memory)
-    meta_burst_mean: AtLeastOne = 6.0  # mean number of back-to-back market orders per metaorder child (geometric)
+    meta_burst_mean: AtLeastOne = 8.0  # mean number of back-to-back market orders per metaorder child (geometric)
+    meta_min_orders: Positive = 30.0  # minimum metaorder size in mean market-order sizes (sign memory to lag 100)
     hidden_prob: Share = 0.25  # probability that a background market order meets a hidden order first
     hidden_improve_mean: AtLeastOne = 2.0  # mean ticks of a hidden order in front of its side's best (geometric)
     best_level_share: Share = 0.97  # share of background market orders sized to at most the best level
@@ -121,6 +122,7 @@ class LargeTickProfile(ProfileParams, frozen=True, forbid_unknown_fields=True, k
     theta_scale: NonNegative = 0.25  # 4 market orders/s against ~11 lots at the best: theta 0.05, not 0.2
     meta_burst_mean: AtLeastOne = 3.5  # mean number of back-to-back market orders per metaorder child
     meta_active_scale: NonNegative = 1.0  # multiplies meta_active
+    meta_min_orders: Positive = 12.0  # minimum metaorder size in mean market-order sizes
     hidden_prob: Share = 0.3  # probability that a background market order meets a hidden order first
     hidden_improve_mean: AtLeastOne = 1.0  # a one-tick spread leaves no room: hidden orders sit at the best
     best_level_share: Share = 0.9  # share of background market orders sized to at most the best level
@@ -166,7 +168,6 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     reaction_tau_s: Seconds = 1.0  # time scale of the order-flow imbalance that triggers the reaction
     meta_active: NonNegative = 8.0  # mean number of metaorders being executed at once per instrument
     meta_alpha: Alpha = 1.5  # Pareto tail exponent of metaorder sizes
-    meta_min_orders: Positive = 12.0  # minimum metaorder size in mean market-order sizes
     meta_cap: MetaCap = 0.1  # metaorder size cap as a fraction of the background daily volume (~5% of all)
     meta_participation: tuple[OpenShare, OpenShare] = (0.05, 0.20)  # participation range (uniform)
     meta_impact: NonNegative = 0.42  # Y in the square-root permanent impact Y sigma_day sqrt(Q / V_day)

@@ -470,14 +470,14 @@ class Lane(VenueMixin):
         lo, hi = cfg.meta_participation
         # E[(1 - p) / p] for p uniform on [lo, hi]
         inv_part = (math.log(hi / lo) - (hi - lo)) / (hi - lo) if hi > lo else (1 - lo) / lo
-        mean_q = cfg.meta_min_orders * self.mean_mo * cfg.meta_alpha / (cfg.meta_alpha - 1.0)
+        mean_q = self.prof.meta_min_orders * self.mean_mo * cfg.meta_alpha / (cfg.meta_alpha - 1.0)
         volume_rate = self.daily_volume / cfg.session_length_s
         return 3600.0 * self.meta_active / (mean_q * inv_part / volume_rate)
 
     def meta_arrival(self, t: float) -> None:
         cfg, rng = self.cfg, self.meta_rng
         side = BUY if rng.random() < 0.5 else SELL
-        q = metaorder_size(rng, cfg.meta_min_orders * self.mean_mo, cfg.meta_alpha,
+        q = metaorder_size(rng, self.prof.meta_min_orders * self.mean_mo, cfg.meta_alpha,
                            cfg.meta_cap * self.daily_volume)
         p = float(rng.uniform(*cfg.meta_participation))
         bg_volume_rate = self.daily_volume / cfg.session_length_s

@@ -282,8 +282,8 @@ def test_shock_is_entered_through_news_and_left_by_its_row():
 
 
 def test_trend_drift_satisfies_the_calibration_rule():
-    """The trend drift gives a nominal E[t_drift(20 min)] of 3.8 (3.5 realised, see docs/simulator.md)."""
-    assert 3.0 <= expected_t_drift(1200.0) <= 4.0
+    """The trend drift gives a nominal E[t_drift(20 min)] of 4.5 (above SPEC's 3: see docs/simulator.md)."""
+    assert 3.0 <= expected_t_drift(1200.0) <= 4.6
     assert REGIME_TABLE[Regime.TREND_UP].dwell_s >= 1.5 * 1200.0  # trend dwell >= 1.5 x the label window
 
 

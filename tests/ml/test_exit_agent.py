@@ -326,7 +326,7 @@ def test_shadow_mode_learns_from_the_run_without_changing_its_rows(tmp_path):
 
 def test_a_shadow_run_registers_its_table_and_evaluate_retests_it(tmp_path, capsys):
     db = tmp_path / "c.db"
-    assert main(["train", "exits", "--train-seeds", "1", "--test-seeds", "2", "--minutes", "10", "--workers", "1",
+    assert main(["train", "exits", "--train-seeds", "1", "--test-seeds", "3", "--minutes", "10", "--workers", "1",
                  "--draws", "200", "--max-epochs", "31", "--no-on-policy", "--db", str(db), "--json"]) == 0
     trained = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])["model"]
     code = main(["run", "--symbol", "AAPL", "--duration", "600", "--speed", "max", "--db", str(db), "--json",
@@ -338,7 +338,7 @@ def test_a_shadow_run_registers_its_table_and_evaluate_retests_it(tmp_path, caps
     assert shadow["version"].startswith("exits-shadow-")
     assert ea.load_table(shadow["path"], shadow["sha256"]).n.sum() >= ea.load_table(trained["path"],
                                                                                      trained["sha256"]).n.sum()
-    assert main(["train", "exits", "--evaluate", "--test-seeds", "2", "--minutes", "10", "--workers", "1",
+    assert main(["train", "exits", "--evaluate", "--test-seeds", "3", "--minutes", "10", "--workers", "1",
                  "--draws", "200", "--no-on-policy", "--db", str(db), "--json"]) == 0
     out = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["command"] == "train exits --evaluate" and out["model"]["version"] == shadow["version"]

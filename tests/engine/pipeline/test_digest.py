@@ -18,18 +18,18 @@ from engine.config import load_config
 from engine.pipeline import RunOptions, run_reference
 
 SIMULATOR = {
-    "book_samples": "5f44e2e173415b13",
-    "detections": "cceee35c1d95a10a",
-    "equity": "a2ec83e02c984d6f",
-    "feature_samples": "18b41e1aaa6181bf",
-    "fills": "ddc8b8612697b8a6",
+    "book_samples": "2eb633b2e0b188e9",
+    "detections": "e4c7511c4e260170",
+    "equity": "bcee06dfc5f2e5ba",
+    "feature_samples": "284823fd17623fc5",
+    "fills": "f72208bd91246c58",
     "instruments": "5d0c4e93e1663045",
     "integrity": "67a6cd22cc2a4eb3",
     "orders": "64e2099e2ca838ff",
     "round_trips": "f7e463f82c82bd89",
     "signals": "ff552d14da8265b5",
-    "trades": "18f6481b193aab99",
-    "truth_labels": "3aa4110f35bbd94a",
+    "trades": "6541d80b56d3e0cf",
+    "truth_labels": "e4d7011f1206e080",
 }
 
 AMZN = {
