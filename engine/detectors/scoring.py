@@ -74,6 +74,9 @@ ALSO_TRUE: dict[str, tuple[int, ...]] = {
 }
 # detection classes scored against planted labels only (natural ones left out)
 PLANTED_ONLY = frozenset({"TrappedDetection"})
+# detection classes whose recall counts planted labels only; a natural label of their kinds makes a
+# detection true (a stack over natural absorptions, a withdrawal that is a natural vacuum)
+NATURAL_PRECISION_ONLY = frozenset({"StackedAbsorptionDetection", "WithdrawalDetection"})
 # issue 14's targets on the standard pack: (recall, precision)
 TARGETS: dict[str, tuple[float, float]] = {
     "IcebergDetection": (0.8, 0.7),
@@ -156,8 +159,11 @@ def score_session(scores: dict[str, DetectorScore], detections: Iterable[Detecti
     labels = list(labels)
     for name, kinds in SCORED.items():
         score = scores.setdefault(name, DetectorScore(name))
-        judged = [lb for lb in labels if lb.kind in kinds and not (name in PLANTED_ONLY and lb.params.get("natural"))]
+        planted_only = name in PLANTED_ONLY or name in NATURAL_PRECISION_ONLY
+        judged = [lb for lb in labels if lb.kind in kinds and not (planted_only and lb.params.get("natural"))]
         also = [at_end(lb) for lb in labels if lb.kind in ALSO_TRUE.get(name, ())]
+        if name in NATURAL_PRECISION_ONLY:
+            also += [lb for lb in labels if lb.kind in kinds and lb.params.get("natural")]
         score.add(by_kind.get(name, []), judged, bin_of, also)
     hidden = scores.setdefault(HIDDEN_ROW, DetectorScore(HIDDEN_ROW))
     prints: dict[int, list[Trade]] = defaultdict(list)
