@@ -29,7 +29,7 @@ SIMULATOR = {
     "round_trips": "f7e463f82c82bd89",
     "signals": "ff552d14da8265b5",
     "trades": "18f6481b193aab99",
-    "truth_labels": "3aa4110f35bbd94a",
+    "truth_labels": "6f5944576523d3d1",
 }
 
 AMZN = {
