@@ -31,6 +31,7 @@ import numpy as np
 
 from engine.config.simulator import SimulatorConfig
 from engine.events import BUY, LAST, SELL, SIM, InstrumentDef, MarketState, Regime, TruthKind, TruthLabel
+from feeds.simulator.agents.background import SMALL_TICK_BIN
 from feeds.simulator.auction import uncross
 from feeds.simulator.flow import (
     Metaorder,
@@ -45,7 +46,6 @@ from feeds.simulator.flow import (
 )
 from feeds.simulator.hawkes import Hawkes
 from feeds.simulator.loop import lane_loop
-from feeds.simulator.agents.background import SMALL_TICK_BIN
 from feeds.simulator.matching import Exchange
 from feeds.simulator.natural import NaturalTruth
 from feeds.simulator.news import NewsShock, draw_shock, jump_ticks, next_arrival

@@ -62,7 +62,18 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 
 from engine.book import UNUSABLE, OrderBook
-from engine.events import BUY, LAST, SELL, OrderAdd, OrderCancel, OrderDelete, OrderExecute, Trade, TruthKind, TruthLabel
+from engine.events import (
+    BUY,
+    LAST,
+    SELL,
+    OrderAdd,
+    OrderCancel,
+    OrderDelete,
+    OrderExecute,
+    Trade,
+    TruthKind,
+    TruthLabel,
+)
 
 NS = 1_000_000_000
 # SPEC F18
@@ -130,6 +141,11 @@ class _Level:
         self.threshold = 0.0
         self.broken = False
 
+    def widest(self) -> None:
+        """Record the current window as the largest since the crossing: its volume, D0, start, hidden lots."""
+        execs = self.execs
+        self.best, self.d0, self.first, self.best_hidden = self.volume, execs[0][2], execs[0][0], self.hidden
+
 
 class NaturalTruth:
     """Emits natural VACUUM and ABSORPTION labels of one instrument (see the module docstring)."""
@@ -165,16 +181,14 @@ class NaturalTruth:
                 self._sample(ts)
             if self.armed and ts >= self.deadline:
                 self._decide(ts)  # as the book was at the deadline: before this event
-            if kind is OrderAdd:
-                if self.vacuum:
-                    st = self.sides[ev.side]
-                    if st.best is None or (st.best - ev.price) * st.side < self.zone:
-                        st.touched = True
+            if kind is OrderAdd and self.vacuum:
+                st = self.sides[ev.side]
+                if st.best is None or (st.best - ev.price) * st.side < self.zone:
+                    st.touched = True
             elif kind is OrderExecute or kind is OrderDelete or kind is OrderCancel:
                 self._removal(ev, kind)
-            elif kind is Trade:
-                if ev.hidden and self.absorption and ev.aggressor:
-                    self._execution(ts, -ev.aggressor, ev.price, ev.size, book.size_at(-ev.aggressor, ev.price), True)
+            elif kind is Trade and ev.hidden and self.absorption and ev.aggressor:
+                self._execution(ts, -ev.aggressor, ev.price, ev.size, book.size_at(-ev.aggressor, ev.price), True)
             update(ev)
             if self.vacuum:
                 self._best_moved(BUY)
@@ -325,13 +339,13 @@ class NaturalTruth:
             level.hidden -= old_hidden
         if level.armed:
             if level.volume > level.best:
-                level.best, level.d0, level.first, level.best_hidden = level.volume, execs[0][2], execs[0][0], level.hidden
+                level.widest()
             return
         threshold = self.threshold()
         if threshold is None or level.volume < threshold:
             return
         level.armed, level.deadline, level.threshold = True, ts + ABSORPTION_HOLD_NS, threshold
-        level.best, level.d0, level.first, level.best_hidden = level.volume, execs[0][2], execs[0][0], level.hidden
+        level.widest()
         self.armed.append((side, price, level))
         self.deadline = min(self.deadline, level.deadline)
 

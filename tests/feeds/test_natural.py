@@ -113,8 +113,8 @@ def test_the_zone_is_ten_bins_on_a_small_tick_book():
 
 # ---- absorption ----------------------------------------------------------------------------------------------
 def bid_book() -> Exchange:
-    """Bids 100 (5 lots) over 98 (50) and 97 (50), asks 103 (50) and 110 (50). The per-level volume baseline: 10 lots sold
-    into the bid and 10 bought from the ask 4 s before each of the 10, 20, 30 s samples (six samples of 10:
+    """Bids 100 (5 lots) over 98 (50) and 97 (50), asks 103 (50) and 110 (50). The per-level volume baseline:
+    10 lots sold into the bid and 10 bought from the ask 4 s before each of the 10, 20, 30 s samples (six samples of 10:
     T_auto = 10), each side's level restored after."""
     ex = Exchange(0, T0, lambda: 0)
     ex.seed(0.0, [(BUY, 98, 50), (BUY, 97, 50), (SELL, 103, 50), (SELL, 110, 50)])
