@@ -224,3 +224,17 @@ def test_natural_labels_are_deterministic_and_change_no_market_event():
     for evs in (events, quiet):
         assert [e.seq for e in evs if isinstance(e, TruthLabel)] == list(range(sum(isinstance(e, TruthLabel)
                                                                                    for e in evs)))
+
+
+def test_the_labeller_reads_no_detector():
+    """The natural labels come from the generator's own record: feeds/simulator/natural.py imports no detector,
+    no detector parameters and no feature code."""
+    import ast
+    from pathlib import Path
+
+    import feeds.simulator.natural as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m.startswith(("engine.detectors", "engine.config", "engine.features"))}
