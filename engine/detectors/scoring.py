@@ -23,6 +23,21 @@ F22 with k_lv = 2) as a SWEEP with param ``natural`` = 1 (feeds/simulator/matchi
 detector is scored against complete truth in every session. Trapped volume is scored against the
 planted labels only (``PLANTED_ONLY``): a sweep that traps nobody is no missed trap.
 
+Natural vacuums and absorptions: likewise the simulator labels every F18 vacuum and F20 absorption
+of its own flow (VACUUM / ABSORPTION with ``natural`` = 1, feeds/simulator/natural.py, read from its
+own record of the events, not from any detector), so the vacuum and absorption detectors are scored
+against complete truth in every session that has such an event (``NATURAL_RECALL``): their recall
+counts the natural labels, which name every F18 vacuum and F20 absorption, a planted episode's
+included, and a detection matching a planted label is true too. The planted labels of those kinds
+are kept out of the recall because they say what an agent did, not that an F20 or F18 event
+happened: an absorber used up and traded through (``through`` = 1, the absorption_break and
+iceberg_exhausted presets), one that traded less than it showed, or one hit too slowly to reach
+the volume threshold in 5 s is no absorption by F20. The recall against the planted labels alone
+is reported beside (``recall_planted``). Stacked absorption and quote
+withdrawal keep their recall on the planted labels (``NATURAL_PRECISION_ONLY``: a single natural
+absorption is no missed stack, a natural vacuum no missed withdrawal ahead of flow), and a detection
+of theirs that matches a natural label is true.
+
 Spoof pulls read as vacuums (``ALSO_TRUE``): SPEC F18's vacuum is depth within N ticks of the best
 falling by half within 2 s, mostly through cancels, to 40% of its median or less; a planted spoof
 pulled when the price comes near it removes a large order within N ticks through one cancel, which
@@ -74,6 +89,13 @@ ALSO_TRUE: dict[str, tuple[int, ...]] = {
 }
 # detection classes scored against planted labels only (natural ones left out)
 PLANTED_ONLY = frozenset({"TrappedDetection"})
+# detection classes scored against complete truth: their recall counts the natural labels, which name every
+# event of the definition (a planted episode's included); a planted label of their kinds makes a detection
+# true, and the recall against the planted labels alone is reported beside (``recall_planted``)
+NATURAL_RECALL = frozenset({"AbsorptionDetection", "VacuumDetection"})
+# detection classes whose recall counts planted labels only; a natural label of their kinds makes a
+# detection true (a stack over natural absorptions, a withdrawal that is a natural vacuum)
+NATURAL_PRECISION_ONLY = frozenset({"StackedAbsorptionDetection", "WithdrawalDetection"})
 # issue 14's targets on the standard pack: (recall, precision)
 TARGETS: dict[str, tuple[float, float]] = {
     "IcebergDetection": (0.8, 0.7),
@@ -110,16 +132,21 @@ class DetectorScore:
     labels: int = 0
     matched: int = 0
     unscored: int = 0  # detections in sessions that plant no label of the detector's kinds
+    planted: int = 0  # NATURAL_RECALL: planted labels of the detector's kinds...
+    planted_matched: int = 0  # ...and how many of them a detection matched
     delays_ms: list[float] = field(default_factory=list)
 
     def add(self, detections: list[Detection], labels: list[TruthLabel], bin_of,
-            also: Iterable[TruthLabel] = ()) -> None:
+            also: Iterable[TruthLabel] = (), planted: list[TruthLabel] | None = None) -> None:
         """Score one session's detections of this detector against its labels of the scored kinds
         (none planted: the detections are only counted as unscored); a detection that matches one of
         ``also`` is true too, but ``also`` is not in the recall."""
-        if not labels:
+        if not labels and not planted:
             self.unscored += len(detections)
             return
+        for label in planted or ():
+            self.planted += 1
+            self.planted_matched += any(matches(d, label, bin_of(label.instrument_id)) for d in detections)
         self.detections += len(detections)
         self.labels += len(labels)
         judge = [*labels, *also]
@@ -136,6 +163,7 @@ class DetectorScore:
             "detector": self.detector,
             "precision": round(self.true / self.detections, 4) if self.detections else None,
             "recall": round(self.matched / self.labels, 4) if self.labels else None,
+            "recall_planted": round(self.planted_matched / self.planted, 4) if self.planted else None,
             "matched": self.matched, "missed": self.labels - self.matched, "false": self.detections - self.true,
             "detections": self.detections, "labels": self.labels, "unscored": self.unscored,
             "precision_all": round(self.true / (self.detections + self.unscored), 4)
@@ -156,9 +184,17 @@ def score_session(scores: dict[str, DetectorScore], detections: Iterable[Detecti
     labels = list(labels)
     for name, kinds in SCORED.items():
         score = scores.setdefault(name, DetectorScore(name))
-        judged = [lb for lb in labels if lb.kind in kinds and not (name in PLANTED_ONLY and lb.params.get("natural"))]
+        planted_only = name in PLANTED_ONLY or name in NATURAL_PRECISION_ONLY
+        judged = [lb for lb in labels if lb.kind in kinds and not (planted_only and lb.params.get("natural"))]
         also = [at_end(lb) for lb in labels if lb.kind in ALSO_TRUE.get(name, ())]
-        score.add(by_kind.get(name, []), judged, bin_of, also)
+        planted = None
+        if name in NATURAL_PRECISION_ONLY:
+            also += [lb for lb in labels if lb.kind in kinds and lb.params.get("natural")]
+        elif name in NATURAL_RECALL:
+            planted = [lb for lb in judged if not lb.params.get("natural")]
+            judged = [lb for lb in judged if lb.params.get("natural")]
+            also += planted
+        score.add(by_kind.get(name, []), judged, bin_of, also, planted)
     hidden = scores.setdefault(HIDDEN_ROW, DetectorScore(HIDDEN_ROW))
     prints: dict[int, list[Trade]] = defaultdict(list)
     for ev in hidden_prints:

@@ -23,12 +23,15 @@ import math
 from collections import deque
 from decimal import Decimal
 from heapq import heappush
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
+import msgspec
 import numpy as np
 
 from engine.config.simulator import SimulatorConfig
-from engine.events import BUY, LAST, SELL, SIM, InstrumentDef, MarketState, Regime, TruthKind
+from engine.events import BUY, LAST, SELL, SIM, InstrumentDef, MarketState, Regime, TruthKind, TruthLabel
+from feeds.simulator.agents.background import SMALL_TICK_BIN
 from feeds.simulator.auction import uncross
 from feeds.simulator.flow import (
     Metaorder,
@@ -44,6 +47,7 @@ from feeds.simulator.flow import (
 from feeds.simulator.hawkes import Hawkes
 from feeds.simulator.loop import lane_loop
 from feeds.simulator.matching import Exchange
+from feeds.simulator.natural import NaturalTruth
 from feeds.simulator.news import NewsShock, draw_shock, jump_ticks, next_arrival
 from feeds.simulator.regimes import DIRECTIONAL, RANGES, REGIME_TABLE, SH, draw_dwell, drift_of
 from feeds.simulator.rng import children, mixture_draw, mixture_sampler, stream, tuple_stream
@@ -53,6 +57,7 @@ if TYPE_CHECKING:  # engine.config imports this package
     from engine.config import InstrumentSpec
 
 INF = math.inf
+RECV = attrgetter("ts_recv")
 TYPICAL_N = 0.6  # branching ratio used for the daily-volume estimate
 META_SETTLE_S = 5.0  # a metaorder's end mid is read this long after its last child
 FULL_DAY = 0.99  # a session this share of session_length_s long or longer is a full trading day
@@ -85,6 +90,9 @@ class Lane(VenueMixin):
         self.auction_rng, self.auction_size = g[16], mixture_sampler(g[16], prof.lo_sizes)
         self.ex = Exchange(iid, cfg.session_start_ns, latency_sampler(g[7], cfg.latency_us, cfg.latency_jitter_us))
         self.ex.natural_sweeps = cfg.natural_sweep_labels
+        self.natural = NaturalTruth(self.ex, 1 if spec.profile == "large_tick" else SMALL_TICK_BIN,
+                                    cfg.natural_vacuum_labels, cfg.natural_absorption_labels) \
+            if cfg.natural_vacuum_labels or cfg.natural_absorption_labels else None
         self.book = self.ex.book
         self.tick = Decimal(spec.tick_size)
         self.sigma0 = prof.sigma0 * spec.volatility
@@ -225,6 +233,24 @@ class Lane(VenueMixin):
             self.ex.status(t, MarketState.QUOTE_ONLY, "closing auction: call phase")
             self.auction(t)
             self.ex.status(t, MarketState.CLOSED, "closing auction uncrossed")
+
+    def label_natural(self, final: bool = False) -> None:
+        """Natural VACUUM and ABSORPTION labels of the events emitted since the last call (``natural``;
+        ``final``: the session's last events), the window's truth labels then renumbered in time order
+        (their channel's ``seq`` follows the stream)."""
+        natural = self.natural
+        if natural is None:
+            return
+        out = self.ex.out
+        n = len(out)
+        natural.observe(out, final)
+        if len(out) == n:
+            return
+        where = [i for i, ev in enumerate(out) if type(ev) is TruthLabel]
+        labels = sorted((out[i] for i in where), key=RECV)  # stable: emission order on ties
+        first = min(lb.seq for lb in labels)
+        for k, (i, lb) in enumerate(zip(where, labels, strict=True)):
+            out[i] = lb if lb.seq == first + k else msgspec.structs.replace(lb, seq=first + k)
 
     # ---- scheduling helpers ----------------------------------------------------------------------
     def _schedule(self, t: float, oid: int, life: float, inv_cancel: float) -> None:

@@ -297,12 +297,17 @@ class Exchange:
 
         ``episode`` 0 opens a new episode; -1 (a natural event) gives episode id 0 and leaves the
         episode counter alone, so the planted episodes keep their ids."""
+        return self.label_ns(self.t0 + int(t * 1e9), kind, side, price_lo, price_hi, t_start, t_end, params, outcome,
+                             episode)
+
+    def label_ns(self, ts: int, kind: int, side: int, price_lo: int, price_hi: int, t_start: int, t_end: int,
+                 params: dict, outcome: int = 0, episode: int = 0) -> int:
+        """``label`` stamped at ``ts`` ns (absolute event time)."""
         if episode < 0:
             episode = 0
         elif episode == 0:
             self.episode += 1
             episode = self.episode
-        ts = self.t0 + int(t * 1e9)
         seq = self.truth_seq
         self.truth_seq = seq + 1
         self.out.append(TruthLabel(self.iid, ts, ts, seq, FLAG_LAST, episode, kind, side, price_lo, price_hi,

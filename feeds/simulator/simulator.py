@@ -233,10 +233,12 @@ class MarketSimulator:
         self._y = y
         return shared
 
-    def _release(self, cut: int) -> list:
-        """Every event the lanes produced (and the ones held back) with ``ts_recv < cut``, in stream order."""
+    def _release(self, cut: int, final: bool = False) -> list:
+        """Every event the lanes produced (and the ones held back) with ``ts_recv < cut``, in stream order
+        (``final``: the session's end)."""
         out: list = []
         for lane, held in zip(self.lanes, self._carry, strict=True):
+            lane.label_natural(final)
             out += held
             out += lane.ex.out
             lane.ex.out = []
@@ -258,7 +260,7 @@ class MarketSimulator:
         for lane in self.lanes:
             lane.close(self.duration_s)
         self._finished = True
-        return self._release(1 << 62)
+        return self._release(1 << 62, final=True)
 
     def _ungated_events(self) -> Iterator[Event]:
         t0, n_steps = self.cfg.session_start_ns, self._n_steps
@@ -369,6 +371,8 @@ class MarketSimulator:
         out["hidden_trades"] = sum(lane.ex.n_hidden for lane in self.lanes)
         out["market_orders"] = sum(lane.ex.n_market for lane in self.lanes)
         out["natural_sweeps"] = sum(lane.ex.n_natural for lane in self.lanes)  # natural SWEEP labels
+        out["natural_vacuums"] = sum(lane.natural.n_vacuum for lane in self.lanes if lane.natural)
+        out["natural_absorptions"] = sum(lane.natural.n_absorption for lane in self.lanes if lane.natural)
         out["clocks"] = sum(lane.ex.n_clocks for lane in self.lanes)
         out["news"] = sum(lane.n_news for lane in self.lanes)
         out["market_news"] = sum(1 for _, r, _ in self.chain.path if r == Regime.SHOCK)

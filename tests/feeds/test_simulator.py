@@ -342,7 +342,8 @@ def test_news_shock_jumps_the_price_and_labels_news_vacuum_and_shock():
         assert kinds >= {TruthKind.NEWS, TruthKind.VACUUM, TruthKind.REGIME}
         shock = next(e for e in labels if e.kind == TruthKind.REGIME and e.ts_event == item.ts_event)
         assert shock.params["regime"] == Regime.SHOCK
-        vacuum = [e for e in labels if e.kind == TruthKind.VACUUM and e.ts_event == item.ts_event]
+        vacuum = [e for e in labels if e.kind == TruthKind.VACUUM and e.ts_event == item.ts_event
+                  and not e.params.get("natural")]
         assert {v.side for v in vacuum} == {1, -1}
         assert all(2e9 <= v.t_end - v.t_start <= 10e9 for v in vacuum)
     big = max(news, key=lambda e: abs(e.params["jump_ticks"]))

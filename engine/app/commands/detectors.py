@@ -148,7 +148,8 @@ def _score_lobster(args, config: Config) -> int:
 
 def _table(rows: list[dict]) -> Table:
     table = Table(title="Detectors against planted truth")
-    columns = ("detector", "precision", "recall", "matched", "missed", "false", "delay_ms_p50", "target")
+    columns = ("detector", "precision", "recall", "recall_planted", "matched", "missed", "false", "delay_ms_p50",
+               "target")
     for column in columns:
         table.add_column(column, justify="left" if column == "detector" else "right")
     for row in rows:

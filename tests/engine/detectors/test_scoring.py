@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import msgspec
+
 from engine.detectors.scoring import (
     SLACK_NS,
     DetectorScore,
@@ -116,10 +118,11 @@ def vacuum(t0: int, t1: int, side=SELL, lo=101, hi=110):
 
 def test_a_vacuum_at_a_planted_spoof_pull_is_true_but_the_spoof_is_not_in_the_recall():
     """SPOOF label at ask 105, placed at 10 s and pulled at 20 s: a vacuum detection over the asks at 20.0-20.1 s is
-    true; one at 15 s (during the spoof's life, not at its pull) is false; the vacuum's recall counts the VACUUM
-    label only."""
+    true; one at 15 s (during the spoof's life, not at its pull) is false; the vacuum's recall counts the (natural)
+    VACUUM label only."""
     pull = label(lo=105, hi=105, t0=10 * NS, t1=20 * NS)
-    planted = label(kind=TruthKind.VACUUM, lo=101, hi=110, t0=60 * NS, t1=63 * NS)
+    planted = msgspec.structs.replace(label(kind=TruthKind.VACUUM, lo=101, hi=110, t0=60 * NS, t1=63 * NS),
+                                      params={"natural": 1})
     found = [vacuum(20 * NS, 20 * NS + NS // 10), vacuum(15 * NS, 15 * NS + NS // 10), vacuum(60 * NS, 60 * NS + 1)]
     scores: dict[str, DetectorScore] = {}
     score_session(scores, found, [pull, planted], lambda iid: 1)
@@ -144,3 +147,26 @@ def test_trapped_volume_is_scored_against_planted_labels_only():
     score_session(scores, [sweep, trap], [natural], lambda iid: 1)
     assert (scores["SweepDetection"].true, scores["SweepDetection"].matched) == (1, 1)
     assert (scores["TrappedDetection"].detections, scores["TrappedDetection"].unscored) == (0, 1)
+
+
+def test_absorption_recall_counts_the_natural_labels_and_planted_ones_are_reported_beside():
+    """Complete truth (NATURAL_RECALL): a natural ABSORPTION label found and one missed give recall 0.5; the planted
+    ABSORPTION label is not in that recall (a planted absorber that traded through is no F20 event) but in
+    ``recall_planted``, and the detection that matches only it is true: precision 1.0, recall_planted 1.0."""
+    from engine.detectors.absorption import AbsorptionDetection
+
+    def absorption(price: int, t1: int) -> AbsorptionDetection:
+        return AbsorptionDetection(instrument_id=0, ts_recv=t1, seq=1, side=BUY, price_lo=price, price_hi=price,
+                                   strength=1.2, t_start=t1 - 3 * NS, volume=60, d0=20, refill_ratio=2.9,
+                                   threshold=50.0, threshold_source="auto", hold_s=2.0)
+
+    def natural(price: int, t0: int) -> TruthLabel:
+        return TruthLabel(0, t0, t0, 0, LAST, 0, TruthKind.ABSORPTION, BUY, price, price, t0, t0 + 2 * NS,
+                          {"natural": 1})
+
+    planted = TruthLabel(0, NS, NS, 0, LAST, 1, TruthKind.ABSORPTION, BUY, 300, 300, 100 * NS, 150 * NS, {})
+    found = [absorption(100, 12 * NS), absorption(300, 120 * NS)]
+    scores: dict[str, DetectorScore] = {}
+    score_session(scores, found, [natural(100, 10 * NS), natural(200, 40 * NS), planted], lambda iid: 1)
+    row = scores["AbsorptionDetection"].as_dict()
+    assert (row["precision"], row["recall"], row["labels"], row["recall_planted"]) == (1.0, 0.5, 2, 1.0)

@@ -245,7 +245,7 @@ def test_gap_max_equals_a_scan_of_every_bin(offsets, side, bins, width):
 def test_the_planted_vacuum_is_found(seed):
     """The vacuum preset: an ask vacuum (side SELL) inside the planted zone during the planted episode."""
     inst, market, labels, _ = simulate("vacuum", seed).single()
-    (label,) = [lb for lb in labels if lb.kind == TruthKind.VACUUM]
+    (label,) = [lb for lb in labels if lb.kind == TruthKind.VACUUM and not lb.params.get("natural")]
     found = vacuums_of(inst, market)
     assert [d for d in found if matches(d, label, 1)]
 
@@ -256,7 +256,7 @@ def test_spoof_pull_gives_a_vacuum_for_its_pull():
     pulled (seed 5: the wall was most of the depth left) covers the wall's price."""
     for seed in range(1, 6):
         inst, market, labels, _ = simulate("spoof_pull", seed).single()
-        (pulled,) = [lb for lb in labels if lb.kind == TruthKind.VACUUM]
+        (pulled,) = [lb for lb in labels if lb.kind == TruthKind.VACUUM and not lb.params.get("natural")]
         (spoof,) = [lb for lb in labels if lb.kind == TruthKind.SPOOF]
         found = vacuums_of(inst, market)
         assert [d for d in found if matches(d, pulled, 1)], seed
