@@ -229,6 +229,17 @@ def fit_window(X: np.ndarray, y: np.ndarray, t0: np.ndarray, t1: np.ndarray, gro
     returned as ``(sha256, figures, scorer arrays)``: its in-sample figures (``train_*``, the calibration
     method) and ``OneRowCalibrated.arrays()`` of the loaded model (None if it has no fast path), so the
     engine's process serves it without deserialising a model on its own threads."""
+    from threadpoolctl import threadpool_limits
+
+    from ml import signal_model as sm
+
+    with threadpool_limits(limits=sm.THREADS):  # one OpenMP thread throughout: the engine keeps the other core
+        return _fit_window(X, y, t0, t1, group, strategy, regime, max_iter, folds, seed, path)
+
+
+def _fit_window(X: np.ndarray, y: np.ndarray, t0: np.ndarray, t1: np.ndarray, group: np.ndarray,
+                strategy: np.ndarray, regime: np.ndarray, max_iter: int, folds: int, seed: int,
+                path: str) -> tuple[str, dict, list[dict] | None]:
     from ml import signal_model as sm
     from ml.registry import load_model, save_model
 
@@ -242,6 +253,18 @@ def fit_window(X: np.ndarray, y: np.ndarray, t0: np.ndarray, t1: np.ndarray, gro
     metrics: dict = {f"train_{k}": v for k, v in figures.items()}
     metrics["calibration"] = sm.calibration_method(n)
     return sha, metrics, sm.OneRowCalibrated(loaded).arrays()
+
+
+def warm_worker() -> int:
+    """The worker's first job, at the run's start: the model libraries imported (a second of CPU that
+    would otherwise fall in the first retrain)."""
+    import sklearn.calibration  # noqa: F401
+    import threadpoolctl  # noqa: F401
+
+    import ml.registry  # noqa: F401
+    import ml.signal_model  # noqa: F401
+
+    return os.getpid()
 
 
 def _low_priority() -> None:
@@ -340,7 +363,7 @@ class OnlineLearner:
 
     def _warm_up(self) -> None:
         if self.fit_executor is not None:
-            self.fit_executor.submit(os.getpid).result()
+            self.fit_executor.submit(warm_worker).result()
 
     # ---- scoring -------------------------------------------------------------------------------------
     def champion_probability(self, row: np.ndarray, strategy: str, regime: str) -> float:
@@ -424,7 +447,6 @@ class OnlineLearner:
     def _retrain_job(self, args: tuple, window: dict, after: int, number: int) -> Challenger | None:
         """On the retrain thread: the fit (in the worker process) saves the file and loads it back
         verified; here the challenger is registered and its scorer rebuilt from plain arrays."""
-        from ml.registry import load_model
         from ml.signal_model import OneRowCalibrated
 
         stem = f"signal-online-{window['last_trade_ts']}-{number}"
@@ -441,6 +463,8 @@ class OnlineLearner:
         if arrays is not None:
             scorer = OneRowCalibrated.from_arrays(arrays)
         else:  # no fast path: the model itself, loaded here (slower, and on this process's threads)
+            from ml.registry import load_model  # skops: its first import alone is 0.5 s of CPU
+
             model = load_model(path, sha)
             scorer = OneRowCalibrated(model)
         training = {"source": "online", "window": window, "max_iter": self.params.max_iter,
@@ -516,9 +540,10 @@ class OnlineLearner:
         """End of the run: registry records are written out; a fit still running is dropped (its worker
         finishes it in the background and the result is discarded)."""
         self.stopped = True
+        idle = self.pending is None or self.pending.done()
         if self.worker is not None:
-            self.worker.shutdown(wait=False, cancel_futures=True)
+            self.worker.shutdown(wait=idle, cancel_futures=True)
         if self.fit_executor is not None:
-            self.fit_executor.shutdown(wait=False, cancel_futures=True)
+            self.fit_executor.shutdown(wait=idle, cancel_futures=True)
         if self.recorder is not None:
             self.recorder.shutdown(wait=True)

@@ -7,6 +7,8 @@ with its training window and figures in a real SQLite registry."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 
 import numpy as np
@@ -224,15 +226,29 @@ async def ticker(lags: list[float], stop) -> None:
         lags.append(time.perf_counter() - start - 0.001)
 
 
-def test_a_retrain_in_the_executor_leaves_the_event_loop_responsive(tmp_path):
-    """A ticker task measures its own oversleep from the start of a retrain (the fit in the spawned worker,
-    which saves and verifies the file; then the challenger registered and its scorer built here) until
-    the challenger is ready: the retrain adds less than 10 ms (the issue's bound) to the worst lag, and
-    keeps the 99th percentile under 10 ms.
+def helper_cpu() -> float:
+    """CPU seconds used so far by every thread of this process but the main one (the event loop's)."""
+    main = threading.main_thread().ident
+    total = 0.0
+    for thread in threading.enumerate():
+        if thread.ident is not None and thread.ident != main:
+            with contextlib.suppress(OSError, ProcessLookupError):
+                total += time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return total
 
-    "Adds": the machine's own scheduling noise is measured by the same ticker, as long, right after
-    with nothing of ours running; on two cores shared with other work it alone reaches 5-11 ms, so a
-    bare 10 ms bound on the maximum would test the machine, not the learner.
+
+def test_a_retrain_in_the_executor_leaves_the_event_loop_responsive(tmp_path):
+    """A ticker task sleeping 1 ms measures its own oversleep from the start of a retrain (the fit in the
+    spawned worker, which saves and verifies the file; then the challenger registered and its scorer
+    built from arrays in this process) until the challenger is ready.
+
+    What the learner controls is held to the issue's 10 ms: the engine's thread spends under 10 ms in
+    it, and the other threads of this process together use under 10 ms of CPU during the whole
+    retrain, so none of them can hold the interpreter lock that long (importing skops on the retrain
+    thread once did: 0.5 s of CPU, 15-20 ms stalls of the loop). The ticker's worst oversleep is held
+    to 10 ms above the worst the same ticker sees right after, as long, with nothing of ours running:
+    on two cores shared with other work that alone reaches 5-11 ms (measured: 5.5-6.6 ms during a
+    retrain, alone in the process).
     """
     rng = np.random.default_rng(4)
     db = str(tmp_path / "registry.db")
@@ -243,27 +259,35 @@ def test_a_retrain_in_the_executor_leaves_the_event_loop_responsive(tmp_path):
     feed(learner, X, y, 0)
     learner.start().result(timeout=120)  # the worker process starts with the run, before any retrain
 
-    async def main() -> tuple[list[float], list[float], float]:
+    async def main() -> tuple[list[float], list[float], float, float, float]:
         during: list[float] = []
+        cpu0 = helper_cpu()
         started = time.perf_counter()
         future = learner.start_retrain("test")
+        in_learner = time.perf_counter() - started
         assert future is not None
         task = asyncio.create_task(ticker(during, future.done))
         challenger = await asyncio.wrap_future(future)
         await task
         took = time.perf_counter() - started
         assert challenger is not None
+        assert learner.poll()  # taking the finished challenger: also on the engine's thread
+        in_learner += time.perf_counter() - started - took
+        cpu = helper_cpu() - cpu0
         idle: list[float] = []
         end = time.perf_counter() + took
         await ticker(idle, lambda: time.perf_counter() > end)
-        return during, idle, took
+        return during, idle, took, in_learner, cpu
 
     try:
-        during, idle, took = asyncio.run(main())
+        during, idle, took, in_learner, cpu = asyncio.run(main())
     finally:
         learner.close()
     assert took > 0.1 and len(during) > 50  # the retrain took a while and the ticker ran throughout
-    p99 = float(np.quantile(during, 0.99))
-    assert max(during) < 0.010 + max(idle), f"worst lag {max(during) * 1000:.1f} ms during the retrain, " \
-                                            f"{max(idle) * 1000:.1f} ms without it"
-    assert p99 < 0.010, f"99th percentile lag {p99 * 1000:.1f} ms during the retrain"
+    assert in_learner < 0.010, f"{in_learner * 1000:.1f} ms on the engine's thread"
+    assert cpu < 0.010, f"{cpu * 1000:.1f} ms of CPU on this process's other threads during the retrain"
+    assert max(during) < 0.010 + max(idle), f"worst event-loop lag {max(during) * 1000:.1f} ms while a retrain " \
+                                            f"ran, {max(idle) * 1000:.1f} ms without it"
+    print(f"retrain {took:.2f} s: ticker oversleep median {np.median(during) * 1000:.2f} ms, "
+          f"p99 {np.quantile(during, 0.99) * 1000:.1f} ms, max {max(during) * 1000:.1f} ms; engine thread "
+          f"{in_learner * 1000:.2f} ms; helper threads' CPU {cpu * 1000:.2f} ms; idle max {max(idle) * 1000:.1f} ms")
