@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import orjson
 import pytest
 
 from engine import store
+from engine.app.cli import main
 from engine.config import load_config, with_values
 from engine.pipeline import Pipeline, RunOptions
 from engine.pipeline.models import load_run_models
@@ -99,3 +101,18 @@ def test_off_by_default_and_bypassed_by_no_ml(registry):
     on = build_portfolio_stages(instruments, online_config(), False, models=models_of(registry))
     assert isinstance(on[-1][1].trade_listener, OnlineLearner)
     on[-1][1].trade_listener.close()
+
+
+def test_the_run_summary_shows_the_layer_only_when_it_ran(registry, capsys):
+    base = ["run", "--symbol", "AAPL", "--duration", "20", "--db", str(registry), "--json", "--no-progress"]
+    code = main([*base, "--set", "ml.online.enabled=true", "--set", "ml.online.executor=\"thread\""])
+    summary = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0
+    online = summary["online"]
+    assert online["version"] == "signal-1"
+    assert online["recalibration"]["trades"] == online["closed_trades"]
+    assert set(online) >= {"closed_trades", "recalibration", "rolling_log_loss", "retrains", "events"}
+    code = main(base)
+    assert code == 0 and "online" not in orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    code = main([*base, "--no-ml", "--set", "ml.online.enabled=true"])
+    assert code == 0 and "online" not in orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
