@@ -361,6 +361,22 @@ class OneRowForest:
         self.shape = (len(predictors), model.n_trees_per_iteration_)
         self.baseline = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(1, -1)
 
+    ARRAYS = ("roots", "feature", "threshold", "missing_left", "left", "right", "leaf", "value", "baseline")
+
+    def arrays(self) -> dict:
+        """The flat forest as plain arrays (a ``flat`` forest only): what ``from_arrays`` needs for ``raw``."""
+        return {**{name: getattr(self, name) for name in self.ARRAYS}, "shape": self.shape}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict) -> OneRowForest:
+        """A forest that computes ``raw`` from ``arrays()`` of another (no model behind it: ``raw`` only)."""
+        forest = cls(None)
+        for name in cls.ARRAYS:
+            setattr(forest, name, np.asarray(arrays[name]))
+        forest.shape = tuple(arrays["shape"])
+        forest.flat = True
+        return forest
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """``(1, classes)`` probabilities of the single row ``X`` (shape ``(1, features)``)."""
         if not self.flat:

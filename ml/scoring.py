@@ -16,6 +16,7 @@ import numpy as np
 from strategies.base import Signal
 
 if TYPE_CHECKING:
+    from ml.online import OnlineLearner
     from ml.price_target import TargetPredictor
 
 CLASSIFIER = "classifier"  # confidence_mode of a signal whose confidence is the live classifier's p_adj
@@ -115,7 +116,9 @@ class ClassifierScorer:
     recorded in the signal's evidence (``classifier_p``) while the untrained rule keeps deciding.
     """
 
-    def __init__(self, model: object, version: str, intercepts: dict[str, float], live: bool) -> None:
+    def __init__(self, model: object, version: str, intercepts: dict[str, float], live: bool,
+                 online: OnlineLearner | None = None) -> None:
+        self.online = online
         self.model = model
         self.version = version
         self.intercepts = dict(intercepts)
@@ -135,6 +138,9 @@ class ClassifierScorer:
         from ml import signal_model as sm
 
         row = self.row(signal)
+        if self.online is not None:  # the online layer's champion, recalibrated; remembered until the trade closes
+            return self.online.score(signal.signal_id, row, signal.strategy, signal.regime, signal.ts_recv,
+                                     signal.instrument_id)
         p = np.array([self.one_row.probability(row)])
         adj = sm.adjusted(p, np.array([signal.strategy]), np.array([signal.regime]), self.intercepts)
         return float(adj[0])

@@ -449,6 +449,23 @@ class OneRowCalibrated:
         self.folds = folds
         self.fast = True
 
+    def arrays(self) -> list[dict] | None:
+        """The fast path as plain arrays and numbers (None without one): per fold, the flat forest and its
+        calibrator. ``from_arrays`` rebuilds the same probabilities without the model (cheap to send
+        from a worker process and to build: no scikit-learn object is made)."""
+        if not self.fast:
+            return None
+        return [{"forest": forest.arrays(), "a": a, "b": b, "xs": xs, "ys": ys} for forest, a, b, xs, ys in self.folds]
+
+    @classmethod
+    def from_arrays(cls, folds: list[dict]) -> OneRowCalibrated:
+        from ml.regime_feature import OneRowForest
+
+        scorer = cls(None)
+        scorer.folds = [(OneRowForest.from_arrays(f["forest"]), f["a"], f["b"], f["xs"], f["ys"]) for f in folds]
+        scorer.fast = True
+        return scorer
+
     def probability(self, row: np.ndarray) -> float:
         """P(label 1) of one feature row (shape ``(len(FEATURES),)``), equal to ``predict(model, row[None, :])``."""
         if not self.fast:

@@ -256,6 +256,8 @@ def build_summary(request: RunRequest, run_id: str, pipeline: Pipeline, conn, st
         integrity.setdefault(symbols.get(iid, str(iid)), {})[f"{stage}.{counter}"] = value
     feed_stats = request.feed.stats()
     models = request.options.models or RunModels(disabled=request.options.no_ml)
+    online = getattr(pipeline.portfolio[-1][1], "trade_listener", None)  # [ml.online]: its state, when it ran
+    extra = {"online": online.state()} if online is not None else {}
     return {
         "run_id": run_id,
         "command": request.command,
@@ -279,6 +281,7 @@ def build_summary(request: RunRequest, run_id: str, pipeline: Pipeline, conn, st
         "models": models.describe(),
         "confidence": models.confidence_note(),
         "take_profit": models.target_note(),
+        **extra,
         "strategies": strategy_summary(conn, run_id),
         "orders_accepted": stats.orders_accepted,
         "orders_rejected": stats.orders_rejected,

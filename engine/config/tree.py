@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -223,10 +223,29 @@ DEFAULT_INSTRUMENTS: dict[str, InstrumentSpec] = {
 }
 
 
+class OnlineConfig(_Section, frozen=True):
+    """``[ml.online]``: the online layer over the signal classifier (``ml/online.py``, docs/ml.md)."""
+
+    enabled: bool = False  # off by default: with it on, a run's decisions depend on when trades close
+    warmup_trades: Annotated[int, Meta(ge=0, le=100_000)] = 100  # closed trades before the recalibration serves
+    learning_rate: Annotated[float, Meta(gt=0, le=1)] = 0.01  # SGD step of the recalibration (its forgetting)
+    loss_window: Annotated[int, Meta(ge=10, le=100_000)] = 100  # trades in the reported rolling log-loss
+    ph_delta: Annotated[float, Meta(gt=0, le=10)] = 0.05  # Page-Hinkley tolerance on the per-trade log-loss
+    ph_threshold: Annotated[float, Meta(gt=0, le=100_000)] = 20.0  # Page-Hinkley alarm threshold
+    adwin_delta: Annotated[float, Meta(gt=0, lt=1)] = 0.002  # ADWIN confidence
+    retrain_every: Annotated[int, Meta(ge=20, le=1_000_000)] = 500  # closed trades between two retrains
+    retrain_window: Annotated[int, Meta(ge=50, le=1_000_000)] = 2000  # latest trades a retrain fits on
+    promote_trades: Annotated[int, Meta(ge=10, le=100_000)] = 200  # shadow trades before a challenger is judged
+    folds: Annotated[int, Meta(ge=2, le=10)] = 3  # purged calibration folds of a retrain
+    max_iter: Annotated[int, Meta(ge=10, le=1000)] = 100  # boosting iterations of a retrain
+    executor: Literal["process", "thread"] = "process"  # where a retrain runs: a spawned process or a thread
+
+
 class MlConfig(_Section, frozen=True):
     # TF2 bars of history the live regime feature (F26) keeps: its baselines over "all earlier bars"
     # read the last this many (720 = 2 hours); at least the 30-bar minimum of those baselines
     regime_history_bars: Annotated[int, Meta(ge=30, le=100_000)] = 720
+    online: OnlineConfig = OnlineConfig()
     # the price-target model predicts this quantile of a signal's favourable excursion (in R): the
     # take-profit the market reaches with probability about 1 - q (chimera train signals)
     target_quantile: Annotated[float, Meta(ge=0.05, le=0.95)] = 0.5

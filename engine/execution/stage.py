@@ -109,6 +109,17 @@ class TripObserver(Protocol):
         """A round trip closed (its exit reason, fees and prices final)."""
 
 
+class TradeListener(Protocol):
+    """Learns from the trades the stage closes (the online layer, ``ml/online.py``): never changes an
+    order, a fill or a row."""
+
+    def on_trade_closed(self, trip: RoundTrip, pnl: float, tick_value: float) -> None:
+        """``trip`` closed with net ``pnl`` (currency, after fees); ``tick_value``: currency per tick and lot."""
+
+    def close(self) -> None:
+        """End of stream."""
+
+
 class ExecutionStage(RecordBuffer):
     """Stage core over a ``Broker``; see the module docstring."""
 
@@ -144,6 +155,7 @@ class ExecutionStage(RecordBuffer):
         self.closed: list[RoundTrip] = []
         self.observer: TripObserver | None = None  # sees the open trips at each market step (exit-agent paths)
         self.exit_agent: LiveExitAgent | None = None  # SPEC 7: manages open trips instead of target and stop rule
+        self.trade_listener: TradeListener | None = None  # learns from each closed trade (online learning)
         self._n = count()
 
     # ---- the two inputs ---------------------------------------------------------------------------
@@ -210,6 +222,8 @@ class ExecutionStage(RecordBuffer):
         for iid in self.held_fills:
             self._release_fills(iid, END_OF_TIME)
         self._equity_rows(ts)
+        if self.trade_listener is not None:
+            self.trade_listener.close()
         return []
 
     # ---- time ---------------------------------------------------------------------------------------
@@ -485,6 +499,8 @@ class ExecutionStage(RecordBuffer):
             self.exit_agent.forget(trip.trip_id)
         if self.observer is not None:
             self.observer.on_close(trip)
+        if self.trade_listener is not None:
+            self.trade_listener.on_trade_closed(trip, pnl, tv)
         self.records.append(("round_trips", (
             trip.trip_id, trip.instrument_id, trip.strategy, trip.regime, trip.side, trip.qty, trip.entry_ts, ts,
             trip.entry_price, exit_price, trip.initial_stop, trip.stop, trip.target, pnl, trip.fees, r_multiple,

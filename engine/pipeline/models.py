@@ -18,13 +18,21 @@ one the confidence is the fallback; ``confidence_note`` says which in the run su
 The price-target model (kind ``target``, trained by ``chimera train signals``) predicts each signal's
 take-profit: live, the risk manager uses it; shadow, it is recorded in the signal's evidence and the
 strategy's own target is used; ``target_note`` says which in the run summary.
+
+With ``[ml.online] enabled`` and a signal classifier, an ``OnlineLearner`` (``ml/online.py``) sits
+between the classifier and the scoring stage (the served probability is its recalibration) and
+learns from every trade the execution stage closes; its retrained challengers are recorded in this
+registry (``RegistryBook``). ``--no-ml`` loads nothing, so it never runs.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
+from engine import store
+from engine.config import Config
 from engine.store import models as registry_rows
 
 FALLBACK_NOTE = "S_raw*C fallback (no signal classifier in the registry)"
@@ -52,6 +60,8 @@ class RunModels:
     intercepts: dict | None = None  # the signal classifier's per-(strategy, regime) intercepts
     disabled: bool = False
     target: LoadedModel | None = None  # the price-target model (kind ``target``)
+    registry_path: str | None = None  # the database whose registry the champions came from
+    signal_row: registry_rows.ModelRow | None = None  # the signal champion's registry row
 
     def describe(self) -> list[dict]:
         """``[{kind, version, mode}]`` of the models that ran."""
@@ -85,14 +95,65 @@ class RunModels:
             return f"S_raw*C fallback; signal classifier {self.signal.version} in shadow (its p in the evidence)"
         return FALLBACK_NOTE
 
-    def scorer(self):
-        """The scoring stage's scorer: the signal classifier when one is loaded, else None."""
+    def scorer(self, online=None):
+        """The scoring stage's scorer: the signal classifier when one is loaded (served through the
+        online layer ``online`` when given), else None."""
         if self.signal is None:
             return None
         from ml.scoring import ClassifierScorer
 
         return ClassifierScorer(self.signal.model, self.signal.version, self.intercepts or {},
-                                self.signal.mode == "live")
+                                self.signal.mode == "live", online=online)
+
+    def online_learner(self, config: Config):
+        """The run's online layer (``[ml.online]``), or None: disabled, no signal classifier, or ``--no-ml``."""
+        params = config.ml.online
+        if self.disabled or self.signal is None or not params.enabled:
+            return None
+        from ml.online import EXECUTORS, OnlineLearner, OnlineParams
+
+        row = self.signal_row
+        book = None
+        model_dir = Path(row.path).parent / "online" if row is not None else Path("models") / "online"
+        if self.registry_path:
+            book = RegistryBook(self.registry_path, config.store.busy_timeout_ms, row.mode if row else "shadow")
+        learner = OnlineLearner(
+            self.signal.model, self.signal.version,
+            OnlineParams(warmup_trades=params.warmup_trades, learning_rate=params.learning_rate,
+                         loss_window=params.loss_window, ph_delta=params.ph_delta, ph_threshold=params.ph_threshold,
+                         adwin_delta=params.adwin_delta, retrain_every=params.retrain_every,
+                         retrain_window=params.retrain_window, promote_trades=params.promote_trades,
+                         folds=params.folds, max_iter=params.max_iter, seed=config.run.seed),
+            model_dir=model_dir, intercepts=self.intercepts or {}, book=book,
+            fit_executor_factory=EXECUTORS[params.executor])
+        learner.start()  # the retrain worker starts with the run, not in the middle of one
+        return learner
+
+
+class RegistryBook:
+    """Records the online layer's model versions in a registry (``ml.online.ModelBook``): each challenger
+    as a ``candidate`` of kind ``signal`` (its training window and figures), then its shadow figures and
+    whether it was promoted to champion or retired. One short connection per record."""
+
+    def __init__(self, db_path: str, busy_timeout_ms: int = 5000, mode: str = "shadow") -> None:
+        self.db_path = db_path
+        self.busy_timeout_ms = busy_timeout_ms
+        self.mode = mode
+
+    def register(self, *, version: str, path: str, sha256: str, training: dict, metrics: dict) -> None:
+        conn = store.connect(self.db_path, self.busy_timeout_ms)
+        try:
+            registry_rows.register_model(conn, version=version, kind="signal", path=path, sha256=sha256,
+                                         training=training, metrics=metrics, mode=self.mode)
+        finally:
+            conn.close()
+
+    def decide(self, version: str, promoted: bool, metrics: dict) -> None:
+        conn = store.connect(self.db_path, self.busy_timeout_ms)
+        try:
+            registry_rows.record_decision(conn, version, promoted, metrics)
+        finally:
+            conn.close()
 
 
 def run_mode(row: registry_rows.ModelRow, real_data: bool) -> str:
@@ -120,5 +181,8 @@ def load_run_models(conn: sqlite3.Connection, *, no_ml: bool, real_data: bool) -
         loaded[kind] = LoadedModel(kind, row.version, run_mode(row, real_data), load_model(row.path, row.sha256))
         if kind == "signal":
             intercepts = dict(row.training.get("intercepts") or {})
+    files = [r[2] for r in conn.execute("PRAGMA database_list").fetchall() if r[1] == "main"]
     return RunModels(regime=loaded.get("regime"), signal=loaded.get("signal"), intercepts=intercepts,
+                     registry_path=files[0] if files and files[0] else None,
+                     signal_row=registry_rows.champion(conn, "signal") if "signal" in loaded else None,
                      target=loaded.get("target"))

@@ -192,18 +192,23 @@ def build_portfolio_stages(instruments: list[InstrumentDef], config: Config, no_
         sizing = Sizing(risk.equity, portfolio.tick_value, risk.r_trade, risk.dollar_vol, risk.holding_s,
                         risk.liquidity_share, risk.max_order_size, risk.p_be, risk.p_hi)
     decision_ns = int(risk.decision_latency_us * 1000)
+    online = models.online_learner(config) if models is not None and not no_ml else None
+    execution = build_execution(instruments, config, portfolio, decision_ns, feed)
+    if online is not None:  # [ml.online]: learns from each closed trade, serves the scoring stage
+        execution.trade_listener = online
     return [
-        ("scoring", ScoringStage(_scorer(no_ml, models), _targets(no_ml, models, config))),
+        ("scoring", ScoringStage(_scorer(no_ml, models, online), _targets(no_ml, models, config))),
         ("risk", RiskManager(checks, order_size=risk.order_size, decision_latency_ns=decision_ns, sizing=sizing)),
-        ("execution", build_execution(instruments, config, portfolio, decision_ns, feed)),
+        ("execution", execution),
     ]
 
 
-def _scorer(no_ml: bool, models: RunModels | None):
-    """``--no-ml``: the raw score; a loaded signal classifier; else the untrained rule (SPEC 4.8)."""
+def _scorer(no_ml: bool, models: RunModels | None, online=None):
+    """``--no-ml``: the raw score; a loaded signal classifier (through the online layer when there is one);
+    else the untrained rule (SPEC 4.8)."""
     if no_ml:
         return DisabledScorer()
-    classifier = models.scorer() if models is not None else None
+    classifier = models.scorer(online) if models is not None else None
     return classifier if classifier is not None else UntrainedScorer()
 
 

@@ -94,3 +94,20 @@ def promote_model(conn: sqlite3.Connection, version: str) -> ModelRow:
     promoted = get_model(conn, version)
     assert promoted is not None
     return promoted
+
+
+def record_decision(conn: sqlite3.Connection, version: str, promoted: bool, metrics: dict) -> ModelRow:
+    """A challenger judged: ``metrics`` merged into its row, then promoted (champion) or ``retired``."""
+    found = get_model(conn, version)
+    if found is None:
+        raise KeyError(version)
+    with conn:
+        conn.execute("UPDATE models SET metrics = ? WHERE version = ?",
+                     (orjson.dumps({**found.metrics, **metrics}).decode(), version))
+        if not promoted:
+            conn.execute("UPDATE models SET status = 'retired' WHERE version = ?", (version,))
+    if promoted:
+        return promote_model(conn, version)
+    row = get_model(conn, version)
+    assert row is not None
+    return row
