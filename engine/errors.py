@@ -51,6 +51,18 @@ class CorruptInputError(ChimeraError):
                          " - the file is damaged, re-record it or restore it from a copy")
 
 
+class ParquetInputError(ChimeraError):
+    """A Parquet tape that cannot be replayed: named by file and where (row group, row, column)."""
+
+    exit_code = 2
+
+    def __init__(self, path: str | object, where: str, problem: str) -> None:
+        self.path = str(path)
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{self.path}: {where}: {problem}")
+
+
 class LaneError(ChimeraError):
     """A failure inside one instrument's lane; names the instrument and the stage."""
 
