@@ -8,7 +8,7 @@ numpy arrays as they are.
 
 Invariants:
 - writing is in row groups of at most ``ROW_GROUP`` events (memory stays bounded while recording),
-  zstd-compressed; the header (``TapeHeader`` as JSON) is under the metadata key ``chimera-tape``;
+  zstd-compressed, each page with its CRC checksum (verified when read); the header (``TapeHeader`` as JSON) is under the metadata key ``chimera-tape``;
 - a value a column cannot hold (an integer outside int64) is a ``UsageError`` naming the column,
   raised before anything of its row group is written;
 - reading decodes one row group at a time straight from its column arrays; the events are equal to
@@ -157,14 +157,20 @@ def events_table(events: list[Event], path: Path) -> pa.Table:
 class ParquetTapeWriter:
     """Write events to a Parquet tape; the same interface as ``TapeWriter`` (a context manager)."""
 
-    def __init__(self, path: Path, header: Any, *, level: int | None = None) -> None:
-        """Create ``path`` with ``header`` in its metadata; ``level`` is the zstd level (default: pyarrow's)."""
+    def __init__(self, path: Path, header: Any, *, level: int | None = None, row_group: int = ROW_GROUP) -> None:
+        """Create ``path`` with ``header`` in its metadata.
+
+        ``level`` is the zstd level (default: pyarrow's); ``row_group`` the events per row group.
+        """
+        if row_group < 1:
+            raise UsageError(f"row group size must be at least 1, got {row_group}")
         self.path = path
         self.header = header
+        self.row_group = row_group
         schema = SCHEMA.with_metadata({METADATA_KEY: header_json(header)})
         try:
             self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-                str(path), schema, compression=COMPRESSION, compression_level=level)
+                str(path), schema, compression=COMPRESSION, compression_level=level, write_page_checksum=True)
         except OSError as error:
             raise UsageError(f"{path}: cannot write tape: {error}") from error
         self._pending: list[Event] = []
@@ -174,17 +180,17 @@ class ParquetTapeWriter:
         """Append one event."""
         self._pending.append(event)
         self.count += 1
-        if len(self._pending) >= ROW_GROUP:
+        if len(self._pending) >= self.row_group:
             self._drain()
 
     def write_many(self, events: Iterable[Event]) -> int:
         """Append every event of ``events``; returns how many were written."""
         written = 0
-        for batch in batched(events, ROW_GROUP):
+        for batch in batched(events, self.row_group):
             self._pending.extend(batch)
             written += len(batch)
             self.count += len(batch)
-            if len(self._pending) >= ROW_GROUP:
+            if len(self._pending) >= self.row_group:
                 self._drain()
         return written
 
@@ -205,8 +211,8 @@ class ParquetTapeWriter:
 
     def _drain(self) -> None:
         while self._pending:
-            batch, self._pending = self._pending[:ROW_GROUP], self._pending[ROW_GROUP:]
-            self._open().write_table(events_table(batch, self.path), row_group_size=ROW_GROUP)
+            batch, self._pending = self._pending[: self.row_group], self._pending[self.row_group :]
+            self._open().write_table(events_table(batch, self.path), row_group_size=self.row_group)
 
     def _open(self) -> pq.ParquetWriter:
         if self._writer is None:
@@ -237,7 +243,7 @@ def _open_file(path: Path) -> pq.ParquetFile:
         raise ParquetInputError(path, "footer", f"file cut short at byte {size:,}: no Parquet footer (a recording "
                                 "stopped before its tape was closed); none of its events can be read")
     try:
-        return pq.ParquetFile(str(path))
+        return pq.ParquetFile(str(path), page_checksum_verification=True)
     except (pa.ArrowException, OSError) as error:
         raise ParquetInputError(path, "footer", f"unreadable Parquet footer: {error}") from None
 
