@@ -177,8 +177,9 @@ def open_feed(path: str | Path, *, strict: bool = False, dbn: dict[str, Any] | N
     if read_head(path, 64).lstrip().startswith(b"{"):
         return TapeFeed(path, strict=strict)  # its header check names line 1 if not a tape
     raise UsageError(
-        f"{path}: not a recognised feed file (expected a chimera tape (JSON lines or Parquet), a Databento .dbn[.zst], or a LOBSTER "
-        "message CSV named TICKER_YYYY-MM-DD_start_end_message_N.csv or given --symbol and --date)"
+        f"{path}: not a recognised feed file (expected a chimera tape (JSON lines or Parquet), a Databento "
+        ".dbn[.zst], or a LOBSTER message CSV named TICKER_YYYY-MM-DD_start_end_message_N.csv or given --symbol "
+        "and --date)"
     )
 
 

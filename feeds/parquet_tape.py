@@ -8,7 +8,8 @@ numpy arrays as they are.
 
 Invariants:
 - writing is in row groups of at most ``ROW_GROUP`` events (memory stays bounded while recording),
-  zstd-compressed, each page with its CRC checksum (verified when read); the header (``TapeHeader`` as JSON) is under the metadata key ``chimera-tape``;
+  zstd-compressed, each page with its CRC checksum (verified when read); the header (``TapeHeader``
+  as JSON) is under the metadata key ``chimera-tape``;
 - a value a column cannot hold (an integer outside int64) is a ``UsageError`` naming the column,
   raised before anything of its row group is written;
 - reading decodes one row group at a time straight from its column arrays; the events are equal to

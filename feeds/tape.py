@@ -104,8 +104,9 @@ def tape_format(path: str | Path, format: str | None = None) -> str:
         raise UsageError(f"unknown tape format {format!r} (expected one of {', '.join(FORMATS)})")
     json_name = name.endswith((".jsonl", ".gz", ".zst"))
     if (format == "parquet" and json_name) or (format == "jsonl" and by_name == "parquet"):
-        raise UsageError(f"{path}: the file name says {'JSON lines' if json_name else 'Parquet'} but the format "
-                         f"asked for is {format}; name a Parquet tape *.parquet and a JSON-lines tape *.jsonl[.gz|.zst]")
+        said = "JSON lines" if json_name else "Parquet"
+        raise UsageError(f"{path}: the file name says {said} but the format asked for is {format}; "
+                         "name a Parquet tape *.parquet and a JSON-lines tape *.jsonl[.gz|.zst]")
     return format
 
 
