@@ -13,7 +13,7 @@ Invariants:
 - a value a column cannot hold (an integer outside int64) is a ``UsageError`` naming the column,
   raised before anything of its row group is written;
 - reading decodes one row group at a time straight from its column arrays; the events are equal to
-  those written, field for field;
+  those written, field for field; ``column_batches`` gives the numeric columns as numpy arrays;
 - bad input is a ``ParquetInputError`` naming the file and, where it applies, the row group, the
   row (0-based over the file, as pandas numbers it) and the column; damage in a row group is raised
   after every event of the row groups before it has been yielded;
@@ -24,6 +24,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,8 @@ class ParquetTapeWriter:
         schema = SCHEMA.with_metadata({METADATA_KEY: header_json(header)})
         try:
             self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-                str(path), schema, compression=COMPRESSION, compression_level=level, write_page_checksum=True)
+                str(path), schema, compression=COMPRESSION, compression_level=level, write_page_checksum=True,
+                use_dictionary=False)  # plain encoding: smaller and faster to read for these columns
         except OSError as error:
             raise UsageError(f"{path}: cannot write tape: {error}") from error
         self._pending: list[Event] = []
@@ -325,6 +327,28 @@ class ParquetTapeFeed:
             stats["events"] += len(events)
             yield events
 
+    def column_batches(self, columns: Iterable[str] | None = None) -> Iterator[dict[str, np.ndarray]]:
+        """The numeric columns one row group at a time as numpy arrays, no event objects built.
+
+        ``columns`` defaults to every int64 and bool column (``kind`` included); a null (a kind lacking
+        the field) reads as 0 / False, and ``kind`` says which fields of a row mean anything.
+        """
+        names = list(columns) if columns is not None else ["kind", *sorted(_NUMERIC, key=list(COLUMNS).index)]
+        for name in names:
+            if name != "kind" and name not in _NUMERIC:
+                raise UsageError(f"{self.path}: column {name!r} is not a numeric column of a tape")
+        file = _open_file(self.path)
+        first_row = 0
+        for group in range(file.num_row_groups):
+            try:
+                table = file.read_row_group(group, columns=names)
+            except (pa.ArrowException, OSError) as error:
+                raise ParquetInputError(self.path, f"row group {group} (rows {first_row:,}+)",
+                                        f"damaged: {error}") from None
+            first_row += table.num_rows
+            yield {name: table.column(name).fill_null(False if COLUMNS[name] == pa.bool_() else 0).to_numpy()
+                   for name in names}
+
     @staticmethod
     def _new_stats() -> dict[str, int]:
         return {"row_groups": 0, "events": 0}
@@ -343,17 +367,19 @@ def decode_table(table: pa.Table, path: Path, group: int = 0, first_row: int = 0
         raise ParquetInputError(path, _where(group, first_row + row, "kind"),
                                 f"unknown event kind code {int(kinds[row])} (known: 1-{len(KINDS)})")
     arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    out: list[Any] = [None] * n
+    events: list[Event] = []
+    positions = []
     for code in np.unique(kinds).tolist():
         cls = KINDS[code]
         rows = np.flatnonzero(kinds == code)
         values = [_values(table, name, rows, arrays, path, group, first_row) for name in KIND_COLUMNS[cls]]
-        events = list(map(cls, *values))
-        if len(rows) == n:
-            return events
-        for row, event in zip(rows.tolist(), events, strict=True):
-            out[row] = event
-    return out
+        events.extend(map(cls, *values))
+        positions.append(rows)
+    if len(positions) <= 1 or n < 2:
+        return events
+    # events are grouped by kind; put them back in row order (itemgetter gathers in C)
+    order = np.argsort(np.concatenate(positions), kind="stable").tolist()
+    return list(itemgetter(*order)(events))
 
 
 def _values(table: pa.Table, name: str, rows: np.ndarray, cache: dict, path: Path, group: int,

@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -92,6 +93,23 @@ def test_one_of_each_kind_is_one_typed_row_with_nulls_elsewhere(tmp_path):
     cancel = table.slice(4, 1).to_pylist()[0]
     assert (cancel["size"], cancel["size_remaining"]) == (20, 30)  # size_cancelled is the size column
     assert replay(tmp_path / "t.parquet") == events
+
+
+def test_column_batches_are_the_events_fields_as_numpy_arrays(tmp_path):
+    """column_batches() gives int64 arrays per row group, equal to the fields of the replayed events."""
+    events = [*one_of_each(), *many_events(40)]
+    feed = ParquetTapeFeed(write_parquet(tmp_path / "t.parquet", events, row_group=16))
+    batches = list(feed.column_batches(["kind", "ts_recv", "price", "side", "order_id"]))
+    assert [len(b["kind"]) for b in batches] == [16, 16, 16, 4]
+    columns = {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}
+    assert columns["price"].dtype == np.int64 and columns["kind"].dtype == np.int8
+    assert columns["ts_recv"].tolist() == [e.ts_recv for e in events]
+    assert columns["price"].tolist() == [getattr(e, "price", 0) for e in events]
+    assert columns["side"].tolist() == [getattr(e, "side", getattr(e, "aggressor", 0)) for e in events]
+    assert columns["order_id"].tolist() == [getattr(e, "order_id", 0) for e in events]
+    assert set(next(feed.column_batches())) >= {"kind", "price", "size", "hidden", "ts_event"}
+    with pytest.raises(UsageError, match="column 'symbol' is not a numeric column"):
+        next(feed.column_batches(["symbol"]))
 
 
 def test_header_round_trips_in_the_file_metadata(tmp_path):
