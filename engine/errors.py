@@ -56,10 +56,11 @@ class ParquetInputError(ChimeraError):
 
     exit_code = 2
 
-    def __init__(self, path: str | object, where: str, problem: str) -> None:
+    def __init__(self, path: str | object, where: str, problem: str, row: int | None = None) -> None:
         self.path = str(path)
         self.where = where
         self.problem = problem
+        self.row = row  # the bad row (0-based over the file), when one row is to blame
         super().__init__(f"{self.path}: {where}: {problem}")
 
 

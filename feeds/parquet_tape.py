@@ -15,8 +15,9 @@ Invariants:
 - reading decodes one row group at a time straight from its column arrays; the events are equal to
   those written, field for field; ``column_batches`` gives the numeric columns as numpy arrays;
 - bad input is a ``ParquetInputError`` naming the file and, where it applies, the row group, the
-  row (0-based over the file, as pandas numbers it) and the column; damage in a row group is raised
-  after every event of the row groups before it has been yielded;
+  row (0-based over the file, as pandas numbers it) and the column; a bad row is raised after every
+  event of the rows before it has been yielded, damage in a row group after every event of the row
+  groups before it;
 - a Parquet file is readable only once closed (its footer is written last): a recorder killed
   before ``close`` leaves a file that cannot be replayed, which the reader says.
 """
@@ -321,7 +322,14 @@ class ParquetTapeFeed:
                 raise ParquetInputError(
                     self.path, f"row group {group} (rows {first_row:,}+)",
                     f"damaged: {error}; the {stats['events']:,} events before it were replayed") from None
-            events = decode_table(table, self.path, group, first_row)
+            try:
+                events = decode_table(table, self.path, group, first_row)
+            except ParquetInputError as error:
+                good, error = _before_bad_row(table, error, self.path, group, first_row)
+                stats["events"] += len(good)
+                if good:
+                    yield good
+                raise error from None
             first_row += table.num_rows
             stats["row_groups"] += 1
             stats["events"] += len(events)
@@ -365,7 +373,7 @@ def decode_table(table: pa.Table, path: Path, group: int = 0, first_row: int = 0
     if unknown.any():
         row = int(np.flatnonzero(unknown)[0])
         raise ParquetInputError(path, _where(group, first_row + row, "kind"),
-                                f"unknown event kind code {int(kinds[row])} (known: 1-{len(KINDS)})")
+                                f"unknown event kind code {int(kinds[row])} (known: 1-{len(KINDS)})", first_row + row)
     arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     events: list[Event] = []
     positions = []
@@ -380,6 +388,17 @@ def decode_table(table: pa.Table, path: Path, group: int = 0, first_row: int = 0
     # events are grouped by kind; put them back in row order (itemgetter gathers in C)
     order = np.argsort(np.concatenate(positions), kind="stable").tolist()
     return list(itemgetter(*order)(events))
+
+
+def _before_bad_row(table: pa.Table, error: ParquetInputError, path: Path, group: int,
+                    first_row: int) -> tuple[list[Event], ParquetInputError]:
+    """The events of the rows before the first bad row of a row group, and the error naming that row."""
+    while error.row is not None and error.row > first_row:
+        try:
+            return decode_table(table.slice(0, error.row - first_row), path, group, first_row), error
+        except ParquetInputError as earlier:
+            error = earlier
+    return [], error
 
 
 def _values(table: pa.Table, name: str, rows: np.ndarray, cache: dict, path: Path, group: int,
@@ -408,7 +427,8 @@ def _values(table: pa.Table, name: str, rows: np.ndarray, cache: dict, path: Pat
             try:
                 decoded.append(_PARAMS_DECODER.decode(text))
             except msgspec.DecodeError as error:
-                raise ParquetInputError(path, _where(group, first_row + row, name), str(error)) from None
+                raise ParquetInputError(path, _where(group, first_row + row, name), str(error),
+                                        first_row + row) from None
         return decoded
     return values
 
@@ -417,7 +437,8 @@ def _raise_null(path: Path, group: int, first_row: int, name: str, nulls: np.nda
                 rows: np.ndarray | None = None) -> None:
     at = int(np.flatnonzero(nulls)[0])
     row = int(rows[at]) if rows is not None else at
-    raise ParquetInputError(path, _where(group, first_row + row, name), "null where the event's kind needs a value")
+    raise ParquetInputError(path, _where(group, first_row + row, name), "null where the event's kind needs a value",
+                            first_row + row)
 
 
 def _where(group: int, row: int, column: str) -> str:

@@ -219,13 +219,18 @@ def test_missing_column_wrong_type_and_missing_header_are_named(tmp_path):
     assert "metadata: not a chimera tape: no 'chimera-tape' key" in _error(bare)
 
 
-def test_a_null_where_a_kind_needs_a_value_names_row_group_row_and_column(tmp_path):
-    """Rows are numbered 0-based over the file (pandas' index); events of earlier row groups are kept."""
+@pytest.mark.parametrize(("nulls", "first"), [((7,), 7), ((8, 5), 5)])
+def test_a_null_where_a_kind_needs_a_value_names_row_group_row_and_column(tmp_path, nulls, first):
+    """Rows are numbered 0-based over the file (pandas' index); the events of the rows before it are kept.
+
+    With two bad rows (a delete at row 8, a modify at row 5) the first of them is named.
+    """
     events = one_of_each()
     path = write_parquet(tmp_path / "t.parquet", events, row_group=5)
     table = pq.read_table(path)
     prices = table.column("price").to_pylist()
-    prices[7] = None  # the trade, row 7 (row group 1)
+    for row in nulls:
+        prices[row] = None
     index = table.schema.get_field_index("price")
     bad = tmp_path / "null.parquet"
     pq.write_table(table.set_column(index, pa.field("price", pa.int64()), pa.array(prices, pa.int64()))
@@ -235,9 +240,9 @@ def test_a_null_where_a_kind_needs_a_value_names_row_group_row_and_column(tmp_pa
     with pytest.raises(ParquetInputError) as info:
         for event in feed.events():
             seen.append(event)
-    assert str(info.value) == (f"{bad}: row group 1, row 7, column 'price': null where the event's kind needs a "
-                               "value")
-    assert seen == events[:5]
+    assert str(info.value) == (f"{bad}: row group 1, row {first}, column 'price': null where the event's kind "
+                               "needs a value")
+    assert seen == events[:first]  # every row before the bad one was replayed
 
 
 def test_an_unknown_kind_code_is_named(tmp_path):
