@@ -144,7 +144,7 @@ def _checked(events: Iterator[Event], known: frozenset[int], index: int) -> Iter
         yield event
 
 
-FEED_FILES = "a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst), a LOBSTER message CSV or a Databento .dbn[.zst]"
+FEED_FILES = "a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst, .parquet), a LOBSTER message CSV or a Databento .dbn[.zst]"
 
 
 def open_feed(path: str | Path, *, strict: bool = False, dbn: dict[str, Any] | None = None, **options: Any) -> Feed:
