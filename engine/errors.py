@@ -51,6 +51,19 @@ class CorruptInputError(ChimeraError):
                          " - the file is damaged, re-record it or restore it from a copy")
 
 
+class ParquetInputError(ChimeraError):
+    """A Parquet tape that cannot be replayed: named by file and where (row group, row, column)."""
+
+    exit_code = 2
+
+    def __init__(self, path: str | object, where: str, problem: str, row: int | None = None) -> None:
+        self.path = str(path)
+        self.where = where
+        self.problem = problem
+        self.row = row  # the bad row (0-based over the file), when one row is to blame
+        super().__init__(f"{self.path}: {where}: {problem}")
+
+
 class LaneError(ChimeraError):
     """A failure inside one instrument's lane; names the instrument and the stage."""
 

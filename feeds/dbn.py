@@ -383,8 +383,10 @@ class DbnFeed:
 
 
 def import_dbn(path: str | Path, out: str | Path, *, tick_size: TickSize = DEFAULT_TICK_SIZE,
-               check_sequence: bool = True) -> dict:
+               check_sequence: bool = True, format: str | None = None) -> dict:
     """Record a DBN file into a tape at ``out``; returns the feed's counters plus what the file holds.
+
+    ``format`` is the tape's format as ``feeds.tape.tape_format`` takes it (default: by ``out``'s name).
 
     A file that turns out malformed part way leaves no tape behind.
     """
@@ -395,7 +397,7 @@ def import_dbn(path: str | Path, out: str | Path, *, tick_size: TickSize = DEFAU
     try:
         record(feed, out, source=f"dbn:{source}",
                meta={"file": source, "dataset": feed.metadata.dataset, "schema": feed.schema,
-                     "dbn_version": feed.scan.version})
+                     "dbn_version": feed.scan.version}, format=format)
     except ChimeraError:
         Path(out).unlink(missing_ok=True)
         raise

@@ -715,15 +715,16 @@ def import_lobster(message: str | Path, orderbook: str | Path | None, out: str |
     return record_lobster(LobsterFeed(message, orderbook, instrument_id=instrument_id, **options), out)
 
 
-def record_lobster(feed: LobsterFeed, out: str | Path) -> dict:
-    """Record ``feed`` into a tape at ``out``; returns the report as plain data.
+def record_lobster(feed: LobsterFeed, out: str | Path, *, format: str | None = None) -> dict:
+    """Record ``feed`` into a tape at ``out`` (``format`` as ``feeds.tape.tape_format``); returns the report.
 
     The dict holds every ``ReconcileReport`` field plus ``mismatch_examples`` (``Mismatch.describe()``).
     """
     from feeds.tape import record
 
     record(feed, out, source=f"lobster:{feed.message_path.name}",
-           meta={"message": feed.message_path.name, "orderbook": getattr(feed.orderbook_path, "name", None)})
+           meta={"message": feed.message_path.name, "orderbook": getattr(feed.orderbook_path, "name", None)},
+           format=format)
     report = feed.report()
     examples = [mismatch.describe() for mismatch in report.mismatches]
     return {**msgspec.to_builtins(report), "mismatch_examples": examples}

@@ -29,7 +29,7 @@ from engine.errors import ChimeraError, UsageError
 from engine.events import Event, InstrumentDef, sort_key
 from feeds.base import Feed
 from feeds.paths import input_file
-from feeds.tape import TapeFeed, read_head
+from feeds.tape import TapeFeed, is_parquet, read_head
 
 LOBSTER_MESSAGE = re.compile(r"_message_(\d+)\.csv$")
 
@@ -144,7 +144,7 @@ def _checked(events: Iterator[Event], known: frozenset[int], index: int) -> Iter
         yield event
 
 
-FEED_FILES = "a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst), a LOBSTER message CSV or a Databento .dbn[.zst]"
+FEED_FILES = "a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst, .parquet), a LOBSTER message CSV or a Databento .dbn[.zst]"
 
 
 def open_feed(path: str | Path, *, strict: bool = False, dbn: dict[str, Any] | None = None, **options: Any) -> Feed:
@@ -166,6 +166,10 @@ def open_feed(path: str | Path, *, strict: bool = False, dbn: dict[str, Any] | N
         from feeds.lobster import LobsterFeed
 
         return LobsterFeed(path, **options)
+    if path.name.lower().endswith(".parquet") or is_parquet(path):
+        from feeds.parquet_tape import ParquetTapeFeed  # pyarrow is imported only for Parquet tapes
+
+        return ParquetTapeFeed(path, strict=strict)  # names what is wrong if not a Parquet tape
     if path.name.endswith((".dbn", ".dbn.zst")) or read_head(path, 3) == b"DBN":
         from feeds.dbn import DbnFeed  # Databento DBN (plain or zstd)
 
@@ -173,8 +177,9 @@ def open_feed(path: str | Path, *, strict: bool = False, dbn: dict[str, Any] | N
     if read_head(path, 64).lstrip().startswith(b"{"):
         return TapeFeed(path, strict=strict)  # its header check names line 1 if not a tape
     raise UsageError(
-        f"{path}: not a recognised feed file (expected a chimera tape, a Databento .dbn[.zst], or a LOBSTER "
-        "message CSV named TICKER_YYYY-MM-DD_start_end_message_N.csv or given --symbol and --date)"
+        f"{path}: not a recognised feed file (expected a chimera tape (JSON lines or Parquet), a Databento "
+        ".dbn[.zst], or a LOBSTER message CSV named TICKER_YYYY-MM-DD_start_end_message_N.csv or given --symbol "
+        "and --date)"
     )
 
 

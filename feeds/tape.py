@@ -28,7 +28,9 @@ Invariants:
   member's content is dropped;
 - blank lines are ignored; ``stats()["lines"]`` counts every physical line, the header included;
 - ``RecordingFeed`` writes each event to its tape before handing it on, so a run stopped early
-  still leaves on tape every event it was given (flushed when iteration ends or is closed).
+  still leaves on tape every event it was given (flushed when iteration ends or is closed);
+- the format written is JSON lines unless asked for Parquet (``format="parquet"`` or a ``.parquet``
+  file name; ``feeds/parquet_tape.py``); ``open_tape`` reads either, sniffing Parquet's magic bytes.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ from feeds.paths import input_file
 FORMAT = "chimera-tape"
 VERSION = 1
 WRITE_BATCH = 8192  # events encoded per write call
-TAPE_FILES = "a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst)"
+TAPE_FILES = "a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst, .parquet)"
+FORMATS = ("jsonl", "parquet")
 
 
 class TapeHeader(msgspec.Struct, frozen=True):
@@ -85,6 +88,60 @@ def _open_for_write(path: Path, level: int | None) -> MemberWriter | IO[bytes]:
 def utc_now_iso() -> str:
     """The current UTC time as ISO-8601 with milliseconds and a ``Z`` suffix."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def tape_format(path: str | Path, format: str | None = None) -> str:
+    """The format a tape at ``path`` is written in: ``format`` if given, else by suffix.
+
+    A ``.parquet`` name means Parquet, any other JSON lines. An explicit format that contradicts the
+    name (Parquet into ``.jsonl``/``.gz``/``.zst``, JSON lines into ``.parquet``) is a ``UsageError``.
+    """
+    name = Path(path).name.lower()
+    by_name = "parquet" if name.endswith(".parquet") else "jsonl"
+    if format is None:
+        return by_name
+    if format not in FORMATS:
+        raise UsageError(f"unknown tape format {format!r} (expected one of {', '.join(FORMATS)})")
+    json_name = name.endswith((".jsonl", ".gz", ".zst"))
+    if (format == "parquet" and json_name) or (format == "jsonl" and by_name == "parquet"):
+        said = "JSON lines" if json_name else "Parquet"
+        raise UsageError(f"{path}: the file name says {said} but the format asked for is {format}; "
+                         "name a Parquet tape *.parquet and a JSON-lines tape *.jsonl[.gz|.zst]")
+    return format
+
+
+def open_writer(
+    path: str | Path, instruments: Iterable[InstrumentDef], source: str, meta: dict[str, Any] | None = None, *,
+    created_at: str | None = None, format: str | None = None,
+) -> Any:
+    """A ``TapeWriter`` or, for the Parquet format (see ``tape_format``), a ``ParquetTapeWriter``."""
+    path = Path(path)
+    if tape_format(path, format) == "jsonl":
+        return TapeWriter(path, instruments, source, meta, created_at=created_at)
+    from feeds.parquet_tape import ParquetTapeWriter
+
+    header = TapeHeader(format=FORMAT, version=VERSION, instruments=list(instruments), source=source,
+                        created_at=created_at or utc_now_iso(), meta=dict(meta or {}))
+    return ParquetTapeWriter(_writable(path), header)
+
+
+def is_parquet(path: str | Path) -> bool:
+    """Whether the file at ``path`` starts with Parquet's magic bytes ``PAR1``."""
+    try:
+        with Path(path).open("rb") as file:
+            return file.read(4) == b"PAR1"
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read tape: {error.strerror or error}") from error
+
+
+def open_tape(path: str | Path, *, strict: bool = False) -> Any:
+    """A ``ParquetTapeFeed`` when the file is Parquet (by its magic bytes), else a ``TapeFeed``."""
+    path = input_file(Path(path), TAPE_FILES)
+    if not is_parquet(path):
+        return TapeFeed(path, strict=strict)
+    from feeds.parquet_tape import ParquetTapeFeed  # pyarrow is imported only for Parquet tapes
+
+    return ParquetTapeFeed(path, strict=strict)
 
 
 class TapeWriter:
@@ -177,18 +234,20 @@ class TapeWriter:
 
 def record(
     feed: Feed, path: str | Path, *, source: str, meta: dict[str, Any] | None = None, limit: int | None = None,
-    created_at: str | None = None,
+    created_at: str | None = None, format: str | None = None,
 ) -> int:
     """Record ``feed`` (at most ``limit`` events) into a tape at ``path``; returns the event count.
 
     ``created_at`` overrides the header's wall-clock stamp (simulated sessions pass their simulated
-    start, so one seed reproduces the tape byte for byte).
+    start, so one seed reproduces the tape byte for byte); ``format`` as ``tape_format`` takes it.
     """
+    tape_format(path, format)  # a contradicting name fails before the feed is read
     events: Iterable[Event] = feed.events()
     if limit is not None:
         events = islice(events, limit)
-    with TapeWriter(path, feed.instruments(), source, meta, created_at=created_at) as writer:
-        return writer.write_many(events)
+    with open_writer(path, feed.instruments(), source, meta, created_at=created_at, format=format) as writer:
+        count: int = writer.write_many(events)
+        return count
 
 
 class RecordingFeed:
@@ -196,7 +255,7 @@ class RecordingFeed:
 
     def __init__(
         self, feed: Feed, path: str | Path, *, source: str, meta: dict[str, Any] | None = None,
-        created_at: str | None = None,
+        created_at: str | None = None, format: str | None = None,
     ) -> None:
         """Record ``feed`` to ``path`` while it is replayed; the tape is opened when ``events()`` starts.
 
@@ -208,7 +267,8 @@ class RecordingFeed:
         self.source = source
         self.meta = meta
         self.created_at = created_at
-        self._writer: TapeWriter | None = None
+        self.format = tape_format(self.path, format)
+        self._writer: Any = None
 
     def instruments(self) -> list[InstrumentDef]:
         """The wrapped feed's instruments."""
@@ -216,8 +276,8 @@ class RecordingFeed:
 
     def events(self) -> Iterator[Event]:
         """The wrapped feed's events; the tape is flushed and closed when iteration ends or stops."""
-        with TapeWriter(self.path, self.feed.instruments(), self.source, self.meta,
-                        created_at=self.created_at) as writer:
+        with open_writer(self.path, self.feed.instruments(), self.source, self.meta,
+                         created_at=self.created_at, format=self.format) as writer:
             self._writer = writer
             for event in self.feed.events():
                 writer.write(event)

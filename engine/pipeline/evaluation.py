@@ -160,9 +160,9 @@ def _simulated(config: Config, dataset: Dataset, seed: int, cpu: dict[str, float
 
 
 def _taped(config: Config, dataset: Dataset, path: str, cpu: dict[str, float] | None = None) -> Session:
-    from feeds.tape import TapeFeed
+    from feeds.tape import open_tape
 
-    return _session(str(Path(path)), TapeFeed(path), config, dataset, None, cpu)
+    return _session(str(Path(path)), open_tape(path), config, dataset, None, cpu)
 
 
 def _session(label: str, feed, config: Config, dataset: Dataset, duration_s: float | None,

@@ -318,7 +318,7 @@ def test_empty_file_and_directory_are_refused_before_reading(tmp_path):
     with pytest.raises(UsageError) as caught:
         TapeFeed(tmp_path / "empty.jsonl.gz")
     assert str(caught.value) == (f"{tmp_path / 'empty.jsonl.gz'}: empty file (0 bytes); "
-                                 "give a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst)")
+                                 "give a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst, .parquet)")
     with pytest.raises(UsageError, match=f"^{tmp_path}: is a directory; give a chimera tape"):
         TapeFeed(tmp_path)
     with pytest.raises(UsageError, match=f"^{tmp_path}: is a directory; give a tape file name"):

@@ -23,6 +23,13 @@ from engine.config import Config
 from engine.errors import UsageError
 
 
+def add_format_option(parser: argparse.ArgumentParser) -> None:
+    """``--format``: the format of the tape a command writes (default: by the output's name)."""
+    parser.add_argument("--format", choices=("jsonl", "parquet"), default=None,
+                        help="tape format: jsonl (JSON lines, the default) or parquet; a .parquet output name "
+                             "also means parquet, and a format contradicting the name is refused")
+
+
 def open_database(args, config: Config, readonly: bool = False):
     """``(path, connection)`` for ``--db`` (default ``[store] path``): an existing Chimera database, or a
     one-line UsageError; read-only connections first migrate a file of an older schema."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.app.commands.common import report_simple
+from engine.app.commands.common import add_format_option, report_simple
 from engine.config import Config
 from engine.errors import UsageError
 
@@ -14,7 +14,9 @@ def register(sub, common, reporting) -> dict:
     dbn = sub.add_parser("import-dbn", parents=[common, reporting],
                          help="import a Databento DBN file (mbo, mbp-10 or trades; .dbn or .dbn.zst) into a tape")
     dbn.add_argument("file", metavar="FILE", help="the .dbn or .dbn.zst file")
-    dbn.add_argument("--out", required=True, metavar="TAPE", help="output tape (.jsonl, .jsonl.gz, .jsonl.zst)")
+    dbn.add_argument("--out", required=True, metavar="TAPE",
+                     help="output tape (.jsonl, .jsonl.gz, .jsonl.zst, .parquet)")
+    add_format_option(dbn)
     add_dbn_options(dbn)
     return {"import-dbn": cmd_import_dbn}
 
@@ -52,7 +54,7 @@ def cmd_import_dbn(args, config: Config) -> int:
 
     if not Path(args.file).is_file():
         raise UsageError(f"{args.file}: no such file")
-    report = import_dbn(args.file, args.out, **dbn_options(args, config))
+    report = import_dbn(args.file, args.out, format=args.format, **dbn_options(args, config))
     summary = {"command": "import-dbn", "file": args.file, "out": args.out, **report}
     lines = [
         f"file                      {args.file} ({report['dataset']}, {report['schema']}, "

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from engine.app import arguments
-from engine.app.commands.common import pipeline_command, progress_bar, report_simple
+from engine.app.commands.common import add_format_option, pipeline_command, progress_bar, report_simple
 from engine.config import Config
 from engine.errors import UsageError
 
@@ -24,7 +24,9 @@ def register(sub, common, reporting) -> dict:
 
     record = sub.add_parser("record", parents=[common, reporting], help="record a live feed to a tape")
     _live_options(record, None)
-    record.add_argument("--out", required=True, metavar="TAPE", help="output tape (.jsonl, .jsonl.gz, .jsonl.zst)")
+    record.add_argument("--out", required=True, metavar="TAPE",
+                        help="output tape (.jsonl, .jsonl.gz, .jsonl.zst, .parquet)")
+    add_format_option(record)
 
     demo = sub.add_parser("demo", parents=[common, reporting], help="multi-symbol simulation on built-in defaults")
     demo.add_argument("--duration", type=arguments.positive, default=300.0, help="seconds of market time (default 300)")
@@ -125,7 +127,7 @@ def cmd_record(args, config: Config) -> int:
     symbols, seed, duration, feed = _live_setup(args, config)
     count = record(feed, args.out, source=f"chimera record ({type(feed).__name__})",
                    meta={"seed": seed, "config_hash": config.hash(), "symbols": symbols},
-                   created_at=_session_start(feed))
+                   created_at=_session_start(feed), format=args.format)
     summary = {"command": "record", "out": args.out, "events": count, "symbols": symbols, "seed": seed,
                "duration_s": duration}
     report_simple(args, summary, f"recorded {count:,} events of {', '.join(symbols)} to {args.out}")

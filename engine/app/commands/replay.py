@@ -10,7 +10,7 @@ import argparse
 from datetime import date
 
 from engine.app.arguments import positive, speed
-from engine.app.commands.common import pipeline_command, report_simple, run_parameters
+from engine.app.commands.common import add_format_option, pipeline_command, report_simple, run_parameters
 from engine.app.commands.dbn import add_dbn_options, dbn_options
 from engine.config import Config
 from engine.errors import UsageError
@@ -36,7 +36,9 @@ def register(sub, common, reporting) -> dict:
                              help="import a LOBSTER day into a tape, reconciling every message")
     lobster.add_argument("message", metavar="MESSAGE_CSV")
     lobster.add_argument("orderbook", nargs="?", metavar="ORDERBOOK_CSV", help="default: found beside MESSAGE_CSV")
-    lobster.add_argument("--out", required=True, metavar="TAPE")
+    lobster.add_argument("--out", required=True, metavar="TAPE",
+                         help="output tape (.jsonl, .jsonl.gz, .jsonl.zst, .parquet)")
+    add_format_option(lobster)
     _lobster_options(lobster)
     return {"replay": cmd_replay, "import-lobster": cmd_import_lobster}
 
@@ -96,7 +98,7 @@ def cmd_import_lobster(args, config: Config) -> int:
         raise UsageError(f"{args.orderbook}: ORDERBOOK_CSV and --no-reconcile exclude each other "
                          "(--no-reconcile reads only the message file)")
     feed = LobsterFeed(args.message, args.orderbook, **_lobster_feed_options(args))
-    report = record_lobster(feed, args.out)
+    report = record_lobster(feed, args.out, format=args.format)
     summary = {"command": "import-lobster", "out": args.out, **report}
     lines = [
         f"rows                      {report['rows']:,}",

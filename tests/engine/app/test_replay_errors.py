@@ -77,7 +77,8 @@ def test_empty_files_and_directories_are_refused_before_anything_runs(tmp_path, 
     empty_message = tmp_path / "EMPTY_2012-06-21_34200000_57600000_message_1.csv"
     empty_message.write_bytes(b"")
     db = tmp_path / "never.db"
-    feeds = "give a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst), a LOBSTER message CSV or a Databento .dbn[.zst]"
+    feeds = ("give a chimera tape (.jsonl, .jsonl.gz, .jsonl.zst, .parquet), a LOBSTER message CSV or a Databento "
+             ".dbn[.zst]")
     cases = [
         (["replay", str(empty), "--db", str(db)], f"{empty}: empty file (0 bytes); {feeds}"),
         (["replay", str(tmp_path), "--db", str(db)], f"{tmp_path}: is a directory; {feeds}"),
@@ -158,7 +159,8 @@ def test_foreign_message_file_names_take_symbol_and_date(tmp_path, capsys):
     db = tmp_path / "replay.db"
     scheme = "the file name does not follow LOBSTER's scheme (TICKER_YYYY-MM-DD_start_end_message_N.csv)"
     cases = [
-        (["replay", str(renamed)], f"{renamed}: not a recognised feed file (expected a chimera tape, a Databento "
+        (["replay", str(renamed)], f"{renamed}: not a recognised feed file (expected a chimera tape (JSON lines "
+                                       "or Parquet), a Databento "
                                    ".dbn[.zst], or a LOBSTER message CSV named "
                                    "TICKER_YYYY-MM-DD_start_end_message_N.csv or given --symbol and --date)"),
         (["replay", str(renamed), "--symbol", "TEST"], f"{renamed}: {scheme}; give --date YYYY-MM-DD"),
