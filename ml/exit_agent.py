@@ -545,8 +545,8 @@ def policy_results(paths: list[EntryPath], table: QTable | None,
         for name, episode in runs.items():
             out[name][0].append(episode.net_r)
             out[name][1].append(episode.hold_s)
-    return {name: (np.array(r, dtype=float), np.array(h, dtype=float)) for name, (r, h) in out.items() if r or
-            name != "q_agent"}
+    return {name: (np.array(r, dtype=float), np.array(h, dtype=float)) for name, (r, h) in out.items()
+            if name != "q_agent" or table is not None}
 
 
 def max_drawdown_r(r: np.ndarray) -> float:

@@ -343,3 +343,12 @@ def test_a_shadow_run_registers_its_table_and_evaluate_retests_it(tmp_path, caps
     out = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["command"] == "train exits --evaluate" and out["model"]["version"] == shadow["version"]
     assert set(out["policies"]) == set(ea.POLICIES) and out["decision"] in ("q_agent", "fixed_bracket")
+
+
+def test_held_out_seeds_without_an_entry_keep_the_fixed_bracket():
+    """No held-out entry: every policy has 0 trades and the decision says why (it used to raise KeyError)."""
+    rng = np.random.default_rng(3)
+    result = ea.train(_planted(rng, 50, 1.0), ea.TrainParams(seed=1))
+    out = ea.compare([], result.table, draws=100, seed=0)
+    assert out["policies"]["q_agent"]["trades"] == 0 == out["policies"]["fixed_bracket"]["trades"]
+    assert not out["accepted"] and out["decision"] == "fixed_bracket" and "no held-out trades" in out["reason"]
