@@ -187,10 +187,11 @@ class SimulatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     episodes_per_hour: NonNegative = 3.0  # random labelled background episodes per hour per instrument (0: none)
     # label every aggressive order that executes at 2 or more prices a natural SWEEP (SPEC F22)
     natural_sweep_labels: bool = True
-    # label every vacuum of the flow by SPEC F18's definition a natural VACUUM (feeds/simulator/natural.py)
-    natural_vacuum_labels: bool = True
+    # label every vacuum of the flow by SPEC F18's definition a natural VACUUM (feeds/simulator/natural.py);
+    # off by default (it doubles the simulator's CPU time); chimera score-detectors turns both on
+    natural_vacuum_labels: bool = False
     # label every absorption of the flow by SPEC F20's definition a natural ABSORPTION (feeds/simulator/natural.py)
-    natural_absorption_labels: bool = True
+    natural_absorption_labels: bool = False
     large_tick: LargeTickProfile = LargeTickProfile()  # large-tick calibration
     small_tick: SmallTickProfile = SmallTickProfile()  # small-tick calibration
 

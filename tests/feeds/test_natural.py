@@ -192,9 +192,13 @@ def test_hidden_fills_count_toward_the_absorbed_volume():
 
 
 # ---- the simulator's stream ------------------------------------------------------------------------------------
+LABELS_ON = msgspec.structs.replace(Config(), simulator=msgspec.structs.replace(
+    Config().simulator, natural_vacuum_labels=True, natural_absorption_labels=True))
+
+
 def stream(seed: int, config: Config | None = None) -> list:
     scenario = load_preset("vacuum")
-    sim = MarketSimulator(scenario.spec.symbols, config or Config(), seed=seed, duration_s=scenario.spec.duration_s,
+    sim = MarketSimulator(scenario.spec.symbols, config or LABELS_ON, seed=seed, duration_s=scenario.spec.duration_s,
                           scenario=scenario)
     return list(sim.events())
 
@@ -211,9 +215,8 @@ def test_natural_labels_are_deterministic_and_change_no_market_event():
     assert msgspec.msgpack.encode(events) == msgspec.msgpack.encode(stream(2))
     kinds = {(e.kind, bool(e.params.get("natural"))) for e in events if isinstance(e, TruthLabel)}
     assert {(TruthKind.VACUUM, True), (TruthKind.ABSORPTION, True)} <= kinds
-    off = msgspec.structs.replace(Config(), simulator=msgspec.structs.replace(
-        Config().simulator, natural_vacuum_labels=False, natural_absorption_labels=False))
-    quiet = stream(2, off)
+    assert not Config().simulator.natural_vacuum_labels and not Config().simulator.natural_absorption_labels
+    quiet = stream(2, Config())  # the default: off
     assert msgspec.msgpack.encode(market(events)) == msgspec.msgpack.encode(market(quiet))
 
     def planted(evs: list) -> list:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import orjson
 from rich.markup import escape
 from rich.table import Table
@@ -78,6 +79,10 @@ def _session(config: Config, name: str, seed: int, background_s: float):
     from feeds.simulator import MarketSimulator
     from feeds.simulator.scenarios import load_preset
 
+    # complete truth: the natural VACUUM and ABSORPTION labels (off in other runs: they double the
+    # simulator's CPU time) are on for scoring, whatever the configuration says
+    config = msgspec.structs.replace(config, simulator=msgspec.structs.replace(
+        config.simulator, natural_vacuum_labels=True, natural_absorption_labels=True))
     if name == "background":
         sim = MarketSimulator(["TSLA", "AAPL"], config, seed=seed, duration_s=background_s)
     else:

@@ -49,8 +49,10 @@ def simulate(name: str, seed: int, symbols: tuple[str, ...] = (), duration_s: fl
              episodes_per_hour: float | None = None) -> Run:
     """A preset (its symbols and duration unless given), or ``"background"``: ``symbols`` (TSLA and
     AAPL) for ``duration_s`` (600 s) with the simulator's random episodes; cached for the test session."""
-    config = Config() if episodes_per_hour is None else msgspec.convert(
-        {"simulator": {"episodes_per_hour": episodes_per_hour}}, Config)
+    simulator: dict = {"natural_vacuum_labels": True, "natural_absorption_labels": True}  # complete truth, as
+    if episodes_per_hour is not None:  # score-detectors simulates it
+        simulator["episodes_per_hour"] = episodes_per_hour
+    config = msgspec.convert({"simulator": simulator}, Config)
     if name == "background":
         sim = MarketSimulator(list(symbols or BACKGROUND), config, seed=seed, duration_s=duration_s or 600.0)
     else:

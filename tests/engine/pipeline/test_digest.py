@@ -18,18 +18,18 @@ from engine.config import load_config
 from engine.pipeline import RunOptions, run_reference
 
 SIMULATOR = {
-    "book_samples": "779531d84100816e",
+    "book_samples": "2eb633b2e0b188e9",
     "detections": "e4c7511c4e260170",
     "equity": "bcee06dfc5f2e5ba",
-    "feature_samples": "a3fcb5d0bb275f67",
+    "feature_samples": "284823fd17623fc5",
     "fills": "f72208bd91246c58",
     "instruments": "5d0c4e93e1663045",
     "integrity": "67a6cd22cc2a4eb3",
     "orders": "64e2099e2ca838ff",
     "round_trips": "f7e463f82c82bd89",
     "signals": "ff552d14da8265b5",
-    "trades": "f5259cc1a8863be4",
-    "truth_labels": "51df5cc53a305fb4",
+    "trades": "6541d80b56d3e0cf",
+    "truth_labels": "e4d7011f1206e080",
 }
 
 AMZN = {
