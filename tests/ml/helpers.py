@@ -23,3 +23,22 @@ def champion_db(tmp_path: Path, model, version: str, kind: str, training: dict |
     finally:
         conn.close()
     return db, path
+
+
+def planted_classifier():
+    """A calibrated signal classifier whose probability rises with S_raw (planted on synthetic rows)."""
+    import numpy as np
+
+    from ml import signal_model as sm
+
+    rng = np.random.default_rng(0)
+    n = 400
+    X = np.full((n, len(sm.FEATURES)), np.nan)
+    s = rng.random(n)
+    X[:, sm.FEATURES.index("s_raw")] = s
+    y = (rng.random(n) < 0.2 + 0.6 * s).astype(np.int64)
+    t0 = np.arange(n, dtype=float)
+    e = np.zeros(n)
+    data = sm.SignalSet(X, y, t0, t0, np.zeros(n, np.int64), e, e, np.array(["x"] * n), np.array([""] * n),
+                        np.array(["target"] * n))
+    return sm.fit_calibrated(data, np.arange(n), np.ones(n), 20, 2)

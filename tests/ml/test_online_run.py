@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 import orjson
 import pytest
 
@@ -18,10 +17,10 @@ from engine.pipeline.models import load_run_models
 from engine.pipeline.wiring import build_portfolio_stages
 from engine.store import models as rows
 from feeds.simulator import MarketSimulator
-from ml import signal_model as sm
 from ml.online import OnlineLearner
 from ml.registry import save_model
 from ml.scoring import ClassifierScorer, DisabledScorer
+from tests.ml.helpers import planted_classifier
 
 SYMBOLS = ["AAPL", "NVDA", "TSLA"]
 
@@ -29,17 +28,7 @@ SYMBOLS = ["AAPL", "NVDA", "TSLA"]
 @pytest.fixture(scope="module")
 def classifier():
     """A calibrated classifier whose probability rises with S_raw (planted on synthetic rows)."""
-    rng = np.random.default_rng(0)
-    n = 400
-    X = np.full((n, len(sm.FEATURES)), np.nan)
-    s = rng.random(n)
-    X[:, sm.FEATURES.index("s_raw")] = s
-    y = (rng.random(n) < 0.2 + 0.6 * s).astype(np.int64)
-    t0 = np.arange(n, dtype=float)
-    e = np.zeros(n)
-    data = sm.SignalSet(X, y, t0, t0, np.zeros(n, np.int64), e, e, np.array(["x"] * n), np.array([""] * n),
-                        np.array(["target"] * n))
-    return sm.fit_calibrated(data, np.arange(n), np.ones(n), 20, 2)
+    return planted_classifier()
 
 
 @pytest.fixture

@@ -16,23 +16,13 @@ from engine.records import TABLES
 from feeds.simulator import MarketSimulator
 from ml import signal_model as sm
 from ml.scoring import CLASSIFIER, ClassifierScorer
-from tests.ml.helpers import champion_db
+from tests.ml.helpers import champion_db, planted_classifier
 
 
 @pytest.fixture(scope="module")
 def classifier():
     """A calibrated classifier whose probability rises with S_raw (planted on synthetic rows)."""
-    rng = np.random.default_rng(0)
-    n = 400
-    X = np.full((n, len(sm.FEATURES)), np.nan)
-    s = rng.random(n)
-    X[:, sm.FEATURES.index("s_raw")] = s
-    y = (rng.random(n) < 0.2 + 0.6 * s).astype(np.int64)
-    t0 = np.arange(n, dtype=float)
-    e = np.zeros(n)
-    data = sm.SignalSet(X, y, t0, t0, np.zeros(n, np.int64), e, e, np.array(["x"] * n), np.array([""] * n),
-                        np.array(["target"] * n))
-    return sm.fit_calibrated(data, np.arange(n), np.ones(n), 20, 2)
+    return planted_classifier()
 
 
 @pytest.fixture
