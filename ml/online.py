@@ -249,7 +249,7 @@ def _fit_window(X: np.ndarray, y: np.ndarray, t0: np.ndarray, t1: np.ndarray, gr
     model = sm.train(data, max_iter, n_splits=folds, seed=seed)
     sha = save_model(model, path)
     loaded = load_model(path, sha)
-    figures = sm.scores(data.y, sm.predict(loaded, sm._filled(X)))
+    figures = sm.scores(data.y, sm.predict(loaded, sm.filled(X)))
     metrics: dict = {f"train_{k}": v for k, v in figures.items()}
     metrics["calibration"] = sm.calibration_method(n)
     return sha, metrics, sm.OneRowCalibrated(loaded).arrays()

@@ -82,7 +82,7 @@ def _report(data: sm.SignalSet, q: float, n_splits: int, seed: int) -> dict:
     model_p = np.full(len(idx), np.nan)
     const_p = np.full(len(idx), np.nan)
     for tr, te in sm.splits(data, idx, n_splits):
-        Xtr, Xte = sm._filled(data.X[idx][tr]), sm._filled(data.X[idx][te], data.X[idx][tr])
+        Xtr, Xte = sm.filled(data.X[idx][tr]), sm.filled(data.X[idx][te], data.X[idx][tr])
         model = new_regressor(q, seed).fit(Xtr, y[tr], sample_weight=w[tr])
         model_p[te] = model.predict(Xte)
         const_p[te] = np.quantile(y[tr], q)
@@ -103,7 +103,7 @@ def train(data: sm.SignalSet, q: float, seed: int = 0) -> HistGradientBoostingRe
         raise ValueError(f"{len(idx)} signals with an excursion: too few for a price-target model")
     w = sm.uniqueness(data.t0, data.t1, data.group)[idx]
     with threadpool_limits(limits=sm.THREADS):
-        return new_regressor(q, seed).fit(sm._filled(data.X[idx]), mfe_r[idx], sample_weight=w)
+        return new_regressor(q, seed).fit(sm.filled(data.X[idx]), mfe_r[idx], sample_weight=w)
 
 
 @dataclass(frozen=True)

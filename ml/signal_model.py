@@ -360,7 +360,7 @@ def new_classifier(max_iter: int = 100, seed: int = 0) -> HistGradientBoostingCl
                                           l2_regularization=1.0, min_samples_leaf=10, random_state=seed)
 
 
-def _filled(X: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+def filled(X: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """Columns without any finite value in ``reference`` (default ``X``) set to 0 (HGB's binning needs one)."""
     ref = X if reference is None else reference
     empty = ~np.isfinite(ref).any(axis=0) if len(ref) else np.ones(X.shape[1], bool)
@@ -395,7 +395,7 @@ def fit_calibrated(data: SignalSet, idx: np.ndarray, weights: np.ndarray, max_it
 
 def _fit_calibrated(data: SignalSet, idx: np.ndarray, weights: np.ndarray, max_iter: int, n_splits: int,
                     seed: int) -> CalibratedClassifierCV:
-    X = _filled(data.X[idx])
+    X = filled(data.X[idx])
     inner = [(tr, te) for tr, te in splits(data, idx, n_splits) if len(np.unique(data.y[idx][tr])) == 2]
     if not inner:
         raise ValueError("no calibration fold holds both outcomes")
@@ -578,8 +578,8 @@ def _choose_max_iter(data: SignalSet, weights: np.ndarray, n_splits: int, seed: 
     for m in MAX_ITER_GRID:
         total, n = 0.0, 0
         for tr, te in folds:
-            model = new_classifier(m, seed).fit(_filled(data.X[tr]), data.y[tr], sample_weight=weights[tr])
-            p = predict(model, _filled(data.X[te], data.X[tr]))
+            model = new_classifier(m, seed).fit(filled(data.X[tr]), data.y[tr], sample_weight=weights[tr])
+            p = predict(model, filled(data.X[te], data.X[tr]))
             total += log_loss(data.y[te], np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1]) * len(te)
             n += len(te)
         losses[m] = total / n if n else float("inf")
@@ -648,7 +648,7 @@ def _report(data: SignalSet, n_splits: int, seed: int, importance_repeats: int) 
     for tr, te in splits(data, idx, n_splits):
         if len(np.unique(data.y[tr])) < 2:
             continue
-        Xtr, Xte = _filled(data.X[tr]), _filled(data.X[te], data.X[tr])
+        Xtr, Xte = filled(data.X[tr]), filled(data.X[te], data.X[tr])
         raw = new_classifier(max_iter, seed).fit(Xtr, data.y[tr], sample_weight=w[tr])
         p_raw[te] = predict(raw, Xte)
         try:

@@ -104,7 +104,7 @@ def test_calibration_turns_a_distorted_score_into_probabilities():
     before = sm.ece(test.y, test.X[:, 0])
     model = sm.fit_calibrated(train, np.arange(len(train)), np.ones(len(train)), 50, 3)
     assert sm.calibration_method(len(train)) == "isotonic" and sm.calibration_method(999) == "sigmoid"
-    after = sm.ece(test.y, sm.predict(model, sm._filled(test.X, train.X)))
+    after = sm.ece(test.y, sm.predict(model, sm.filled(test.X, train.X)))
     assert before > 0.15
     assert after < 0.05
     assert sm.ece(test.y, p_test) < 0.05  # the planted probabilities themselves are calibrated
