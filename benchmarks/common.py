@@ -64,6 +64,7 @@ def run_isolated(module: str, *args: str) -> list[dict]:
 
 def result(name: str, value: float, unit: str, target: float | None, higher_is_better: bool = True,
            note: str = "") -> dict:
+    value = value.item() if hasattr(value, "item") else value  # numpy scalars: orjson refuses them
     met = None if target is None else (value >= target if higher_is_better else value <= target)
     return {"name": name, "value": value, "unit": unit, "target": target, "met": met,
             "higher_is_better": higher_is_better, "note": note}
