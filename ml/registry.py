@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from skops import io as sio
-
 from engine.errors import ChimeraError
 
 # Every type a Chimera model file may contain. A file naming any other type is refused.
@@ -79,6 +77,8 @@ def verified_bytes(path: Path, expected_sha256: str | None, what: str) -> bytes:
 
 def save_model(model: object, path: str | Path) -> str:
     """Write ``model`` with skops to ``path`` (parents created); return the file's SHA-256."""
+    from skops import io as sio  # skops and scikit-learn load with the first model, not with every command
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = sio.dumps(model)
@@ -100,6 +100,8 @@ def load_model(path: str | Path, expected_sha256: str | None) -> object:
     Raises:
         ModelRefused: unknown, missing, modified, unreadable, or holding an untrusted type.
     """
+    from skops import io as sio
+
     path = Path(path)
     data = verified_bytes(path, expected_sha256, "model file")
     try:

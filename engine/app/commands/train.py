@@ -25,7 +25,6 @@ from engine.app.commands import train_signals
 from engine.app.commands.common import json_summary, progress_bar, register_model, seed_list
 from engine.config import Config
 from engine.errors import UsageError
-from ml import regime
 from ml.registry import save_model
 
 PROFILES = ("large_tick", "small_tick")
@@ -106,6 +105,8 @@ def simulated_regime_session(config: Config, *, seed: int, minutes: float, profi
 
 
 def cmd_train(args, config: Config) -> int:
+    from ml import regime  # scikit-learn loads here, not with every command
+
     if args.kind == "exits":
         from engine.app.commands.exits import cmd_train_exits
 
@@ -146,6 +147,8 @@ def cmd_train(args, config: Config) -> int:
 
 def _register(args, config: Config, db: str, model, report: dict, cv: dict | None, train_seeds: list[int],
               test_seeds: list[int], train_rows: int) -> dict:
+    from ml import regime
+
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     version = f"regime-{stamp}"
     path = (Path(db).resolve().parent / "models" / f"{version}.skops")

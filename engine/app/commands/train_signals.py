@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.table import Table
@@ -33,9 +34,10 @@ from engine.pipeline.models import RunModels, load_run_models
 from engine.pipeline.run import RunOptions, run_reference
 from engine.pipeline.wiring import fee_models
 from engine.portfolio import Portfolio
-from ml import price_target as pt
-from ml import signal_model as sm
 from ml.registry import save_model
+
+if TYPE_CHECKING:  # scikit-learn loads when a command trains, not with every command
+    from ml import signal_model as sm
 
 
 def add_parser(kinds, common, reporting, count) -> None:
@@ -64,6 +66,7 @@ def _minutes(text: str) -> float:
 def simulated_signals(config: Config, seed: int, minutes: float, models, group: int) -> sm.SignalSet:
     """The labelled signals of one simulated session of every configured symbol."""
     from feeds.simulator import MarketSimulator
+    from ml import signal_model as sm
 
     seeded = with_values(config, {"run.seed": seed})
     feed = MarketSimulator(list(seeded.run.symbols), seeded, seed, minutes * 60.0)
@@ -80,6 +83,8 @@ def simulated_signals(config: Config, seed: int, minutes: float, models, group: 
 
 
 def cmd_train_signals(args, config: Config) -> int:
+    from ml import signal_model as sm
+
     if not 2 <= args.folds <= 10:
         raise UsageError("--folds must be between 2 and 10")
     db = args.db or config.store.path
@@ -116,6 +121,9 @@ def cmd_train_signals(args, config: Config) -> int:
 
 def _price_target(args, config: Config, db: str, data: sm.SignalSet, seeds: list[int]) -> dict:
     """Cross-validate, train and register the price-target model; the report's ``price_target`` part."""
+    from ml import price_target as pt
+    from ml import signal_model as sm
+
     q = config.ml.target_quantile
     try:
         report = pt.cross_validated_report(data, q, n_splits=args.folds, seed=args.seed)
@@ -138,6 +146,8 @@ def _price_target(args, config: Config, db: str, data: sm.SignalSet, seeds: list
 
 def _register(args, config: Config, db: str, model, report: sm.Report, data: sm.SignalSet, seeds: list[int],
               models) -> dict:
+    from ml import signal_model as sm
+
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     version = f"signal-{stamp}"
     path = Path(db).resolve().parent / "models" / f"{version}.skops"
