@@ -30,6 +30,8 @@ def register(sub, common, reporting) -> dict:
     daemon.add_argument("--symbol", type=symbols, help="simulated symbols (default: [run] symbols)")
     daemon.add_argument("--tape", nargs="+", metavar="FILE",
                         help="replay these tapes/LOBSTER/DBN files in a loop instead of the simulator")
+    daemon.add_argument("--no-ml", action="store_true",
+                        help="load no model: confidence is S_raw*C (default: the registry's champions)")
     return {"daemon": cmd_daemon}
 
 
@@ -41,7 +43,8 @@ def cmd_daemon(args, config: Config) -> int:
         config = load_config(args.config, [*args.overrides, f"run.symbols={_toml_list(args.symbol)}"])
     token = os.environ.get(config.daemon.token_env) or None
     reload = (lambda: load_config(args.config, args.overrides)) if args.config else None
-    daemon = Daemon(config, args.db or config.store.path, _feeds(args, config), token, reload, args.host, args.port)
+    daemon = Daemon(config, args.db or config.store.path, _feeds(args, config), token, reload, args.host, args.port,
+                    no_ml=args.no_ml, real_data=bool(args.tape))
     with asyncio.Runner(loop_factory=LOOP_FACTORY) as runner:
         try:
             return runner.run(daemon.serve())

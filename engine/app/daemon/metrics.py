@@ -2,8 +2,8 @@
 
 One collector per daemon on its own ``CollectorRegistry`` (no process-wide registry: two daemons can
 run in one process). Values are read at scrape time from what the pipeline already counts, so nothing
-is added to the per-event path. Only figures that exist are exposed: there is no trained model yet
-(``chimera_model_info`` names the scorer in use) and the kill switch is the daemon's own.
+is added to the per-event path. ``chimera_model_info`` names each loaded model (kind, version, live or
+shadow) and ``chimera_scorer_info`` the signal scorer in use; the kill switch is the daemon's own.
 """
 
 from __future__ import annotations
@@ -67,10 +67,15 @@ class DaemonCollector(Collector):
         yield _gauge("chimera_drawdown_ratio", "Fraction of equity below its peak.", live.drawdown)
         yield _gauge("chimera_kill_switch_engaged", "1 while the kill switch rejects every signal.",
                      float(controls.engaged is not None))
-        models = GaugeMetricFamily("chimera_model_info", "The signal scorer in use (1 per scorer).",
-                                   labels=["scorer"])
-        models.add_metric([d.scorer_name()], 1.0)
+        models = GaugeMetricFamily("chimera_model_info", "Models loaded from the registry (1 per model).",
+                                   labels=["kind", "version", "mode"])
+        for model in d.models.describe():
+            models.add_metric([model["kind"], model["version"], model["mode"]], 1.0)
         yield models
+        scorer = GaugeMetricFamily("chimera_scorer_info", "The signal scorer in use (1 per scorer).",
+                                   labels=["scorer"])
+        scorer.add_metric([d.scorer_name()], 1.0)
+        yield scorer
         yield _gauge("chimera_stream_clients", "Dashboard clients connected.", live.stream_clients)
         yield _counter("chimera_stream_frames", "Dashboard frames sent (a slow client is sent fewer).",
                        live.stream_frames)

@@ -7,6 +7,11 @@ beside it on the same event loop, until SIGTERM or SIGINT.
   each; then the next session starts. Positions, the kill switch, pauses and risk limits carry over.
 - Stop: the first SIGTERM/SIGINT stops the feed; every queue drains, the writer commits, the run is
   stored ``stopped`` and the daemon exits 0 (a second signal cancels: exit 130), as the batch commands.
+- Models: the registry's champions (regime, signal classifier, price target) are verified and loaded
+  once, before the server binds, as ``chimera run`` loads them (``--no-ml``: none); a modified or
+  untrusted champion stops the daemon with one line (exit 2). Tape sessions are recorded data, so a
+  model trained only on simulated data runs in shadow there (SPEC 12). A newly promoted champion is
+  taken at the next start.
 - SIGHUP: the config file is read again and validated; its risk limits are applied. An invalid file is
   rejected with one log line and the settings in force stay.
 - Checkpoint: every ``[daemon] checkpoint_s`` and at exit the controls' state (positions, kill switch,
@@ -42,6 +47,7 @@ from engine.config import Config
 from engine.errors import ChimeraError, UsageError
 from engine.logs import get_logger
 from engine.pipeline import Pipeline, RunOptions
+from engine.pipeline.models import RunModels, load_run_models
 from feeds.base import Feed
 
 LOOPBACK = ("127.", "::1", "localhost")
@@ -70,9 +76,10 @@ class Daemon:
 
     def __init__(self, config: Config, db_path: str, feeds: Callable[[int], tuple[Feed, str, int | None]],
                  token: str | None, reload: Callable[[], Config] | None = None, host: str | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, no_ml: bool = False, real_data: bool = False) -> None:
         """``feeds(session_number)`` returns ``(feed, source, seed)`` of a session; ``reload`` reads the
-        config file again (SIGHUP).
+        config file again (SIGHUP); ``no_ml`` loads no model; ``real_data``: the sessions replay recorded
+        data (simulator-trained models run in shadow).
 
         Raises:
             UsageError: a non-loopback bind without a token.
@@ -99,6 +106,9 @@ class Daemon:
         self.stop_signal: str | None = None
         self.bound_port: int | None = None
         self.session_started = 0.0
+        self.no_ml = no_ml
+        self.real_data = real_data
+        self.models = RunModels(disabled=no_ml)  # the verified champions, loaded by ``serve``
         self.log = get_logger()
 
     # --- the main coroutine ------------------------------------------------------------------------------
@@ -107,6 +117,13 @@ class Daemon:
         store.check_database(self.db_path)
         _prepare_vacuum(self.db_path, self.config.store.busy_timeout_ms)
         conn = store.connect(self.db_path, self.config.store.busy_timeout_ms)
+        try:  # verified before anything runs: a refused champion stops the daemon (ModelRefused, exit 2)
+            self.models = load_run_models(conn, no_ml=self.no_ml, real_data=self.real_data)
+        except BaseException:
+            conn.close()
+            raise
+        if self.models.describe():
+            self.log.info("models_loaded", models=self.models.describe())
         runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False, shutdown_timeout=2.0)
         checkpoints: asyncio.Task | None = None
         with stop_on_signals(self.request_stop, extra={signal.SIGHUP: lambda _name: self.reload()}):
@@ -162,7 +179,7 @@ class Daemon:
     async def _session(self, conn: sqlite3.Connection, feed: Feed, source: str, seed: int | None) -> None:
         config = self.config
         speed = config.daemon.speed
-        options = RunOptions(speed=None if speed == "max" else float(speed))
+        options = RunOptions(speed=None if speed == "max" else float(speed), no_ml=self.no_ml, models=self.models)
         run_id = new_run_id("daemon")
         store.start_run(conn, run_id, "daemon", seed, config.hash(), source, _now_iso(), "{}")
         pipeline = Pipeline(feed, config, self.db_path, run_id, options)

@@ -117,7 +117,7 @@ def test_metrics_expose_the_pipeline_figures_in_prometheus_format(daemon):
     assert values["chimera_writer_batch_seconds_count"] > 0 and values["chimera_writer_batch_seconds_sum"] > 0
     assert values["chimera_kill_switch_engaged"] == 0.0
     assert 'chimera_position_lots{instrument="AAPL"}' in values
-    assert 'chimera_model_info{scorer="UntrainedScorer"}' in values
+    assert 'chimera_scorer_info{scorer="UntrainedScorer"}' in values
     assert "# TYPE chimera_events_total counter" in text
 
 
