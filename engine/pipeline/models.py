@@ -162,27 +162,38 @@ def run_mode(row: registry_rows.ModelRow, real_data: bool) -> str:
     return "shadow" if real_data and simulated_only else "live"
 
 
-def load_run_models(conn: sqlite3.Connection, *, no_ml: bool, real_data: bool) -> RunModels:
+def load_run_models(conn: sqlite3.Connection, *, no_ml: bool, real_data: bool,
+                    pinned: dict[str, str] | None = None) -> RunModels:
     """The champions of the run's registry, verified and loaded (see the module docstring).
 
+    ``pinned`` (kind -> version): those versions instead of the champions of their kinds (a restarted
+    daemon resumes the versions it ran); the other kinds take their champion.
+
     Raises:
-        ModelRefused: a champion's file is modified, missing, unknown or holds an untrusted type.
+        ModelRefused: a model's file is modified, missing, unknown or holds an untrusted type, or a pinned
+            version is no longer registered.
     """
     if no_ml:
         return RunModels(disabled=True)
     loaded: dict[str, LoadedModel] = {}
-    intercepts: dict = {}
+    used: dict[str, registry_rows.ModelRow] = {}
     for kind in ("regime", "signal", "target"):
-        row = registry_rows.champion(conn, kind)
+        version = (pinned or {}).get(kind)
+        row = registry_rows.champion(conn, kind) if version is None else registry_rows.get_model(conn, version)
+        if row is None and version is not None:
+            from ml.registry import ModelRefused
+
+            raise ModelRefused(f"{kind} model {version}, which ran before the restart, is no longer in the "
+                               "registry; refusing to start (take the champions with --champions)")
         if row is None:
             continue
         from ml.registry import load_model  # skops and scikit-learn load only when a model does (1.5 s, 100 MiB)
 
         loaded[kind] = LoadedModel(kind, row.version, run_mode(row, real_data), load_model(row.path, row.sha256))
-        if kind == "signal":
-            intercepts = dict(row.training.get("intercepts") or {})
+        used[kind] = row
     files = [r[2] for r in conn.execute("PRAGMA database_list").fetchall() if r[1] == "main"]
-    return RunModels(regime=loaded.get("regime"), signal=loaded.get("signal"), intercepts=intercepts,
-                     registry_path=files[0] if files and files[0] else None,
-                     signal_row=registry_rows.champion(conn, "signal") if "signal" in loaded else None,
+    signal_row = used.get("signal")
+    return RunModels(regime=loaded.get("regime"), signal=loaded.get("signal"),
+                     intercepts=dict(signal_row.training.get("intercepts") or {}) if signal_row else {},
+                     registry_path=files[0] if files and files[0] else None, signal_row=signal_row,
                      target=loaded.get("target"))

@@ -32,6 +32,8 @@ def register(sub, common, reporting) -> dict:
                         help="replay these tapes/LOBSTER/DBN files in a loop instead of the simulator")
     daemon.add_argument("--no-ml", action="store_true",
                         help="load no model: confidence is S_raw*C (default: the registry's champions)")
+    daemon.add_argument("--champions", action="store_true",
+                        help="load the registry's champions, not the model versions the daemon ran before a restart")
     return {"daemon": cmd_daemon}
 
 
@@ -44,7 +46,7 @@ def cmd_daemon(args, config: Config) -> int:
     token = os.environ.get(config.daemon.token_env) or None
     reload = (lambda: load_config(args.config, args.overrides)) if args.config else None
     daemon = Daemon(config, args.db or config.store.path, _feeds(args, config), token, reload, args.host, args.port,
-                    no_ml=args.no_ml, real_data=bool(args.tape))
+                    no_ml=args.no_ml, real_data=bool(args.tape), champions=args.champions)
     with asyncio.Runner(loop_factory=LOOP_FACTORY) as runner:
         try:
             return runner.run(daemon.serve())

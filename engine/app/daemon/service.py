@@ -9,9 +9,10 @@ beside it on the same event loop, until SIGTERM or SIGINT.
   stored ``stopped`` and the daemon exits 0 (a second signal cancels: exit 130), as the batch commands.
 - Models: the registry's champions (regime, signal classifier, price target) are verified and loaded
   once, before the server binds, as ``chimera run`` loads them (``--no-ml``: none); a modified or
-  untrusted champion stops the daemon with one line (exit 2). Tape sessions are recorded data, so a
-  model trained only on simulated data runs in shadow there (SPEC 12). A newly promoted champion is
-  taken at the next start.
+  untrusted model stops the daemon with one line (exit 2). Tape sessions are recorded data, so a
+  model trained only on simulated data runs in shadow there (SPEC 12). The versions loaded are
+  checkpointed (``daemon_state`` row ``models``): a restarted daemon resumes those versions, a kind it
+  ran none of takes its champion, and ``--champions`` takes every champion (after a promotion).
 - SIGHUP: the config file is read again and validated; its risk limits are applied. An invalid file is
   rejected with one log line and the settings in force stay.
 - Checkpoint: every ``[daemon] checkpoint_s`` and at exit the controls' state (positions, kill switch,
@@ -52,6 +53,9 @@ from feeds.base import Feed
 
 LOOPBACK = ("127.", "::1", "localhost")
 STATE_NAME = "controls"
+SAVE_STATE = ("INSERT INTO daemon_state (name, state, saved_at) VALUES (?, ?, ?) "
+              "ON CONFLICT(name) DO UPDATE SET state = excluded.state, saved_at = excluded.saved_at")
+MODELS_NAME = "models"  # daemon_state row: {kind: version} of the models the daemon runs
 
 
 class WriterLatency:
@@ -76,10 +80,12 @@ class Daemon:
 
     def __init__(self, config: Config, db_path: str, feeds: Callable[[int], tuple[Feed, str, int | None]],
                  token: str | None, reload: Callable[[], Config] | None = None, host: str | None = None,
-                 port: int | None = None, no_ml: bool = False, real_data: bool = False) -> None:
+                 port: int | None = None, no_ml: bool = False, real_data: bool = False,
+                 champions: bool = False) -> None:
         """``feeds(session_number)`` returns ``(feed, source, seed)`` of a session; ``reload`` reads the
         config file again (SIGHUP); ``no_ml`` loads no model; ``real_data``: the sessions replay recorded
-        data (simulator-trained models run in shadow).
+        data (simulator-trained models run in shadow); ``champions``: the registry's champions even where
+        the checkpoint names the versions the daemon ran before.
 
         Raises:
             UsageError: a non-loopback bind without a token.
@@ -108,6 +114,7 @@ class Daemon:
         self.session_started = 0.0
         self.no_ml = no_ml
         self.real_data = real_data
+        self.champions = champions
         self.models = RunModels(disabled=no_ml)  # the verified champions, loaded by ``serve``
         self.log = get_logger()
 
@@ -117,13 +124,11 @@ class Daemon:
         store.check_database(self.db_path)
         _prepare_vacuum(self.db_path, self.config.store.busy_timeout_ms)
         conn = store.connect(self.db_path, self.config.store.busy_timeout_ms)
-        try:  # verified before anything runs: a refused champion stops the daemon (ModelRefused, exit 2)
-            self.models = load_run_models(conn, no_ml=self.no_ml, real_data=self.real_data)
+        try:  # verified before anything runs: a refused model stops the daemon (ModelRefused, exit 2)
+            self._load_models(conn)
         except BaseException:
             conn.close()
             raise
-        if self.models.describe():
-            self.log.info("models_loaded", models=self.models.describe())
         runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False, shutdown_timeout=2.0)
         checkpoints: asyncio.Task | None = None
         with stop_on_signals(self.request_stop, extra={signal.SIGHUP: lambda _name: self.reload()}):
@@ -284,9 +289,7 @@ class Daemon:
         conn = store.connect(self.db_path, self.config.store.busy_timeout_ms)
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO daemon_state (name, state, saved_at) VALUES (?, ?, ?) "
-                         "ON CONFLICT(name) DO UPDATE SET state = excluded.state, saved_at = excluded.saved_at",
-                         (STATE_NAME, state, _now_iso()))
+            conn.execute(SAVE_STATE, (STATE_NAME, state, _now_iso()))
             conn.commit()
             if cut is not None:
                 prune(conn, *cut, self.config.daemon.retention_s)
@@ -299,6 +302,18 @@ class Daemon:
         if pipeline is None or pipeline.stats.last_ts is None:
             return None
         return pipeline.run_id, pipeline.stats.last_ts - int(self.config.daemon.retention_s * 1e9)
+
+    def _load_models(self, conn: sqlite3.Connection) -> None:
+        """The checkpointed versions (or the champions), verified and loaded; the versions checkpointed."""
+        row = conn.execute("SELECT state FROM daemon_state WHERE name = ?", (MODELS_NAME,)).fetchone()
+        pinned = None if row is None or self.champions else orjson.loads(row[0])
+        self.models = load_run_models(conn, no_ml=self.no_ml, real_data=self.real_data, pinned=pinned)
+        if self.no_ml:
+            return  # the checkpoint keeps what ran before: a later start with models resumes it
+        running = {m["kind"]: m["version"] for m in self.models.describe()}
+        self.log.info("models_loaded", models=self.models.describe(), resumed=sorted(set(pinned or {}) & set(running)))
+        with conn:
+            conn.execute(SAVE_STATE, (MODELS_NAME, orjson.dumps(running).decode(), _now_iso()))
 
     def _restore(self, conn: sqlite3.Connection) -> None:
         row = conn.execute("SELECT state, saved_at FROM daemon_state WHERE name = ?", (STATE_NAME,)).fetchone()

@@ -86,7 +86,8 @@ def test_a_restarted_daemon_resumes_positions_kill_switch_pauses_and_limits(tmp_
         assert first.post("/api/control/risk", {"max_position": 400})[0] == 200
     finally:
         assert first.stop() == 0
-    saved = orjson.loads(sqlite3.connect(first.db).execute("SELECT state FROM daemon_state").fetchone()[0])
+    saved = orjson.loads(sqlite3.connect(first.db).execute(
+        "SELECT state FROM daemon_state WHERE name = 'controls'").fetchone()[0])
     assert any(p["cash"] for p in saved["positions"].values())
     second = DaemonProcess(tmp_path, "--symbol", "AAPL,TSLA", "--set", "daemon.speed=100", db=first.db).start()
     try:
