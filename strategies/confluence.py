@@ -19,7 +19,12 @@ before they are used (0 until then). Everything is causal: only values at or bef
 Families: ``trend(side)`` is ``C = sum w_TF eps d_TF / sum w_TF`` over the frames whose z-scores are
 in use (a short session has no 60 s evidence yet; without it C would be capped at 0.2) (S4); ``reversal(side)`` is
 ``C = 0.5 eps d_1s + 0.3 (1 - |d_10s|) + 0.2 (1 + eps d_60s) / 2``, and ``reversal_ok`` adds the
-fast-frame, slow-frame and exhaustion conditions. ``gate(strategy, side)`` applies the default gate
+fast-frame, slow-frame and exhaustion conditions. The exhaustion reads the 10 s frame's history of
+closes at which its z-scores were in use: a close before that is not SPEC's d_TF (no OFI, CVD-slope or
+lean evidence) and stays out, and with fewer than 3 such closes the condition passes. Counting those
+warm-up closes judged the exhaustion on the drift term alone, then a first real |d| against it: on
+issue 15's ten-minute run, seed 2, that kept S2 out of a true stack at 990/989 (confirmed, C 0.55-0.72,
+refused for 15 s until C fell). ``gate(strategy, side)`` applies the default gate
 matrix (S1, S2, S3, S5, S6 off in SHOCK; S5 off in TREND and BREAKOUT; S4 off in RANGE_LOW) and
 returns the size factor (0 = gated; 0.5 for S1 fading a TREND).
 """
@@ -106,7 +111,8 @@ class _Frame:
         z_ofi = engine_z if engine_z is not None else self.ofi.z(ofi)
         drift = values.get(drift_key, 0.0) if values.get(f"{drift_key}_ready") else 0.0
         self.d = math.tanh((z_ofi + self.slope.z(slope) + self.lean.z(lean) + drift / 3.0) / 2.0)
-        self.history.append(self.d)
+        if self.ready:  # a close before the z-scores are in use is no d_TF evidence (SPEC 4.1): not history
+            self.history.append(self.d)
         self.ofi.add(ofi)
         self.slope.add(slope)
         self.lean.add(lean)

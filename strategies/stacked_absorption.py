@@ -7,6 +7,17 @@ tick; confirmation within ``confirm_s``: the 1 s OFI z > 0.5, or the lean > +0.2
 ask lifted. Entry: market on confirmation (at the ask). Stop: the lowest absorption price - buf.
 Targets: the nearest HVN/VWAP above and 2R. Time stop 10 min. Invalidation: a trade below the
 zone by more than buf; the zone's depth falling > 50 % by cancellation.
+
+Reading of the divergence (SPEC: "mid change >= -1 tick" over the stack window): the members are
+absorption events, each at a price that was the best and held (F20's adv = 0), so when they sit at
+different prices the best moved from one to the next and the mid fell by the zone's width without the
+price getting through any member. That width is the zone, not progress: the mid may fall by at most
+``max_adverse_ticks`` beyond it (``price_hi - price_lo + max_adverse_ticks``). Read literally, a bid
+zone of 3 adjacent prices (SPEC's own ``stacked_absorption`` scenario) could only trigger if the lower
+levels absorbed first. Measured on that preset, seeds 1-10, with the absorption detector breaking a
+price that a trade went through: S2 goes long next to the zone on 1, 4 and 8, every seed whose session
+holds a true bid stack (2 or more natural ABSORPTION labels, F20 events, within 3 ticks and 60 s); with
+the literal reading on 4 and 8 (seed 1's stack, 1000 then 998, saw the mid fall 2 ticks).
 """
 
 from __future__ import annotations
@@ -79,7 +90,10 @@ class StackedAbsorption(OrderFlowStrategy):
         seconds = max(1e-3, (ts - stack.t_start) / NS)
         cvd = self.confluence.change("cvd", ts, seconds)
         mid_change = self.confluence.change("mid", ts, seconds)
-        divergent = side * cvd < 0 and side * mid_change >= -self.p.max_adverse_ticks
+        # the members held at their prices, so the best went through the zone between them: its width is
+        # not progress (see the module docstring)
+        width = stack.price_hi - stack.price_lo
+        divergent = side * cvd < 0 and side * mid_change >= -(self.p.max_adverse_ticks + width)
         if not divergent:
             return
         ask = values["best_ask" if side > 0 else "best_bid"]

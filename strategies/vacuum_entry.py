@@ -9,9 +9,10 @@ baseline before +1 sigma1 of progress; the OFI's sign flips.
 
 Deviation (measured, our design): SPEC's invalidation is checked *before* the entry. A vacuum arms
 the setup; the signal comes at the first sample within ``confirm_s`` (10 s) where the vacuum side's
-depth ``D_N`` is back to ``refill_share`` (0.8, SPEC's figure) of the detector's median depth and the
-mid still holds ``progress`` = max(``progress_ticks``, ``progress_sigma1`` sigma1) ticks beyond the
-mid before the vacuum, the aggressive flow since the vacuum began is not against the entry (CVD
+depth ``D_N`` is back to ``refill_share`` (0.8, SPEC's figure) of the detector's median depth if the
+mid has made ``progress`` = max(``progress_ticks``, ``progress_sigma1`` sigma1) ticks beyond the mid
+before the vacuum at a sample since the vacuum, that one included (SPEC's order: the depth back
+*before* that progress invalidates), the aggressive flow since the vacuum began is not against the entry (CVD
 change >= ``min_flow`` = 0 lots: our addition), and the next wall on that side is still >= 3 ticks
 away (``confirm_s`` = 15 s). A refill without that progress,
 an absorption on the vacuum side, a spoof detection (the spoofing detector) on that side inside the
@@ -25,6 +26,12 @@ The cost is a later entry (5-13 s after the pull, once the asks are back). Measu
 vacuum fires on 5 (4, 6, 7, 9, 20; 3 of 1-10 before, entering at the pull), spoof_pull's planted pull
 gives a long on 1 (seed 19: the asks return 3.3 s after the pull at the swept-up price; 1 of 1-10
 before, seed 9). With ``refill_share`` 0.5 the vacuum fired on 5 of seeds 1-10 and spoof_pull on 1.
+
+Until issue 15's done-when run the progress had to hold at the refill sample itself, stricter than
+SPEC's order. On seed 7 of that run (NVDA) the mid was +14.0 ticks at the TF1 close 2 s before the asks
+were back (1 sigma1 = 12.3) and +12.0 at the refill: SPEC does not invalidate that, and S4 now goes long
+there. Measured with and without the change (seeds 1-20): vacuum gives the same longs (4, 6, 7, 9, 20),
+spoof_pull the same (15 and 19, on the unchanged code too).
 """
 
 from __future__ import annotations
@@ -43,12 +50,13 @@ from strategies.confluence import Confluence
 class _Armed:
     """A vacuum whose trigger held, waiting for its side's depth to come back."""
 
-    __slots__ = ("vacuum", "side", "pre_mid", "pre_cvd", "ofi_z", "confluence", "expires")
+    __slots__ = ("vacuum", "side", "pre_mid", "pre_cvd", "ofi_z", "confluence", "expires", "reached")
 
     def __init__(self, vacuum: VacuumDetection, side: int, pre_mid: float, pre_cvd: float, ofi_z: float,
                  confluence: tuple[float, bool], expires: int) -> None:
         self.vacuum, self.side, self.pre_mid, self.pre_cvd = vacuum, side, pre_mid, pre_cvd
         self.ofi_z, self.confluence, self.expires = ofi_z, confluence, expires
+        self.reached = float("-inf")  # the most progress the mid made while the setup waited (ticks)
 
 
 class VacuumEntry(OrderFlowStrategy):
@@ -100,17 +108,18 @@ class VacuumEntry(OrderFlowStrategy):
         self.armed = _Armed(vacuum, side, pre_mid, pre_cvd, ofi_z, confluence, ts + int(self.p.confirm_s * NS))
 
     def confirm(self, features: FeatureVector, armed: _Armed) -> Signal | None:
-        """The signal once the vacuum side's depth is back and the mid kept its progress."""
+        """The signal once the vacuum side's depth is back, if the mid made its progress before that."""
         values = features.values
         side, vacuum = armed.side, armed.vacuum
         depth = values.get("void_depth_ask" if side > 0 else "void_depth_bid", 0.0)
+        mid = values["mid"]
+        progress = side * (mid - armed.pre_mid)
+        armed.reached = max(armed.reached, progress)
         if depth < self.p.refill_share * vacuum.median_depth:
             return None
         self.armed = None
-        mid = values["mid"]
-        progress = side * (mid - armed.pre_mid)
         need = max(float(self.p.progress_ticks), self.p.progress_sigma1 * values.get("sigma1", 0.0))
-        if progress < need:
+        if armed.reached < need:
             return None  # SPEC's invalidation: the depth came back before the progress
         flow = side * (values["cvd"] - armed.pre_cvd)
         if flow < self.p.min_flow:
@@ -136,7 +145,7 @@ class VacuumEntry(OrderFlowStrategy):
                       (wall_dist if wall_size else 2.0 * self.p.min_wall_ticks, self.p.min_wall_ticks)],
             evidence={"void": vacuum.void, "depth_before": vacuum.depth_before, "depth_after": vacuum.depth_after,
                       "depth_now": depth, "median_depth": vacuum.median_depth, "pre_mid": pre_mid,
-                      "progress": progress, "ofi_z_1s": armed.ofi_z, "flow": flow,
+                      "progress": progress, "progress_reached": armed.reached, "ofi_z_1s": armed.ofi_z, "flow": flow,
                       "delay_s": (features.ts_recv - vacuum.ts_recv) / NS,
                       "wall_dist": wall_dist if wall_size else -1.0},
             invalidation="the OFI sign flips; 20 s without progress (the depth's return before the progress "

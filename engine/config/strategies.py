@@ -157,7 +157,7 @@ class VacuumEntryParams(_Params, frozen=True):
     confirm_s: Secs = 15.0
     # ... back means D_N >= refill_share * the detector's median depth (SPEC's 80 % of baseline)
     refill_share: Fraction = 0.8
-    # then the mid must still be this many ticks beyond the mid before the vacuum ...
+    # the mid must reach this many ticks beyond the mid before the vacuum before the depth is back ...
     progress_ticks: Ticks = 3
     # ... or this many sigma1, whichever is larger
     progress_sigma1: Ratio = 1.0

@@ -37,6 +37,26 @@ def test_reversal_needs_the_fast_frame_turned_and_the_slow_frame_not_strongly_ag
     assert tracker(0.9, 0.0, 0.0).reversal_ok(1)
 
 
+def test_exhaustion_reads_only_the_closes_whose_z_scores_were_in_use():
+    """SPEC 4.3's |d_10s| over the last 3 closes: a warm-up close (no z-scores yet, d from the drift alone) is no
+    d_TF and stays out of the history; the first ready closes, -1.0 then -0.55 (exhausting), pass."""
+    c = Confluence(ConfluenceParams(z_min_samples=3))
+    frame = c.frames["10s"]
+    for ofi in (0.0, 50.0, -50.0):  # warm-up: d is the drift term alone
+        frame.close({"ofi_10s": ofi, "micro_lean": 0.0, "cvd": 0.0, "t_drift_tf2": 0.5, "t_drift_tf2_ready": 1.0},
+                    "ofi_10s", "t_drift_tf2")
+        assert frame.d == pytest.approx(math.tanh(0.5 / 3 / 2))
+    assert list(frame.history) == []
+    frame.close({"ofi_10s": -400.0, "micro_lean": 0.0, "cvd": 0.0, "t_drift_tf2": 0.0, "t_drift_tf2_ready": 1.0},
+                "ofi_10s", "t_drift_tf2")
+    assert len(frame.history) == 1 and frame.history[0] < -0.5
+    frame.history.append(-0.55)
+    c.frames["1s"].d = 0.9
+    assert c.reversal_ok(1)
+    frame.history.appendleft(0.09)  # a warm-up close counted as the third: |-0.55| > |0.09| would fail
+    assert not c.reversal_ok(1)
+
+
 def test_trend_confluence_weights_the_ready_frames():
     """C = sum w eps d / sum w over the frames with evidence (0.2, 0.3, 0.5); unready frames drop out."""
     assert tracker(0.5, 0.4, 0.2).trend(1) == pytest.approx(0.2 * 0.5 + 0.3 * 0.4 + 0.5 * 0.2)

@@ -2,8 +2,11 @@
 --speed max` shows signals from at least four of the six strategies in its summary, on the default seed (7) and
 on seeds 1-5.
 
-Measured: seed 7 gives mean_reversion 5, stacked_absorption 5, sweep_reversal 3, hvn_bounce 2 (4 strategies);
-seeds 1-5 give 4, 4, 6, 5 and 5 strategies."""
+Measured with the absorption detector breaking a price that a trade went through (SPEC F20's adv = 0): seeds 1-5
+give 4, 4, 4, 4 and 5 strategies (S2 on seed 2); seed 7 gives sweep_reversal 2, vacuum_entry 1, mean_reversion 4,
+hvn_bounce 3. Seed 7's session holds four F20 absorptions, the two on one side 92 s apart: no stacked absorption
+for S2 (README, "Detectors and how often they are right"). Before that rule seed 7 gave stacked_absorption 5 (each
+on a stack with a false member), mean_reversion 3, hvn_bounce 3, sweep_reversal 2."""
 
 from __future__ import annotations
 

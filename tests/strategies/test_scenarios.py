@@ -48,10 +48,14 @@ def test_sweep_reversal_does_not_fade_a_breakout(seed):
     assert fades == []
 
 
-@pytest.mark.parametrize("seed", [1, 4, 5, 8, 9])
+@pytest.mark.parametrize("seed", [1, 4, 8])
 def test_stacked_absorption_buys_above_the_planted_zone(seed):
-    """stacked_absorption: S2 goes long next to the planted bid zone with its stop below the zone
-    (it holds on 5 of seeds 1-10; the set is those seeds)."""
+    """stacked_absorption: S2 goes long next to the planted bid zone with its stop below the zone (it holds on 3
+    of seeds 1-10, 1, 4 and 8, the set: the seeds whose session holds a true bid stack, two F20 absorptions within
+    3 ticks and 60 s by the natural labels). The sell burst walks past the absorber's upper levels (small
+    iceberg peaks, refilled 0.5-5 ms after use: the planted labels say ``through``), so on the other seeds the zone
+    gives at most one absorption event; S2 held on 5 seeds (1, 4, 5, 8, 9) while the absorption detector kept a
+    price that a trade went through (SPEC F20's adv = 0 says it is broken)."""
     run = session("stacked_absorption", seed)
     zone = run.labels_of(TruthKind.ABSORPTION)
     low, high = min(z[5] for z in zone), max(z[6] for z in zone)
@@ -142,12 +146,13 @@ def test_mean_reversion_fades_the_planted_overextension(seed):
     assert signal.stop > signal.evidence["extreme"] and signal.targets[-1] <= round(signal.evidence["vwap"])
 
 
-@pytest.mark.parametrize("seed", [1, 3, 4, 6, 7])
+@pytest.mark.parametrize("seed", [1, 3, 4, 6, 8])
 def test_hvn_bounce_buys_the_first_retest_of_the_planted_node(seed):
     """profile_bounce: while the planted buyers hold H, S6 goes long at the node (entry within 3 ticks above H)
-    with its stop below the buyers' lower price (it holds on 8 of seeds 1-10: 1, 3, 4, 6, 7, 8, 9, 10 and the
-    set is the first five; on seed 2 the reversal confluence passes only at 960 s, 7 ticks above H, on seed 5
-    never while the mid is at the node)."""
+    with its stop below the buyers' lower price (it holds on 6 of seeds 1-10: 1, 3, 4, 6, 8, 10 and the set is
+    the first five; 7 and 9 held while the absorption detector kept a price that a trade went through, SPEC F20's
+    adv = 0; on seed 2 the reversal confluence passes only at 960 s, 7 ticks above H, on seed 5 never while the
+    mid is at the node)."""
     run = session("profile_bounce", seed)
     buyers = run.labels_of(TruthKind.ABSORPTION)
     H = max(b[5] for b in buyers)

@@ -138,6 +138,12 @@ class Tape:
         assert all(self.orders[oid][:2] == [side, price] for oid, _ in fills)
         self._fill(-side, fills, match=True)
 
+    def walk(self, side: int, fills: list[tuple[int, int]]) -> None:
+        """One aggressive order against resting ``side`` through several prices: ``fills`` = [(order id, size)]
+        in the order they execute."""
+        assert all(self.orders[oid][0] == side for oid, _ in fills)
+        self._fill(-side, fills, match=True)
+
     def _fill(self, aggressor: int, fills: list[tuple[int, int]], match: bool) -> None:
         match_id = self.next_match if match else 0
         self.next_match += 1
