@@ -30,7 +30,7 @@ from engine.store import models as registry_rows
 TRAIN_SEEDS = 1001  # first seed of the demo set's sessions (the demo itself runs [run] seed)
 REGIME = {"sessions": 2, "test_sessions": 1, "minutes": 30.0}
 SIGNALS = {"sessions": 2, "minutes": 20.0, "max_iter": 50, "folds": 3}
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
 def data_dir(config: Config) -> Path:

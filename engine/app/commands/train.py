@@ -36,7 +36,7 @@ def register(sub, common, reporting) -> dict:
     kinds = train.add_subparsers(dest="kind", required=True)
     reg = kinds.add_parser("regime", parents=[common, reporting],
                            help="the regime model: train on simulated sessions, evaluate on unseen seeds")
-    reg.add_argument("--sessions", type=_count, default=8, help="training sessions (default 8)")
+    reg.add_argument("--sessions", type=_count, default=24, help="training sessions (default 24)")
     reg.add_argument("--test-sessions", type=_count, default=4, help="evaluation sessions (default 4)")
     reg.add_argument("--minutes", type=arguments.positive, default=120.0,
                      help="simulated minutes per session (default 120)")
@@ -131,7 +131,7 @@ def cmd_train(args, config: Config) -> int:
                     progress.advance(task)
         if progress:
             progress.update(task, description="fitting the regime model")
-        train_set, test_set = regime.RegimeSet.build(train), regime.RegimeSet.build(test)
+        train_set, test_set = regime.RegimeSet.build(train, mirror=True), regime.RegimeSet.build(test)
         if len(set(train_set.y.tolist())) < 2:
             raise UsageError("the training sessions hold fewer than two regimes; use more or longer sessions")
         model = regime.train_regime(train_set, seed=args.seed)
