@@ -118,7 +118,7 @@ def train_demo_set(config: Config, cache: Path, progress=None) -> dict:
     train_set = regime.RegimeSet.build([x for part in sessions[:REGIME["sessions"]] for x in part])
     test_set = regime.RegimeSet.build([x for part in sessions[REGIME["sessions"]:] for x in part])
     regime_model = regime.train_regime(train_set, seed=TRAIN_SEEDS)
-    report = regime.evaluate(test_set.y, regime_model.predict(test_set.X))
+    report = regime.evaluate(test_set.y, regime.predict(regime_model, test_set.X))
     keep("regime", regime_model, {"minutes": REGIME["minutes"], "train_seeds": seeds[:REGIME["sessions"]],
                                   "test_seeds": seeds[REGIME["sessions"]:], "rows": len(train_set.y)},
          {k: report[k] for k in ("n", "balanced_accuracy", "macro_f1")})

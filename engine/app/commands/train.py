@@ -136,7 +136,7 @@ def cmd_train(args, config: Config) -> int:
             raise UsageError("the training sessions hold fewer than two regimes; use more or longer sessions")
         model = regime.train_regime(train_set, seed=args.seed)
         cv = regime.cross_validate(train_set, n_splits=args.folds, seed=args.seed) if args.folds else None
-        report = regime.evaluate(test_set.y, model.predict(test_set.X))
+        report = regime.evaluate(test_set.y, regime.predict(model, test_set.X))
         if progress:
             progress.advance(task)
     summary = _register(args, config, db, model, report, cv, train_seeds, test_seeds, len(train_set.y))
