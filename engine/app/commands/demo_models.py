@@ -30,7 +30,7 @@ from engine.store import models as registry_rows
 TRAIN_SEEDS = 1001  # first seed of the demo set's sessions (the demo itself runs [run] seed)
 REGIME = {"sessions": 2, "test_sessions": 1, "minutes": 30.0}
 SIGNALS = {"sessions": 2, "minutes": 20.0, "max_iter": 50, "folds": 3}
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
 def data_dir(config: Config) -> Path:
@@ -118,7 +118,7 @@ def train_demo_set(config: Config, cache: Path, progress=None) -> dict:
     train_set = regime.RegimeSet.build([x for part in sessions[:REGIME["sessions"]] for x in part])
     test_set = regime.RegimeSet.build([x for part in sessions[REGIME["sessions"]:] for x in part])
     regime_model = regime.train_regime(train_set, seed=TRAIN_SEEDS)
-    report = regime.evaluate(test_set.y, regime_model.predict(test_set.X))
+    report = regime.evaluate(test_set.y, regime.predict(regime_model, test_set.X))
     keep("regime", regime_model, {"minutes": REGIME["minutes"], "train_seeds": seeds[:REGIME["sessions"]],
                                   "test_seeds": seeds[REGIME["sessions"]:], "rows": len(train_set.y)},
          {k: report[k] for k in ("n", "balanced_accuracy", "macro_f1")})

@@ -35,7 +35,7 @@ def register(sub, common, reporting) -> dict:
     kinds = train.add_subparsers(dest="kind", required=True)
     reg = kinds.add_parser("regime", parents=[common, reporting],
                            help="the regime model: train on simulated sessions, evaluate on unseen seeds")
-    reg.add_argument("--sessions", type=_count, default=8, help="training sessions (default 8)")
+    reg.add_argument("--sessions", type=_count, default=24, help="training sessions (default 24)")
     reg.add_argument("--test-sessions", type=_count, default=4, help="evaluation sessions (default 4)")
     reg.add_argument("--minutes", type=arguments.positive, default=120.0,
                      help="simulated minutes per session (default 120)")
@@ -132,12 +132,12 @@ def cmd_train(args, config: Config) -> int:
                     progress.advance(task)
         if progress:
             progress.update(task, description="fitting the regime model")
-        train_set, test_set = regime.RegimeSet.build(train), regime.RegimeSet.build(test)
+        train_set, test_set = regime.RegimeSet.build(train, mirror=True), regime.RegimeSet.build(test)
         if len(set(train_set.y.tolist())) < 2:
             raise UsageError("the training sessions hold fewer than two regimes; use more or longer sessions")
         model = regime.train_regime(train_set, seed=args.seed)
         cv = regime.cross_validate(train_set, n_splits=args.folds, seed=args.seed) if args.folds else None
-        report = regime.evaluate(test_set.y, model.predict(test_set.X))
+        report = regime.evaluate(test_set.y, regime.predict(model, test_set.X))
         if progress:
             progress.advance(task)
     summary = _register(args, config, db, model, report, cv, train_seeds, test_seeds, len(train_set.y))
