@@ -8,15 +8,7 @@ import pytest
 
 from engine.config.strategies import ConfluenceParams
 from strategies.confluence import Confluence
-
-
-def tracker(d1: float, d10: float, d60: float, ready=(True, True, True)) -> Confluence:
-    c = Confluence(ConfluenceParams(z_min_samples=2))
-    for frame, d, on in zip(c.frames.values(), (d1, d10, d60), ready, strict=True):
-        frame.d = d
-        frame.ofi.n = 10 if on else 0
-        frame.history.extend([d])
-    return c
+from tests.strategies.helpers import tracker
 
 
 def test_reversal_confluence_follows_the_formula():

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 
 from engine.book import BookView
-from engine.config.strategies import ConfluenceParams
 from engine.features.profile import Node, ProfileSnapshot
 from engine.features.vector import FeatureVector
-from strategies.confluence import Confluence
 from strategies.hvn_bounce import HvnBounce, volume_peaks, volume_troughs
+from tests.strategies.helpers import tracker
 
 NS = 1_000_000_000
 HVN_LOW = Node("hvn", 1000.0, 998, 1002, 5.0)
@@ -33,12 +32,7 @@ def sample(ts_s: float, bid: int, ask: int, ofi_z: float = 0.0, seq: int = 0) ->
 
 def strategy() -> HvnBounce:
     """S6 with the 1 s frame turned up, the 10 s frame quiet and the 60 s frame against (a reversal's shape)."""
-    c = Confluence(ConfluenceParams(z_min_samples=2))
-    for frame, d in zip(c.frames.values(), (0.8, 0.1, -0.9), strict=True):
-        frame.d = d
-        frame.ofi.n = 10
-        frame.history.extend([d])
-    return HvnBounce(0, confluence=c)
+    return HvnBounce(0, confluence=tracker(0.8, 0.1, -0.9))
 
 
 def run(s: HvnBounce, path: list[tuple[float, int, int, float]]):

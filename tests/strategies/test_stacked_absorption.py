@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 
 from engine.book import BookView
-from engine.config.strategies import ConfluenceParams
 from engine.detectors.absorption import StackedAbsorptionDetection
 from engine.features.vector import FeatureVector
-from strategies.confluence import Confluence
 from strategies.stacked_absorption import StackedAbsorption
+from tests.strategies.helpers import tracker
 
 NS = 1_000_000_000
 
@@ -33,12 +32,7 @@ def stack(prices: tuple[int, ...], ts_s: float) -> StackedAbsorptionDetection:
 
 def strategy() -> StackedAbsorption:
     """S2 with the 1 s frame turned up and the slower frames quiet (a reversal's shape)."""
-    c = Confluence(ConfluenceParams(z_min_samples=2))
-    for frame, d in zip(c.frames.values(), (0.8, 0.1, -0.1), strict=True):
-        frame.d = d
-        frame.ofi.n = 10
-        frame.history.extend([d])
-    return StackedAbsorption(0, confluence=c)
+    return StackedAbsorption(0, confluence=tracker(0.8, 0.1, -0.1))
 
 
 @pytest.mark.parametrize(("prices", "fires"), [((1000, 998), True), ((999, 998), False)])

@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 
 from engine.book import BookView
-from engine.config.strategies import ConfluenceParams
 from engine.detectors.vacuum import VacuumDetection
 from engine.events import SELL
 from engine.features.vector import FeatureVector
-from strategies.confluence import Confluence
 from strategies.vacuum_entry import VacuumEntry
+from tests.strategies.helpers import tracker
 
 NS = 1_000_000_000
 MEDIAN = 1000.0
@@ -36,12 +35,7 @@ def vacuum(ts_s: float) -> VacuumDetection:
 
 def strategy() -> VacuumEntry:
     """S4 with every frame pointing up (the trend family's C passes)."""
-    c = Confluence(ConfluenceParams(z_min_samples=2))
-    for frame in c.frames.values():
-        frame.d = 0.8
-        frame.ofi.n = 10
-        frame.history.extend([0.8])
-    return VacuumEntry(0, confluence=c)
+    return VacuumEntry(0, confluence=tracker(0.8, 0.8, 0.8))
 
 
 @pytest.mark.parametrize(("peak", "fires"), [(7, True), (5, False)])
