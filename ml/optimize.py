@@ -10,10 +10,10 @@
 - Determinism: the sampler is seeded and asks a whole generation (``population`` trials) in the main
   process, the evaluations run anywhere (executors.py), and the results are told in trial order; so
   serial, pool and Ray runs of one seed give identical trials.
-- Storage: an optuna RDB study in SQLite; every trial keeps its metrics and per-session figures as
-  user attributes (what the validation needs) and the CPU seconds of its evaluation by part (``cpu_s``,
-  a measurement no figure depends on), the study keeps its settings, so ``--resume`` continues it
-  (trials left running by a crash are evaluated again first).
+- Storage: the study in one SQLite file, as optuna's journal (study_store.py); every trial keeps its
+  metrics and per-session figures as user attributes (what the validation needs) and the CPU seconds
+  of its evaluation by part (``cpu_s``, a measurement no figure depends on), the study keeps its
+  settings, so ``--resume`` continues it (trials left running by a crash are evaluated again first).
 - Perturbation (SPEC 8, guard 4): the chosen set is evaluated again with each float or int gene moved by
   ``-10 %`` and ``+10 %`` of its search range (clipped to the range; an int moves by at least 1), one gene
   at a time, on the same sessions (common random numbers); it is robust when its Sharpe is positive and
@@ -32,10 +32,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import optuna
-import sqlalchemy
 
 from engine.errors import UsageError
 from ml.executors import Executor
+from ml.study_store import storage
 
 OBJECTIVES = ("mean_r", "sharpe", "max_drawdown")
 DIRECTIONS = [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MAXIMIZE,
@@ -139,22 +139,6 @@ class Settings:
         return cls(symbol=d["symbol"], seeds=tuple(d["seeds"]), minutes=d["minutes"], tapes=tuple(d["tapes"]),
                    holdout_seeds=tuple(d["holdout_seeds"]), seed=d["seed"], population=d["population"],
                    min_trades=d["min_trades"], genes=tuple(d["genes"]), config_hash=d["config_hash"])
-
-
-def storage(path: str) -> optuna.storages.RDBStorage:
-    """The study file: SQLite in WAL mode with ``synchronous=NORMAL`` (a trial writes a row per gene; a
-    sync per commit would cost more than the evaluation of a small trial), ``busy_timeout`` 10 s."""
-    rdb = optuna.storages.RDBStorage(f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 10.0}})
-    sqlalchemy.event.listen(rdb.engine, "connect", _pragmas)
-    rdb.engine.dispose()  # connections opened before the listener are closed; new ones get the pragmas
-    return rdb
-
-
-def _pragmas(connection, _record) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
 
 
 def create_study(path: str, name: str, settings: Settings) -> optuna.Study:
