@@ -130,6 +130,7 @@ class Settings:
     min_trades: int
     genes: tuple[str, ...]
     config_hash: str
+    losing_streak_stop: bool = False  # the kill switch's losing-streak trigger in evaluations (Dataset)
 
     def as_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
@@ -138,7 +139,8 @@ class Settings:
     def from_dict(cls, d: dict) -> Settings:
         return cls(symbol=d["symbol"], seeds=tuple(d["seeds"]), minutes=d["minutes"], tapes=tuple(d["tapes"]),
                    holdout_seeds=tuple(d["holdout_seeds"]), seed=d["seed"], population=d["population"],
-                   min_trades=d["min_trades"], genes=tuple(d["genes"]), config_hash=d["config_hash"])
+                   min_trades=d["min_trades"], genes=tuple(d["genes"]), config_hash=d["config_hash"],
+                   losing_streak_stop=d.get("losing_streak_stop", True))  # studies before the option had it on
 
 
 def create_study(path: str, name: str, settings: Settings) -> optuna.Study:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import orjson
 from rich.console import Console
@@ -11,8 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 
-def console() -> Console:
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+def console(file: TextIO | None = None) -> Console:
+    return Console(file=file or sys.stdout, highlight=False, soft_wrap=True)
 
 
 def summary_tables(summary: dict) -> list[Table]:

@@ -44,6 +44,7 @@ from engine.records import TABLES
 from ml.exit_agent import EntryPath, PathRecorder
 
 NS = 1_000_000_000
+NO_STREAK_STOP = 1_000_000_000  # ``risk.max_consecutive_losses`` no session reaches
 _TRIP = {name: i for i, name in enumerate(TABLES["round_trips"])}
 _EQUITY = {name: i for i, name in enumerate(TABLES["equity"])}
 
@@ -58,10 +59,23 @@ class Dataset(msgspec.Struct, frozen=True, kw_only=True):
     tapes: tuple[str, ...] = ()
     bucket_s: float = 60.0
     no_ml: bool = False
+    # The kill switch's losing-streak trigger (``risk.max_consecutive_losses``) in these sessions. Off
+    # (False), every signal of a session is traded and judged: a streak stop is the operator's stop of a
+    # live day, and in an evaluation it ends a session after a few losses, so a parameter set would be
+    # judged on its first trades only. The drawdown and daily-loss triggers always stay on.
+    losing_streak_stop: bool = True
 
     def sessions(self) -> list[str]:
         """One label per session: ``seed:N`` or the tape's path."""
         return [f"seed:{s}" for s in self.seeds] + list(self.tapes)
+
+    def run_config(self, params: dict | None = None) -> Config:
+        """The configuration a session runs with: the dataset's, ``params`` applied (validated), and the
+        losing-streak trigger out of reach unless ``losing_streak_stop``."""
+        values = dict(params or {})
+        if not self.losing_streak_stop:
+            values["risk.max_consecutive_losses"] = NO_STREAK_STOP
+        return with_values(self.config, values)
 
     def subset(self, seeds: tuple[int, ...]) -> Dataset:
         """The same dataset over other simulator seeds (held-out sessions)."""
@@ -117,7 +131,7 @@ def evaluate(params: dict, dataset: Dataset) -> Metrics:
     """
     start = time.process_time()
     cpu = dict.fromkeys(COST_PARTS, 0.0)
-    config = with_values(dataset.config, params)
+    config = dataset.run_config(params)
     cpu["other"] += time.process_time() - start
     sessions = [_simulated(config, dataset, seed, cpu) for seed in dataset.seeds]
     sessions += [_taped(config, dataset, path, cpu) for path in dataset.tapes]
@@ -133,7 +147,7 @@ def entry_paths(dataset: Dataset, params: dict | None = None) -> list[EntryPath]
     ``dataset``, from the same run as ``evaluate``: the recorder only watches the execution stage."""
     from feeds.simulator import MarketSimulator
 
-    config = with_values(dataset.config, params or {})
+    config = dataset.run_config(params)
     out: list[EntryPath] = []
     for seed in dataset.seeds:
         seeded = with_values(config, {"run.seed": seed})

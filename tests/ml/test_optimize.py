@@ -96,6 +96,14 @@ def test_resume_requeues_a_trial_left_running_and_completes_the_study(tmp_path):
     assert trials[crashed.number + 1].params == left
 
 
+def test_settings_of_a_study_older_than_the_losing_streak_option_keep_the_stop_it_ran_with():
+    """Studies recorded before the option evaluated with the kill switch's losing-streak trigger on; resumed,
+    they keep it, so their new trials are judged as their old ones."""
+    recorded = settings().as_dict()
+    assert recorded.pop("losing_streak_stop") is False
+    assert optimize.Settings.from_dict(recorded).losing_streak_stop is True
+
+
 def test_an_unknown_study_is_refused_naming_the_studies_there(tmp_path):
     """--resume of a study that is not in the file names the ones that are."""
     study_in(tmp_path)

@@ -45,6 +45,10 @@ def register(sub, common, reporting) -> dict:
     p.add_argument("--resume", metavar="STUDY",
                    help="continue this study up to --trials, with its recorded sessions and settings")
     p.add_argument("--write-config", metavar="PATH", help="write the configuration with the chosen parameters")
+    p.add_argument("--losing-streak-stop", action="store_true",
+                   help="keep the kill switch's losing-streak trigger ([risk] max_consecutive_losses) in the "
+                        "evaluations, as chimera run has it (default: off, every signal of a session is judged; "
+                        "the drawdown and daily-loss triggers stay on)")
     p.add_argument("--no-perturbation", action="store_true",
                    help="skip the robustness check (the chosen set re-run with each gene moved by -10%% and "
                         "+10%% of its range on the held-out seeds: two runs of the held-out sessions per gene)")
@@ -77,7 +81,7 @@ def cmd_optimize(args, config: Config) -> int:
     try:
         study, settings = _study(args, config, path)
         dataset = Dataset(config=config, symbol=settings.symbol, seeds=settings.seeds, minutes=settings.minutes,
-                          tapes=settings.tapes)
+                          tapes=settings.tapes, losing_streak_stop=settings.losing_streak_stop)
         started = time.perf_counter()
         with _progress(args) as progress:
             optimize.run_study(study, settings, evaluate, dataset, args.trials, executor, progress)
@@ -126,7 +130,7 @@ def _new_settings(args, config: Config):
         tapes=tuple(str(Path(t).resolve()) for t in args.tape), holdout_seeds=tuple(args.holdout_seeds),
         seed=config.run.seed if args.seed is None else args.seed, population=population,
         min_trades=args.min_trades, genes=tuple(g.key for g in optimize.genes_for(enabled)),
-        config_hash=config.hash())
+        config_hash=config.hash(), losing_streak_stop=args.losing_streak_stop)
 
 
 def _analyse(args, config: Config, study, settings, dataset, evaluate, path: str, executor) -> dict:
@@ -216,7 +220,7 @@ def _report(args, summary: dict) -> None:
 
     from engine.app.report import console
 
-    out = console()
+    out = console(sys.stderr if args.json else sys.stdout)  # --json: stdout is the JSON line alone
     front = Table(title=f"Pareto front of {summary['study']} ({summary['trials']} trials, "
                         f"{summary['feasible']} feasible)")
     for column in ("trial", "trades", "mean R", "Sharpe", "max DD", "PnL", "DSR"):

@@ -26,8 +26,12 @@ def test_optimize_reports_the_front_and_writes_a_config_run_accepts(tmp_path, ca
     `chimera run -c` runs on it; --resume adds trials to the same study."""
     written = tmp_path / "chosen.toml"
     assert main(optimize(tmp_path, "--write-config", str(written))) == 0
-    summary = last_json(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    assert len(out.strip().splitlines()) == 1  # --json: stdout holds the summary alone, the tables go to stderr
+    summary = json.loads(out)
+    assert "Pareto front of " + summary["study"] in err and "deflated Sharpe" in err
     assert summary["trials"] == 2 and summary["distinct_params"] == 2
+    assert summary["settings"]["losing_streak_stop"] is False  # every signal judged unless asked
     assert summary["chosen"]["trial"] in [m["trial"] for m in summary["pareto_front"]]
     assert set(summary["holdout"]) == {"trades", "mean_r", "sharpe", "max_drawdown", "pnl"}
     assert summary["walk_forward"]["steps"][0]["train"] == [0]

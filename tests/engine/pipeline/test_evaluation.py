@@ -69,3 +69,17 @@ def test_a_recorded_session_replayed_from_its_tape_gives_the_same_trades(tmp_pat
     assert replayed.label == str(tape) and simulated.net_r
     assert (replayed.net_r, replayed.pnl, replayed.max_drawdown) == (simulated.net_r, simulated.pnl,
                                                                      simulated.max_drawdown)
+
+
+def test_the_losing_streak_stop_ends_a_session_only_when_asked():
+    """With the kill switch latching at the first losing trade, an evaluation that keeps the trigger stops
+    trading there (seed 3: its first trade loses, so it is the only one); one without it trades on through
+    the same first trade, exactly as a configuration whose streak limit no session reaches."""
+    strict = with_values(CONFIG, {"risk.max_consecutive_losses": 1})
+    kept = evaluate({}, Dataset(config=strict, symbol="AAPL", seeds=(3,), minutes=30.0))
+    off = evaluate({}, Dataset(config=strict, symbol="AAPL", seeds=(3,), minutes=30.0, losing_streak_stop=False))
+    r_kept, r_off = kept.sessions[0].net_r, off.sessions[0].net_r
+    assert len(r_kept) == 1 and r_kept[0] < 0
+    assert len(r_off) > 1 and r_off[0] == r_kept[0]
+    loose = with_values(CONFIG, {"risk.max_consecutive_losses": 1_000_000_000})
+    assert evaluate({}, Dataset(config=loose, symbol="AAPL", seeds=(3,), minutes=30.0)).sessions == off.sessions
