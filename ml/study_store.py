@@ -18,7 +18,6 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable
-from typing import Any
 
 import optuna
 from optuna.storages.journal import BaseJournalBackend
@@ -38,12 +37,12 @@ class SQLiteJournal(BaseJournalBackend):
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (n INTEGER PRIMARY KEY, log TEXT NOT NULL)")
 
-    def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
+    def read_logs(self, log_number_from: int) -> Iterable[dict[str, object]]:
         with self._lock:
             rows = self._db.execute(f"SELECT log FROM {TABLE} WHERE n > ? ORDER BY n", (log_number_from,)).fetchall()
         return [json.loads(text) for (text,) in rows]
 
-    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+    def append_logs(self, logs: list[dict[str, object]]) -> None:
         # stdlib json, not orjson: optuna's values may be inf or NaN, which orjson would write as null
         rows = [(json.dumps(log),) for log in logs]
         with self._lock:
