@@ -38,7 +38,7 @@ V, N, nodes) of the last TF2 close, immutable, for persistence.
 from __future__ import annotations
 
 import math
-from collections import deque
+from array import array
 from collections.abc import Callable
 from statistics import NormalDist
 
@@ -276,6 +276,36 @@ class _Levels:
         return self.built
 
 
+class TradeWindow:
+    """The trades of the rolling window, oldest first, as four int64 columns (ts, bin, price, size): 32 bytes
+    a trade where a deque of tuples took about 180 (a busy instrument's 2 h of trades were the largest
+    item of the daemon soak's memory growth). Expired trades leave the front by a head index; the columns
+    are compacted once the dead front is more than half of them."""
+
+    __slots__ = ("ts", "bins", "prices", "sizes", "head")
+
+    def __init__(self) -> None:
+        self.ts, self.bins, self.prices, self.sizes = array("q"), array("q"), array("q"), array("q")
+        self.head = 0
+
+    def __len__(self) -> int:
+        return len(self.ts) - self.head
+
+    def append(self, ts: int, j: int, price: int, size: int) -> None:
+        self.ts.append(ts)
+        self.bins.append(j)
+        self.prices.append(price)
+        self.sizes.append(size)
+
+    def drop_front(self, head: int) -> None:
+        """Forget the trades before index ``head`` (of the columns)."""
+        self.head = head
+        if head > 1024 and 2 * head > len(self.ts):
+            for column in (self.ts, self.bins, self.prices, self.sizes):
+                del column[:head]
+            self.head = 0
+
+
 class VolumeProfile(Accumulator):
     """F24 for one instrument (needs its book for the spread warm-up and the mid)."""
 
@@ -285,7 +315,7 @@ class VolumeProfile(Accumulator):
         self.width = p.bin_ticks or None
         self.session = Histogram()
         self.rolling = Histogram()
-        self.recent: deque[tuple[int, int, int, int]] = deque()  # (ts, bin, price, size) in the rolling window
+        self.recent = TradeWindow()  # the trades in the rolling window
         self.pending: list[tuple[int, int, int]] = []  # trades before w is fixed: (ts, price, size)
         self.spreads: list[int] = []
         self.start: int | None = None
@@ -313,7 +343,7 @@ class VolumeProfile(Accumulator):
         j = price // self.width
         self.session.add(j, price, size)
         self.rolling.add(j, price, size)
-        self.recent.append((ts, j, price, size))
+        self.recent.append(ts, j, price, size)
 
     # ---- samples --------------------------------------------------------------------------------
     def values(self, ts: int) -> dict[str, float]:
@@ -362,9 +392,12 @@ class VolumeProfile(Accumulator):
     def _refresh(self, ts: int) -> None:
         cutoff = ts - int(self.params.rolling_s * NS)
         recent, rolling = self.recent, self.rolling
-        while recent and recent[0][0] <= cutoff:
-            _, j, price, size = recent.popleft()
-            rolling.remove(j, price, size)
+        times, bins, prices, sizes = recent.ts, recent.bins, recent.prices, recent.sizes
+        i, n = recent.head, len(times)
+        while i < n and times[i] <= cutoff:
+            rolling.remove(bins[i], prices[i], sizes[i])
+            i += 1
+        recent.drop_front(i)
         for prefix, histogram in (("profile", self.session), ("profile_2h", rolling)):
             self._levels(ts, prefix, histogram)
 

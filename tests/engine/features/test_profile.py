@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import false_discovery_control, norm
 
+from engine.book import OrderBook
 from engine.events import BUY, SELL, OrderAdd, Trade
 from engine.features.bars import TF2
-from engine.features.profile import Histogram, VolumeProfile, VolumeProfileParams, find_nodes, value_area
+from engine.features.profile import TF2_NS, Histogram, VolumeProfile, VolumeProfileParams, find_nodes, value_area
 from engine.testing import EventBuilder, instrument, run_market
 from tests.engine.features.conftest import NS
 
@@ -156,6 +157,36 @@ def test_the_rolling_profile_forgets_old_trades():
     _, samples = run_market(INST, events, lambda c: VolumeProfile(c.book, params))
     flow = samples[-1].flow
     assert (flow["profile_poc"], flow["profile_2h_poc"]) == (1000.0, 1001.0)
+
+
+def test_the_rolling_window_holds_exactly_the_trades_of_its_last_second_across_compactions():
+    """A trade a millisecond for 45 s through a 1 s rolling window: at each TF2 close the rolling profile's
+    volume and count per bin are those of the trades of the last second, recounted naively, and the
+    window's columns have been compacted (their dead front is never more than half of them)."""
+    profile = VolumeProfile(OrderBook(1), VolumeProfileParams(bin_ticks=2, rolling_s=1.0))
+    rng = np.random.default_rng(3)
+    trades: list[tuple[int, int, int]] = []
+    closes = 0
+    for k in range(45_000):
+        ts = NS // 2 + k * 1_000_000
+        if ts % TF2_NS < 1_000_000 and ts >= TF2_NS:  # the first trade at or after a close: the close first
+            close = ts - ts % TF2_NS
+            profile.values(close)
+            closes += 1
+            window = [(p, q) for t, p, q in trades if t > close - NS]
+            volume: dict[int, int] = {}
+            count: dict[int, int] = {}
+            for p, q in window:
+                volume[p // 2] = volume.get(p // 2, 0) + q
+                count[p // 2] = count.get(p // 2, 0) + 1
+            assert {j: v for j, v in profile.rolling.volume.items() if v} == volume
+            assert {j: n for j, n in profile.rolling.count.items() if n} == count
+            assert len(profile.recent) == len(window)
+            assert len(profile.recent.ts) <= 2 * len(window) < len(trades)
+        price, size = int(rng.integers(990, 1010)), int(rng.integers(1, 40))
+        profile.on_trade(Trade(1, ts, ts, k, 0, price, size, BUY))
+        trades.append((ts, price, size))
+    assert closes == 4
 
 
 @settings(max_examples=40, deadline=None)

@@ -28,7 +28,7 @@ async def test_depth_is_the_deepest_queue_seen_and_lag_is_feed_time_minus_batch_
     feed, stats = FeedMark(), StageStats("x")
     feed.ts = 30
     await run_stage(Doubler(), q_in, q_out, None, stats, feed)
-    assert stats.max_depth == 4 and stats.lags == [20, 10, 0]
+    assert stats.max_depth == 4 and list(stats.lags) == [20, 10, 0]
     assert [q_out.get_nowait() for _ in range(3)] == [((10, 1), [20]), ((20, 1), [40]), ((30, 1), [60])]
     assert q_out.get_nowait() is END
 
