@@ -14,6 +14,7 @@ Conventions shared by every bar feature (engine/features/volatility.py, trend.py
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, insort
 from collections import deque
 
@@ -173,27 +174,37 @@ def span_name(seconds: int) -> str:
 
 
 class RollingMedian:
-    """Median of the values added over a trailing window of event time, O(log n) per value (a sorted
-    list kept beside the arrival order; the memmove of an insertion is C-fast)."""
+    """Median of the integers added over a trailing window of event time, O(log n) per value (a sorted
+    array kept beside the arrival order; the memmove of an insertion is C-fast). int64 columns: 24 bytes
+    a value, where tuples in a deque and a list took about 150 (a 30-minute window fills for 30 minutes)."""
 
-    __slots__ = ("window_ns", "arrivals", "ordered")
+    __slots__ = ("window_ns", "times", "values", "head", "ordered")
 
     def __init__(self, window_ns: int) -> None:
         self.window_ns = window_ns
-        self.arrivals: deque[tuple[int, float]] = deque()
-        self.ordered: list[float] = []
+        self.times = array("q")  # arrival order
+        self.values = array("q")
+        self.head = 0  # arrivals before this index have left the window
+        self.ordered = array("q")
 
-    def add(self, ts: int, value: float) -> None:
-        self.arrivals.append((ts, value))
+    def add(self, ts: int, value: int) -> None:
+        self.times.append(ts)
+        self.values.append(value)
         insort(self.ordered, value)
 
     def median(self, now: int) -> float | None:
         """The median of the values added in ``(now - window, now]``; None when there are none."""
         cutoff = now - self.window_ns
-        arrivals, ordered = self.arrivals, self.ordered
-        while arrivals and arrivals[0][0] <= cutoff:
-            _, value = arrivals.popleft()
-            del ordered[bisect_left(ordered, value)]
+        times, values, ordered = self.times, self.values, self.ordered
+        i, n = self.head, len(times)
+        while i < n and times[i] <= cutoff:
+            del ordered[bisect_left(ordered, values[i])]
+            i += 1
+        if i > 1024 and 2 * i > n:  # compact the dead front
+            del times[:i]
+            del values[:i]
+            i = 0
+        self.head = i
         n = len(ordered)
         if not n:
             return None

@@ -42,7 +42,26 @@ def test_rolling_median_equals_the_median_of_the_window(arrivals):
         median.add(ts, value)
         seen.append((ts, value))
         inside = [v for t, v in seen if t > ts - 2 * NS]
-        assert median.median(ts) == statistics.median(inside)
+        got, want = median.median(ts), statistics.median(inside)
+        assert got == want and type(got) is type(want)  # an int median stays an int
+
+
+def test_rolling_median_stays_exact_across_compactions_of_its_window():
+    """5,000 values a millisecond apart through a 0.5 s window, asked every 50 values: each answer is the
+    median of the window's values, recounted, while the window drops its dead front several times."""
+    median = RollingMedian(NS // 2)
+    rng = np.random.default_rng(5)
+    seen: list[tuple[int, int]] = []
+    for k in range(5_000):
+        ts = k * 1_000_000
+        value = int(rng.integers(1, 200))
+        median.add(ts, value)
+        seen.append((ts, value))
+        if k % 50 == 49:
+            inside = [v for t, v in seen if t > ts - NS // 2]
+            assert median.median(ts) == statistics.median(inside)
+            assert len(median.ordered) == len(median.times) - median.head == len(inside)
+            assert len(median.times) <= 1_025 + 2 * len(inside)  # the dead front is dropped
 
 
 def test_usable_mid_needs_two_sides_an_uncrossed_touch_and_no_stale_or_crossed_flag():
