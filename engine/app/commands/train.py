@@ -35,8 +35,8 @@ def register(sub, common, reporting) -> dict:
     kinds = train.add_subparsers(dest="kind", required=True)
     reg = kinds.add_parser("regime", parents=[common, reporting],
                            help="the regime model: train on simulated sessions, evaluate on unseen seeds")
-    reg.add_argument("--sessions", type=_count, default=24, help="training sessions (default 24)")
-    reg.add_argument("--test-sessions", type=_count, default=4, help="evaluation sessions (default 4)")
+    reg.add_argument("--sessions", type=_count, default=48, help="training sessions (default 48)")
+    reg.add_argument("--test-sessions", type=_count, default=32, help="evaluation sessions (default 32)")
     reg.add_argument("--minutes", type=arguments.positive, default=120.0,
                      help="simulated minutes per session (default 120)")
     reg.add_argument("--seed", type=_count, default=1, help="first training seed (default 1)")
