@@ -3,8 +3,9 @@
 Each executor maps a pure, picklable function over argument tuples and returns the results in the
 order of the arguments, so a study's trials are identical whichever executor ran them (the sampler
 asks and is told in the main process, in trial order). The pool uses ``spawn`` workers (no state
-inherited from the parent) recycled every ``max_tasks_per_child`` evaluations, which bounds the memory
-a long study can accumulate in a worker. Ray is an optional extra (``pip install .[distributed]``).
+inherited from the parent), replaced by a fresh pool between generations every ``recycle_after``
+evaluations a worker, which bounds the memory a long study can accumulate in a worker. Ray is an
+optional extra (``pip install .[distributed]``).
 """
 
 from __future__ import annotations
@@ -42,18 +43,35 @@ class SerialExecutor:
 
 
 class PoolExecutor:
-    """A local pool of ``workers`` spawned processes, each recycled after ``max_tasks_per_child`` calls."""
+    """A local pool of ``workers`` spawned processes, replaced by a fresh pool between two ``map`` calls once
+    it has run ``recycle_after`` calls a worker (bounding what a long study accumulates in a worker).
+
+    The recycling is done here, not with ``ProcessPoolExecutor(max_tasks_per_child=...)``: on Python 3.11
+    to 3.13 before their 2026 fixes (CPython gh-115634) a worker leaving at that limit while calls are
+    queued is not replaced and the pool hangs for ever; ``chimera optimize --workers 2`` hung that way in
+    its perturbation runs.
+    """
 
     name = "pool"
 
-    def __init__(self, workers: int, max_tasks_per_child: int = 16) -> None:
+    def __init__(self, workers: int, recycle_after: int = 16) -> None:
         self.workers = workers
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                        max_tasks_per_child=max_tasks_per_child)
+        self.recycle_after = recycle_after
+        self.calls = 0  # calls run by the current pool
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
 
     def map(self, fn: Callable[..., R], calls: Sequence[tuple]) -> list[R]:
+        if self.calls >= self.recycle_after * self.workers:
+            self.pool.shutdown(wait=True)
+            self.pool = self._new_pool()
+            self.calls = 0
         futures = [self.pool.submit(fn, *args) for args in calls]
-        return [f.result() for f in futures]
+        results = [f.result() for f in futures]
+        self.calls += len(calls)
+        return results
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -31,11 +31,10 @@ KIND = "exit_agent"
 
 
 def _executor(workers: int):
-    """Serial, or a process pool whose workers are never recycled: replacing a worker after
-    ``max_tasks_per_child`` calls can hang the pool on Python 3.11, and a default run here makes ~46 calls."""
+    """Serial, or a process pool (``ml.executors.PoolExecutor``)."""
     from ml.executors import PoolExecutor, SerialExecutor
 
-    return SerialExecutor() if workers <= 1 else PoolExecutor(workers, max_tasks_per_child=1_000_000)
+    return SerialExecutor() if workers <= 1 else PoolExecutor(workers)
 
 
 def _paths_of(dataset, seed: int) -> list:
