@@ -25,12 +25,13 @@ def register(sub, common, reporting) -> dict:
                        help="multi-objective parameter search with walk-forward, deflated Sharpe and PBO")
     p.add_argument("--symbol", type=str.upper, help="the simulated instrument (default: the first of [run] symbols)")
     p.add_argument("--trials", type=int, default=48, help="completed trials the study should hold (default 48)")
-    p.add_argument("--seeds", type=seed_list, default=(1, 2, 3),
-                   help="simulator seeds of the selection sessions, e.g. 1,2,3 (default 1,2,3)")
+    p.add_argument("--seeds", type=seed_list, default=(1, 2, 3, 4, 5, 6),
+                   help="simulator seeds of the selection sessions, e.g. 1,2,3 (default 1,2,3,4,5,6)")
     p.add_argument("--holdout-seeds", type=seed_list, default=(101, 102),
                    help="seeds of the held-out sessions, never used for selection (default 101,102)")
-    p.add_argument("--minutes", type=arguments.positive, default=10.0,
-                   help="minutes per simulated session (default 10)")
+    p.add_argument("--minutes", type=arguments.positive, default=60.0,
+                   help="minutes per simulated session (default 60: six hours of sessions hold the 30 trades "
+                        "a trial needs)")
     p.add_argument("--tape", nargs="+", default=[], metavar="FILE", help="tapes as further selection sessions")
     p.add_argument("--population", type=int, help="trials per generation (default: 48, at most half of --trials)")
     p.add_argument("--min-trades", type=int, default=30, help="a trial needs this many trades to be feasible (30)")
