@@ -37,20 +37,13 @@ import pyarrow.parquet as pq
 from engine.errors import ParquetInputError, UsageError
 from engine.events import (
     ALL_EVENT_TYPES,
-    BookSnapshot,
-    Clock,
     Event,
     InstrumentDef,
-    OrderAdd,
     OrderCancel,
-    OrderDelete,
-    OrderExecute,
-    OrderModify,
-    Status,
     Trade,
     TruthLabel,
 )
-from engine.events import BookDelta as _BookDelta
+from engine.kernel.columns import FIELDS, KIND_CODES, ColumnBatch
 from feeds.base import batched
 
 METADATA_KEY = b"chimera-tape"
@@ -59,20 +52,6 @@ COMPRESSION = "zstd"
 MAGIC = b"PAR1"
 
 # ---- the schema -----------------------------------------------------------------------------------
-KIND_CODES: dict[type[Event], int] = {
-    InstrumentDef: 1,
-    BookSnapshot: 2,
-    _BookDelta: 3,
-    OrderAdd: 4,
-    OrderCancel: 5,
-    OrderDelete: 6,
-    OrderModify: 7,
-    OrderExecute: 8,
-    Trade: 9,
-    Status: 10,
-    Clock: 11,
-    TruthLabel: 12,
-}
 KINDS: dict[int, type[Event]] = {code: cls for cls, code in KIND_CODES.items()}
 assert set(KIND_CODES) == set(ALL_EVENT_TYPES)
 
@@ -356,6 +335,38 @@ class ParquetTapeFeed:
             first_row += table.num_rows
             yield {name: table.column(name).fill_null(False if COLUMNS[name] == pa.bool_() else 0).to_numpy()
                    for name in names}
+
+    def kernel_batches(self) -> Iterator[ColumnBatch]:
+        """The compiled kernel's input, one ``ColumnBatch`` per row group, no event objects built.
+
+        Raises:
+            ParquetInputError: a damaged row group, or a row whose ``kind`` is not a known code (the
+                batches before it have been yielded).
+        """
+        first_row = 0
+        file = _open_file(self.path)
+        for group in range(file.num_row_groups):
+            try:
+                table = file.read_row_group(group, columns=[*FIELDS, "bids", "asks"])
+            except (pa.ArrowException, OSError) as error:
+                raise ParquetInputError(self.path, f"row group {group} (rows {first_row:,}+)",
+                                        f"damaged: {error}") from None
+            columns = {name: table.column(name).fill_null(0).to_numpy().astype(np.int64)
+                       for name in FIELDS}
+            unknown = ~np.isin(columns["kind"], list(KINDS))
+            if unknown.any():
+                row = first_row + int(np.flatnonzero(unknown)[0])
+                raise ParquetInputError(self.path, _where(group, row, "kind"),
+                                        f"unknown event kind code {int(columns['kind'][row - first_row])}", row)
+            levels = {}
+            for side in ("bid", "ask"):
+                lists = table.column(f"{side}s").combine_chunks()
+                values = lists.values  # the offsets index this child array as it is stored
+                levels[f"{side}_off"] = lists.offsets.to_numpy().astype(np.int64)
+                levels[f"{side}_px"] = values.field("price").to_numpy().astype(np.int64)
+                levels[f"{side}_sz"] = values.field("size").to_numpy().astype(np.int64)
+            first_row += table.num_rows
+            yield ColumnBatch(**columns, **levels)
 
     @staticmethod
     def _new_stats() -> dict[str, int]:
