@@ -537,14 +537,16 @@ class KernelBook:
             if status == OUT_FULL:
                 parts.append(out[:n_out])
                 out, n_out = np.zeros((max(64, 2 * len(out)), width), dtype=np.int64), 0
-            elif status == GROW_LEVELS:
-                self._grow_levels(start, batch)
             else:
-                self.od = np.concatenate([self.od, np.zeros_like(self.od)], axis=1)
+                self.grow(status, start, batch)
         parts.append(out[:n_out])
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
-    def _grow_levels(self, row: int, batch: ColumnBatch) -> None:
+    def grow(self, status: int, row: int, batch: ColumnBatch) -> None:
+        """Grow what a compiled loop stopped for at ``row``: GROW_LEVELS or GROW_ORDERS."""
+        if status == GROW_ORDERS:
+            self.od = np.concatenate([self.od, np.zeros_like(self.od)], axis=1)
+            return
         need = 1 + max(int(batch.bid_off[row + 1] - batch.bid_off[row]),
                        int(batch.ask_off[row + 1] - batch.ask_off[row]))
         size = self.lv.shape[2]

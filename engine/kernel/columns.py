@@ -54,7 +54,7 @@ KIND_CODES: dict[type[Event], int] = {
 
 # Per-event columns, all int64.
 FIELDS = ("kind", "instrument_id", "ts_event", "ts_recv", "seq", "flags", "side", "price", "size", "action",
-          "order_id", "state")
+          "order_id", "state", "match_id")
 # Event attribute behind a column, where the name differs.
 _SOURCE = {(OrderCancel, "size"): "size_cancelled", (Trade, "side"): "aggressor"}
 
@@ -80,6 +80,7 @@ class ColumnBatch(msgspec.Struct, frozen=True):
     ask_off: np.ndarray
     ask_px: np.ndarray
     ask_sz: np.ndarray
+    match_id: np.ndarray  # last: the compiled loops index the fields by position
 
     def __len__(self) -> int:
         return len(self.kind)

@@ -13,9 +13,12 @@ from hypothesis import strategies as st
 
 from engine.book import BookView, OrderBook
 from engine.config import Config
-from engine.events import BUY, SELL, Event, OrderAdd, TruthLabel
+from engine.events import BUY, SELL, Event, OrderAdd, Trade, TruthLabel
+from engine.features.flow import TradeFlow
+from engine.features.ofi import OrderFlowImbalance
 from engine.kernel.book import KernelBook
 from engine.kernel.columns import ColumnBatch, from_events
+from engine.kernel.flow import KernelLane
 from engine.market import MarketState, Watermark
 from feeds.lobster import import_lobster, lobster_available, locate_sample
 from feeds.parquet_tape import ParquetTapeFeed
@@ -190,3 +193,81 @@ def test_parquet_batches_equal_the_columns_of_the_events(tmp_path):
         expected = from_events(evs)
         for name in ColumnBatch.__struct_fields__:
             np.testing.assert_array_equal(getattr(batch, name), getattr(expected, name), err_msg=name)
+
+
+# ---- the lane: book + trade flow + OFI, sampled at bar closes ---------------------------------------------
+def reference_lane(batches: list[list[Event]], iid: int, step: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """``MarketState`` with ``TradeFlow`` and ``OrderFlowImbalance``: its bar-close samples."""
+    book = OrderBook(iid, view_levels=LEVELS, depth_windows=WINDOWS)
+    market = MarketState(msgspec.structs.replace(AMZN, instrument_id=iid), book,
+                         [TradeFlow((5.0, 30.0)), OrderFlowImbalance(book)], bar_ns=step)
+    views, values = [], []
+    names: tuple[str, ...] = ()
+    for batch in batches:
+        mark = [Watermark(batch[-1].ts_recv)] if batch else []
+        for sample in market.apply([*batch, *mark]):
+            views.append([sample.ts_recv, sample.frames, *view_row(sample.view)])
+            names = tuple(sample.flow)
+            values.append([float(v) for v in sample.flow.values()])
+    width = 8 + 4 * LEVELS + 2 * len(WINDOWS)
+    return np.array(views, dtype=np.int64).reshape(len(views), width), np.array(values), names
+
+
+def run_kernel_lane(batches: list[ColumnBatch], marks: list[int], iid: int, step: int = 1_000_000_000,
+                    **kwargs) -> tuple[np.ndarray, np.ndarray, KernelLane]:
+    lane = KernelLane(kernel(iid), step_ns=step, **kwargs)
+    parts = [lane.run(b, m) for b, m in zip(batches, marks, strict=True)]
+    views = np.concatenate([np.zeros((0, 2 + lane.book.view_width), dtype=np.int64), *[v for v, _ in parts]])
+    values = np.concatenate([np.zeros((0, len(lane.names))), *[x for _, x in parts]])
+    return views, values, lane
+
+
+def assert_same_samples(got: tuple, expected: tuple) -> None:
+    views, values, lane = got
+    ref_views, ref_values, names = expected
+    np.testing.assert_array_equal(views, ref_views)
+    if len(ref_values):
+        assert lane.names == names
+        np.testing.assert_array_equal(values, ref_values)  # exact: the same arithmetic in the same order
+    else:
+        assert len(values) == 0
+
+
+@st.composite
+def trading(draw, scale: int):
+    """Random book operations with trades between them (match ids, aggressors, repeated timestamps);
+    the events' times (10 apart) are multiplied by ``scale``."""
+    events = _events(draw(operations()))
+    out = []
+    for ev in events:
+        out.append(ev)
+        if draw(st.integers(0, 3)) == 0:
+            out.append(Trade(0, ev.ts_event, ev.ts_recv, ev.seq, 0, draw(st.integers(95, 106)), draw(st.integers(1, 9)),
+                             draw(st.sampled_from([BUY, SELL, 0])), 0, draw(st.sampled_from([0, 0, 7, 8]))))
+    # the trades share their book event's seq: renumber so that the book accepts all of them
+    return [msgspec.structs.replace(ev, seq=i, ts_event=ev.ts_event * scale, ts_recv=ev.ts_recv * scale)
+            for i, ev in enumerate(out)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([(1_000_000, 7_000_000), (100_000_000, 500_000_000), (100_000_000, 2_500_000_000)]).flatmap(
+    lambda pair: st.tuples(trading(pair[0]), st.just(pair[1]))), st.lists(st.integers(0, 200), max_size=3))
+def test_lane_samples_equal_the_market_stages_on_random_sequences(events_step, cuts):
+    """Bar closes of the book with trade flow and OFI (windows of 1-60 s over 100-ms buckets, trade
+    windows of 5 and 30 s; events 10 ms or 1 s apart, so trades leave the windows, some exactly at a
+    close): the same views and the same values, to the bit."""
+    events, step = events_step
+    batches = split(events, cuts)
+    got = run_kernel_lane([from_events(b) for b in batches], [b[-1].ts_recv if b else -1 for b in batches], 0, step,
+                          trade_capacity=1)
+    assert_same_samples(got, reference_lane(batches, 0, step))
+
+
+def test_lane_samples_on_the_amzn_days_equal_the_market_stages(amzn_tape):
+    """Both AMZN days from Parquet: every 1-s close's view, CVD, VWAP, trade imbalances and OFI values."""
+    iid = amzn_tape.instruments()[0].instrument_id
+    event_batches = list(amzn_tape.batches())
+    got = run_kernel_lane(list(amzn_tape.kernel_batches()), [b[-1].ts_recv for b in event_batches], iid)
+    expected = reference_lane(event_batches, iid, 1_000_000_000)
+    assert len(expected[0]) > 20_000 and expected[1][:, expected[2].index("volume")].max() > 0
+    assert_same_samples(got, expected)
