@@ -19,6 +19,7 @@ BENCHMARKS = [
     ("benchmarks.bench_book", True),
     ("benchmarks.bench_pipeline", True),
     ("benchmarks.bench_stages", True),
+    ("benchmarks.bench_kernel", True),
     ("benchmarks.bench_store", False),
     ("benchmarks.bench_simulator", False),
     ("benchmarks.bench_strategies", True),

@@ -58,15 +58,15 @@ OK, GROW_LEVELS, GROW_ORDERS, OUT_FULL = 0, 1, 2, 3
 _OPEN = int(MarketState.OPEN)
 _NO_FLOOR = 1 << 62
 
-_jit = numba.njit(cache=True, nogil=True)
+jit = numba.njit(cache=True, nogil=True)  # every compiled function: cached on disk, GIL released
 
 
-@_jit
+@jit
 def _s(side):
     return 0 if side == BUY else 1
 
 
-@_jit
+@jit
 def _find(lv, meta, s, price):
     """Index of the first level of side ``s`` with a price >= ``price`` (bisect_left)."""
     lo = 0
@@ -81,7 +81,7 @@ def _find(lv, meta, s, price):
     return lo
 
 
-@_jit
+@jit
 def _level(lv, meta, s, price, side):
     """Index of the level at ``price``, created empty (total 0) when missing."""
     i = _find(lv, meta, s, price)
@@ -102,7 +102,7 @@ def _level(lv, meta, s, price, side):
     return i
 
 
-@_jit
+@jit
 def _drop_level(lv, meta, s, i):
     n = meta[NBID + s] - 1
     for f in range(6):
@@ -112,7 +112,7 @@ def _drop_level(lv, meta, s, i):
     meta[NBID + s] = n
 
 
-@_jit
+@jit
 def _set_total(lv, meta, s, i, total):
     if total > 0:
         lv[s, TOT, i] = total
@@ -120,13 +120,13 @@ def _set_total(lv, meta, s, i, total):
         _drop_level(lv, meta, s, i)
 
 
-@_jit
+@jit
 def _free(od, meta, slot):
     od[NEXT, slot] = meta[FREE]
     meta[FREE] = slot
 
 
-@_jit
+@jit
 def _unlink(lv, od, s, i, slot):
     prev = od[PREV, slot]
     nxt = od[NEXT, slot]
@@ -140,7 +140,7 @@ def _unlink(lv, od, s, i, slot):
         lv[s, TAIL, i] = prev
 
 
-@_jit
+@jit
 def _rest(lv, od, ids, meta, oid, side, price, size):
     """Queue a new order at the back of its level (the caller checked the capacity)."""
     s = _s(side)
@@ -167,7 +167,7 @@ def _rest(lv, od, ids, meta, oid, side, price, size):
     ids[oid] = slot
 
 
-@_jit
+@jit
 def _remove(lv, od, ids, meta, oid):
     """Take a resting order out of the book; returns its size."""
     slot = ids[oid]
@@ -182,7 +182,7 @@ def _remove(lv, od, ids, meta, oid):
     return size
 
 
-@_jit
+@jit
 def _take(lv, od, ids, meta, oid, size):
     """Take up to ``size`` lots from a resting order, keeping its place; returns the lots taken."""
     slot = ids[oid]
@@ -200,7 +200,7 @@ def _take(lv, od, ids, meta, oid, size):
     return size
 
 
-@_jit
+@jit
 def _reduce_anonymous(lv, meta, side, price, size):
     s = _s(side)
     i = _find(lv, meta, s, price)
@@ -215,7 +215,7 @@ def _reduce_anonymous(lv, meta, side, price, size):
     _set_total(lv, meta, s, i, lv[s, TOT, i] - take)
 
 
-@_jit
+@jit
 def _reduce(lv, od, ids, meta, oid, side, price, size):
     if oid not in ids:
         meta[C_UNKNOWN] += 1
@@ -224,7 +224,7 @@ def _reduce(lv, od, ids, meta, oid, side, price, size):
         meta[C_OVERDRAWN] += 1
 
 
-@_jit
+@jit
 def _add(lv, od, ids, meta, oid, side, price, size):
     if oid in ids:
         meta[C_DUPLICATE] += 1
@@ -233,7 +233,7 @@ def _add(lv, od, ids, meta, oid, side, price, size):
         _rest(lv, od, ids, meta, oid, side, price, size)
 
 
-@_jit
+@jit
 def _modify(lv, od, ids, meta, oid, side, price, size):
     if oid not in ids:
         meta[C_UNKNOWN] += 1
@@ -251,7 +251,7 @@ def _modify(lv, od, ids, meta, oid, side, price, size):
         _rest(lv, od, ids, meta, oid, side, price, size)
 
 
-@_jit
+@jit
 def _set_level(lv, od, ids, meta, side, price, size):
     """Force one level's total to ``size`` (L2 truth), trimming L3 orders from the back if needed."""
     s = _s(side)
@@ -280,7 +280,7 @@ def _set_level(lv, od, ids, meta, side, price, size):
     _set_total(lv, meta, s, i, size)
 
 
-@_jit
+@jit
 def _clear(ids, meta):
     ids.clear()
     meta[NBID] = 0
@@ -289,8 +289,8 @@ def _clear(ids, meta):
     meta[USED] = 0
 
 
-@_jit
-def _capacity(lv, od, meta, kind, need_levels):
+@jit
+def capacity(lv, od, meta, kind, need_levels):
     """GROW_LEVELS / GROW_ORDERS when the row could overflow the arrays, else OK."""
     cap_levels = lv.shape[2]
     if meta[NBID] + need_levels > cap_levels or meta[NASK] + need_levels > cap_levels:
@@ -300,7 +300,7 @@ def _capacity(lv, od, meta, kind, need_levels):
     return OK
 
 
-@_jit
+@jit
 def update_row(lv, od, ids, meta, c, i):
     """Apply row ``i`` of the batch ``c`` (a tuple of the ``ColumnBatch`` arrays). False: dropped."""
     kind, seq = c[0][i], c[4][i]
@@ -358,15 +358,15 @@ def update_row(lv, od, ids, meta, c, i):
     return True
 
 
-@_jit
-def _needs(c, i):
+@jit
+def needs(c, i):
     """Levels per side row ``i`` may create."""
     if c[0][i] == K_SNAP:
         return max(c[12][i + 1] - c[12][i], c[15][i + 1] - c[15][i])
     return 1
 
 
-@_jit
+@jit
 def write_view(lv, meta, depth_windows, out, k):
     """Row ``k`` of ``out``: seq, state, ts_event, ts_recv, level counts, top-N per side, depths."""
     n = (out.shape[1] - 6 - 2 * len(depth_windows)) // 4
@@ -404,7 +404,7 @@ def write_view(lv, meta, depth_windows, out, k):
         out[k, col + len(depth_windows) + w] = total
 
 
-@_jit
+@jit
 def apply_views(lv, od, ids, meta, c, start, iid, depth_windows, out, n_out):
     """Apply rows ``start..`` of instrument ``iid`` (truth labels skipped); after each applied LAST row
     write a view into ``out[n_out]`` (``OrderBook.apply``'s views). Returns (status, row, n_out):
@@ -413,7 +413,7 @@ def apply_views(lv, od, ids, meta, c, start, iid, depth_windows, out, n_out):
     for i in range(start, rows):
         if c[1][i] != iid or c[0][i] == K_TRUTH:
             continue
-        status = _capacity(lv, od, meta, c[0][i], _needs(c, i))
+        status = capacity(lv, od, meta, c[0][i], needs(c, i))
         if status != OK:
             return status, i, n_out
         if n_out == out.shape[0] and c[5][i] & LAST:
@@ -424,7 +424,7 @@ def apply_views(lv, od, ids, meta, c, start, iid, depth_windows, out, n_out):
     return OK, rows, n_out
 
 
-@_jit
+@jit
 def _close_bars(lv, meta, depth_windows, step, ts, out, n_out):
     """One sample row per bar boundary in ``(previous, ts]`` (``BarClock.closes``): boundary, frames,
     then the view of the book as it is (before the event that closes them). Returns the new count,
@@ -447,7 +447,7 @@ def _close_bars(lv, meta, depth_windows, step, ts, out, n_out):
     return n_out
 
 
-@_jit
+@jit
 def apply_bars(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, out, n_out):
     """``MarketState.apply``'s bar closes for rows ``start..`` of instrument ``iid``: a sample row
     (``_close_bars``) for every boundary crossed, taken before the first row at or after it is
@@ -460,7 +460,7 @@ def apply_bars(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, out,
         ts = c[3][i]
         if meta[NEXT_CLOSE] < 0:
             meta[NEXT_CLOSE] = (ts // step + 1) * step
-        status = _capacity(lv, od, meta, c[0][i], _needs(c, i))
+        status = capacity(lv, od, meta, c[0][i], needs(c, i))
         if status != OK:
             return status, i, n_out
         if ts >= meta[NEXT_CLOSE]:
@@ -598,4 +598,4 @@ class KernelBook:
         return int(self.lv[s, ANON, i]) if i < n and self.lv[s, PX, i] == price else 0
 
 
-__all__ = ["KernelBook", "update_row", "write_view", "apply_views", "COUNTERS"]
+__all__ = ["KernelBook", "update_row", "write_view", "apply_views", "capacity", "needs", "jit", "COUNTERS"]

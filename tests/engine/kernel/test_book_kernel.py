@@ -16,9 +16,10 @@ from engine.config import Config
 from engine.events import BUY, SELL, Event, OrderAdd, Trade, TruthLabel
 from engine.features.flow import TradeFlow
 from engine.features.ofi import OrderFlowImbalance
+from engine.features.shape import SpreadTime
 from engine.kernel.book import KernelBook
 from engine.kernel.columns import ColumnBatch, from_events
-from engine.kernel.flow import KernelLane
+from engine.kernel.lane import KernelLane
 from engine.market import MarketState, Watermark
 from feeds.lobster import import_lobster, lobster_available, locate_sample
 from feeds.parquet_tape import ParquetTapeFeed
@@ -195,12 +196,12 @@ def test_parquet_batches_equal_the_columns_of_the_events(tmp_path):
             np.testing.assert_array_equal(getattr(batch, name), getattr(expected, name), err_msg=name)
 
 
-# ---- the lane: book + trade flow + OFI, sampled at bar closes ---------------------------------------------
+# ---- the lane: book + trade flow + OFI + time-weighted spread, sampled at bar closes -------------------
 def reference_lane(batches: list[list[Event]], iid: int, step: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """``MarketState`` with ``TradeFlow`` and ``OrderFlowImbalance``: its bar-close samples."""
+    """``MarketState`` with ``TradeFlow``, ``OrderFlowImbalance`` and ``SpreadTime``: its bar-close samples."""
     book = OrderBook(iid, view_levels=LEVELS, depth_windows=WINDOWS)
     market = MarketState(msgspec.structs.replace(AMZN, instrument_id=iid), book,
-                         [TradeFlow((5.0, 30.0)), OrderFlowImbalance(book)], bar_ns=step)
+                         [TradeFlow((5.0, 30.0)), OrderFlowImbalance(book), SpreadTime(book, 10.0)], bar_ns=step)
     views, values = [], []
     names: tuple[str, ...] = ()
     for batch in batches:
@@ -253,18 +254,19 @@ def trading(draw, scale: int):
 @given(st.sampled_from([(1_000_000, 7_000_000), (100_000_000, 500_000_000), (100_000_000, 2_500_000_000)]).flatmap(
     lambda pair: st.tuples(trading(pair[0]), st.just(pair[1]))), st.lists(st.integers(0, 200), max_size=3))
 def test_lane_samples_equal_the_market_stages_on_random_sequences(events_step, cuts):
-    """Bar closes of the book with trade flow and OFI (windows of 1-60 s over 100-ms buckets, trade
-    windows of 5 and 30 s; events 10 ms or 1 s apart, so trades leave the windows, some exactly at a
-    close): the same views and the same values, to the bit."""
+    """Bar closes of the book with trade flow, OFI and the time-weighted spread (OFI windows of 1-60 s
+    over 100-ms buckets, trade windows of 5 and 30 s, spread over 10 s; events 10 ms or 1 s apart, so
+    trades and segments leave the windows, some exactly at a close): the same views and values, to the bit."""
     events, step = events_step
     batches = split(events, cuts)
     got = run_kernel_lane([from_events(b) for b in batches], [b[-1].ts_recv if b else -1 for b in batches], 0, step,
-                          trade_capacity=1)
+                          capacity=1)
     assert_same_samples(got, reference_lane(batches, 0, step))
 
 
 def test_lane_samples_on_the_amzn_days_equal_the_market_stages(amzn_tape):
-    """Both AMZN days from Parquet: every 1-s close's view, CVD, VWAP, trade imbalances and OFI values."""
+    """Both AMZN days from Parquet: every 1-s close's view, CVD, VWAP, trade imbalances, OFI values and
+    time-weighted spread."""
     iid = amzn_tape.instruments()[0].instrument_id
     event_batches = list(amzn_tape.batches())
     got = run_kernel_lane(list(amzn_tape.kernel_batches()), [b[-1].ts_recv for b in event_batches], iid)

@@ -1,41 +1,22 @@
-"""Per-event accumulators in the compiled loop: trade flow (SPEC F8, F9; ``engine.features.flow.TradeFlow``)
-and order-flow imbalance (F5, F6; ``engine.features.ofi.OrderFlowImbalance``), each state in arrays.
+"""Per-event accumulators of the compiled lane (engine/kernel/lane.py), each state in arrays: trade
+flow (SPEC F8, F9; ``engine.features.flow.TradeFlow``), order-flow imbalance (F5, F6;
+``engine.features.ofi.OrderFlowImbalance``) and the time-weighted spread (F1;
+``engine.features.shape.SpreadTime``).
 
 The Python accumulators are the reference and their docstrings the definitions; here the same
 arithmetic runs in the same order, so a sample's values are equal to the last bit (integer sums are
 int64: exact while ``price^2 * volume`` of a session stays below 2^63, and equal to the Python
 float values while the sums stay below 2^53, true of any real instrument's day in ticks and lots).
-
-``run_lane`` is the market stage's per-event loop without detectors: the book update, these two
-accumulators, and at each bar close one sample: the boundary, its frames and the book's view
-(``engine.kernel.book.write_view``) in an int row, the accumulators' values (``FLOW_NAMES`` then
-``ofi_names(M)``) in a float row.
+Each ``*_values`` function writes one sample's values into a float row, in the order of its names.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine.features.bars import NS, TF1, TF2, TF3
+from engine.features.bars import NS
 from engine.features.ofi import BUCKET_NS, WINDOWS_S
-from engine.kernel.book import (
-    GROW_LEVELS,
-    NBID,
-    NEXT_CLOSE,
-    OK,
-    OUT_FULL,
-    PX,
-    TOT,
-    KernelBook,
-    _capacity,
-    _jit,
-    _needs,
-    update_row,
-    write_view,
-)
-from engine.kernel.columns import K_DELTA, K_SNAP, K_TRADE, K_TRUTH, ColumnBatch
-
-GROW_TRADES = 4
+from engine.kernel.book import NBID, PX, TOT, jit
 
 # ---- trade flow ------------------------------------------------------------------------------------
 # tf[...] int64: volume, buy, sell, cvd, notional, notional2, fills, orders, last_price, last_match key,
@@ -47,7 +28,7 @@ FLOW_NAMES = ("volume", "buy_volume", "sell_volume", "cvd", "notional", "fills",
 # trade window ring tw[w, field, k] (fields ts, signed, size), tw_meta[w] = (head, count, signed, total)
 
 
-@_jit
+@jit
 def on_trade(tf, tw, tw_meta, ts_event, ts_recv, price, size, sign, match_id):
     tf[T_VOL] += size
     if sign > 0:
@@ -76,7 +57,7 @@ def on_trade(tf, tw, tw_meta, ts_event, ts_recv, price, size, sign, match_id):
         tw_meta[w, 3] += size
 
 
-@_jit
+@jit
 def flow_values(tf, tw, tw_meta, windows_ns, ts, out, col):
     """``TradeFlow.values(ts)`` into ``out[col:]``: ``FLOW_NAMES`` then one imbalance per window."""
     v = tf[T_VOL]
@@ -124,7 +105,7 @@ def ofi_names(levels: int) -> tuple[str, ...]:
     return (*names, *(f"ofi_l{m + 1}_10s" for m in range(levels)), "ofi_integrated_10s")
 
 
-@_jit
+@jit
 def _record(of, hist_ends, hist, end, cum):
     n = of[O_HIST_N]
     hist_ends[n] = end
@@ -137,7 +118,7 @@ def _record(of, hist_ends, hist, end, cum):
     of[O_HIST_N] = n
 
 
-@_jit
+@jit
 def _since(of, hist_ends, ts, window_ns):
     """Index of the last recorded end at or before ``ts - window`` (bisect_right - 1), or -1."""
     lo = 0
@@ -152,7 +133,7 @@ def _since(of, hist_ends, ts, window_ns):
     return lo - 1
 
 
-@_jit
+@jit
 def _side_terms(cum, lv, s, nlev, prev, m, prev_n, sign):
     """``engine.features.ofi._side_terms`` over side ``s`` of the kernel book (its ``nlev`` levels)."""
     n = nlev if nlev < m else m
@@ -187,7 +168,7 @@ def _side_terms(cum, lv, s, nlev, prev, m, prev_n, sign):
     return depth_change, n
 
 
-@_jit
+@jit
 def ofi_on_last(of, cum, prev, hist_ends, hist, lv, meta, ts):
     nb = meta[NBID]
     na = meta[NBID + 1]
@@ -233,7 +214,7 @@ def ofi_on_last(of, cum, prev, hist_ends, hist, lv, meta, ts):
     cum[3 + m] += of[O_DEPTH_M]
 
 
-@_jit
+@jit
 def ofi_values(of, cum, hist_ends, hist, weights, ts, out, col):
     """``OrderFlowImbalance.values(ts)`` into ``out[col:]`` in ``ofi_names`` order."""
     if of[O_BUCKET_END] and ts >= of[O_BUCKET_END]:
@@ -268,144 +249,66 @@ def ofi_values(of, cum, hist_ends, hist, weights, ts, out, col):
     out[k + m] = integrated
 
 
-# ---- the lane's loop -----------------------------------------------------------------------------------
-@_jit
-def _sample(lv, meta, depth_windows, tf, tw, tw_meta, windows_ns, of, cum, hist_ends, hist, weights, boundary,
-            frames, views, values, n_out):
-    views[n_out, 0] = boundary
-    views[n_out, 1] = frames
-    write_view(lv, meta, depth_windows, views[:, 2:], n_out)
-    flow_values(tf, tw, tw_meta, windows_ns, boundary, values[n_out], 0)
-    ofi_values(of, cum, hist_ends, hist, weights, boundary, values[n_out], 10 + len(windows_ns))
 
 
-@_jit
-def run_lane(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, tf, tw, tw_meta, windows_ns, of, cum, prev,
-             hist_ends, hist, weights, views, values, n_out):
-    """Rows ``start..`` of instrument ``iid``: the book, the accumulators and a sample at each bar close
-    (``MarketState.apply`` with ``TradeFlow`` and ``OrderFlowImbalance`` as its listeners). Returns
-    (status, row, n_out) as ``engine.kernel.book.apply_views``."""
-    rows = len(c[0])
-    cap_samples = views.shape[0]
-    i = start
-    while i <= rows:
-        if i == rows:
-            ts = mark
-            if mark < 0 or meta[NEXT_CLOSE] < 0 or mark < meta[NEXT_CLOSE]:
-                break
-        else:
-            kind = c[0][i]
-            if c[1][i] != iid or kind == K_TRUTH:
-                i += 1
-                continue
-            ts = c[3][i]
-            if meta[NEXT_CLOSE] < 0:
-                meta[NEXT_CLOSE] = (ts // step + 1) * step
-            status = _capacity(lv, od, meta, kind, _needs(c, i))
-            if status != OK:
-                return status, i, n_out
-            if kind == K_TRADE:
-                for w in range(tw.shape[0]):
-                    if tw_meta[w, 1] >= tw.shape[2]:
-                        return GROW_TRADES, i, n_out
-        if ts >= meta[NEXT_CLOSE]:
-            boundary = meta[NEXT_CLOSE]
-            if n_out + (ts - boundary) // step + 1 > cap_samples:
-                return OUT_FULL, i, n_out
-            while boundary <= ts:
-                frames = TF1
-                if boundary % (10 * step) == 0:
-                    frames |= TF2
-                if boundary % (60 * step) == 0:
-                    frames |= TF3
-                _sample(lv, meta, depth_windows, tf, tw, tw_meta, windows_ns, of, cum, hist_ends, hist, weights,
-                        boundary, frames, views, values, n_out)
-                n_out += 1
-                boundary += step
-            meta[NEXT_CLOSE] = boundary
-        if i == rows:
-            break
-        if update_row(lv, od, ids, meta, c, i):
-            kind = c[0][i]
-            if kind == K_TRADE:
-                on_trade(tf, tw, tw_meta, c[2][i], c[3][i], c[7][i], c[8][i], c[6][i], c[18][i])
-            elif kind == K_SNAP:
-                of[O_DIRTY_B] = 1
-                of[O_DIRTY_A] = 1
-            elif K_DELTA <= kind <= 8:  # delta, add, cancel, delete, modify, execute
-                if c[6][i] > 0:
-                    of[O_DIRTY_B] = 1
-                else:
-                    of[O_DIRTY_A] = 1
-            if c[5][i] & 0x80:
-                ofi_on_last(of, cum, prev, hist_ends, hist, lv, meta, c[3][i])
-        i += 1
-    return OK, rows, n_out
+# ---- time-weighted spread ---------------------------------------------------------------------------
+# st[...] int64: value, has value, since, integral, head, count; seg[3, K] the closed segments' ring
+# (start, end, spread), oldest at head
+S_VALUE, S_HAS, S_SINCE, S_INTEGRAL, S_HEAD, S_COUNT = range(6)
+SPREAD_NAMES = ("spread_twa",)
 
 
-class KernelLane:
-    """One instrument's book and accumulators in arrays; ``run`` gives the bar-close samples of a batch.
-
-    Args:
-        book: the lane's ``KernelBook`` (its view levels and depth windows shape the view rows).
-        trade_windows_s: ``TradeFlow``'s imbalance windows; ``ofi_levels``: M of F6.
-    """
-
-    def __init__(self, book: KernelBook, trade_windows_s: tuple[float, ...] = (5.0, 30.0), ofi_levels: int = 5,
-                 step_ns: int = NS, trade_capacity: int = 1024) -> None:
-        self.book = book
-        self.step = step_ns
-        self.windows_ns = np.array([int(w * NS) for w in trade_windows_s], dtype=np.int64)
-        self.names = (*FLOW_NAMES, *(f"trade_imbalance_{w:g}s" for w in trade_windows_s), *ofi_names(ofi_levels))
-        self.tf = np.zeros(12, dtype=np.int64)
-        self.tf[T_MATCH_KEY] = -1
-        self.tw = np.zeros((len(trade_windows_s), 3, trade_capacity), dtype=np.int64)
-        self.tw_meta = np.zeros((len(trade_windows_s), 4), dtype=np.int64)
-        self.of = np.zeros(12, dtype=np.int64)
-        self.cum = np.zeros(3 + ofi_levels + 1, dtype=np.int64)
-        self.prev = np.zeros((4, ofi_levels), dtype=np.int64)
-        self.hist_ends = np.zeros(HISTORY + 1, dtype=np.int64)
-        self.hist = np.zeros((HISTORY + 1, 3 + ofi_levels + 1), dtype=np.int64)
-        self.weights = np.full(ofi_levels, 1.0 / ofi_levels)
-
-    def run(self, batch: ColumnBatch, mark: int = -1) -> tuple[np.ndarray, np.ndarray]:
-        """Apply a batch; per bar close an int row (boundary, frames, view) and a float row (``names``)."""
-        book = self.book
-        c = tuple(getattr(batch, name) for name in batch.__struct_fields__)
-        width = 2 + book.view_width
-        views = np.zeros((64, width), dtype=np.int64)
-        values = np.zeros((64, len(self.names)), dtype=np.float64)
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
-        start, n_out = 0, 0
-        while True:
-            status, start, n_out = run_lane(book.lv, book.od, book.ids, book.meta, c, start, book.instrument_id,
-                                            book.depth_windows, self.step, mark, self.tf, self.tw, self.tw_meta,
-                                            self.windows_ns, self.of, self.cum, self.prev, self.hist_ends, self.hist,
-                                            self.weights, views, values, n_out)
-            if status == OK:
-                break
-            if status == OUT_FULL:
-                parts.append((views[:n_out], values[:n_out]))
-                size = 2 * len(views)
-                views = np.zeros((size, width), dtype=np.int64)
-                values, n_out = np.zeros((size, len(self.names)), dtype=np.float64), 0
-            elif status == GROW_TRADES:
-                self._grow_trades()
-            else:
-                book.grow(status, start, batch)
-        parts.append((views[:n_out], values[:n_out]))
-        return np.concatenate([v for v, _ in parts]), np.concatenate([x for _, x in parts])
-
-    def _grow_trades(self) -> None:
-        """Double the trade rings, each unrolled from its head."""
-        cap = self.tw.shape[2]
-        grown = np.zeros((self.tw.shape[0], 3, 2 * cap), dtype=np.int64)
-        for w in range(self.tw.shape[0]):
-            head, count = int(self.tw_meta[w, 0]), int(self.tw_meta[w, 1])
-            order = (head + np.arange(count)) % cap
-            grown[w, :, :count] = self.tw[w][:, order]
-            self.tw_meta[w, 0] = 0
-        self.tw = grown
+@jit
+def spread_on_last(st, seg, lv, meta, ts):
+    """``SpreadTime.on_last`` (the caller made room for one more segment)."""
+    nb = meta[NBID]
+    na = meta[NBID + 1]
+    if nb == 0 or na == 0:
+        return
+    spread = lv[1, PX, 0] - lv[0, PX, nb - 1]
+    if st[S_HAS] and spread == st[S_VALUE]:
+        return
+    if st[S_HAS] and ts > st[S_SINCE]:
+        k = (st[S_HEAD] + st[S_COUNT]) % seg.shape[1]
+        seg[0, k] = st[S_SINCE]
+        seg[1, k] = ts
+        seg[2, k] = st[S_VALUE]
+        st[S_COUNT] += 1
+        st[S_INTEGRAL] += (ts - st[S_SINCE]) * st[S_VALUE]
+    st[S_VALUE] = spread
+    st[S_HAS] = 1
+    st[S_SINCE] = ts
 
 
-__all__ = ["KernelLane", "run_lane", "FLOW_NAMES", "ofi_names", "GROW_LEVELS", "GROW_TRADES"]
+@jit
+def spread_values(st, seg, window_ns, now, out, col):
+    """``SpreadTime.values(now)`` into ``out[col]``."""
+    if not st[S_HAS]:
+        out[col] = 0.0
+        return
+    cap = seg.shape[1]
+    cutoff = now - window_ns
+    while st[S_COUNT] and seg[1, st[S_HEAD]] <= cutoff:
+        k = st[S_HEAD]
+        st[S_INTEGRAL] -= (seg[1, k] - seg[0, k]) * seg[2, k]
+        st[S_HEAD] = (k + 1) % cap
+        st[S_COUNT] -= 1
+    value = st[S_VALUE]
+    if st[S_COUNT] == 0 or now <= seg[0, st[S_HEAD]]:
+        out[col] = float(value)
+        return
+    k = st[S_HEAD]
+    start = seg[0, k]
+    integral = st[S_INTEGRAL] + (now - st[S_SINCE]) * value
+    if start < cutoff:  # the head segment is partly expired
+        integral -= (cutoff - start) * seg[2, k]
+        start = cutoff
+    out[col] = integral / (now - start)
+
+
+def unrolled(ring: np.ndarray, head: int, count: int, size: int) -> np.ndarray:
+    """A ring's ``count`` items from ``head`` (last axis), oldest first, in a new ring of ``size``."""
+    cap = ring.shape[-1]
+    grown = np.zeros((*ring.shape[:-1], size), dtype=ring.dtype)
+    grown[..., :count] = ring[..., (head + np.arange(count)) % cap]
+    return grown

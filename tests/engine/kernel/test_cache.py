@@ -1,0 +1,24 @@
+"""The kernel's compiled-function cache is dropped when any kernel source changes (numba alone checks
+only the file a function is defined in, not the files of the functions it calls)."""
+
+from __future__ import annotations
+
+from engine.kernel import STAMP, refresh_cache
+
+
+def test_cache_is_dropped_when_any_source_changes_and_kept_otherwise(tmp_path):
+    (tmp_path / "book.py").write_text("x = 1\n")
+    (tmp_path / "lane.py").write_text("y = 2\n")
+    cache = tmp_path / "__pycache__"
+    assert refresh_cache(tmp_path)  # no stamp yet: whatever is cached is dropped
+    compiled = [cache / "lane.run_lane-1.py311.nbi", cache / "lane.run_lane-1.py311.1.nbc"]
+    for path in compiled:
+        path.write_bytes(b"compiled")
+    assert not refresh_cache(tmp_path) and all(p.exists() for p in compiled)  # unchanged sources: kept
+    (tmp_path / "book.py").write_text("x = 3\n")  # a callee's module changed, not lane.py
+    assert refresh_cache(tmp_path)
+    assert not any(p.exists() for p in compiled)
+    assert (cache / STAMP).exists() and not refresh_cache(tmp_path)
+    (cache / "other.cpython-311.pyc").write_bytes(b"")  # Python's own cache is not numba's
+    (tmp_path / "book.py").write_text("x = 4\n")
+    assert refresh_cache(tmp_path) and (cache / "other.cpython-311.pyc").exists()
