@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.features.bars import NS
 from engine.features.ofi import BUCKET_NS, WINDOWS_S
-from engine.kernel.book import NBID, PX, TOT, jit
+from engine.kernel.book import NBID, PX, TOT, jit, price_at
 
 # ---- trade flow ------------------------------------------------------------------------------------
 # tf[...] int64: volume, buy, sell, cvd, notional, notional2, fills, orders, last_price, last_match key,
@@ -141,8 +141,8 @@ def _side_terms(cum, lv, s, nlev, prev, m, prev_n, sign):
     rp = 2 * s  # prev rows: bids 0, 1; asks 2, 3
     depth_change = 0
     for level in range(n):
-        i = nlev - 1 - level if s == 0 else level
-        p = lv[s, PX, i]
+        i = nlev - 1 - level
+        p = price_at(lv, s, i)
         q = lv[s, TOT, i]
         if level < common:
             pp = prev[rp, level]
@@ -159,8 +159,8 @@ def _side_terms(cum, lv, s, nlev, prev, m, prev_n, sign):
     for level in range(prev_n):
         depth_change -= prev[rp + 1, level]
     for level in range(n):
-        i = nlev - 1 - level if s == 0 else level
-        prev[rp, level] = lv[s, PX, i]
+        i = nlev - 1 - level
+        prev[rp, level] = price_at(lv, s, i)
         prev[rp + 1, level] = lv[s, TOT, i]
     for level in range(n, prev_n):
         prev[rp, level] = 0
@@ -180,8 +180,8 @@ def ofi_on_last(of, cum, prev, hist_ends, hist, lv, meta, ts):
         of[O_BUCKET_END] = (ts // BUCKET_NS + 1) * BUCKET_NS
     b = lv[0, PX, nb - 1]
     qb = lv[0, TOT, nb - 1]
-    a = lv[1, PX, 0]
-    qa = lv[1, TOT, 0]
+    a = -lv[1, PX, na - 1]
+    qa = lv[1, TOT, na - 1]
     if of[O_STARTED]:
         e = 0
         if b >= of[O_PB]:
@@ -265,7 +265,7 @@ def spread_on_last(st, seg, lv, meta, ts):
     na = meta[NBID + 1]
     if nb == 0 or na == 0:
         return
-    spread = lv[1, PX, 0] - lv[0, PX, nb - 1]
+    spread = -lv[1, PX, na - 1] - lv[0, PX, nb - 1]
     if st[S_HAS] and spread == st[S_VALUE]:
         return
     if st[S_HAS] and ts > st[S_SINCE]:

@@ -10,9 +10,11 @@ simulator sessions and on random sequences).
 
 Layout (``KernelBook`` owns the arrays; the compiled functions take them):
 - ``lv[s, field, i]``: side ``s`` (0 bids, 1 asks; a side other than BUY is the ask side, as in
-  ``OrderBook``), levels sorted by ascending price in ``0 .. n-1`` (the best bid is the last, the best
-  ask the first); fields ``PX, TOT, ANON, HEAD, TAIL, SIDE`` (price, total, L2-only size, first and
-  last order slot of the FIFO queue or -1, the side value the level was created with);
+  ``OrderBook``), levels in ``0 .. n-1`` sorted by ascending key, the price on the bid side and minus
+  the price on the ask side, so that each side's best level is its last and a level appearing or
+  going near the best moves few others; fields ``PX, TOT, ANON, HEAD, TAIL, LSIDE`` (key, total,
+  L2-only size, first and last order slot of the FIFO queue or -1, the side value the level was
+  created with);
 - ``od[field, slot]``: resting orders ``ID, SIDE, PX, SZ, PREV, NEXT`` (the FIFO links within a level;
   ``NEXT`` also chains the free slots), and ``ids`` a typed dict from order id to slot;
 - ``meta``: the sequence, state, times, level counts, slot bookkeeping and the counters.
@@ -67,14 +69,27 @@ def _s(side):
 
 
 @jit
+def key(s, price):
+    """A level's sort key: the price on the bid side, minus the price on the ask side."""
+    return price if s == 0 else -price
+
+
+@jit
+def price_at(lv, s, i):
+    """The price of level ``i`` of side ``s``."""
+    return lv[s, PX, i] if s == 0 else -lv[s, PX, i]
+
+
+@jit
 def _find(lv, meta, s, price):
-    """Index of the first level of side ``s`` with a price >= ``price`` (bisect_left)."""
+    """Index of the first level of side ``s`` with a key >= the price's (bisect_left)."""
     lo = 0
     hi = meta[NBID + s]
-    prices = lv[s, PX]
+    keys = lv[s, PX]
+    k = key(s, price)
     while lo < hi:
         mid = (lo + hi) >> 1
-        if prices[mid] < price:
+        if keys[mid] < k:
             lo = mid + 1
         else:
             hi = mid
@@ -86,13 +101,13 @@ def _level(lv, meta, s, price, side):
     """Index of the level at ``price``, created empty (total 0) when missing."""
     i = _find(lv, meta, s, price)
     n = meta[NBID + s]
-    if i < n and lv[s, PX, i] == price:
+    if i < n and lv[s, PX, i] == key(s, price):
         return i
     for f in range(6):
         row = lv[s, f]
         for k in range(n, i, -1):
             row[k] = row[k - 1]
-    lv[s, PX, i] = price
+    lv[s, PX, i] = key(s, price)
     lv[s, TOT, i] = 0
     lv[s, ANON, i] = 0
     lv[s, HEAD, i] = -1
@@ -204,7 +219,7 @@ def _take(lv, od, ids, meta, oid, size):
 def _reduce_anonymous(lv, meta, side, price, size):
     s = _s(side)
     i = _find(lv, meta, s, price)
-    if i >= meta[NBID + s] or lv[s, PX, i] != price:
+    if i >= meta[NBID + s] or lv[s, PX, i] != key(s, price):
         meta[C_MISSING] += 1
         return
     anon = lv[s, ANON, i]
@@ -256,7 +271,7 @@ def _set_level(lv, od, ids, meta, side, price, size):
     """Force one level's total to ``size`` (L2 truth), trimming L3 orders from the back if needed."""
     s = _s(side)
     i = _find(lv, meta, s, price)
-    exists = i < meta[NBID + s] and lv[s, PX, i] == price
+    exists = i < meta[NBID + s] and lv[s, PX, i] == key(s, price)
     if size <= 0:
         if exists:
             slot = lv[s, HEAD, i]
@@ -352,7 +367,7 @@ def update_row(lv, od, ids, meta, c, i):
         meta[TS_EVENT] = c[2][i]
         meta[TS_RECV] = c[3][i]
         nb, na = meta[NBID], meta[NASK]
-        if nb and na and lv[0, PX, nb - 1] >= lv[1, PX, 0] and not meta[STATE] & CROSSED:
+        if nb and na and lv[0, PX, nb - 1] >= -lv[1, PX, na - 1] and not meta[STATE] & CROSSED:
             meta[STATE] |= CROSSED
             meta[C_CROSSED] += 1
     return True
@@ -381,8 +396,8 @@ def write_view(lv, meta, depth_windows, out, k):
     for j in range(n):
         out[k, col + j] = lv[0, PX, nb - 1 - j] if j < nb else 0
         out[k, col + n + j] = lv[0, TOT, nb - 1 - j] if j < nb else 0
-        out[k, col + 2 * n + j] = lv[1, PX, j] if j < na else 0
-        out[k, col + 3 * n + j] = lv[1, TOT, j] if j < na else 0
+        out[k, col + 2 * n + j] = -lv[1, PX, na - 1 - j] if j < na else 0
+        out[k, col + 3 * n + j] = lv[1, TOT, na - 1 - j] if j < na else 0
     col += 4 * n
     for w in range(len(depth_windows)):
         ticks = depth_windows[w]
@@ -396,11 +411,11 @@ def write_view(lv, meta, depth_windows, out, k):
         out[k, col + w] = total
         total = 0
         if na:
-            edge = lv[1, PX, 0] + ticks
-            j = 0
-            while j < na and lv[1, PX, j] < edge:
+            edge = lv[1, PX, na - 1] - ticks  # keys: minus the price
+            j = na - 1
+            while j >= 0 and lv[1, PX, j] > edge:
                 total += lv[1, TOT, j]
-                j += 1
+                j -= 1
         out[k, col + len(depth_windows) + w] = total
 
 
@@ -573,16 +588,17 @@ class KernelBook:
         """Every level of one side as ``(price, size)``, best first (``OrderBook.levels``)."""
         s = 0 if side == BUY else 1
         n = int(self.meta[NBID + s])
-        px, tot = self.lv[s, PX, :n].tolist(), self.lv[s, TOT, :n].tolist()
-        pairs = list(zip(px, tot, strict=True))
-        return pairs[::-1] if s == 0 else pairs
+        keys, tot = self.lv[s, PX, :n].tolist(), self.lv[s, TOT, :n].tolist()
+        sign = 1 if s == 0 else -1
+        return [(sign * k, q) for k, q in zip(keys[::-1], tot[::-1], strict=True)]
 
     def queue(self, side: int, price: int) -> list[tuple[int, int]]:
         """FIFO queue ``[(order_id, size), ...]`` at one price, front first (``OrderBook.queue``)."""
         s = 0 if side == BUY else 1
         n = int(self.meta[NBID + s])
-        i = int(np.searchsorted(self.lv[s, PX, :n], price))
-        if i >= n or self.lv[s, PX, i] != price:
+        k = price if s == 0 else -price
+        i = int(np.searchsorted(self.lv[s, PX, :n], k))
+        if i >= n or self.lv[s, PX, i] != k:
             return []
         out, slot = [], int(self.lv[s, HEAD, i])
         while slot >= 0:
@@ -594,8 +610,9 @@ class KernelBook:
         """L2-only size at one price (0 when the level is absent)."""
         s = 0 if side == BUY else 1
         n = int(self.meta[NBID + s])
-        i = int(np.searchsorted(self.lv[s, PX, :n], price))
-        return int(self.lv[s, ANON, i]) if i < n and self.lv[s, PX, i] == price else 0
+        k = price if s == 0 else -price
+        i = int(np.searchsorted(self.lv[s, PX, :n], k))
+        return int(self.lv[s, ANON, i]) if i < n and self.lv[s, PX, i] == k else 0
 
 
 __all__ = ["KernelBook", "update_row", "write_view", "apply_views", "capacity", "needs", "jit", "COUNTERS"]
