@@ -4,10 +4,11 @@ The day is imported once to a Parquet tape and read as column batches (one per r
 each as the median of ``REPEATS`` runs of the same work:
 - reading the tape into column batches (no event objects);
 - the kernel's book alone, sampled at every 1-s bar close (``KernelBook.bars``);
-- the kernel's lane: book, trade flow, OFI and time-weighted spread, sampled at every 1-s bar close
-  (``KernelLane.run``);
-- the reference for that lane: ``MarketState`` with ``OrderBook``, ``TradeFlow`` and
-  ``OrderFlowImbalance``, ``SpreadTime`` over the same events (already decoded), the same samples.
+- the kernel's lane: book, trade flow, OFI, time-weighted spread and the sweep detector, sampled at
+  every 1-s bar close and at each detection (``KernelLane.run``);
+- the reference for that lane: ``MarketState`` with ``OrderBook``, ``TradeFlow``,
+  ``OrderFlowImbalance``, ``SpreadTime`` and ``SweepDetector`` over the same events (already
+  decoded), the same samples and detections.
 Start-up: a fresh interpreter importing the kernel and running a one-event batch, with the compiled
 functions already in numba's cache (the second run of a machine).
 The kernel is not yet the pipeline's path (issue 16): these rows time the kernel's own loops.
@@ -25,6 +26,9 @@ from pathlib import Path
 
 from benchmarks.common import main, result
 from engine.book import OrderBook
+from engine.config.detectors import SweepParams
+from engine.detectors.base import DetectorContext
+from engine.detectors.sweep import SweepDetector
 from engine.events import InstrumentDef
 from engine.features.flow import TradeFlow
 from engine.features.ofi import OrderFlowImbalance
@@ -81,13 +85,14 @@ def run() -> list[dict]:
             book.bars(batch, mark)
 
     def lane() -> None:
-        kernel = KernelLane(KernelBook(iid))
+        kernel = KernelLane(KernelBook(iid), sweep=SweepParams())
         for batch, mark in zip(batches, marks, strict=True):
             kernel.run(batch, mark)
 
     def reference() -> None:
         book = OrderBook(iid)
         market = MarketState(inst, book, [TradeFlow((5.0, 30.0)), OrderFlowImbalance(book), SpreadTime(book, 10.0)])
+        market.add(SweepDetector(DetectorContext(inst, book, market.detected), SweepParams()))
         for events in event_batches:
             market.apply([*events, Watermark(events[-1].ts_recv)])
 
@@ -96,10 +101,10 @@ def run() -> list[dict]:
     rows = []
     for name, fn, target, what in (
         ("kernel: book alone, 1-s bar samples", book_alone, None, "KernelBook.bars"),
-        ("kernel: book + trade flow + OFI + time-weighted spread, 1-s bar samples", lane, 2_000_000,
-         "KernelLane.run; detector triggers and the other accumulators are not in the kernel yet"),
-        ("reference: the same lane in Python (MarketState, OrderBook, TradeFlow, OFI, SpreadTime)", reference, None,
-         "events decoded beforehand; the pipeline's market stage runs this code"),
+        ("kernel: book + trade flow + OFI + time-weighted spread + sweep detector, bar and detection samples", lane,
+         2_000_000, "KernelLane.run; the other detectors and accumulators are not in the kernel yet"),
+        ("reference: the same lane in Python (MarketState, OrderBook, TradeFlow, OFI, SpreadTime, SweepDetector)",
+         reference, None, "events decoded beforehand; the pipeline's market stage runs this code"),
     ):
         median, low, high = median_rate(n, fn)
         rows.append(result(f"{name} (AMZN L5 day)", round(median), "events/s", target,

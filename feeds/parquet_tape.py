@@ -351,8 +351,8 @@ class ParquetTapeFeed:
             except (pa.ArrowException, OSError) as error:
                 raise ParquetInputError(self.path, f"row group {group} (rows {first_row:,}+)",
                                         f"damaged: {error}") from None
-            columns = {name: table.column(name).fill_null(0).to_numpy().astype(np.int64)
-                       for name in FIELDS}
+            columns = {name: table.column(name).fill_null(False if COLUMNS[name] == pa.bool_() else 0).to_numpy()
+                       .astype(np.int64) for name in FIELDS}
             unknown = ~np.isin(columns["kind"], list(KINDS))
             if unknown.any():
                 row = first_row + int(np.flatnonzero(unknown)[0])

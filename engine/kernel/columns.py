@@ -52,9 +52,9 @@ KIND_CODES: dict[type[Event], int] = {
 (K_DEF, K_SNAP, K_DELTA, K_ADD, K_CANCEL, K_DELETE, K_MODIFY, K_EXECUTE, K_TRADE, K_STATUS, K_CLOCK,
  K_TRUTH) = range(1, 13)
 
-# Per-event columns, all int64.
+# Per-event columns, all int64 (a bool as 0 / 1).
 FIELDS = ("kind", "instrument_id", "ts_event", "ts_recv", "seq", "flags", "side", "price", "size", "action",
-          "order_id", "state", "match_id")
+          "order_id", "state", "match_id", "hidden")
 # Event attribute behind a column, where the name differs.
 _SOURCE = {(OrderCancel, "size"): "size_cancelled", (Trade, "side"): "aggressor"}
 
@@ -80,7 +80,8 @@ class ColumnBatch(msgspec.Struct, frozen=True):
     ask_off: np.ndarray
     ask_px: np.ndarray
     ask_sz: np.ndarray
-    match_id: np.ndarray  # last: the compiled loops index the fields by position
+    match_id: np.ndarray  # from here on after the snapshot arrays: the compiled loops index by position
+    hidden: np.ndarray  # a trade's ``hidden`` as 0 / 1
 
     def __len__(self) -> int:
         return len(self.kind)

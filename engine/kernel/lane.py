@@ -1,11 +1,14 @@
 """The compiled lane loop: the market stage's per-event work over a column batch, samples out.
 
-``run_lane`` is ``MarketState.apply`` (engine/market.py) with the book and the compiled accumulators
-(engine/kernel/accumulators.py: trade flow, OFI, time-weighted spread) as its listeners, in the same
-order: a bar close is taken before the first row at or after its boundary is applied (and at the
-batch's watermark), the accumulators see only rows the book accepted, ``on_last`` work follows each
-LAST row. Each close gives one sample: an int row (boundary, frames, the book's view as
-``engine.kernel.book.write_view`` lays it out) and a float row (``KernelLane.names``).
+``run_lane`` is ``MarketState.apply`` (engine/market.py) with the book, the compiled accumulators
+(engine/kernel/accumulators.py: trade flow, OFI, time-weighted spread) and the compiled sweep
+detector (engine/kernel/sweep.py) as its listeners, in that order: a bar close is taken before the
+first row at or after its boundary is applied (and at the batch's watermark), then the detector's
+bar hook runs; the listeners see only rows the book accepted, trade handlers first, then the
+``on_last`` hooks after each LAST row; an event (or bar close) that completed detections is followed
+by a detection sample (frames 0) showing the book after it. Each sample is an int row (time,
+frames, the book's view as ``engine.kernel.book.write_view`` lays it out) and a float row
+(``KernelLane.names``); each detection a row of ``engine.kernel.sweep``'s layout naming its sample.
 
 The loop stops before a row, changing nothing for it, when an array is full; ``KernelLane`` grows
 that array and resumes there, so the output does not depend on the capacities or the batch cuts.
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.config.detectors import SweepParams
+from engine.detectors.sweep import SweepDetection
 from engine.features.bars import NS, TF1, TF2, TF3
 from engine.kernel.accumulators import (
     FLOW_NAMES,
@@ -36,31 +41,60 @@ from engine.kernel.accumulators import (
 )
 from engine.kernel.book import NEXT_CLOSE, OK, OUT_FULL, KernelBook, capacity, jit, needs, update_row, write_view
 from engine.kernel.columns import K_DELTA, K_EXECUTE, K_SNAP, K_TRADE, K_TRUTH, ColumnBatch
+from engine.kernel.sweep import (
+    B_LEVELS,
+    D_SAMPLE,
+    DET_FLOATS,
+    DET_INTS,
+    SW_SIZE,
+    parameters,
+    sweep_detection,
+    sweep_expire,
+    sweep_on_bar,
+    sweep_on_trade,
+)
 
-GROW_TRADES, GROW_SEGMENTS = 4, 5
+GROW_TRADES, GROW_SEGMENTS, GROW_BURST = 4, 5, 7
 
 
 @jit
-def _sample(lv, meta, depth_windows, acc, boundary, frames, views, values, n_out):
+def _sample(lv, meta, depth_windows, acc, ts, frames, views, values, n_out):
     tf, tw, tw_meta, windows_ns, of, cum, prev, hist_ends, hist, weights, st, seg, spread_ns = acc
-    views[n_out, 0] = boundary
+    views[n_out, 0] = ts
     views[n_out, 1] = frames
     write_view(lv, meta, depth_windows, views[:, 2:], n_out)
     row = values[n_out]
-    flow_values(tf, tw, tw_meta, windows_ns, boundary, row, 0)
+    flow_values(tf, tw, tw_meta, windows_ns, ts, row, 0)
     col = 10 + len(windows_ns)
-    ofi_values(of, cum, hist_ends, hist, weights, boundary, row, col)
+    ofi_values(of, cum, hist_ends, hist, weights, ts, row, col)
     col += 8 + len(weights)
-    spread_values(st, seg, spread_ns, boundary, row, col)
+    spread_values(st, seg, spread_ns, ts, row, col)
 
 
 @jit
-def run_lane(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, acc, views, values, n_out):
-    """Rows ``start..`` of instrument ``iid`` and then the watermark ``mark`` (-1: none); ``acc`` is
-    ``KernelLane.state()``. Returns (status, row, n_out) as ``engine.kernel.book.apply_views``."""
+def _detection_sample(lv, meta, depth_windows, acc, ts, views, values, n_out, det_i, first, n_det):
+    """A sample (frames 0) carrying detections ``first..n_det``, when there are any."""
+    if n_det == first:
+        return n_out
+    _sample(lv, meta, depth_windows, acc, ts, 0, views, values, n_out)
+    for d in range(first, n_det):
+        det_i[d, D_SAMPLE] = n_out
+    return n_out + 1
+
+
+@jit
+def run_lane(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, acc, det, out, counts):
+    """Rows ``start..`` of instrument ``iid`` and then the watermark ``mark`` (-1: none). ``acc``: the
+    accumulators' arrays; ``det``: the sweep detector's (``sw``, ``prices``, ``ring``, ``par``, ``k``);
+    ``out``: (views, values, detection ints, detection floats), filled from ``counts`` = (samples,
+    detections), which it advances. Returns (status, row) as ``engine.kernel.book.apply_views``."""
     tf, tw, tw_meta, windows_ns, of, cum, prev, hist_ends, hist, weights, st, seg, spread_ns = acc
+    sw, prices, ring, par, k = det
+    views, values, det_i, det_f = out
+    n_out, n_det = counts[0], counts[1]
     rows = len(c[0])
     i = start
+    status = OK
     while i <= rows:
         if i == rows:
             ts = mark
@@ -76,17 +110,23 @@ def run_lane(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, acc, v
                 meta[NEXT_CLOSE] = (ts // step + 1) * step
             status = capacity(lv, od, meta, kind, needs(c, i))
             if status != OK:
-                return status, i, n_out
+                break
             if kind == K_TRADE:
                 for w in range(tw.shape[0]):
                     if tw_meta[w, 1] >= tw.shape[2]:
-                        return GROW_TRADES, i, n_out
+                        status = GROW_TRADES
+                if sw[B_LEVELS] >= len(prices):
+                    status = GROW_BURST
             if c[5][i] & 0x80 and st[S_COUNT] >= seg.shape[1]:
-                return GROW_SEGMENTS, i, n_out
-        if ts >= meta[NEXT_CLOSE]:
+                status = GROW_SEGMENTS
+            if status != OK:
+                break
+        closes = (ts - meta[NEXT_CLOSE]) // step + 1 if ts >= meta[NEXT_CLOSE] else 0
+        if n_out + 2 * closes + 1 > views.shape[0] or n_det + closes + 2 > det_i.shape[0]:
+            status = OUT_FULL  # a bar sample and a detection sample per close, one more for the row
+            break
+        if closes:
             boundary = meta[NEXT_CLOSE]
-            if n_out + (ts - boundary) // step + 1 > views.shape[0]:
-                return OUT_FULL, i, n_out
             while boundary <= ts:
                 frames = TF1
                 if boundary % (10 * step) == 0:
@@ -95,14 +135,22 @@ def run_lane(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, acc, v
                     frames |= TF3
                 _sample(lv, meta, depth_windows, acc, boundary, frames, views, values, n_out)
                 n_out += 1
+                first = n_det
+                n_det = sweep_on_bar(sw, ring, par, k, meta, det_i, det_f, n_det, boundary, frames)
+                n_out = _detection_sample(lv, meta, depth_windows, acc, boundary, views, values, n_out, det_i, first,
+                                          n_det)
                 boundary += step
             meta[NEXT_CLOSE] = boundary
         if i == rows:
             break
         if update_row(lv, od, ids, meta, c, i):
             kind = c[0][i]
+            recv = c[3][i]
+            first = n_det
             if kind == K_TRADE:
-                on_trade(tf, tw, tw_meta, c[2][i], c[3][i], c[7][i], c[8][i], c[6][i], c[18][i])
+                on_trade(tf, tw, tw_meta, c[2][i], recv, c[7][i], c[8][i], c[6][i], c[18][i])
+                n_det = sweep_on_trade(sw, prices, par, k, meta, det_i, det_f, n_det, recv, c[4][i], c[7][i],
+                                       c[8][i], c[6][i], c[18][i], c[19][i])
             elif kind == K_SNAP:
                 of[O_DIRTY_B] = 1
                 of[O_DIRTY_A] = 1
@@ -112,23 +160,49 @@ def run_lane(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, acc, v
                 else:
                     of[O_DIRTY_A] = 1
             if c[5][i] & 0x80:  # LAST
-                ofi_on_last(of, cum, prev, hist_ends, hist, lv, meta, c[3][i])
-                spread_on_last(st, seg, lv, meta, c[3][i])
+                ofi_on_last(of, cum, prev, hist_ends, hist, lv, meta, recv)
+                spread_on_last(st, seg, lv, meta, recv)
+                n_det = sweep_expire(sw, par, k, meta, det_i, det_f, n_det, recv)
+            n_out = _detection_sample(lv, meta, depth_windows, acc, recv, views, values, n_out, det_i, first, n_det)
         i += 1
-    return OK, rows, n_out
+    counts[0] = n_out
+    counts[1] = n_det
+    return status, min(i, rows)
+
+
+class LaneOutput:
+    """The samples of one ``KernelLane.run``: ``views`` (time, frames, view), ``values`` (``names``), and
+    the detections as rows naming their sample (``detections()`` rebuilds them as Python objects)."""
+
+    def __init__(self, views: np.ndarray, values: np.ndarray, det_ints: np.ndarray, det_floats: np.ndarray,
+                 instrument_id: int) -> None:
+        self.views = views
+        self.values = values
+        self.det_ints = det_ints
+        self.det_floats = det_floats
+        self.instrument_id = instrument_id
+
+    def detections(self) -> list[tuple[SweepDetection, ...]]:
+        """Per sample, the detections it carries (empty for a plain bar close)."""
+        out: list[list[SweepDetection]] = [[] for _ in range(len(self.views))]
+        for row, floats in zip(self.det_ints, self.det_floats, strict=True):
+            out[int(row[D_SAMPLE])].append(sweep_detection(row, floats, self.instrument_id))
+        return [tuple(d) for d in out]
 
 
 class KernelLane:
-    """One instrument's book and accumulators in arrays; ``run`` gives the bar-close samples of a batch.
+    """One instrument's book, accumulators and sweep detector in arrays; ``run`` gives a batch's samples.
 
     Args:
         book: the lane's ``KernelBook`` (its view levels and depth windows shape the view rows).
         trade_windows_s: ``TradeFlow``'s imbalance windows; ``ofi_levels``: M of F6;
-            ``spread_window_s``: ``SpreadTime``'s window; ``step_ns``: the TF1 bar.
+            ``spread_window_s``: ``SpreadTime``'s window; ``sweep``: the sweep detector's parameters
+            (None: no sweep detector); ``step_ns``: the TF1 bar.
     """
 
     def __init__(self, book: KernelBook, trade_windows_s: tuple[float, ...] = (5.0, 30.0), ofi_levels: int = 5,
-                 spread_window_s: float = 10.0, step_ns: int = NS, capacity: int = 1024) -> None:
+                 spread_window_s: float = 10.0, sweep: SweepParams | None = None, step_ns: int = NS,
+                 capacity: int = 1024) -> None:
         self.book = book
         self.step = step_ns
         self.names = (*FLOW_NAMES, *(f"trade_imbalance_{w:g}s" for w in trade_windows_s), *ofi_names(ofi_levels),
@@ -151,27 +225,26 @@ class KernelLane:
             np.zeros(6, dtype=np.int64),  # spread time
             np.zeros((3, capacity), dtype=np.int64),
         ]
+        par, self.sweep_k, bars = parameters(sweep)
+        self.sweep: list[np.ndarray] = [np.zeros(SW_SIZE, dtype=np.int64), np.zeros(min(capacity, 64), dtype=np.int64),
+                                        np.zeros((3, bars), dtype=np.int64), par]
 
-    def run(self, batch: ColumnBatch, mark: int = -1) -> tuple[np.ndarray, np.ndarray]:
-        """Apply a batch; per bar close an int row (boundary, frames, view) and a float row (``names``)."""
+    def run(self, batch: ColumnBatch, mark: int = -1) -> LaneOutput:
+        """Apply a batch; the samples of its bar closes and detections."""
         book = self.book
         c = tuple(getattr(batch, name) for name in batch.__struct_fields__)
-        width = 2 + book.view_width
-        views = np.zeros((64, width), dtype=np.int64)
-        values = np.zeros((64, len(self.names)), dtype=np.float64)
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
-        start, n_out = 0, 0
+        out = [np.zeros((64, 2 + book.view_width), dtype=np.int64), np.zeros((64, len(self.names))),
+               np.zeros((16, DET_INTS), dtype=np.int64), np.zeros((16, DET_FLOATS))]
+        counts = np.zeros(2, dtype=np.int64)
+        start = 0
         while True:
-            status, start, n_out = run_lane(book.lv, book.od, book.ids, book.meta, c, start, book.instrument_id,
-                                            book.depth_windows, self.step, mark, (*self.arrays, self.spread_ns), views,
-                                            values, n_out)
+            status, start = run_lane(book.lv, book.od, book.ids, book.meta, c, start, book.instrument_id,
+                                     book.depth_windows, self.step, mark, (*self.arrays, self.spread_ns),
+                                     (*self.sweep, self.sweep_k), tuple(out), counts)
             if status == OK:
                 break
             if status == OUT_FULL:
-                parts.append((views[:n_out], values[:n_out]))
-                size = 2 * len(views)
-                views = np.zeros((size, width), dtype=np.int64)
-                values, n_out = np.zeros((size, len(self.names)), dtype=np.float64), 0
+                out = [np.concatenate([a, np.zeros_like(a)]) for a in out]
             elif status == GROW_TRADES:
                 rings, meta = self.arrays[1], self.arrays[2]
                 grown = np.stack([unrolled(rings[w], int(meta[w, 0]), int(meta[w, 1]), 2 * rings.shape[2])
@@ -182,10 +255,12 @@ class KernelLane:
                 st, seg = self.arrays[10], self.arrays[11]
                 self.arrays[11] = unrolled(seg, int(st[S_HEAD]), int(st[S_COUNT]), 2 * seg.shape[1])
                 st[S_HEAD] = 0
+            elif status == GROW_BURST:
+                self.sweep[1] = np.concatenate([self.sweep[1], np.zeros_like(self.sweep[1])])
             else:
                 book.grow(status, start, batch)
-        parts.append((views[:n_out], values[:n_out]))
-        return np.concatenate([v for v, _ in parts]), np.concatenate([x for _, x in parts])
+        n_out, n_det = int(counts[0]), int(counts[1])
+        return LaneOutput(out[0][:n_out], out[1][:n_out], out[2][:n_det], out[3][:n_det], book.instrument_id)
 
 
-__all__ = ["KernelLane", "run_lane"]
+__all__ = ["KernelLane", "LaneOutput", "run_lane"]

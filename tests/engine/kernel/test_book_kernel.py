@@ -13,7 +13,10 @@ from hypothesis import strategies as st
 
 from engine.book import BookView, OrderBook
 from engine.config import Config
-from engine.events import BUY, SELL, Event, OrderAdd, Trade, TruthLabel
+from engine.config.detectors import SweepParams
+from engine.detectors.base import DetectorContext
+from engine.detectors.sweep import SweepDetector
+from engine.events import BUY, LAST, SELL, Event, OrderAdd, Trade, TruthLabel
 from engine.features.flow import TradeFlow
 from engine.features.ofi import OrderFlowImbalance
 from engine.features.shape import SpreadTime
@@ -168,11 +171,13 @@ def test_amzn_days_from_parquet_equal_the_reference(amzn_tape):
 
 @pytest.mark.parametrize("preset", list_presets())
 def test_simulator_sessions_of_every_preset_equal_the_reference(preset):
-    """Each scenario preset's session (its planted icebergs, sweeps, walls, pulls...), per instrument."""
+    """Each scenario preset's session (its planted icebergs, sweeps, walls, pulls...), per instrument: the
+    book's views, and the lane's samples and sweep detections."""
     scenario = load_preset(preset)
     sim = MarketSimulator(list(scenario.spec.symbols), Config(), seed=3, duration_s=min(scenario.spec.duration_s, 300),
                           scenario=scenario)
     events = [ev for ev in sim.events() if type(ev) is not TruthLabel]
+    sweeps = 0
     for inst in sim.instruments():
         iid = inst.instrument_id
         mine = [ev for ev in events if ev.instrument_id == iid]
@@ -182,6 +187,13 @@ def test_simulator_sessions_of_every_preset_equal_the_reference(preset):
         for ev in mine:
             book.update(ev)
         assert_same_book(kb, book)
+        batches = [mine[i:i + 500] for i in range(0, len(mine), 500)]
+        expected = reference_lane(batches, iid, 1_000_000_000)
+        assert_same_samples(run_kernel_lane([from_events(b) for b in batches], [b[-1].ts_recv for b in batches], iid),
+                            expected)
+        sweeps += sum(len(d) for d in expected[3])
+    if preset == "breakout_sweep":
+        assert sweeps > 0  # the planted sweep at least (the simulator's fills carry match ids)
 
 
 def test_parquet_batches_equal_the_columns_of_the_events(tmp_path):
@@ -197,12 +209,16 @@ def test_parquet_batches_equal_the_columns_of_the_events(tmp_path):
 
 
 # ---- the lane: book + trade flow + OFI + time-weighted spread, sampled at bar closes -------------------
-def reference_lane(batches: list[list[Event]], iid: int, step: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """``MarketState`` with ``TradeFlow``, ``OrderFlowImbalance`` and ``SpreadTime``: its bar-close samples."""
+def reference_lane(batches: list[list[Event]], iid: int, step: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...],
+                                                                             list[tuple]]:
+    """``MarketState`` with ``TradeFlow``, ``OrderFlowImbalance``, ``SpreadTime`` and ``SweepDetector``:
+    its samples (bar closes and detection samples) and the detections each carries."""
     book = OrderBook(iid, view_levels=LEVELS, depth_windows=WINDOWS)
-    market = MarketState(msgspec.structs.replace(AMZN, instrument_id=iid), book,
-                         [TradeFlow((5.0, 30.0)), OrderFlowImbalance(book), SpreadTime(book, 10.0)], bar_ns=step)
-    views, values = [], []
+    inst = msgspec.structs.replace(AMZN, instrument_id=iid)
+    market = MarketState(inst, book, [TradeFlow((5.0, 30.0)), OrderFlowImbalance(book), SpreadTime(book, 10.0)],
+                         bar_ns=step)
+    market.add(SweepDetector(DetectorContext(inst, book, market.detected), SweepParams(min_bursts=3)))
+    views, values, detections = [], [], []
     names: tuple[str, ...] = ()
     for batch in batches:
         mark = [Watermark(batch[-1].ts_recv)] if batch else []
@@ -210,28 +226,30 @@ def reference_lane(batches: list[list[Event]], iid: int, step: int) -> tuple[np.
             views.append([sample.ts_recv, sample.frames, *view_row(sample.view)])
             names = tuple(sample.flow)
             values.append([float(v) for v in sample.flow.values()])
+            detections.append(sample.detections)
     width = 8 + 4 * LEVELS + 2 * len(WINDOWS)
-    return np.array(views, dtype=np.int64).reshape(len(views), width), np.array(values), names
+    return np.array(views, dtype=np.int64).reshape(len(views), width), np.array(values), names, detections
 
 
 def run_kernel_lane(batches: list[ColumnBatch], marks: list[int], iid: int, step: int = 1_000_000_000,
-                    **kwargs) -> tuple[np.ndarray, np.ndarray, KernelLane]:
-    lane = KernelLane(kernel(iid), step_ns=step, **kwargs)
+                    **kwargs) -> tuple[np.ndarray, np.ndarray, KernelLane, list[tuple]]:
+    lane = KernelLane(kernel(iid), step_ns=step, sweep=SweepParams(min_bursts=3), **kwargs)
     parts = [lane.run(b, m) for b, m in zip(batches, marks, strict=True)]
-    views = np.concatenate([np.zeros((0, 2 + lane.book.view_width), dtype=np.int64), *[v for v, _ in parts]])
-    values = np.concatenate([np.zeros((0, len(lane.names))), *[x for _, x in parts]])
-    return views, values, lane
+    views = np.concatenate([np.zeros((0, 2 + lane.book.view_width), dtype=np.int64), *[p.views for p in parts]])
+    values = np.concatenate([np.zeros((0, len(lane.names))), *[p.values for p in parts]])
+    return views, values, lane, [d for p in parts for d in p.detections()]
 
 
 def assert_same_samples(got: tuple, expected: tuple) -> None:
-    views, values, lane = got
-    ref_views, ref_values, names = expected
+    views, values, lane, detections = got
+    ref_views, ref_values, names, ref_detections = expected
     np.testing.assert_array_equal(views, ref_views)
     if len(ref_values):
         assert lane.names == names
         np.testing.assert_array_equal(values, ref_values)  # exact: the same arithmetic in the same order
     else:
         assert len(values) == 0
+    assert detections == ref_detections
 
 
 @st.composite
@@ -243,8 +261,9 @@ def trading(draw, scale: int):
     for ev in events:
         out.append(ev)
         if draw(st.integers(0, 3)) == 0:
-            out.append(Trade(0, ev.ts_event, ev.ts_recv, ev.seq, 0, draw(st.integers(95, 106)), draw(st.integers(1, 9)),
-                             draw(st.sampled_from([BUY, SELL, 0])), 0, draw(st.sampled_from([0, 0, 7, 8]))))
+            out.append(Trade(0, ev.ts_event, ev.ts_recv, ev.seq, draw(st.sampled_from([0, LAST])),
+                             draw(st.integers(95, 106)), draw(st.integers(1, 9)), draw(st.sampled_from([BUY, SELL, 0])),
+                             0, draw(st.sampled_from([0, 0, 7, 8])), draw(st.booleans())))
     # the trades share their book event's seq: renumber so that the book accepts all of them
     return [msgspec.structs.replace(ev, seq=i, ts_event=ev.ts_event * scale, ts_recv=ev.ts_recv * scale)
             for i, ev in enumerate(out)]
@@ -254,7 +273,8 @@ def trading(draw, scale: int):
 @given(st.sampled_from([(1_000_000, 7_000_000), (100_000_000, 500_000_000), (100_000_000, 2_500_000_000)]).flatmap(
     lambda pair: st.tuples(trading(pair[0]), st.just(pair[1]))), st.lists(st.integers(0, 200), max_size=3))
 def test_lane_samples_equal_the_market_stages_on_random_sequences(events_step, cuts):
-    """Bar closes of the book with trade flow, OFI and the time-weighted spread (OFI windows of 1-60 s
+    """Bar closes and sweep detections of the book with trade flow, OFI, the time-weighted spread and the
+    sweep detector (OFI windows of 1-60 s
     over 100-ms buckets, trade windows of 5 and 30 s, spread over 10 s; events 10 ms or 1 s apart, so
     trades and segments leave the windows, some exactly at a close): the same views and values, to the bit."""
     events, step = events_step
@@ -265,11 +285,12 @@ def test_lane_samples_equal_the_market_stages_on_random_sequences(events_step, c
 
 
 def test_lane_samples_on_the_amzn_days_equal_the_market_stages(amzn_tape):
-    """Both AMZN days from Parquet: every 1-s close's view, CVD, VWAP, trade imbalances, OFI values and
-    time-weighted spread."""
+    """Both AMZN days from Parquet: every 1-s close's and every detection sample's view, CVD, VWAP, trade
+    imbalances, OFI values and time-weighted spread, and every sweep detection."""
     iid = amzn_tape.instruments()[0].instrument_id
     event_batches = list(amzn_tape.batches())
     got = run_kernel_lane(list(amzn_tape.kernel_batches()), [b[-1].ts_recv for b in event_batches], iid)
     expected = reference_lane(event_batches, iid, 1_000_000_000)
     assert len(expected[0]) > 20_000 and expected[1][:, expected[2].index("volume")].max() > 0
+    assert sum(len(d) for d in expected[3]) > 100  # sweeps found (AMZN's aggressive orders through 2+ prices)
     assert_same_samples(got, expected)
