@@ -22,3 +22,34 @@ def test_cache_is_dropped_when_any_source_changes_and_kept_otherwise(tmp_path):
     (cache / "other.cpython-311.pyc").write_bytes(b"")  # Python's own cache is not numba's
     (tmp_path / "book.py").write_text("x = 4\n")
     assert refresh_cache(tmp_path) and (cache / "other.cpython-311.pyc").exists()
+
+
+def test_every_engine_module_the_kernel_imports_is_in_the_cache_digest():
+    """A constant the compiled code reads from another engine module is compiled into it: changing that
+    module must drop the cache too, so each such module is one of ``INPUTS``."""
+    import ast
+    from pathlib import Path
+
+    from engine.kernel import INPUTS
+
+    folder = Path(__file__).resolve().parents[3] / "engine" / "kernel"
+    imported = set()
+    for source in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("engine.") \
+                    and not node.module.startswith("engine.kernel"):
+                imported.add(node.module.removeprefix("engine.").replace(".", "/") + ".py")
+    assert imported == set(INPUTS)
+
+
+def test_a_change_in_an_input_module_drops_the_cache(tmp_path):
+    kernel, other = tmp_path / "kernel", tmp_path / "bars.py"
+    kernel.mkdir()
+    (kernel / "lane.py").write_text("y = 2\n")
+    other.write_text("NS = 1\n")
+    assert refresh_cache(kernel, (other,))
+    compiled = kernel / "__pycache__" / "lane.run_lane-1.py311.nbi"
+    compiled.write_bytes(b"compiled")
+    assert not refresh_cache(kernel, (other,)) and compiled.exists()
+    other.write_text("NS = 2\n")  # a constant the compiled code embeds
+    assert refresh_cache(kernel, (other,)) and not compiled.exists()
