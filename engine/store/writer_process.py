@@ -138,13 +138,16 @@ class ProcessSink:
             sqlite3.OperationalError: SQLite refused the batch (rolled back in the child).
             WriterGone: the child ended before replying; the batch may not be committed.
         """
+        self._send(batches, heartbeat)
+        reply = await self.reply()
+        return float(reply[2])
+
+    def _send(self, batches: list, heartbeat: tuple | None) -> None:
         message = pickle.dumps((batches, heartbeat), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self.outbox.send_bytes(message)
         except OSError:
             raise self._gone() from None
-        reply = await self.reply()
-        return float(reply[2])
 
     async def reply(self) -> tuple:
         """The child's next reply, awaited on the event loop (a reader on the pipe)."""
