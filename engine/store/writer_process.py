@@ -6,7 +6,9 @@ Invariants:
   id is prepended here, off the parent's main thread), one ``executemany`` per table, the heartbeat,
   COMMIT; it replies ``("ok", rows, seconds)`` or ``("error", SQLite's text)`` after a rollback;
 - the parent sends one pickled message per batch and awaits the reply on its event loop (a reader on
-  the pipe), so rows stay pending in the parent until the child has said they are committed;
+  the pipe), so rows stay pending in the parent until the child has said they are committed; if the
+  child ends after a batch was sent and before its reply, the run's row count in the file (known at
+  the child's start, plus every confirmed batch) says whether that batch was committed;
 - the child is started with the ``spawn`` context (the parent has threads), ignores SIGINT and SIGTERM
   (a terminal's Ctrl-C or a service manager's stop reach the whole process group: the parent drains
   and commits through the child, then closes the pipe) and exits at EOF on its pipe, which is also
@@ -26,9 +28,10 @@ from itertools import chain
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from engine.store.queries import group_rows
+from engine.errors import StoreError
+from engine.store.queries import group_rows, table_counts
 from engine.store.runs import HEARTBEAT_SQL
-from engine.store.schema import INSERTS, pragmas
+from engine.store.schema import INSERTS, connect, pragmas
 
 _CLOSE_WAIT_S = 10.0  # how long a closing parent waits for the child to exit before killing it
 
@@ -50,12 +53,13 @@ def serve(inbox: Connection, conn: Connection, path: str, run_id: str, busy_time
     try:
         for pragma in pragmas(busy_timeout_ms):
             db.execute(pragma)
+        stored = sum(table_counts(db, run_id).values())
     except sqlite3.Error as exc:
         db.close()
         _reply(conn, ("error", str(exc)))
         return
     try:
-        if not _reply(conn, ("ready",)):
+        if not _reply(conn, ("ready", stored)):
             return
         while True:
             try:
@@ -96,14 +100,16 @@ def _reply(conn: Connection, reply: tuple) -> bool:
 class ProcessSink:
     """The parent's side: a spawned child that commits whole batches sent over a pipe."""
 
-    def __init__(self, path: str, process: multiprocessing.process.BaseProcess, outbox: Connection,
-                 conn: Connection) -> None:
+    def __init__(self, path: str, run_id: str, process: multiprocessing.process.BaseProcess,
+                 outbox: Connection, conn: Connection) -> None:
         """``outbox``: the batches' pipe, left blocking (the child is waiting for the next message when
         one is sent); ``conn``: the replies' pipe, which the event loop watches (and makes non-blocking)."""
         self.path = path
+        self.run_id = run_id
         self.process = process
         self.outbox = outbox
         self.conn = conn
+        self.stored = 0  # the run's rows in the file: when the child started, plus every confirmed batch
 
     @classmethod
     async def open(cls, path: str | Path, run_id: str, busy_timeout_ms: int) -> ProcessSink:
@@ -121,9 +127,9 @@ class ProcessSink:
         process.start()
         inbox.close()  # the parent keeps only its ends: a dead child reads as EOF, a dead parent too
         reply_end.close()
-        sink = cls(str(path), process, outbox, replies)
+        sink = cls(str(path), run_id, process, outbox, replies)
         try:
-            await sink.reply()
+            sink.stored = (await sink.reply())[1]
         except BaseException:
             await asyncio.shield(sink.close())
             raise
@@ -132,15 +138,38 @@ class ProcessSink:
     async def write(self, batches: list, heartbeat: tuple | None) -> float:
         """Send one batch (the producers' lists as they are, pickled once) and await its commit.
 
-        Returns the child's seconds inside the transaction.
+        Returns the child's seconds inside the transaction. When the child ends after the batch was sent
+        and before its reply, the file says whether the batch was committed (the run's row count).
 
         Raises:
             sqlite3.OperationalError: SQLite refused the batch (rolled back in the child).
-            WriterGone: the child ended before replying; the batch may not be committed.
+            WriterGone: the child ended and the batch is not in the file.
         """
+        rows = sum(len(batch) for batch in batches)
         self._send(batches, heartbeat)
-        reply = await self.reply()
+        try:
+            reply = await self.reply()
+        except WriterGone:
+            if rows and self.committed_before_ending(rows):
+                self.stored += rows
+                return 0.0  # the next batch finds the pipe closed
+            raise
+        self.stored += rows
         return float(reply[2])
+
+    def committed_before_ending(self, rows: int) -> bool:
+        """Whether the batch of ``rows`` rows in flight when the child ended is in the file: the run's row
+        count is then the confirmed count plus ``rows`` (one writer per run, so nothing else adds rows)."""
+        try:
+            db = connect(self.path, readonly=True)
+        except StoreError:
+            return False
+        try:
+            return sum(table_counts(db, self.run_id).values()) == self.stored + rows
+        except sqlite3.Error:
+            return False
+        finally:
+            db.close()
 
     def _send(self, batches: list, heartbeat: tuple | None) -> None:
         message = pickle.dumps((batches, heartbeat), protocol=pickle.HIGHEST_PROTOCOL)

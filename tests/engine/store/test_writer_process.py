@@ -195,6 +195,27 @@ async def test_a_killed_child_is_a_store_error_naming_the_file_and_the_rows_stay
     assert writer.pending_rows == 0 and writer_children() == []
 
 
+async def test_a_batch_committed_by_a_child_that_ended_before_replying_counts_once(schema):
+    """The child can end between COMMIT and its reply: the run's row count in the file tells the parent
+    whether the batch in flight was committed, so it is neither lost nor written twice."""
+    conn = store.connect(schema)
+    store.write_records(conn, "run", [("trades", trade_row(0, 0))])  # an interrupted run's rows
+    sink = await ProcessSink.open(schema, "run", 5000)
+    try:
+        assert sink.stored == 1
+        await sink.write([[("trades", trade_row(0, 1)), ("integrity", integrity_row(0, "a", 1))]], None)
+        assert sink.stored == 3
+        os.kill(sink.process.pid, signal.SIGKILL)
+        sink.process.join()
+        assert not sink.committed_before_ending(2)  # nothing more is in the file
+        store.write_records(conn, "run", [("trades", trade_row(0, 2)), ("trades", trade_row(0, 3))])
+        assert sink.committed_before_ending(2)  # as if the child had committed them before ending
+        assert not sink.committed_before_ending(1)
+    finally:
+        await sink.close()
+        conn.close()
+
+
 def test_the_open_error_of_the_child_is_a_store_error_naming_the_file(tmp_path):
     db = tmp_path / "missing" / "w.db"
     writer = store.BatchWriter(db, "run", batch_rows=2, batch_age_ms=60_000, mode="process")
