@@ -114,6 +114,20 @@ async def test_process_and_thread_writers_store_identical_tables(tmp_path):
     assert len(results["process"]["trades"]) == 200
 
 
+def test_a_replay_stores_identical_tables_with_either_writer(tmp_path, capsys):
+    """The same replay through the pipeline, [store] writer = "process" (the default) and "thread"."""
+    tape = tmp_path / "day.jsonl.gz"
+    assert main(["record", "--symbol", "AAPL,TSLA", "--duration", "60", "--seed", "3", "--out", str(tape)]) == 0
+    stored = {}
+    for mode in MODES:
+        db = tmp_path / f"{mode}.db"
+        assert main(["replay", str(tape), "--db", str(db), "--set", f"store.writer={mode}",
+                     "--set", "store.batch_rows=97"]) == 0
+        stored[mode] = tables(db)
+    assert stored["process"] == stored["thread"]
+    assert sum(map(len, stored["process"].values())) > 500
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_the_heartbeat_is_written_when_idle_and_with_each_batch(schema, mode):
     conn = store.connect(schema)
