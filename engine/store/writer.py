@@ -14,8 +14,9 @@ Invariants:
   is the same sequence, and a committed batch is always a prefix of it;
 - where the SQLite work runs is the ``writer`` mode: ``"process"`` (the pipeline's default,
   ``[store] writer``) sends each whole batch to a child process that owns the write connection
-  (engine/store/writer_process.py), so binding and inserting rows takes no CPU time on the event
-  loop's thread; ``"thread"`` writes through aiosqlite, a thread of this process. The batching, the
+  (engine/store/writer_process.py), so rows are bound and inserted outside this process (the event
+  loop's thread pickles each batch once); ``"thread"`` writes through aiosqlite, a thread of this
+  process. The batching, the
   resume skip and the pending rows stay on the event loop's side in both modes.
 """
 
