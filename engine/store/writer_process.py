@@ -9,20 +9,25 @@ Invariants:
   the pipe), so rows stay pending in the parent until the child has said they are committed; if the
   child ends after a batch was sent and before its reply, the run's row count in the file (known at
   the child's start, plus every confirmed batch) says whether that batch was committed;
-- the child is started with the ``spawn`` context (the parent has threads), ignores SIGINT and SIGTERM
-  (a terminal's Ctrl-C or a service manager's stop reach the whole process group: the parent drains
-  and commits through the child, then closes the pipe) and exits at EOF on its pipe, which is also
-  what it sees when the parent dies, so no child outlives its parent.
+- the child is a fresh interpreter running ``main`` below (``python -c CHILD``) that inherits the two
+  pipes' ends (never a fork of the parent, which has threads; and, unlike multiprocessing's spawn, it
+  does not import the parent's main script again, so a script without an ``if __name__ ==
+  "__main__"`` guard runs a pipeline as well), in a session of its own, so a terminal's Ctrl-C does
+  not reach it; it ignores SIGINT and SIGTERM (a service manager's stop may signal every process of
+  the service: the parent drains and commits through the child, then closes the pipe) and exits at
+  EOF on its pipe, which is also what it sees when the parent dies, so no child outlives its parent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
+import os
 import pickle
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from itertools import chain
 from multiprocessing.connection import Connection
@@ -34,6 +39,9 @@ from engine.store.runs import HEARTBEAT_SQL
 from engine.store.schema import INSERTS, connect, pragmas
 
 _CLOSE_WAIT_S = 10.0  # how long a closing parent waits for the child to exit before killing it
+MODULE = "engine.store.writer_process"
+CHILD = f"import sys; from {MODULE} import main; main(sys.argv[1:])"  # python -c CHILD INBOX REPLY PATH RUN BUSY
+_ROOT = Path(__file__).resolve().parents[2]  # where ``engine`` is importable from (for the child's sys.path)
 
 
 class WriterGone(Exception):
@@ -98,10 +106,10 @@ def _reply(conn: Connection, reply: tuple) -> bool:
 
 
 class ProcessSink:
-    """The parent's side: a spawned child that commits whole batches sent over a pipe."""
+    """The parent's side: a child process that commits whole batches sent over a pipe."""
 
-    def __init__(self, path: str, run_id: str, process: multiprocessing.process.BaseProcess,
-                 outbox: Connection, conn: Connection) -> None:
+    def __init__(self, path: str, run_id: str, process: subprocess.Popen, outbox: Connection,
+                 conn: Connection) -> None:
         """``outbox``: the batches' pipe, left blocking (the child is waiting for the next message when
         one is sent); ``conn``: the replies' pipe, which the event loop watches (and makes non-blocking)."""
         self.path = path
@@ -119,15 +127,18 @@ class ProcessSink:
             sqlite3.OperationalError: the child could not open or configure the file (SQLite's text).
             WriterGone: the child ended before replying.
         """
-        context = multiprocessing.get_context("spawn")
-        inbox, outbox = context.Pipe(duplex=False)
-        replies, reply_end = context.Pipe(duplex=False)
-        process = context.Process(target=serve, args=(inbox, reply_end, str(path), run_id, busy_timeout_ms),
-                                  name="chimera-sqlite-writer", daemon=True)
-        process.start()
-        inbox.close()  # the parent keeps only its ends: a dead child reads as EOF, a dead parent too
-        reply_end.close()
-        sink = cls(str(path), run_id, process, outbox, replies)
+        inbox, outbox = os.pipe()
+        replies, reply_end = os.pipe()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH", "")) if p)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-c", CHILD, str(inbox), str(reply_end), str(path), run_id, str(busy_timeout_ms)],
+                pass_fds=(inbox, reply_end), stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        finally:
+            os.close(inbox)  # the parent keeps only its ends: a dead child reads as EOF, a dead parent too
+            os.close(reply_end)
+        sink = cls(str(path), run_id, process, Connection(outbox, readable=False), Connection(replies, writable=False))
         try:
             sink.stored = (await sink.reply())[1]
         except BaseException:
@@ -204,8 +215,9 @@ class ProcessSink:
         return reply
 
     def _gone(self) -> WriterGone:
-        self.process.join(1.0)
-        code = self.process.exitcode
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(1.0)
+        code = self.process.returncode
         state = "is not responding" if code is None else f"ended (exit code {code})"
         return WriterGone(f"the SQLite writer process {state} before confirming the batch")
 
@@ -215,8 +227,15 @@ class ProcessSink:
             if not end.closed:
                 end.close()
         deadline = time.monotonic() + _CLOSE_WAIT_S
-        while self.process.is_alive() and time.monotonic() < deadline:
+        while self.process.poll() is None and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-        if self.process.is_alive():
+        if self.process.poll() is None:
             self.process.kill()
-        self.process.join()
+        self.process.wait()
+
+
+def main(argv: list[str]) -> None:
+    """The child's entry: ``INBOX_FD REPLY_FD PATH RUN_ID BUSY_TIMEOUT_MS``."""
+    inbox, reply, path, run_id, busy = argv
+    serve(Connection(int(inbox), writable=False), Connection(int(reply), readable=False), path, run_id, int(busy))
+

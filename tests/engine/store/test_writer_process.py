@@ -5,8 +5,8 @@ file, rows kept pending) and a killed parent (committed batches intact, no child
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import multiprocessing
 import os
 import signal
 import sqlite3
@@ -16,13 +16,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import pytest
 
 from engine import store
 from engine.app.cli import main
 from engine.errors import StoreError
 from engine.records import END, TABLES
-from engine.store.writer_process import ProcessSink
+from engine.store.writer_process import MODULE, ProcessSink
 
 ROOT = Path(__file__).resolve().parents[3]
 MODES = ["process", "thread"]
@@ -66,8 +67,14 @@ def schema(tmp_path):
     return path
 
 
-def writer_children() -> list[multiprocessing.process.BaseProcess]:
-    return [p for p in multiprocessing.active_children() if p.name == "chimera-sqlite-writer"]
+def writer_children() -> list[psutil.Process]:
+    """This process's living writer children."""
+    found = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if any(MODULE in arg for arg in child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child)
+    return found
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -195,7 +202,8 @@ async def test_a_killed_child_is_a_store_error_naming_the_file_and_the_rows_stay
         await asyncio.sleep(0.01)
     (child,) = writer_children()
     os.kill(child.pid, signal.SIGKILL)
-    child.join()
+    while child.status() != psutil.STATUS_ZOMBIE:  # dead, not reaped: the writer reads its exit code
+        await asyncio.sleep(0.01)
     await q.put([("trades", trade_row(0, 2)), ("trades", trade_row(0, 3))])
     with pytest.raises(StoreError) as info:
         await task
@@ -220,7 +228,7 @@ async def test_a_batch_committed_by_a_child_that_ended_before_replying_counts_on
         await sink.write([[("trades", trade_row(0, 1)), ("integrity", integrity_row(0, "a", 1))]], None)
         assert sink.stored == 3
         os.kill(sink.process.pid, signal.SIGKILL)
-        sink.process.join()
+        sink.process.wait()
         assert not sink.committed_before_ending(2)  # nothing more is in the file
         store.write_records(conn, "run", [("trades", trade_row(0, 2)), ("trades", trade_row(0, 3))])
         assert sink.committed_before_ending(2)  # as if the child had committed them before ending
@@ -279,8 +287,8 @@ def test_kill_9_of_the_parent_keeps_committed_batches_and_leaves_no_child(tmp_pa
             logged += json.loads(line)["rows"]
             if logged >= 500:
                 break
-    children = children_of(proc.pid)  # the writer and multiprocessing's resource tracker
-    writers = [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    children = children_of(proc.pid)
+    writers = [pid for pid in children if MODULE.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert len(writers) == 1 and alive(writers[0])
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -304,3 +312,20 @@ def test_kill_9_of_the_parent_keeps_committed_batches_and_leaves_no_child(tmp_pa
                 assert mine == theirs[:len(mine)], (table, iid)
             else:
                 assert Counter(mine) <= Counter(theirs), (table, iid)
+
+
+def test_a_script_without_a_main_guard_runs_a_pipeline_with_the_process_writer(tmp_path):
+    """The child is a fresh interpreter, not multiprocessing's spawn: it does not import the caller's
+    main script again, so a plain script (no ``if __name__ == "__main__"``) runs and stores its rows."""
+    db = tmp_path / "u.db"
+    script = tmp_path / "plain.py"
+    script.write_text("from engine.app.cli import main\n"
+                      f"print('exit', main(['run', '--symbol', 'AAPL', '--duration', '30', '--speed', 'max', "
+                      f"'--db', {str(db)!r}, '--no-ml', '--no-progress', '--set', 'store.writer=process']))\n")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "exit 0" in done.stdout
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM trades").fetchone()[0] > 0, "no trade stored"
+    conn.close()
