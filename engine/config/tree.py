@@ -125,6 +125,7 @@ class StoreConfig(_Section, frozen=True):
     book_sample_levels: Count = 5  # at most [book] view_levels: samples are cut from the views
     busy_timeout_ms: BusyTimeout = 5000
     recovery_timeout_s: Seconds = 60.0  # after a refused write, how long a failed run waits to store its rows
+    writer: Literal["process", "thread"] = "process"  # where SQLite writes: a child process or a thread
 
 
 class RiskConfig(_Section, frozen=True):

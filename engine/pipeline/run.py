@@ -128,7 +128,8 @@ class Pipeline:
         self.execution_q: asyncio.Queue = asyncio.Queue(config.pipeline.queue_size)
         store = config.store
         self.writer = BatchWriter(db_path, run_id, store.batch_rows, store.batch_age_ms, store.busy_timeout_ms,
-                                  self.clock.now, progress=lambda: self.stats.events, skip=skip)
+                                  self.clock.now, progress=lambda: self.stats.events, skip=skip,
+                                  mode=store.writer)
 
     def request_stop(self, reason: str | None = None) -> None:
         """Ask the feed to stop at the next batch; everything accepted so far is processed and saved."""
