@@ -440,6 +440,18 @@ def apply_views(lv, od, ids, meta, c, start, iid, depth_windows, out, n_out):
 
 
 @jit
+def frames_at(boundary, step):
+    """The bar frames closing at ``boundary`` (``BarClock.closes``): TF1, with TF2 every 10 and TF3
+    every 60 steps of the epoch."""
+    frames = TF1
+    if boundary % (10 * step) == 0:
+        frames |= TF2
+    if boundary % (60 * step) == 0:
+        frames |= TF3
+    return frames
+
+
+@jit
 def _close_bars(lv, meta, depth_windows, step, ts, out, n_out):
     """One sample row per bar boundary in ``(previous, ts]`` (``BarClock.closes``): boundary, frames,
     then the view of the book as it is (before the event that closes them). Returns the new count,
@@ -448,13 +460,8 @@ def _close_bars(lv, meta, depth_windows, step, ts, out, n_out):
     if n_out + (ts - boundary) // step + 1 > out.shape[0]:
         return -1
     while boundary <= ts:
-        frames = TF1
-        if boundary % (10 * step) == 0:
-            frames |= TF2
-        if boundary % (60 * step) == 0:
-            frames |= TF3
         out[n_out, 0] = boundary
-        out[n_out, 1] = frames
+        out[n_out, 1] = frames_at(boundary, step)
         write_view(lv, meta, depth_windows, out[:, 2:], n_out)
         n_out += 1
         boundary += step
@@ -615,4 +622,4 @@ class KernelBook:
         return int(self.lv[s, ANON, i]) if i < n and self.lv[s, PX, i] == k else 0
 
 
-__all__ = ["KernelBook", "update_row", "write_view", "apply_views", "capacity", "needs", "jit", "COUNTERS"]
+__all__ = ["KernelBook", "update_row", "write_view", "apply_views", "frames_at", "capacity", "needs", "jit", "COUNTERS"]

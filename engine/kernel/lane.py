@@ -20,7 +20,7 @@ import numpy as np
 
 from engine.config.detectors import SweepParams
 from engine.detectors.sweep import SweepDetection
-from engine.features.bars import NS, TF1, TF2, TF3
+from engine.features.bars import NS
 from engine.kernel.accumulators import (
     FLOW_NAMES,
     HISTORY,
@@ -39,7 +39,18 @@ from engine.kernel.accumulators import (
     spread_values,
     unrolled,
 )
-from engine.kernel.book import NEXT_CLOSE, OK, OUT_FULL, KernelBook, capacity, jit, needs, update_row, write_view
+from engine.kernel.book import (
+    NEXT_CLOSE,
+    OK,
+    OUT_FULL,
+    KernelBook,
+    capacity,
+    frames_at,
+    jit,
+    needs,
+    update_row,
+    write_view,
+)
 from engine.kernel.columns import K_DELTA, K_EXECUTE, K_SNAP, K_TRADE, K_TRUTH, ColumnBatch
 from engine.kernel.sweep import (
     B_LEVELS,
@@ -128,11 +139,7 @@ def run_lane(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, acc, d
         if closes:
             boundary = meta[NEXT_CLOSE]
             while boundary <= ts:
-                frames = TF1
-                if boundary % (10 * step) == 0:
-                    frames |= TF2
-                if boundary % (60 * step) == 0:
-                    frames |= TF3
+                frames = frames_at(boundary, step)
                 _sample(lv, meta, depth_windows, acc, boundary, frames, views, values, n_out)
                 n_out += 1
                 first = n_det

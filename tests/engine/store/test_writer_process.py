@@ -24,6 +24,7 @@ from engine.app.cli import main
 from engine.errors import StoreError
 from engine.records import END, TABLES
 from engine.store.writer_process import MODULE, ProcessSink
+from tests.engine.store.test_store import rows_in
 
 ROOT = Path(__file__).resolve().parents[3]
 MODES = ["process", "thread"]
@@ -35,14 +36,6 @@ def trade_row(iid: int, seq: int) -> tuple:
 
 def integrity_row(iid: int, counter: str, value: int) -> tuple:
     return (iid, "book", counter, value)
-
-
-def rows_in(path, table: str = "trades", run_id: str = "run") -> list[tuple]:
-    conn = store.connect(path, readonly=True)
-    try:
-        return store.fetch_rows(conn, table, run_id)
-    finally:
-        conn.close()
 
 
 def tables(db: Path, run_id: str | None = None) -> dict[str, list[tuple]]:
