@@ -4,11 +4,11 @@ The day is imported once to a Parquet tape and read as column batches (one per r
 each as the median of ``REPEATS`` runs of the same work:
 - reading the tape into column batches (no event objects);
 - the kernel's book alone, sampled at every 1-s bar close (``KernelBook.bars``);
-- the kernel's lane: book, trade flow, OFI, time-weighted spread and the sweep detector, sampled at
-  every 1-s bar close and at each detection (``KernelLane.run``);
+- the kernel's lane: book, trade flow, OFI, time-weighted spread, swing structure and the sweep
+  detector, sampled at every 1-s bar close and at each detection (``KernelLane.run``);
 - the reference for that lane: ``MarketState`` with ``OrderBook``, ``TradeFlow``,
-  ``OrderFlowImbalance``, ``SpreadTime`` and ``SweepDetector`` over the same events (already
-  decoded), the same samples and detections.
+  ``OrderFlowImbalance``, ``SpreadTime``, ``SwingStructure`` and ``SweepDetector`` over the same
+  events (already decoded), the same samples and detections.
 Start-up: a fresh interpreter importing the kernel and running a one-event batch, with the compiled
 functions already in numba's cache (the second run of a machine).
 The kernel is not yet the pipeline's path (issue 16): these rows time the kernel's own loops.
@@ -33,6 +33,7 @@ from engine.events import InstrumentDef
 from engine.features.flow import TradeFlow
 from engine.features.ofi import OrderFlowImbalance
 from engine.features.shape import SpreadTime
+from engine.features.structure import SwingStructure
 from engine.kernel.book import KernelBook
 from engine.kernel.lane import KernelLane
 from engine.market import MarketState, Watermark
@@ -91,7 +92,8 @@ def run() -> list[dict]:
 
     def reference() -> None:
         book = OrderBook(iid)
-        market = MarketState(inst, book, [TradeFlow((5.0, 30.0)), OrderFlowImbalance(book), SpreadTime(book, 10.0)])
+        market = MarketState(inst, book, [TradeFlow((5.0, 30.0)), OrderFlowImbalance(book), SpreadTime(book, 10.0),
+                                          SwingStructure(book)])
         market.add(SweepDetector(DetectorContext(inst, book, market.detected), SweepParams()))
         for events in event_batches:
             market.apply([*events, Watermark(events[-1].ts_recv)])
@@ -101,9 +103,9 @@ def run() -> list[dict]:
     rows = []
     for name, fn, target, what in (
         ("kernel: book alone, 1-s bar samples", book_alone, None, "KernelBook.bars"),
-        ("kernel: book + trade flow + OFI + time-weighted spread + sweep detector, bar and detection samples", lane,
+        ("kernel: book + trade flow + OFI + spread + swings + sweep detector, bar and detection samples", lane,
          2_000_000, "KernelLane.run; the other detectors and accumulators are not in the kernel yet"),
-        ("reference: the same lane in Python (MarketState, OrderBook, TradeFlow, OFI, SpreadTime, SweepDetector)",
+        ("reference: the same lane in Python (MarketState, OrderBook, four accumulators, SweepDetector)",
          reference, None, "events decoded beforehand; the pipeline's market stage runs this code"),
     ):
         median, low, high = median_rate(n, fn)

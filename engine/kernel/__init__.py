@@ -1,7 +1,7 @@
 """The compiled per-event path (numba over column batches); ``engine.book`` and the Python listeners
 are its reference. ``columns``: the batches; ``book``: the order book in arrays; ``accumulators``:
-trade flow, OFI, time-weighted spread; ``sweep``: the sweep detector; ``lane``: the market stage's
-loop over them.
+trade flow, OFI, time-weighted spread; ``structure``: swing structure; ``sweep``: the sweep detector;
+``lane``: the market stage's loop over them.
 
 Compiled functions are cached on disk (``cache=True``) next to the sources. numba checks a cached
 function against its own file only, while a function compiled here embeds the functions it calls
@@ -17,8 +17,8 @@ from pathlib import Path
 
 STAMP = "kernel-sources.sha256"
 # engine modules outside the kernel whose constants the compiled functions read (a test checks the list)
-INPUTS = ("events.py", "book.py", "features/bars.py", "features/ofi.py", "detectors/sweep.py",
-          "config/detectors.py")
+INPUTS = ("events.py", "book.py", "features/bars.py", "features/ofi.py", "features/structure.py", "detectors/sweep.py",
+          "config/detectors.py", "config/features.py")
 
 
 def refresh_cache(folder: Path, inputs: tuple[Path, ...] = ()) -> bool:

@@ -1,14 +1,16 @@
 """The compiled lane loop: the market stage's per-event work over a column batch, samples out.
 
 ``run_lane`` is ``MarketState.apply`` (engine/market.py) with the book, the compiled accumulators
-(engine/kernel/accumulators.py: trade flow, OFI, time-weighted spread) and the compiled sweep
-detector (engine/kernel/sweep.py) as its listeners, in that order: a bar close is taken before the
+(engine/kernel/accumulators.py: trade flow, OFI, time-weighted spread; engine/kernel/structure.py:
+swing structure) and the compiled sweep detector (engine/kernel/sweep.py) as its listeners, in that
+order: a bar close is taken before the
 first row at or after its boundary is applied (and at the batch's watermark), then the detector's
 bar hook runs; the listeners see only rows the book accepted, trade handlers first, then the
 ``on_last`` hooks after each LAST row; an event (or bar close) that completed detections is followed
 by a detection sample (frames 0) showing the book after it. Each sample is an int row (time,
-frames, the book's view as ``engine.kernel.book.write_view`` lays it out) and a float row
-(``KernelLane.names``); each detection a row of ``engine.kernel.sweep``'s layout naming its sample.
+frames, the book's view as ``engine.kernel.book.write_view`` lays it out), a float row
+(``KernelLane.names``) and a row of the kept swings; each detection a row of ``engine.kernel.sweep``'s
+layout naming its sample.
 
 The loop stops before a row, changing nothing for it, when an array is full; ``KernelLane`` grows
 that array and resumes there, so the output does not depend on the capacities or the batch cuts.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.config.detectors import SweepParams
+from engine.config.features import StructureParams
 from engine.detectors.sweep import SweepDetection
 from engine.features.bars import NS
 from engine.kernel.accumulators import (
@@ -52,6 +55,7 @@ from engine.kernel.book import (
     write_view,
 )
 from engine.kernel.columns import K_DELTA, K_EXECUTE, K_SNAP, K_TRADE, K_TRUTH, ColumnBatch
+from engine.kernel.structure import structure_names, structure_state, swing_on_trade, swing_structures, swing_values
 from engine.kernel.sweep import (
     B_LEVELS,
     D_SAMPLE,
@@ -69,8 +73,9 @@ GROW_TRADES, GROW_SEGMENTS, GROW_BURST = 4, 5, 7
 
 
 @jit
-def _sample(lv, meta, depth_windows, acc, ts, frames, views, values, n_out):
+def _sample(lv, meta, depth_windows, acc, sg, ts, frames, out, n_out):
     tf, tw, tw_meta, windows_ns, of, cum, prev, hist_ends, hist, weights, st, seg, spread_ns = acc
+    views, values, structs = out[0], out[1], out[4]
     views[n_out, 0] = ts
     views[n_out, 1] = frames
     write_view(lv, meta, depth_windows, views[:, 2:], n_out)
@@ -80,28 +85,30 @@ def _sample(lv, meta, depth_windows, acc, ts, frames, views, values, n_out):
     ofi_values(of, cum, hist_ends, hist, weights, ts, row, col)
     col += 8 + len(weights)
     spread_values(st, seg, spread_ns, ts, row, col)
+    swing_values(sg[0], sg[1], sg[2], sg[3], lv, meta, ts, row, col + 1, structs[n_out])
 
 
 @jit
-def _detection_sample(lv, meta, depth_windows, acc, ts, views, values, n_out, det_i, first, n_det):
+def _detection_sample(lv, meta, depth_windows, acc, sg, ts, out, n_out, det_i, first, n_det):
     """A sample (frames 0) carrying detections ``first..n_det``, when there are any."""
     if n_det == first:
         return n_out
-    _sample(lv, meta, depth_windows, acc, ts, 0, views, values, n_out)
+    _sample(lv, meta, depth_windows, acc, sg, ts, 0, out, n_out)
     for d in range(first, n_det):
         det_i[d, D_SAMPLE] = n_out
     return n_out + 1
 
 
 @jit
-def run_lane(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, acc, det, out, counts):
+def run_lane(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, acc, det, sg, out, counts):
     """Rows ``start..`` of instrument ``iid`` and then the watermark ``mark`` (-1: none). ``acc``: the
     accumulators' arrays; ``det``: the sweep detector's (``sw``, ``prices``, ``ring``, ``par``, ``k``);
-    ``out``: (views, values, detection ints, detection floats), filled from ``counts`` = (samples,
-    detections), which it advances. Returns (status, row) as ``engine.kernel.book.apply_views``."""
+    ``sg``: the swing structure's; ``out``: (views, values, detection ints, detection floats, structure
+    rows), filled from ``counts`` = (samples, detections), which it advances. Returns (status, row) as
+    ``engine.kernel.book.apply_views``."""
     tf, tw, tw_meta, windows_ns, of, cum, prev, hist_ends, hist, weights, st, seg, spread_ns = acc
     sw, prices, ring, par, k = det
-    views, values, det_i, det_f = out
+    views, det_i, det_f = out[0], out[2], out[3]
     n_out, n_det = counts[0], counts[1]
     rows = len(c[0])
     i = start
@@ -140,12 +147,11 @@ def run_lane(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, acc, d
             boundary = meta[NEXT_CLOSE]
             while boundary <= ts:
                 frames = frames_at(boundary, step)
-                _sample(lv, meta, depth_windows, acc, boundary, frames, views, values, n_out)
+                _sample(lv, meta, depth_windows, acc, sg, boundary, frames, out, n_out)
                 n_out += 1
                 first = n_det
                 n_det = sweep_on_bar(sw, ring, par, k, meta, det_i, det_f, n_det, boundary, frames)
-                n_out = _detection_sample(lv, meta, depth_windows, acc, boundary, views, values, n_out, det_i, first,
-                                          n_det)
+                n_out = _detection_sample(lv, meta, depth_windows, acc, sg, boundary, out, n_out, det_i, first, n_det)
                 boundary += step
             meta[NEXT_CLOSE] = boundary
         if i == rows:
@@ -156,6 +162,7 @@ def run_lane(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, acc, d
             first = n_det
             if kind == K_TRADE:
                 on_trade(tf, tw, tw_meta, c[2][i], recv, c[7][i], c[8][i], c[6][i], c[18][i])
+                swing_on_trade(sg[0], c[7][i])
                 n_det = sweep_on_trade(sw, prices, par, k, meta, det_i, det_f, n_det, recv, c[4][i], c[7][i],
                                        c[8][i], c[6][i], c[18][i], c[19][i])
             elif kind == K_SNAP:
@@ -170,7 +177,7 @@ def run_lane(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, acc, d
                 ofi_on_last(of, cum, prev, hist_ends, hist, lv, meta, recv)
                 spread_on_last(st, seg, lv, meta, recv)
                 n_det = sweep_expire(sw, par, k, meta, det_i, det_f, n_det, recv)
-            n_out = _detection_sample(lv, meta, depth_windows, acc, recv, views, values, n_out, det_i, first, n_det)
+            n_out = _detection_sample(lv, meta, depth_windows, acc, sg, recv, out, n_out, det_i, first, n_det)
         i += 1
     counts[0] = n_out
     counts[1] = n_det
@@ -182,12 +189,18 @@ class LaneOutput:
     the detections as rows naming their sample (``detections()`` rebuilds them as Python objects)."""
 
     def __init__(self, views: np.ndarray, values: np.ndarray, det_ints: np.ndarray, det_floats: np.ndarray,
-                 instrument_id: int) -> None:
+                 structs: np.ndarray, kept: int, instrument_id: int) -> None:
         self.views = views
         self.values = values
+        self.structs = structs
+        self.kept = kept
         self.det_ints = det_ints
         self.det_floats = det_floats
         self.instrument_id = instrument_id
+
+    def structures(self) -> list[dict[str, object]]:
+        """Per sample, the swing structures (``SwingStructure.structures``)."""
+        return [swing_structures(row, self.kept) for row in self.structs]
 
     def detections(self) -> list[tuple[SweepDetection, ...]]:
         """Per sample, the detections it carries (empty for a plain bar close)."""
@@ -204,16 +217,18 @@ class KernelLane:
         book: the lane's ``KernelBook`` (its view levels and depth windows shape the view rows).
         trade_windows_s: ``TradeFlow``'s imbalance windows; ``ofi_levels``: M of F6;
             ``spread_window_s``: ``SpreadTime``'s window; ``sweep``: the sweep detector's parameters
-            (None: no sweep detector); ``step_ns``: the TF1 bar.
+            (None: no sweep detector); ``structure``: ``SwingStructure``'s; ``step_ns``: the TF1 bar.
     """
 
     def __init__(self, book: KernelBook, trade_windows_s: tuple[float, ...] = (5.0, 30.0), ofi_levels: int = 5,
-                 spread_window_s: float = 10.0, sweep: SweepParams | None = None, step_ns: int = NS,
-                 capacity: int = 1024) -> None:
+                 spread_window_s: float = 10.0, sweep: SweepParams | None = None,
+                 structure: StructureParams | None = None, step_ns: int = NS, capacity: int = 1024) -> None:
         self.book = book
         self.step = step_ns
+        self.structure = structure_state(structure)
+        self.kept = self.structure[2].shape[2]
         self.names = (*FLOW_NAMES, *(f"trade_imbalance_{w:g}s" for w in trade_windows_s), *ofi_names(ofi_levels),
-                      *SPREAD_NAMES)
+                      *SPREAD_NAMES, *structure_names(self.kept))
         windows = len(trade_windows_s)
         tf = np.zeros(12, dtype=np.int64)
         tf[T_MATCH_KEY] = -1
@@ -241,13 +256,14 @@ class KernelLane:
         book = self.book
         c = tuple(getattr(batch, name) for name in batch.__struct_fields__)
         out = [np.zeros((64, 2 + book.view_width), dtype=np.int64), np.zeros((64, len(self.names))),
-               np.zeros((16, DET_INTS), dtype=np.int64), np.zeros((16, DET_FLOATS))]
+               np.zeros((16, DET_INTS), dtype=np.int64), np.zeros((16, DET_FLOATS)),
+               np.zeros((64, 2 * (1 + 3 * self.kept)), dtype=np.int64)]
         counts = np.zeros(2, dtype=np.int64)
         start = 0
         while True:
             status, start = run_lane(book.lv, book.od, book.ids, book.meta, c, start, book.instrument_id,
                                      book.depth_windows, self.step, mark, (*self.arrays, self.spread_ns),
-                                     (*self.sweep, self.sweep_k), tuple(out), counts)
+                                     (*self.sweep, self.sweep_k), tuple(self.structure), tuple(out), counts)
             if status == OK:
                 break
             if status == OUT_FULL:
@@ -267,7 +283,8 @@ class KernelLane:
             else:
                 book.grow(status, start, batch)
         n_out, n_det = int(counts[0]), int(counts[1])
-        return LaneOutput(out[0][:n_out], out[1][:n_out], out[2][:n_det], out[3][:n_det], book.instrument_id)
+        return LaneOutput(out[0][:n_out], out[1][:n_out], out[2][:n_det], out[3][:n_det], out[4][:n_out], self.kept,
+                          book.instrument_id)
 
 
 __all__ = ["KernelLane", "LaneOutput", "run_lane"]

@@ -14,12 +14,14 @@ from hypothesis import strategies as st
 from engine.book import BookView, OrderBook
 from engine.config import Config
 from engine.config.detectors import SweepParams
+from engine.config.features import StructureParams
 from engine.detectors.base import DetectorContext
 from engine.detectors.sweep import SweepDetector
 from engine.events import BUY, LAST, SELL, Event, OrderAdd, Trade, TruthLabel
 from engine.features.flow import TradeFlow
 from engine.features.ofi import OrderFlowImbalance
 from engine.features.shape import SpreadTime
+from engine.features.structure import SwingStructure
 from engine.kernel.book import KernelBook
 from engine.kernel.columns import ColumnBatch, from_events
 from engine.kernel.lane import KernelLane
@@ -209,16 +211,17 @@ def test_parquet_batches_equal_the_columns_of_the_events(tmp_path):
 
 
 # ---- the lane: book + trade flow + OFI + time-weighted spread, sampled at bar closes -------------------
-def reference_lane(batches: list[list[Event]], iid: int, step: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...],
-                                                                             list[tuple]]:
-    """``MarketState`` with ``TradeFlow``, ``OrderFlowImbalance``, ``SpreadTime`` and ``SweepDetector``:
-    its samples (bar closes and detection samples) and the detections each carries."""
+def reference_lane(batches: list[list[Event]], iid: int, step: int,
+                   bar_s: int = 10) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], list[tuple], list[dict]]:
+    """``MarketState`` with ``TradeFlow``, ``OrderFlowImbalance``, ``SpreadTime``, ``SwingStructure`` (on
+    bars of ``bar_s`` seconds) and ``SweepDetector``: its samples (bar closes and detection samples),
+    the detections each carries and its structures."""
     book = OrderBook(iid, view_levels=LEVELS, depth_windows=WINDOWS)
     inst = msgspec.structs.replace(AMZN, instrument_id=iid)
-    market = MarketState(inst, book, [TradeFlow((5.0, 30.0)), OrderFlowImbalance(book), SpreadTime(book, 10.0)],
-                         bar_ns=step)
+    market = MarketState(inst, book, [TradeFlow((5.0, 30.0)), OrderFlowImbalance(book), SpreadTime(book, 10.0),
+                                      SwingStructure(book, StructureParams(bar_s=bar_s))], bar_ns=step)
     market.add(SweepDetector(DetectorContext(inst, book, market.detected), SweepParams(min_bursts=3)))
-    views, values, detections = [], [], []
+    views, values, detections, structures = [], [], [], []
     names: tuple[str, ...] = ()
     for batch in batches:
         mark = [Watermark(batch[-1].ts_recv)] if batch else []
@@ -227,22 +230,26 @@ def reference_lane(batches: list[list[Event]], iid: int, step: int) -> tuple[np.
             names = tuple(sample.flow)
             values.append([float(v) for v in sample.flow.values()])
             detections.append(sample.detections)
+            structures.append(sample.structures)
     width = 8 + 4 * LEVELS + 2 * len(WINDOWS)
-    return np.array(views, dtype=np.int64).reshape(len(views), width), np.array(values), names, detections
+    return (np.array(views, dtype=np.int64).reshape(len(views), width), np.array(values), names, detections,
+            structures)
 
 
 def run_kernel_lane(batches: list[ColumnBatch], marks: list[int], iid: int, step: int = 1_000_000_000,
-                    **kwargs) -> tuple[np.ndarray, np.ndarray, KernelLane, list[tuple]]:
-    lane = KernelLane(kernel(iid), step_ns=step, sweep=SweepParams(min_bursts=3), **kwargs)
+                    bar_s: int = 10, **kwargs) -> tuple[np.ndarray, np.ndarray, KernelLane, list[tuple], list[dict]]:
+    lane = KernelLane(kernel(iid), step_ns=step, sweep=SweepParams(min_bursts=3),
+                      structure=StructureParams(bar_s=bar_s), **kwargs)
     parts = [lane.run(b, m) for b, m in zip(batches, marks, strict=True)]
     views = np.concatenate([np.zeros((0, 2 + lane.book.view_width), dtype=np.int64), *[p.views for p in parts]])
     values = np.concatenate([np.zeros((0, len(lane.names))), *[p.values for p in parts]])
-    return views, values, lane, [d for p in parts for d in p.detections()]
+    return (views, values, lane, [d for p in parts for d in p.detections()],
+            [x for p in parts for x in p.structures()])
 
 
 def assert_same_samples(got: tuple, expected: tuple) -> None:
-    views, values, lane, detections = got
-    ref_views, ref_values, names, ref_detections = expected
+    views, values, lane, detections, structures = got
+    ref_views, ref_values, names, ref_detections, ref_structures = expected
     np.testing.assert_array_equal(views, ref_views)
     if len(ref_values):
         assert lane.names == names
@@ -250,6 +257,7 @@ def assert_same_samples(got: tuple, expected: tuple) -> None:
     else:
         assert len(values) == 0
     assert detections == ref_detections
+    assert structures == ref_structures
 
 
 @st.composite
@@ -276,12 +284,13 @@ def test_lane_samples_equal_the_market_stages_on_random_sequences(events_step, c
     """Bar closes and sweep detections of the book with trade flow, OFI, the time-weighted spread and the
     sweep detector (OFI windows of 1-60 s
     over 100-ms buckets, trade windows of 5 and 30 s, spread over 10 s; events 10 ms or 1 s apart, so
-    trades and segments leave the windows, some exactly at a close): the same views and values, to the bit."""
+    trades and segments leave the windows, some exactly at a close; swings on 1-s bars): the same views,
+    values, detections and swing structures, to the bit."""
     events, step = events_step
     batches = split(events, cuts)
     got = run_kernel_lane([from_events(b) for b in batches], [b[-1].ts_recv if b else -1 for b in batches], 0, step,
-                          capacity=1)
-    assert_same_samples(got, reference_lane(batches, 0, step))
+                          bar_s=1, capacity=1)
+    assert_same_samples(got, reference_lane(batches, 0, step, bar_s=1))
 
 
 def test_lane_samples_on_the_amzn_days_equal_the_market_stages(amzn_tape):
@@ -293,4 +302,5 @@ def test_lane_samples_on_the_amzn_days_equal_the_market_stages(amzn_tape):
     expected = reference_lane(event_batches, iid, 1_000_000_000)
     assert len(expected[0]) > 20_000 and expected[1][:, expected[2].index("volume")].max() > 0
     assert sum(len(d) for d in expected[3]) > 100  # sweeps found (AMZN's aggressive orders through 2+ prices)
+    assert len(expected[4][-1]["swing_highs"]) == 5  # swings found and kept
     assert_same_samples(got, expected)
