@@ -45,27 +45,25 @@ def structure_state(params: StructureParams | None) -> list[np.ndarray]:
 
 
 @jit
+def _extend(ss, has, high, low, price):
+    """Widen the range ``ss[low]..ss[high]`` (empty unless ``ss[has]``) to take ``price``."""
+    if not ss[has]:
+        ss[has] = 1
+        ss[high] = price
+        ss[low] = price
+        return
+    if price > ss[high]:
+        ss[high] = price
+    if price < ss[low]:
+        ss[low] = price
+
+
+@jit
 def swing_on_trade(ss, price):
     ss[G_HAS_LAST] = 1
     ss[G_LAST] = price
-    if not ss[G_HAS_BAR]:
-        ss[G_HAS_BAR] = 1
-        ss[G_HIGH] = price
-        ss[G_LOW] = price
-    else:
-        if price > ss[G_HIGH]:
-            ss[G_HIGH] = price
-        if price < ss[G_LOW]:
-            ss[G_LOW] = price
-    if not ss[G_HAS_SESSION]:
-        ss[G_HAS_SESSION] = 1
-        ss[G_SESSION_HIGH] = price
-        ss[G_SESSION_LOW] = price
-    else:
-        if price > ss[G_SESSION_HIGH]:
-            ss[G_SESSION_HIGH] = price
-        if price < ss[G_SESSION_LOW]:
-            ss[G_SESSION_LOW] = price
+    _extend(ss, G_HAS_BAR, G_HIGH, G_LOW, price)
+    _extend(ss, G_HAS_SESSION, G_SESSION_HIGH, G_SESSION_LOW, price)
 
 
 @jit
