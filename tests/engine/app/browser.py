@@ -41,7 +41,9 @@ class HeadlessPage:
     def __enter__(self) -> HeadlessPage:
         import websocket
 
-        self.profile = tempfile.TemporaryDirectory(prefix="chimera-browser-")
+        # Chromium's helper processes can still write into the profile just after the browser exits:
+        # a leftover file there must not fail the test (the directory is temporary either way)
+        self.profile = tempfile.TemporaryDirectory(prefix="chimera-browser-", ignore_cleanup_errors=True)
         self.process = subprocess.Popen(
             [self.binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--no-default-browser-check", "--remote-debugging-port=0", "--remote-allow-origins=*",
