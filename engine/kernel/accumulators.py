@@ -135,7 +135,8 @@ def _since(of, hist_ends, ts, window_ns):
 
 @jit
 def _side_terms(cum, lv, s, nlev, prev, m, prev_n, sign):
-    """``engine.features.ofi._side_terms`` over side ``s`` of the kernel book (its ``nlev`` levels)."""
+    """The side terms of ``OrderFlowImbalance`` (engine/features/ofi.py) over side ``s`` of the kernel book
+    (its ``nlev`` levels)."""
     n = nlev if nlev < m else m
     common = n if n < prev_n else prev_n
     rp = 2 * s  # prev rows: bids 0, 1; asks 2, 3

@@ -15,7 +15,7 @@ Invariants:
 - where the SQLite work runs is the ``writer`` mode: ``"process"`` (the pipeline's default,
   ``[store] writer``) sends each whole batch to a child process that owns the write connection
   (engine/store/writer_process.py), so rows are bound and inserted outside this process (the event
-  loop's thread pickles each batch once); ``"thread"`` writes through aiosqlite, a thread of this
+  loop's thread encodes each batch once); ``"thread"`` writes through aiosqlite, a thread of this
   process. The batching, the
   resume skip and the pending rows stay on the event loop's side in both modes.
 """

@@ -5,7 +5,8 @@ Invariants:
   message, a whole batch as the producers handed it over, in ONE transaction: ``group_rows`` (the run
   id is prepended here, off the parent's main thread), one ``executemany`` per table, the heartbeat,
   COMMIT; it replies ``("ok", rows, seconds)`` or ``("error", SQLite's text)`` after a rollback;
-- the parent sends one pickled message per batch and awaits the reply on its event loop (a reader on
+- the parent sends one MessagePack message per batch (msgspec: plain data only, nothing a
+  decoder could execute) and awaits the reply on its event loop (a reader on
   the pipe), so rows stay pending in the parent until the child has said they are committed; if the
   child ends after a batch was sent and before its reply, the run's row count in the file (known at
   the child's start, plus every confirmed batch) says whether that batch was committed;
@@ -23,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import pickle
 import signal
 import sqlite3
 import subprocess
@@ -33,11 +33,15 @@ from itertools import chain
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import msgspec
+
 from engine.errors import StoreError
 from engine.store.queries import group_rows, table_counts
 from engine.store.runs import HEARTBEAT_SQL
 from engine.store.schema import INSERTS, connect, pragmas
 
+_ENCODE = msgspec.msgpack.Encoder().encode  # rows are ints, floats, strings, bools and None
+_DECODE = msgspec.msgpack.Decoder().decode  # tuples come back as lists, which SQLite binds alike
 _CLOSE_WAIT_S = 10.0  # how long a closing parent waits for the child to exit before killing it
 MODULE = "engine.store.writer_process"
 CHILD = f"import sys; from {MODULE} import main; main(sys.argv[1:])"  # python -c CHILD INBOX REPLY PATH RUN BUSY
@@ -74,7 +78,7 @@ def serve(inbox: Connection, conn: Connection, path: str, run_id: str, busy_time
                 message = inbox.recv_bytes()
             except (EOFError, OSError):
                 return
-            batches, heartbeat = pickle.loads(message)
+            batches, heartbeat = _DECODE(message)
             if not _reply(conn, _transaction(db, run_id, batches, heartbeat)):
                 return
     finally:
@@ -99,7 +103,7 @@ def _transaction(db: sqlite3.Connection, run_id: str, batches: list, heartbeat: 
 
 def _reply(conn: Connection, reply: tuple) -> bool:
     try:
-        conn.send_bytes(pickle.dumps(reply))
+        conn.send_bytes(_ENCODE(reply))
     except OSError:  # the parent is gone
         return False
     return True
@@ -147,7 +151,7 @@ class ProcessSink:
         return sink
 
     async def write(self, batches: list, heartbeat: tuple | None) -> float:
-        """Send one batch (the producers' lists as they are, pickled once) and await its commit.
+        """Send one batch (the producers' lists as they are, encoded once) and await its commit.
 
         Returns the child's seconds inside the transaction. When the child ends after the batch was sent
         and before its reply, the file says whether the batch was committed (the run's row count).
@@ -183,7 +187,7 @@ class ProcessSink:
             db.close()
 
     def _send(self, batches: list, heartbeat: tuple | None) -> None:
-        message = pickle.dumps((batches, heartbeat), protocol=pickle.HIGHEST_PROTOCOL)
+        message = _ENCODE((batches, heartbeat))
         try:
             self.outbox.send_bytes(message)
         except OSError:
@@ -209,7 +213,7 @@ class ProcessSink:
             data = await arrived
         finally:
             loop.remove_reader(fd)
-        reply = pickle.loads(data)
+        reply = _DECODE(data)
         if reply[0] == "error":
             raise sqlite3.OperationalError(reply[1])
         return reply
