@@ -9,8 +9,8 @@ bar hook runs; the listeners see only rows the book accepted, trade handlers fir
 ``on_last`` hooks after each LAST row; an event (or bar close) that completed detections is followed
 by a detection sample (frames 0) showing the book after it. Each sample is an int row (time,
 frames, the book's view as ``engine.kernel.book.write_view`` lays it out), a float row
-(``KernelLane.names``) and a row of the kept swings; each detection a row of ``engine.kernel.sweep``'s
-layout naming its sample.
+(``KernelLane.names``) and a row of the kept swings; each detection a row of the detection table
+(``engine.kernel.detections``: every detector's rows in one table, in the order found) naming its sample.
 
 The loop stops before a row, changing nothing for it, when an array is full; ``KernelLane`` grows
 that array and resumes there, so the output does not depend on the capacities or the batch cuts.
@@ -18,11 +18,13 @@ that array and resumes there, so the output does not depend on the capacities or
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from engine.config.detectors import SweepParams
 from engine.config.features import StructureParams
-from engine.detectors.sweep import SweepDetection
+from engine.events import Detection
 from engine.features.bars import NS
 from engine.kernel.accumulators import (
     FLOW_NAMES,
@@ -55,12 +57,10 @@ from engine.kernel.book import (
     write_view,
 )
 from engine.kernel.columns import K_DELTA, K_EXECUTE, K_SNAP, K_TRADE, K_TRUTH, ColumnBatch
+from engine.kernel.detections import CLOSE_MAX, D_KIND, D_SAMPLE, FLOATS, INTS, K_SWEEP, ROW_MAX
 from engine.kernel.structure import structure_names, structure_state, swing_on_trade, swing_structures, swing_values
 from engine.kernel.sweep import (
     B_LEVELS,
-    D_SAMPLE,
-    DET_FLOATS,
-    DET_INTS,
     SW_SIZE,
     parameters,
     sweep_detection,
@@ -70,6 +70,8 @@ from engine.kernel.sweep import (
 )
 
 GROW_TRADES, GROW_SEGMENTS, GROW_BURST = 4, 5, 7
+# detection kind -> the Python detection of a row of the detection table
+BUILDERS: dict[int, Callable[[np.ndarray, np.ndarray, int], Detection]] = {K_SWEEP: sweep_detection}
 
 
 @jit
@@ -140,7 +142,7 @@ def run_lane(lv, od, ids, meta, c, start, iid, depth_windows, step, mark, acc, d
             if status != OK:
                 break
         closes = (ts - meta[NEXT_CLOSE]) // step + 1 if ts >= meta[NEXT_CLOSE] else 0
-        if n_out + 2 * closes + 1 > views.shape[0] or n_det + closes + 2 > det_i.shape[0]:
+        if n_out + 2 * closes + 1 > views.shape[0] or n_det + CLOSE_MAX * closes + ROW_MAX > det_i.shape[0]:
             status = OUT_FULL  # a bar sample and a detection sample per close, one more for the row
             break
         if closes:
@@ -202,11 +204,11 @@ class LaneOutput:
         """Per sample, the swing structures (``SwingStructure.structures``)."""
         return [swing_structures(row, self.kept) for row in self.structs]
 
-    def detections(self) -> list[tuple[SweepDetection, ...]]:
-        """Per sample, the detections it carries (empty for a plain bar close)."""
-        out: list[list[SweepDetection]] = [[] for _ in range(len(self.views))]
+    def detections(self) -> list[tuple[Detection, ...]]:
+        """Per sample, the detections it carries (empty for a plain bar close), in the order found."""
+        out: list[list[Detection]] = [[] for _ in range(len(self.views))]
         for row, floats in zip(self.det_ints, self.det_floats, strict=True):
-            out[int(row[D_SAMPLE])].append(sweep_detection(row, floats, self.instrument_id))
+            out[int(row[D_SAMPLE])].append(BUILDERS[int(row[D_KIND])](row, floats, self.instrument_id))
         return [tuple(d) for d in out]
 
 
@@ -256,7 +258,7 @@ class KernelLane:
         book = self.book
         c = tuple(getattr(batch, name) for name in batch.__struct_fields__)
         out = [np.zeros((64, 2 + book.view_width), dtype=np.int64), np.zeros((64, len(self.names))),
-               np.zeros((16, DET_INTS), dtype=np.int64), np.zeros((16, DET_FLOATS)),
+               np.zeros((16, INTS), dtype=np.int64), np.zeros((16, FLOATS)),
                np.zeros((64, 2 * (1 + 3 * self.kept)), dtype=np.int64)]
         counts = np.zeros(2, dtype=np.int64)
         start = 0

@@ -20,11 +20,11 @@ import math
 
 import numpy as np
 
-from engine.book import UNUSABLE
 from engine.config.detectors import SweepParams
 from engine.detectors.sweep import MS, SweepDetection
 from engine.features.bars import TF2
-from engine.kernel.book import LAST_SEQ, STATE, jit
+from engine.kernel.book import LAST_SEQ, jit
+from engine.kernel.detections import D_SEQ, D_TS, FIRST, K_SWEEP, found
 
 # sw fields: the open burst, then the baseline
 (B_OPEN, B_SIDE, B_T_FIRST, B_T_LAST, B_ORDER_TS, B_FIRST_PRICE, B_LAST_PRICE, B_LO, B_HI, B_VOLUME, B_NOTIONAL,
@@ -33,10 +33,9 @@ from engine.kernel.book import LAST_SEQ, STATE, jit
 SW_SIZE = 23
 # par fields
 P_ENABLED, P_WINDOW, P_BY_ORDER, P_MIN_LEVELS, P_VOLUME_LEVELS, P_REQUIRE_VOLUME, P_MIN_BURSTS = range(7)
-# detection rows: int columns, then float columns (strength, threshold)
-(D_SAMPLE, D_TS, D_SEQ, D_SIDE, D_LO, D_HI, D_T_FIRST, D_FIRST_PRICE, D_LAST_PRICE, D_LEVELS, D_VOLUME, D_HIDDEN,
- D_NOTIONAL, D_T_LAST, D_ORDERS) = range(15)
-DET_INTS, DET_FLOATS = 15, 2
+# fields of a detection row (engine/kernel/detections.py) after the header; floats: strength, threshold
+(D_SIDE, D_LO, D_HI, D_T_FIRST, D_FIRST_PRICE, D_LAST_PRICE, D_LEVELS, D_VOLUME, D_HIDDEN, D_NOTIONAL, D_T_LAST,
+ D_ORDERS) = range(FIRST, FIRST + 12)
 
 
 def parameters(params: SweepParams | None) -> tuple[np.ndarray, float, int]:
@@ -142,12 +141,7 @@ def _close(sw, par, k, det_i, det_f, n_det):
 @jit
 def _found(meta, det_i, n_det, ts, seq):
     """Stamp the sweep just written at ``n_det``; it counts only on a usable book. Returns the new count."""
-    if meta[STATE] & UNUSABLE:
-        return n_det
-    det_i[n_det, D_TS] = ts
-    det_i[n_det, D_SEQ] = seq
-    det_i[n_det, D_SAMPLE] = -1  # the sample it travels in: set when that sample is written
-    return n_det + 1
+    return found(meta, det_i, n_det, K_SWEEP, ts, seq, True)
 
 
 @jit
