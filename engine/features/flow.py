@@ -98,9 +98,9 @@ class TradeFlow(Accumulator):
     def values(self, ts: int) -> dict[str, float]:
         vwap, sigma = self.vwap()
         out = {
-            "volume": self.volume, "buy_volume": self.buy_volume, "sell_volume": self.sell_volume,
-            "cvd": self.cvd, "notional": self.notional, "fills": self.fills, "orders": self.orders,
-            "last_price": self.last_price, "vwap": vwap, "vwap_sigma": sigma,
+            "volume": float(self.volume), "buy_volume": float(self.buy_volume), "sell_volume": float(self.sell_volume),
+            "cvd": float(self.cvd), "notional": float(self.notional), "fills": float(self.fills),
+            "orders": float(self.orders), "last_price": float(self.last_price), "vwap": vwap, "vwap_sigma": sigma,
         }
         for name, window in self.windows:
             out[name] = window.imbalance(ts)

@@ -160,7 +160,7 @@ class LiquidityFlow(Accumulator):
         if bid is not None and ask is not None and bid < ask:
             self.spreads.add(ts, ask - bid)
         self.median_spread = self.spreads.median(ts)
-        self.out["spread_median"] = self.median_spread or 0.0
+        self.out["spread_median"] = float(self.median_spread or 0.0)
         median = self.sizes.median(ts)
         self.out["median_trade_size"] = float(median or 0.0)
 

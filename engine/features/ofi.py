@@ -145,14 +145,14 @@ class OrderFlowImbalance(Accumulator):
             self.bucket_end = (ts // BUCKET_NS + 1) * BUCKET_NS
         cum = self.cum
         since = self.windows.since
-        out: dict[str, float] = {"ofi_cum": cum[0]}
+        out: dict[str, float] = {"ofi_cum": float(cum[0])}
         for seconds, name, norm in _WINDOW_NAMES:
             start = since(ts, seconds * 1_000_000_000)
             if start is None:
                 e, depth2, updates = cum[0], cum[1], cum[2]
             else:
                 e, depth2, updates = cum[0] - start[0], cum[1] - start[1], cum[2] - start[2]
-            out[name] = e
+            out[name] = float(e)
             out[norm] = 2 * e * updates / depth2 if depth2 else 0.0
         start = since(ts, 10_000_000_000)
         m = self.levels

@@ -427,8 +427,8 @@ class VolumeProfile(Accumulator):
             levels.lvns = sorted(node.price for node in levels.nodes if node.kind == "lvn")
         out, names = self.out, self.names[prefix]
         out[names[0]] = 1.0
-        out[names[1]], out[names[2]], out[names[3]] = levels.poc, levels.vah, levels.val
-        out[names[16]], out[names[17]] = len(levels.hvns), len(levels.lvns)
+        out[names[1]], out[names[2]], out[names[3]] = levels.poc, float(levels.vah), float(levels.val)
+        out[names[16]], out[names[17]] = float(len(levels.hvns)), float(len(levels.lvns))
 
     def _clear(self, prefix: str) -> None:
         for key in KEYS:

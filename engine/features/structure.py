@@ -112,13 +112,13 @@ class SwingStructure(Accumulator):
         for kept, names, dist, count in self.sides:
             k = len(kept)
             for (price, age), swing in zip(names, reversed(kept), strict=False):  # most recent first
-                out[price], out[age] = swing.price, (ts - swing.ts_bar) / NS
+                out[price], out[age] = float(swing.price), (ts - swing.ts_bar) / NS
             for price, age in names[k:]:
                 out[price] = out[age] = 0.0
             out[dist] = kept[-1].price - mid if k and mid is not None else 0.0
-            out[count] = k
+            out[count] = float(k)
         for name, dist, level in (("session_high", "session_high_dist", self.session_high),
                                   ("session_low", "session_low_dist", self.session_low)):
-            out[name] = level if level is not None else 0.0
+            out[name] = float(level) if level is not None else 0.0
             out[dist] = level - mid if level is not None and mid is not None else 0.0
         return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.book import OrderBook
 from engine.config import load_config
-from engine.events import BUY, SELL, OrderAdd
+from engine.events import BUY, SELL, OrderAdd, TruthLabel
 from engine.pipeline import RunOptions, run_reference
 from engine.pipeline.lanes import MarketStage
 from engine.pipeline.wiring import build_lane
@@ -62,3 +62,20 @@ def test_simulated_run_with_check_l3_has_no_mismatch():
     _, records = run_reference(feed, config, RunOptions())
     assert sorted(integrity(records, "l3_mismatches")) == [(0, "book", "l3_mismatches", 0),
                                                            (1, "book", "l3_mismatches", 0)]
+
+
+def test_every_value_the_market_stage_samples_is_a_float():
+    """The accumulators' and detectors' values (``Sample.flow``) are floats, as declared, never ints: the
+    feature rows persist them as JSON, so a compiled market stage giving float rows persists the same text."""
+    config = load_config()
+    sim = MarketSimulator(["AAPL", "TSLA"], config, seed=2, duration_s=300)
+    markets = {d.instrument_id: dict(build_lane(d, config, lambda d: []).stages)["market"] for d in sim.instruments()}
+    types: dict[str, set[str]] = {}
+    for ev in sim.events():
+        if type(ev) is TruthLabel:
+            continue
+        for sample in markets[ev.instrument_id].apply([ev]):
+            for name, value in sample.flow.items():
+                types.setdefault(name, set()).add(type(value).__name__)
+    assert len(types) > 100
+    assert {name: kinds for name, kinds in types.items() if kinds != {"float"}} == {}
