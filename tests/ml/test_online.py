@@ -243,12 +243,13 @@ def test_a_retrain_in_the_executor_leaves_the_event_loop_responsive(tmp_path):
     built from arrays in this process) until the challenger is ready.
 
     What the learner controls is held to the issue's 10 ms: the engine's thread spends under 10 ms in
-    it, and the other threads of this process together use under 10 ms of CPU during the whole
-    retrain, so none of them can hold the interpreter lock that long (importing skops on the retrain
-    thread once did: 0.5 s of CPU, 15-20 ms stalls of the loop). The ticker's worst oversleep is held
-    to 10 ms above the worst the same ticker sees right after, as long, with nothing of ours running:
-    on two cores shared with other work that alone reaches 5-11 ms (measured: 5.5-6.6 ms during a
-    retrain, alone in the process).
+    it. The other threads of this process together use under 50 ms of CPU during the whole retrain:
+    importing skops on the retrain thread once took 0.5 s of CPU there and stalled the loop 15-20 ms;
+    with other jobs loading the machine these threads read 10.5 and 15.6 ms in two runs (CPU time grows
+    with contention), so a bound of 10 ms failed on a busy machine without any stall of the loop. The
+    ticker's worst oversleep is held to 10 ms above the worst the same ticker sees right after, as
+    long, with nothing of ours running: on two cores shared with other work that alone reaches 5-11 ms
+    (measured: 5.5-6.6 ms during a retrain, alone in the process).
     """
     rng = np.random.default_rng(4)
     db = str(tmp_path / "registry.db")
@@ -285,7 +286,7 @@ def test_a_retrain_in_the_executor_leaves_the_event_loop_responsive(tmp_path):
         learner.close()
     assert took > 0.1 and len(during) > 50  # the retrain took a while and the ticker ran throughout
     assert in_learner < 0.010, f"{in_learner * 1000:.1f} ms on the engine's thread"
-    assert cpu < 0.010, f"{cpu * 1000:.1f} ms of CPU on this process's other threads during the retrain"
+    assert cpu < 0.050, f"{cpu * 1000:.1f} ms of CPU on this process's other threads during the retrain"
     assert max(during) < 0.010 + max(idle), f"worst event-loop lag {max(during) * 1000:.1f} ms while a retrain " \
                                             f"ran, {max(idle) * 1000:.1f} ms without it"
     print(f"retrain {took:.2f} s: ticker oversleep median {np.median(during) * 1000:.2f} ms, "
