@@ -17,8 +17,8 @@ from pathlib import Path
 
 STAMP = "kernel-sources.sha256"
 # engine modules outside the kernel whose constants the compiled functions read (a test checks the list)
-INPUTS = ("events.py", "book.py", "features/bars.py", "features/ofi.py", "features/structure.py", "detectors/sweep.py",
-          "config/detectors.py", "config/features.py")
+INPUTS = ("events.py", "book.py", "features/bars.py", "features/ofi.py", "features/sample.py",
+          "features/structure.py", "detectors/sweep.py", "config/detectors.py", "config/features.py")
 
 
 def refresh_cache(folder: Path, inputs: tuple[Path, ...] = ()) -> bool:

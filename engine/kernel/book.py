@@ -30,7 +30,7 @@ import numpy as np
 from numba import types
 from numba.typed import Dict
 
-from engine.book import CROSSED, HALTED, STALE, BookCounters
+from engine.book import CROSSED, HALTED, STALE, BookCounters, BookView
 from engine.events import BUY, CLEAR, DELETE, LAST, MarketState
 from engine.features.bars import NS, TF1, TF2, TF3
 from engine.kernel.columns import (
@@ -528,6 +528,19 @@ class KernelBook:
     def view_width(self) -> int:
         """Columns of a view row: 6 + 4 * view_levels + 2 * len(depth_windows)."""
         return 6 + 4 * self.view_levels + 2 * len(self.depth_windows)
+
+    def views(self, rows: np.ndarray) -> list[BookView]:
+        """The ``BookView`` of each view row (``write_view``'s layout), as ``OrderBook.view`` gives it."""
+        n, w, iid = self.view_levels, len(self.depth_windows), self.instrument_id
+        out = []
+        for row in rows.tolist():
+            nb, na = row[4], row[5]
+            depth = 6 + 4 * n
+            out.append(BookView(iid, row[2], row[3], row[0], row[1], tuple(row[6:6 + nb]), tuple(row[6 + n:6 + n + nb]),
+                                tuple(row[6 + 2 * n:6 + 2 * n + na]), tuple(row[6 + 3 * n:6 + 3 * n + na]),
+                                tuple(row[depth:depth + w]) if nb else (),
+                                tuple(row[depth + w:depth + 2 * w]) if na else ()))
+        return out
 
     def apply(self, batch: ColumnBatch) -> np.ndarray:
         """Apply a batch; one view row (``write_view``'s layout) after each applied LAST row."""

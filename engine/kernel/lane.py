@@ -26,6 +26,7 @@ from engine.config.detectors import SweepParams
 from engine.config.features import StructureParams
 from engine.events import Detection
 from engine.features.bars import NS
+from engine.features.sample import Sample
 from engine.kernel.accumulators import (
     FLOW_NAMES,
     HISTORY,
@@ -199,6 +200,17 @@ class LaneOutput:
         self.det_ints = det_ints
         self.det_floats = det_floats
         self.instrument_id = instrument_id
+
+    def samples(self, book: KernelBook, names: tuple[str, ...]) -> list[Sample]:
+        """The ``Sample`` objects ``MarketState.apply`` gives for the same events: the view of ``book``'s
+        layout, the values by ``names``, the detections and the structures."""
+        views = book.views(self.views[:, 2:])
+        detections = self.detections()
+        structures = self.structures()
+        iid = self.instrument_id
+        return [Sample(iid, ts, view.seq, frames, view, dict(zip(names, values, strict=True)), found, structs)
+                for (ts, frames), view, values, found, structs
+                in zip(self.views[:, :2].tolist(), views, self.values.tolist(), detections, structures, strict=True)]
 
     def structures(self) -> list[dict[str, object]]:
         """Per sample, the swing structures (``SwingStructure.structures``)."""
